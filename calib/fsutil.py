@@ -1,0 +1,68 @@
+"""Atomic file writes: write to a temporary file beside the target, then rename.
+
+A crash or a bad input never leaves a half-written or half-overwritten file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .errors import CalibError
+
+__all__ = ["atomic_write", "atomic_path", "sha256_file"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder; on success it is renamed to ``path``.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+
+    Raises
+    ------
+    CalibError
+        If the folder does not exist or is not writable (e.g. read-only or full disk).
+    """
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise CalibError(f"{target}: folder {folder} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=folder)
+    except OSError as exc:
+        raise CalibError(f"{target}: cannot write in {folder} ({exc.strerror or exc})") from None
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise CalibError(f"{target}: write failed ({exc.strerror or exc})") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` and rename the result onto ``path`` atomically."""
+    with atomic_path(path, suffix=Path(path).suffix) as tmp:
+        write(tmp)
+    return Path(path)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file's bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,730 @@
+"""Ingestion: read sensor readings, validate them, normalise units, split.
+
+readings file (CSV / Parquet / Excel) + :class:`~calib.config.DataSpec` -> :class:`Dataset`
+-> :class:`Splits` (train / dev / test).
+
+Rows in error messages are numbered as a spreadsheet shows them: the header is
+row 1, the first reading row 2. Every error is one line naming the file, the row,
+the column and what was expected, e.g.
+``readings.csv row 17, column phase_5000hz_deg: 'n/a' is not a number``.
+
+Examples
+--------
+>>> from calib.config import DataSpec
+>>> ds = load_dataset("data/readings.csv", DataSpec(target="o2_hPa", group="spot_id"))  # doctest: +SKIP
+>>> splits = split_dataset(ds, test_fraction=0.2, dev_fraction=0.2, seed=0)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import io
+import re
+from dataclasses import dataclass, asdict
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import units as U
+from .config import DataSpec
+from .errors import ConfigError, IngestError, UnitError
+
+__all__ = [
+    "Column",
+    "Dataset",
+    "Splits",
+    "RawTable",
+    "read_table",
+    "load_dataset",
+    "split_dataset",
+    "parse_numeric",
+    "check_physical",
+    "summarize",
+]
+
+#: Inclusive physical bounds per canonical unit (quantity, low, high, what).
+PHYSICAL_BOUNDS: dict[str, tuple[float, float, str]] = {
+    "deg": (0.0, 90.0, "a phase within 0..90 deg"),
+    "us": (0.0, np.inf, "a phase delay >= 0 us"),
+    "degC": (-5.0, 100.0, "a temperature within -5..100 degC"),
+    "psu": (0.0, 50.0, "a salinity within 0..50 psu"),
+}
+_PRESSURE_BOUNDS = (0.0, np.inf, "a pressure >= 0 hPa")
+_O2_BOUNDS = (0.0, np.inf, "O2 >= 0 (a negative O2 level is impossible)")
+
+
+# --------------------------------------------------------------------------- types
+@dataclass(frozen=True)
+class Column:
+    """One declared column, before and after unit normalisation.
+
+    Attributes
+    ----------
+    name : str
+        Name in the normalised table (the source name, or its stem with the canonical
+        unit suffix when the unit was converted, e.g. ``temp_K`` -> ``temp_degC``).
+    source : str
+        Name in the input file.
+    unit : str
+        Canonical unit of the normalised values (e.g. ``deg``, ``degC``, ``hPa``).
+    source_unit : str
+        Unit of the values in the input file.
+    quantity : str
+        ``phase``, ``delay``, ``temperature``, ``pressure``, ``o2``, ``salinity``, ...
+    frequency_hz : float or None
+        Modulation frequency of a phase or delay column, when known (Hz).
+    """
+
+    name: str
+    source: str
+    unit: str
+    source_unit: str
+    quantity: str
+    frequency_hz: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Column":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Validated, unit-normalised readings.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        Normalised columns: features, target, auxiliary targets and group (if any),
+        with a fresh ``RangeIndex``; row ``i`` came from file row ``i + 2``.
+    features : tuple of Column
+        Inputs in model order.
+    target : Column
+        The O2 reference (in ``target.unit``).
+    aux_targets : tuple of Column
+        Further targets predicted together with O2.
+    group : str or None
+        Name of the sensor-spot column.
+    source : str
+        Path of the file read.
+    sha256 : str
+        SHA-256 of the file's bytes.
+    """
+
+    frame: pd.DataFrame
+    features: tuple[Column, ...]
+    target: Column
+    aux_targets: tuple[Column, ...] = ()
+    group: str | None = None
+    source: str = ""
+    sha256: str = ""
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.frame)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.features)
+
+    @property
+    def target_names(self) -> tuple[str, ...]:
+        return (self.target.name, *(c.name for c in self.aux_targets))
+
+    def x(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Inputs as float64 array (n, n_features), in canonical units."""
+        f = self.frame[list(self.feature_names)].to_numpy(dtype=np.float64)
+        return f if rows is None else f[rows]
+
+    def y(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Targets as float64 array (n, 1 + n_aux): O2 first."""
+        t = self.frame[list(self.target_names)].to_numpy(dtype=np.float64)
+        return t if rows is None else t[rows]
+
+    def groups(self, rows: np.ndarray | None = None) -> np.ndarray | None:
+        """Group labels as strings, or ``None`` without a group column."""
+        if self.group is None:
+            return None
+        g = self.frame[self.group].astype(str).to_numpy()
+        return g if rows is None else g[rows]
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Row indices of the train, dev and test parts of a :class:`Dataset`.
+
+    The test part is set aside once; only the final evaluation touches it.
+    With a group column, no group appears in two parts.
+    """
+
+    train: np.ndarray
+    dev: np.ndarray
+    test: np.ndarray
+    seed: int
+    by_group: bool
+
+    @property
+    def train_dev(self) -> np.ndarray:
+        """Train and dev rows together (what k-fold validation runs on), sorted."""
+        return np.sort(np.concatenate([self.train, self.dev]))
+
+    def labels(self, n_rows: int) -> np.ndarray:
+        """A per-row array of ``"train"``, ``"dev"``, ``"test"``."""
+        out = np.empty(n_rows, dtype=object)
+        out[self.train], out[self.dev], out[self.test] = "train", "dev", "test"
+        return out
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """A file read as-is: header checked, cells not yet validated."""
+
+    frame: pd.DataFrame
+    name: str
+    path: str
+    decimal: str
+    sha256: str
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.frame.columns)
+
+
+# --------------------------------------------------------------------------- reading
+_CSV_SEPS = (";", "\t", "|", ",")
+_DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+(?:[eE][-+]?\d+)?\s*$")
+
+
+def _detect_sep(lines: list[str]) -> str:
+    """Pick the separator whose count is non-zero on the header and the same on every sampled line."""
+    header, body = lines[0], [ln for ln in lines[1:] if ln.strip()]
+    best, best_count = ",", 0
+    for sep in _CSV_SEPS:
+        n = header.count(sep)
+        if n == 0:
+            continue
+        if all(ln.count(sep) == n for ln in body):
+            return sep
+        if n > best_count:
+            best, best_count = sep, n
+    return best
+
+
+def _read_csv(path: Path, name: str, data: bytes, sep: str | None, decimal: str | None) -> tuple[pd.DataFrame, str]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")  # Windows lab exports; every byte decodes
+    lines = text.splitlines()
+    first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
+    if first is None:
+        raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings")
+    if first > 0:
+        raise IngestError(f"{name} row 1: blank line before the header; expected the column names on row 1")
+    sample = lines[:50]
+    sep = sep or _detect_sep(sample)
+    if decimal is None:
+        decimal = "."
+        if sep != ",":
+            cells = (c for ln in sample[1:] for c in ln.split(sep))
+            if any(_DECIMAL_COMMA.match(c) for c in cells):
+                decimal = ","
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=sep,
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=False,
+            quoting=csv.QUOTE_MINIMAL,
+            engine="c",
+        )
+    except pd.errors.ParserError as exc:
+        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if m:
+            raise IngestError(
+                f"{name} row {m.group(2)}: {m.group(3)} fields, expected {m.group(1)} "
+                f"(separator {sep!r})"
+            ) from None
+        raise IngestError(f"{name}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
+    except pd.errors.EmptyDataError:
+        raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings") from None
+    return frame, decimal
+
+
+def _read_excel(path: Path, name: str, sheet: str | int | None) -> pd.DataFrame:
+    if path.suffix.lower() == ".xls":
+        raise IngestError(f"{name}: legacy .xls is not supported; save the sheet as .xlsx or .csv")
+    try:
+        return pd.read_excel(path, sheet_name=0 if sheet is None else sheet, header=None, dtype=object,
+                             engine="openpyxl")
+    except Exception as exc:  # openpyxl raises many types on corrupt files
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if sheet is not None and "not found" in msg.lower():
+            raise IngestError(f"{name}: no sheet {sheet!r} ({msg})") from None
+        raise IngestError(f"{name}: not a readable Excel file ({msg})") from None
+
+
+def _read_parquet(path: Path, name: str) -> pd.DataFrame:
+    try:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+    except Exception as exc:
+        raise IngestError(f"{name}: not a readable Parquet file ({type(exc).__name__}: {exc})") from None
+    names = [str(n) for n in table.column_names]
+    frame = table.to_pandas(ignore_metadata=True) if len(set(names)) == len(names) else None
+    if frame is None:
+        _check_header(names, name)
+    frame = frame.reset_index(drop=True)
+    header = pd.DataFrame([names], columns=frame.columns)
+    frame.columns = range(len(names))
+    header.columns = range(len(names))
+    return pd.concat([header, frame.astype(object)], ignore_index=True)
+
+
+def _check_header(header: Sequence[Any], name: str) -> list[str]:
+    cols: list[str] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(header, start=1):
+        col = "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw).strip()
+        if not col:
+            raise IngestError(f"{name} row 1, column {i}: empty column name; expected a header name for every column")
+        if col in seen:
+            raise IngestError(
+                f"{name} row 1, column {col}: duplicate column name (columns {seen[col]} and {i}); "
+                "expected unique column names"
+            )
+        seen[col] = i
+        cols.append(col)
+    return cols
+
+
+def read_table(
+    path: str | Path,
+    *,
+    sep: str | None = None,
+    decimal: str | None = None,
+    sheet: str | int | None = None,
+) -> RawTable:
+    """Read a CSV, Parquet or Excel file as-is and check its header.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.csv``/``.txt``/``.tsv`` (comma, semicolon, tab or pipe separated; decimal point
+        or comma; UTF-8 with or without BOM), ``.parquet``/``.pq``, or ``.xlsx``/``.xlsm``.
+    sep, decimal : str, optional
+        CSV separator and decimal mark; detected when not given.
+    sheet : str or int, optional
+        Excel sheet; the first when not given.
+
+    Returns
+    -------
+    RawTable
+
+    Raises
+    ------
+    IngestError
+        Missing or empty file, unreadable format, empty or duplicate column names,
+        rows with the wrong number of fields, no data rows.
+    """
+    p = Path(path)
+    name = p.name
+    if not p.exists():
+        raise IngestError(f"{p}: file not found")
+    if p.is_dir():
+        raise IngestError(f"{p}: is a folder; expected a CSV, Parquet or Excel file")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise IngestError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if not data.strip():
+        raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings")
+    ext = p.suffix.lower()
+    if ext in (".parquet", ".pq"):
+        frame, dec = _read_parquet(p, name), "."
+    elif ext in (".xlsx", ".xlsm", ".xls"):
+        frame, dec = _read_excel(p, name, sheet), "."
+    else:
+        if data[:4] == b"PAR1" or data[:2] == b"PK":
+            raise IngestError(f"{name}: binary file with a {ext or 'missing'} extension; "
+                              "expected .csv text, or name it .parquet / .xlsx")
+        frame, dec = _read_csv(p, name, data, sep, decimal)
+    if frame.shape[0] == 0:
+        raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings")
+    cols = _check_header(list(frame.iloc[0]), name)
+    body = frame.iloc[1:].reset_index(drop=True)
+    body.columns = cols
+    # drop wholly blank lines (e.g. a trailing empty line) but keep the numbering
+    blank = body.apply(lambda s: s.isna() | (s.astype(str).str.strip() == "")).all(axis=1)
+    if blank.all():
+        raise IngestError(f"{name}: no data rows; expected at least one row of readings below the header")
+    if blank.any():
+        # only trailing blank lines may go; blanks inside the data are empty cells
+        last = int(np.flatnonzero(~blank.to_numpy())[-1])
+        body = body.iloc[: last + 1]
+    return RawTable(frame=body, name=name, path=str(p), decimal=dec, sha256=digest)
+
+
+# --------------------------------------------------------------------------- cells
+def _row(i: int) -> int:
+    """Spreadsheet row number of data index ``i`` (header is row 1)."""
+    return int(i) + 2
+
+
+def parse_numeric(raw: pd.Series, table: RawTable, column: str) -> np.ndarray:
+    """Parse one column of cells into finite float64 numbers.
+
+    Raises
+    ------
+    IngestError
+        At the first empty, non-numeric, NaN or infinite cell, naming its row.
+    """
+    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        values = raw.to_numpy(dtype=np.float64, na_value=np.nan)
+        text = None
+    else:
+        text = raw.astype(object).where(raw.notna(), "").astype(str).str.strip()
+        s = text.str.replace(",", ".", regex=False) if table.decimal == "," else text
+        values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        where = f"{table.name} row {_row(i)}, column {column}"
+        cell = None if text is None else text.iloc[i]
+        if cell == "" or (cell is None and np.isnan(values[i])):
+            raise IngestError(f"{where}: empty cell; expected a number")
+        if cell is not None and not _looks_nonfinite(cell):
+            raise IngestError(f"{where}: {cell!r} is not a number")
+        shown = cell if cell is not None else str(values[i])
+        raise IngestError(f"{where}: {shown!r} is not a finite number; expected a measured value")
+    return values
+
+
+def _looks_nonfinite(cell: str) -> bool:
+    return cell.strip().lower().lstrip("+-") in ("nan", "inf", "infinity")
+
+
+def check_physical(values: np.ndarray, table: RawTable, column: str, unit: str, *, o2: bool = False,
+                   source_values: np.ndarray | None = None, source_unit: str | None = None) -> None:
+    """Refuse physically impossible values (inclusive bounds) in a canonical unit.
+
+    Raises
+    ------
+    IngestError
+        At the first value outside its bounds: negative O2, phase outside 0..90 deg,
+        temperature outside -5..100 degC, negative pressure, salinity outside 0..50.
+    """
+    if o2:
+        lo, hi, what = _O2_BOUNDS
+    elif unit in PHYSICAL_BOUNDS:
+        lo, hi, what = PHYSICAL_BOUNDS[unit]
+    elif U.UNITS.get(unit) == "pressure":
+        lo, hi, what = _PRESSURE_BOUNDS
+    else:
+        return
+    bad = (values < lo) | (values > hi)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        v = values[i]
+        shown = f"{_fmt(v)} {unit}"
+        if source_values is not None and source_unit and source_unit != unit:
+            shown = f"{_fmt(source_values[i])} {source_unit} (= {_fmt(v)} {unit})"
+        raise IngestError(f"{table.name} row {_row(i)}, column {column}: {shown} is impossible; expected {what}")
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}"
+
+
+# --------------------------------------------------------------------------- columns
+def _missing(table: RawTable, col: str, role: str) -> IngestError:
+    close = difflib.get_close_matches(col, table.columns, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    cols = ", ".join(table.columns[:20]) + (" ..." if len(table.columns) > 20 else "")
+    return IngestError(f"{table.name} row 1: missing column {col!r} ({role}){hint} (columns in the file: {cols})")
+
+
+def _unit_of(table: RawTable, col: str, spec: DataSpec) -> tuple[str, float | None, bool]:
+    """Return (unit, frequency_hz, from_name) of a column, or raise with how to declare it."""
+    parsed = U.unit_from_column_name(col)
+    freq = spec.frequencies.get(col)
+    if col in spec.units:
+        unit = U.normalize_unit(spec.units[col])
+        if freq is None and parsed is not None:
+            freq = parsed[1]
+        return unit, freq, False
+    if parsed is not None:
+        unit, name_freq = parsed
+        return unit, freq if freq is not None else name_freq, True
+    raise IngestError(
+        f"{table.name} row 1, column {col}: no unit; expected a unit suffix in the name "
+        f"(e.g. {col}_deg, {col}_degC, {col}_hPa) or a declaration in the config: "
+        f'[data.units] {col} = "deg"'
+    )
+
+
+def _normalised_name(col: str, unit: str, canonical: str, from_name: bool) -> str:
+    if canonical == unit:
+        return col
+    parsed = U.unit_from_column_name(col)
+    if from_name and parsed is not None:
+        # strip the matched suffix (case-insensitive)
+        idx = col.lower().rfind("_" + unit.lower())
+        stem = col[:idx] if idx > 0 else col
+        return f"{stem}_{canonical}"
+    return f"{col}_{canonical}"
+
+
+def _feature_candidates(table: RawTable, spec: DataSpec, exclude: set[str]) -> tuple[str, ...]:
+    cols = tuple(
+        c for c in table.columns
+        if c not in exclude and (c in spec.units or U.unit_from_column_name(c) is not None)
+    )
+    if not cols:
+        raise IngestError(
+            f"{table.name} row 1: no input columns found; name them with --features A,B or "
+            "[data] features, and give units by name suffix (e.g. phase_deg) or [data.units]"
+        )
+    return cols
+
+
+def _condition(spec: DataSpec, key: str, table: RawTable, frame: dict[str, np.ndarray]) -> Any:
+    value = spec.conditions.get(key)
+    if value is None:
+        # a declared or present column whose name says what it is
+        for cand in (key,):
+            if cand in frame:
+                return frame[cand]
+        return None
+    if isinstance(value, str):
+        if value in frame:
+            return frame[value]
+        if value not in table.columns:
+            raise _missing(table, value, f"[conditions] {key}")
+        arr = parse_numeric(table.frame[value], table, value)
+        unit, freq, _ = _unit_of(table, value, spec) if (value in spec.units or U.unit_from_column_name(value)) else (None, None, False)
+        if unit is not None:
+            arr, _ = U.to_canonical(arr, unit, frequency_hz=freq)
+        return arr
+    return float(value)
+
+
+# --------------------------------------------------------------------------- dataset
+def load_dataset(path: str | Path, spec: DataSpec, *, table: RawTable | None = None) -> Dataset:
+    """Read, validate and unit-normalise a readings file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The readings file (CSV, Parquet or Excel).
+    spec : DataSpec
+        Columns and units (from the config file and CLI options).
+    table : RawTable, optional
+        An already-read table (avoids reading the file twice).
+
+    Returns
+    -------
+    Dataset
+        Features in canonical units (phase in deg, temperature in degC, pressure in hPa),
+        target in its own O2 unit (or ``spec.convert_target_to``).
+
+    Raises
+    ------
+    IngestError
+        Bad file or cell (names file, row, column, expectation).
+    ConfigError
+        No target given, an unknown unit, a conversion missing an input.
+    """
+    if spec.target is None:
+        raise ConfigError("no target column: give --target COL or [data] target in the config")
+    table = table if table is not None else read_table(path, sep=spec.sep, decimal=spec.decimal, sheet=spec.sheet)
+    target_col = spec.target
+    aux = tuple(spec.aux_targets)
+    if target_col in aux:
+        raise ConfigError(f"aux_targets must not repeat the target, got {target_col!r} in both")
+    for col, role in ((target_col, "target"), *((a, "aux target") for a in aux)):
+        if col not in table.columns:
+            raise _missing(table, col, role)
+    if spec.group is not None and spec.group not in table.columns:
+        raise _missing(table, spec.group, "group")
+    exclude = {target_col, *aux, *( [spec.group] if spec.group else [])}
+    if spec.features is None:
+        feature_cols = _feature_candidates(table, spec, exclude)
+    else:
+        feature_cols = tuple(spec.features)
+        for col in feature_cols:
+            if col not in table.columns:
+                raise _missing(table, col, "feature")
+            if col == target_col or col == spec.group:
+                raise ConfigError(f"column {col!r} cannot be both a feature and the {'target' if col == target_col else 'group'}")
+
+    # --- declared units, before touching any cell (config errors first)
+    metas: dict[str, tuple[str, float | None, bool]] = {}
+    for col in (*feature_cols, target_col, *aux):
+        metas[col] = _unit_of(table, col, spec)
+    t_unit = metas[target_col][0]
+    if t_unit not in U.O2_UNITS:
+        raise UnitError(
+            f"{table.name} row 1, column {target_col}: unit {t_unit!r} is not an O2 unit; "
+            f"expected one of {', '.join(U.O2_UNITS)}"
+        )
+
+    # --- parse cells, in file column order so the first bad cell is reported left to right
+    raw_values: dict[str, np.ndarray] = {}
+    for col in table.columns:
+        if col in metas:
+            raw_values[col] = parse_numeric(table.frame[col], table, col)
+
+    out: dict[str, np.ndarray] = {}
+    columns: dict[str, Column] = {}
+    for col in (*feature_cols, *aux):
+        unit, freq, from_name = metas[col]
+        values, canonical = U.to_canonical(raw_values[col], unit, frequency_hz=freq)
+        check_physical(values, table, col, canonical, source_values=raw_values[col], source_unit=unit)
+        name = _normalised_name(col, unit, canonical, from_name)
+        if name in columns or (name != col and name in table.columns and name not in (col,)):
+            raise ConfigError(f"column {col!r} normalises to {name!r}, which already exists; rename one of them")
+        out[name] = values
+        columns[col] = Column(name, col, canonical, unit, U.UNITS.get(canonical, "other"), freq)
+
+    # --- target (O2): bounds, optional unit conversion
+    y = raw_values[target_col]
+    check_physical(y, table, target_col, t_unit, o2=True)
+    t_name, t_out_unit = target_col, t_unit
+    if spec.convert_target_to is not None:
+        to_unit = U.normalize_unit(spec.convert_target_to)
+        if to_unit not in U.O2_UNITS:
+            raise UnitError(f"convert_target_to must be an O2 unit ({', '.join(U.O2_UNITS)}), got {spec.convert_target_to!r}")
+        if to_unit != t_unit:
+            by_source = {c.source: out[c.name] for c in columns.values()}
+            by_source.update(out)
+            kwargs = {}
+            for key in U.o2_conversion_needs(t_unit, to_unit):
+                val = _condition(spec, key, table, by_source)
+                if val is not None:
+                    kwargs[key] = val
+            y = U.convert_o2(y, t_unit, to_unit, **kwargs)
+            t_name = _normalised_name(target_col, t_unit, to_unit, metas[target_col][2])
+            t_out_unit = to_unit
+    if np.ptp(y) == 0:
+        raise IngestError(
+            f"{table.name} column {target_col}: constant ({_fmt(y[0])} in every row); expected at least "
+            "two distinct reference O2 levels"
+        )
+    out[t_name] = y
+    target = Column(t_name, target_col, t_out_unit, t_unit, "o2", None)
+
+    frame = pd.DataFrame(out)
+    if spec.group is not None:
+        g = table.frame[spec.group]
+        gs = g.astype(object).where(g.notna(), "").astype(str).str.strip()
+        empty = (gs == "").to_numpy()
+        if empty.any():
+            i = int(np.flatnonzero(empty)[0])
+            raise IngestError(f"{table.name} row {_row(i)}, column {spec.group}: empty cell; expected a sensor/group id")
+        frame[spec.group] = gs.to_numpy()
+    feats = tuple(columns[c] for c in feature_cols)
+    aux_cols = tuple(columns[c] for c in aux)
+    order = [c.name for c in feats] + [target.name] + [c.name for c in aux_cols if c.name not in {f.name for f in feats}]
+    if spec.group:
+        order.append(spec.group)
+    frame = frame[list(dict.fromkeys(order))]
+    return Dataset(frame=frame, features=feats, target=target, aux_targets=aux_cols,
+                   group=spec.group, source=str(path), sha256=table.sha256)
+
+
+# --------------------------------------------------------------------------- splits
+def split_dataset(ds: Dataset, *, test_fraction: float = 0.2, dev_fraction: float = 0.2, seed: int = 0) -> Splits:
+    """Split rows into train, dev and test parts, by group when the dataset has one.
+
+    Parameters
+    ----------
+    ds : Dataset
+    test_fraction, dev_fraction : float, default=0.2
+        Shares of rows (or groups) for test and dev; each 0 <= x < 1, sum < 1.
+    seed : int, default=0
+        The same seed gives the same split.
+
+    Returns
+    -------
+    Splits
+
+    Raises
+    ------
+    ConfigError
+        If the parts would be empty (too few rows or groups for the fractions).
+    """
+    if not (0 <= test_fraction < 1 and 0 <= dev_fraction < 1 and test_fraction + dev_fraction < 1):
+        raise ConfigError(
+            f"0 <= test_fraction, dev_fraction and their sum < 1 must hold, got "
+            f"test_fraction={test_fraction}, dev_fraction={dev_fraction}"
+        )
+    rng = np.random.default_rng(seed)
+    n = ds.n_rows
+    groups = ds.groups()
+    if groups is not None:
+        labels = np.unique(groups)
+        units_ = rng.permutation(labels)
+        n_units = len(units_)
+        kind = "groups"
+    else:
+        units_ = rng.permutation(n)
+        n_units = n
+        kind = "rows"
+    n_test = int(round(test_fraction * n_units)) if test_fraction > 0 else 0
+    n_dev = int(round(dev_fraction * n_units)) if dev_fraction > 0 else 0
+    n_test = max(n_test, 1) if test_fraction > 0 else 0
+    n_dev = max(n_dev, 1) if dev_fraction > 0 else 0
+    if n_units - n_test - n_dev < 2:
+        raise ConfigError(
+            f"too few {kind} to split: {n_units} {kind}, test_fraction={test_fraction} and "
+            f"dev_fraction={dev_fraction} leave {n_units - n_test - n_dev} for training (need >= 2)"
+        )
+    test_u, dev_u = units_[:n_test], units_[n_test:n_test + n_dev]
+    if groups is not None:
+        test = np.flatnonzero(np.isin(groups, test_u))
+        dev = np.flatnonzero(np.isin(groups, dev_u))
+    else:
+        test, dev = np.sort(test_u), np.sort(dev_u)
+    mask = np.ones(n, dtype=bool)
+    mask[test] = False
+    mask[dev] = False
+    return Splits(train=np.flatnonzero(mask), dev=np.asarray(dev, dtype=np.int64),
+                  test=np.asarray(test, dtype=np.int64), seed=seed, by_group=groups is not None)
+
+
+# --------------------------------------------------------------------------- summary
+def summarize(ds: Dataset, splits: Splits | None = None) -> dict[str, Any]:
+    """A JSON-able summary: rows, groups, per-column unit and range, split sizes."""
+    cols = []
+    for c in (*ds.features, ds.target, *ds.aux_targets):
+        v = ds.frame[c.name].to_numpy()
+        cols.append({"name": c.name, "source": c.source, "unit": c.unit, "source_unit": c.source_unit,
+                     "role": "target" if c is ds.target else ("aux_target" if c in ds.aux_targets else "feature"),
+                     "min": float(v.min()), "max": float(v.max()), "mean": float(v.mean())})
+    out: dict[str, Any] = {
+        "file": ds.source,
+        "sha256": ds.sha256,
+        "rows": ds.n_rows,
+        "group": ds.group,
+        "groups": int(ds.frame[ds.group].nunique()) if ds.group else None,
+        "columns": cols,
+    }
+    if splits is not None:
+        out["split"] = {"train": int(len(splits.train)), "dev": int(len(splits.dev)),
+                        "test": int(len(splits.test)), "by_group": splits.by_group, "seed": splits.seed}
+    return out
+
+
+def iter_names(cols: Iterable[Column]) -> list[str]:
+    return [c.name for c in cols]

@@ -1,0 +1,260 @@
+"""Tests of calib.ingest: reading, validation (the malformed corpus), units, splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from calib.cli import cli
+from calib.config import DataSpec
+from calib.errors import CalibError, ConfigError, IngestError, UnitError
+from calib.ingest import load_dataset, read_table, split_dataset, summarize
+
+CORPUS = Path(__file__).parent / "malformed"
+RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
+AADI = RAW / "aanderaa-optode-calcerts" / "aadi4330_1463_b1206E.csv"
+
+# file, extra CLI options, the exact error line expected
+MALFORMED = [
+    pytest.param("empty.csv", [], "empty.csv: file is empty; expected a header line and at least one row of readings", id="empty"),
+    pytest.param("header_only.csv", [], "header_only.csv: no data rows; expected at least one row of readings below the header", id="header-only"),
+    pytest.param("whitespace_only.csv", [], "whitespace_only.csv: file is empty; expected a header line and at least one row of readings", id="whitespace-only"),
+    pytest.param("duplicate_header.csv", [], "duplicate_header.csv row 1, column phase_deg: duplicate column name (columns 2 and 3); expected unique column names", id="duplicate-header"),
+    pytest.param("empty_header.csv", [], "empty_header.csv row 1, column 2: empty column name; expected a header name for every column", id="empty-header"),
+    pytest.param("text_in_number.csv", [], "text_in_number.csv row 4, column phase_deg: 'n/a' is not a number", id="text-in-number"),
+    pytest.param("empty_cell.csv", [], "empty_cell.csv row 5, column phase_deg: empty cell; expected a number", id="empty-cell"),
+    pytest.param("nan_cell.csv", [], "nan_cell.csv row 3, column phase_deg: 'nan' is not a finite number; expected a measured value", id="nan"),
+    pytest.param("inf_cell.csv", [], "inf_cell.csv row 5, column temperature_degC: 'inf' is not a finite number; expected a measured value", id="inf"),
+    pytest.param("negative_o2.csv", [], "negative_o2.csv row 4, column o2_hPa: -3.5 hPa is impossible; expected O2 >= 0 (a negative O2 level is impossible)", id="negative-o2"),
+    pytest.param("phase_above_90.csv", [], "phase_above_90.csv row 3, column phase_deg: 95 deg is impossible; expected a phase within 0..90 deg", id="phase-above-90"),
+    pytest.param("phase_negative.csv", [], "phase_negative.csv row 5, column phase_deg: -1 deg is impossible; expected a phase within 0..90 deg", id="phase-negative"),
+    pytest.param("temperature_too_low.csv", [], "temperature_too_low.csv row 2, column temperature_degC: -12 degC is impossible; expected a temperature within -5..100 degC", id="temperature-too-low"),
+    pytest.param("temperature_kelvin_too_high.csv", [], "temperature_kelvin_too_high.csv row 3, column temperature_K: 400 K (= 126.85 degC) is impossible; expected a temperature within -5..100 degC", id="kelvin-too-high"),
+    pytest.param("phase_rad_too_large.csv", [], "phase_rad_too_large.csv row 3, column phase_rad: 2 rad (= 114.592 deg) is impossible; expected a phase within 0..90 deg", id="rad-too-large"),
+    pytest.param("constant_target.csv", [], "constant_target.csv column o2_hPa: constant (5 in every row); expected at least two distinct reference O2 levels", id="constant-target"),
+    pytest.param("missing_target.csv", [], "missing_target.csv row 1: missing column 'o2_hPa' (target); did you mean 'o2_hpa_ref'? (columns in the file: temperature_degC, phase_deg, o2_hpa_ref)", id="missing-target"),
+    pytest.param("no_unit.csv", ["--features", "temperature_degC,phase"], "no_unit.csv row 1, column phase: no unit; expected a unit suffix in the name (e.g. phase_deg, phase_degC, phase_hPa) or a declaration in the config: [data.units] phase = \"deg\"", id="no-unit"),
+    pytest.param("too_many_fields.csv", [], "too_many_fields.csv row 4: 4 fields, expected 3 (separator ',')", id="too-many-fields"),
+    pytest.param("semicolon_bad_number.csv", [], "semicolon_bad_number.csv row 4, column phase_deg: '1.234,5' is not a number", id="semicolon-bad-number"),
+    pytest.param("group_empty.csv", ["--group", "spot_id"], "group_empty.csv row 3, column spot_id: empty cell; expected a sensor/group id", id="group-empty"),
+    pytest.param("target_not_o2.csv", ["--target", "temperature_degC"], "target_not_o2.csv row 1, column temperature_degC: unit 'degC' is not an O2 unit; expected one of hPa, kPa, percent_airsat, percent_O2, umol_per_L, mg_per_L, mL_per_L, umol_per_kg", id="target-not-o2"),
+    pytest.param("blank_line_before_header.csv", [], "blank_line_before_header.csv row 1: blank line before the header; expected the column names on row 1", id="blank-before-header"),
+    pytest.param("binary_as_csv.csv", [], "binary_as_csv.csv: binary file with a .csv extension; expected .csv text, or name it .parquet / .xlsx", id="binary-as-csv"),
+    pytest.param("negative_pressure.csv", [], "negative_pressure.csv row 3, column pressure_hPa: -5 hPa is impossible; expected a pressure >= 0 hPa", id="negative-pressure"),
+    pytest.param("not_really_excel.xlsx", [], None, id="not-excel"),
+    pytest.param("missing_feature.csv", ["--features", "temperature_degC,phase_5000hz_deg"], "missing_feature.csv row 1: missing column 'phase_5000hz_deg' (feature); did you mean 'phase_deg'? (columns in the file: temperature_degC, phase_deg, o2_hPa)", id="missing-feature"),
+    pytest.param("bom_semicolon_text.csv", [], "bom_semicolon_text.csv row 3, column phase_deg: 'abc' is not a number", id="bom-semicolon-text"),
+    pytest.param("salinity_out_of_range.csv", [], "salinity_out_of_range.csv row 3, column salinity_psu: 80 psu is impossible; expected a salinity within 0..50 psu", id="salinity-range"),
+]
+
+
+def test_corpus_has_at_least_20_files():
+    assert len(list(CORPUS.iterdir())) >= 20
+    assert {p.values[0] for p in MALFORMED} == {p.name for p in CORPUS.iterdir()}
+
+
+@pytest.mark.parametrize("name, opts, expected", MALFORMED)
+def test_malformed_file_gives_one_line_error_and_writes_nothing(tmp_path, name, opts, expected):
+    out = tmp_path / "out.parquet"
+    res = CliRunner().invoke(cli, ["ingest", str(CORPUS / name), "--target", "o2_hPa", *opts, "-o", str(out)])
+    assert res.exit_code == 1, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1, res.output
+    assert "Traceback" not in res.output
+    if expected is None:
+        assert lines[0].startswith(f"Error: {name}: not a readable Excel file")
+    else:
+        assert lines[0] == f"Error: {expected}"
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # no temp file left either
+
+
+def test_bad_cell_at_end_of_100k_rows_is_named(tmp_path):
+    n = 100_000
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"temperature_degC": rng.uniform(5, 35, n).round(3),
+                       "phase_deg": rng.uniform(20, 60, n).round(4),
+                       "o2_hPa": rng.uniform(0, 300, n).round(2)}).astype(str)
+    df.iloc[-1, 1] = "12.3.4"
+    path = tmp_path / "big.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(IngestError, match=rf"^big.csv row {n + 1}, column phase_deg: '12.3.4' is not a number$"):
+        load_dataset(path, DataSpec(target="o2_hPa"))
+
+
+def _good(tmp_path: Path) -> Path:
+    p = tmp_path / "good.csv"
+    p.write_text("spot_id,temperature_K,phase_rad,o2_umol_per_L\n"
+                 "A,283.15,1.0,0\nA,293.15,0.8,100\nB,283.15,0.9,50\nB,303.15,0.6,250\n"
+                 "C,290.0,0.7,150\nC,295.0,0.75,120\nD,285,0.95,20\nD,300,0.5,300\n")
+    return p
+
+
+def test_units_normalised_and_renamed(tmp_path):
+    ds = load_dataset(_good(tmp_path), DataSpec(target="o2_umol_per_L", group="spot_id"))
+    assert ds.feature_names == ("temperature_degC", "phase_deg")
+    np.testing.assert_allclose(ds.frame["temperature_degC"].iloc[:2], [10.0, 20.0])
+    np.testing.assert_allclose(ds.frame["phase_deg"].iloc[0], np.degrees(1.0))
+    assert ds.target.unit == "umol_per_L"
+    assert ds.features[0].source == "temperature_K" and ds.features[0].source_unit == "K"
+
+
+def test_target_conversion_needs_conditions(tmp_path):
+    spec = DataSpec(target="o2_umol_per_L", convert_target_to="hPa")
+    with pytest.raises(UnitError, match="salinity_psu"):
+        load_dataset(_good(tmp_path), spec)
+    spec = DataSpec(target="o2_umol_per_L", convert_target_to="hPa",
+                    conditions={"temperature_degC": "temperature_K", "salinity_psu": 0.0})
+    ds = load_dataset(_good(tmp_path), spec)
+    assert ds.target.name == "o2_hPa" and ds.target.unit == "hPa"
+    # 100 umol/L at 20 degC freshwater is about 100/284 of air saturation (~209 hPa * 0.35 ~ 73 hPa)
+    assert 65 < ds.frame["o2_hPa"].iloc[1] < 80
+
+
+def test_units_from_config(tmp_path):
+    p = tmp_path / "plain.csv"
+    p.write_text("t,delay,o2\n10,20,0\n20,15,100\n30,12,200\n")
+    spec = DataSpec(target="o2", units={"t": "degC", "delay": "us", "o2": "hPa"}, frequencies={"delay": 5000})
+    ds = load_dataset(p, spec)
+    assert ds.feature_names == ("t", "delay_deg")
+    np.testing.assert_allclose(ds.frame["delay_deg"], [360 * 5000 * 20e-6, 360 * 5000 * 15e-6, 360 * 5000 * 12e-6])
+
+
+def test_unknown_unit_in_config(tmp_path):
+    p = tmp_path / "plain.csv"
+    p.write_text("t,o2_hPa\n10,0\n20,100\n")
+    with pytest.raises(UnitError, match="furlong"):
+        load_dataset(p, DataSpec(target="o2_hPa", units={"t": "furlong"}))
+
+
+def test_no_target_is_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="no target column"):
+        load_dataset(_good(tmp_path), DataSpec())
+
+
+def test_undeclared_columns_are_ignored(tmp_path):
+    p = tmp_path / "extra.csv"
+    p.write_text("note,temperature_degC,phase_deg,o2_hPa\nhello,10,50,0\n,20,40,100\n")
+    ds = load_dataset(p, DataSpec(target="o2_hPa"))
+    assert "note" not in ds.frame.columns and ds.n_rows == 2
+
+
+@pytest.mark.skipif(not AADI.exists(), reason="../shared/data/raw is absent")
+def test_real_aanderaa_file_and_its_semicolon_decimal_comma_twin(tmp_path):
+    spec = DataSpec(target="o2_umol_per_L")
+    a = load_dataset(AADI, spec)
+    assert a.n_rows == 63 and a.feature_names == ("temperature_degC", "phase_deg")
+    text = AADI.read_text().replace(",", ";").replace(".", ",")
+    twin = tmp_path / "aadi_semicolon.csv"
+    twin.write_bytes(("\ufeff" + text).encode("utf-8"))  # with a BOM too
+    b = load_dataset(twin, spec)
+    pd.testing.assert_frame_equal(a.frame, b.frame)
+
+
+@pytest.mark.parametrize("fmt", [pytest.param("parquet", id="parquet"), pytest.param("xlsx", id="excel")])
+def test_parquet_and_excel_give_the_same_table(tmp_path, fmt):
+    src = _good(tmp_path)
+    df = pd.read_csv(src)
+    path = tmp_path / f"good.{fmt}"
+    if fmt == "parquet":
+        df.to_parquet(path)
+    else:
+        df.to_excel(path, index=False)
+    spec = DataSpec(target="o2_umol_per_L", group="spot_id")
+    pd.testing.assert_frame_equal(load_dataset(src, spec).frame, load_dataset(path, spec).frame)
+
+
+def test_excel_bad_cell_names_row(tmp_path):
+    df = pd.DataFrame({"temperature_degC": [10, 20, "warm"], "phase_deg": [50, 40, 30], "o2_hPa": [0, 100, 200]})
+    path = tmp_path / "bad.xlsx"
+    df.to_excel(path, index=False)
+    with pytest.raises(IngestError, match=r"^bad.xlsx row 4, column temperature_degC: 'warm' is not a number$"):
+        load_dataset(path, DataSpec(target="o2_hPa"))
+
+
+def test_split_by_group_never_shares_a_spot_and_is_seeded(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 400
+    df = pd.DataFrame({"spot": rng.integers(0, 20, n).astype(str), "temperature_degC": rng.uniform(5, 35, n),
+                       "phase_deg": rng.uniform(20, 60, n), "o2_hPa": rng.uniform(0, 300, n)})
+    p = tmp_path / "g.csv"
+    df.to_csv(p, index=False)
+    ds = load_dataset(p, DataSpec(target="o2_hPa", group="spot"))
+    s1 = split_dataset(ds, test_fraction=0.2, dev_fraction=0.2, seed=3)
+    s2 = split_dataset(ds, test_fraction=0.2, dev_fraction=0.2, seed=3)
+    s3 = split_dataset(ds, test_fraction=0.2, dev_fraction=0.2, seed=4)
+    g = ds.groups()
+    parts = [set(g[s1.train]), set(g[s1.dev]), set(g[s1.test])]
+    assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+    assert len(parts[2]) == 4 and len(parts[1]) == 4
+    assert sorted(np.concatenate([s1.train, s1.dev, s1.test])) == list(range(n))
+    np.testing.assert_array_equal(s1.test, s2.test)
+    assert not np.array_equal(s1.test, s3.test)
+
+
+def test_split_without_group_by_rows():
+    df = pd.DataFrame({"temperature_degC": np.linspace(5, 30, 50), "o2_hPa": np.linspace(0, 200, 50)})
+    from calib.ingest import Column, Dataset
+
+    ds = Dataset(df, (Column("temperature_degC", "temperature_degC", "degC", "degC", "temperature"),),
+                 Column("o2_hPa", "o2_hPa", "hPa", "hPa", "o2"))
+    s = split_dataset(ds, test_fraction=0.2, dev_fraction=0.1, seed=0)
+    assert (len(s.train), len(s.dev), len(s.test)) == (35, 5, 10)
+    with pytest.raises(ConfigError, match="too few rows to split"):
+        split_dataset(Dataset(df.iloc[:3], ds.features, ds.target), test_fraction=0.4, dev_fraction=0.4)
+
+
+def test_summary_ranges(tmp_path):
+    ds = load_dataset(_good(tmp_path), DataSpec(target="o2_umol_per_L", group="spot_id"))
+    s = summarize(ds, split_dataset(ds, test_fraction=0.25, dev_fraction=0.25))
+    assert s["rows"] == 8 and s["groups"] == 4
+    tgt = [c for c in s["columns"] if c["role"] == "target"][0]
+    assert (tgt["min"], tgt["max"]) == (0.0, 300.0)
+    assert s["split"]["test"] == 2 and s["split"]["dev"] == 2
+
+
+# ---------------------------------------------------------------- property-based
+_cell = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=32).map(repr),
+    st.integers(-1000, 1000).map(str),
+    st.text(alphabet="0123456789.,-eE naINF;\"'", max_size=8),
+    st.just(""),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    header=st.lists(st.sampled_from(["temperature_degC", "phase_deg", "o2_hPa", "spot", "x", "phase_rad", "p_kPa", ""]),
+                    min_size=1, max_size=5),
+    rows=st.lists(st.lists(_cell, min_size=0, max_size=6), min_size=0, max_size=8),
+    sep=st.sampled_from([",", ";", "\t"]),
+    group=st.sampled_from([None, "spot"]),
+)
+def test_random_tables_only_raise_calib_errors(tmp_path, header, rows, sep, group):
+    path = tmp_path / "random.csv"
+    text = sep.join(header) + "\n" + "\n".join(sep.join(r) for r in rows)
+    path.write_text(text, encoding="utf-8")
+    try:
+        ds = load_dataset(path, DataSpec(target="o2_hPa", group=group))
+    except CalibError:
+        return
+    # whatever was accepted is clean
+    assert np.isfinite(ds.x()).all() and np.isfinite(ds.y()).all()
+    assert (ds.y()[:, 0] >= 0).all() and np.ptp(ds.y()[:, 0]) > 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=200))
+def test_random_bytes_only_raise_calib_errors(tmp_path, data):
+    path = tmp_path / "bytes.csv"
+    path.write_bytes(data)
+    try:
+        read_table(path)
+    except CalibError:
+        pass
