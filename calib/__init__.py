@@ -28,6 +28,7 @@ __all__ = [
     "ValidateSpec",
     "load_config",
     "load_dataset",
+    "load_model",
     "split_dataset",
     "CalibError",
     "IngestError",
@@ -46,4 +47,8 @@ def __getattr__(name: str):
         from . import ingest
 
         return getattr(ingest, name)
+    if name == "load_model":
+        from .export import load_model
+
+        return load_model
     raise AttributeError(f"module 'calib' has no attribute {name!r}")

@@ -9,6 +9,7 @@ the commands that need them, so ``calib --help`` starts fast.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -16,6 +17,8 @@ from typing import Any, Callable
 import click
 
 from .errors import CalibError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
 BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data" / "readings.csv"
 BUNDLED_CONFIG = Path(__file__).resolve().parent.parent / "data" / "calib.toml"
@@ -176,6 +179,285 @@ def simulate(out_dir: Path, n_spots: int | None, seed: int | None, as_json: bool
         _echo_json({"readings": str(readings), "config": str(config)})
     else:
         click.echo(f"wrote {readings} and {config}")
+
+
+def _fmt_cv(cv: Any) -> str:
+    unit = cv.unit
+    head = f"{'fold':>5} {'n_val':>6} {'MAE':>9} {'RMSE':>9} {'max':>9} {'R2':>7} {'ELA':>6} | {'base MAE':>9} {'base RMSE':>9}  best epoch"
+    lines = [f"k-fold validation of {cv.target} [{unit}], {len(cv.folds)} folds"
+             + (" by group (GroupKFold)" if cv.group_kfold else ""), head]
+    for f in cv.folds:
+        b = f.baseline_val
+        lines.append(f"{f.fold + 1:>5} {f.n_val:>6} {f.val.mae:>9.4g} {f.val.rmse:>9.4g} {f.val.max_abs:>9.4g} "
+                     f"{f.val.r2:>7.4f} {f.val.ela:>6.1%} | {b.mae if b else float('nan'):>9.4g} "
+                     f"{b.rmse if b else float('nan'):>9.4g}  {f.best_epoch}")
+    s = cv.summary()
+
+    def ms(which: str, m: str, pct: bool = False) -> str:
+        mean, std = s[which][m]["mean"], s[which][m]["std"]
+        return f"{mean:.1%} +/- {std:.1%}" if pct else f"{mean:.4g} +/- {std:.3g}"
+
+    lines.append(f"network : MAE {ms('val', 'mae')}, RMSE {ms('val', 'rmse')}, max {ms('val', 'max_abs')}, "
+                 f"R2 {ms('val', 'r2')}, within {cv.folds[0].val.tolerance:g} {unit}: {ms('val', 'ela', True)}")
+    kinds = sorted({f.baseline_kind for f in cv.folds if f.baseline_kind})
+    if cv.folds[0].baseline_val is not None:
+        lines.append(f"baseline: MAE {ms('baseline_val', 'mae')}, RMSE {ms('baseline_val', 'rmse')}, "
+                     f"max {ms('baseline_val', 'max_abs')} ({'/'.join(kinds)})")
+        nn, base = s["val"]["mae"]["mean"], s["baseline_val"]["mae"]["mean"]
+        if base > 0:
+            lines.append(f"the network's MAE is {nn / base:.2f}x the classical baseline's "
+                         f"({'better' if nn < base else 'worse'})")
+    d = cv.diagnosis()
+    floor = "unknown" if d.noise_floor is None else f"{d.noise_floor:.3g} {unit} ({d.noise_floor_source})"
+    lines.append(f"noise floor {floor}; train MAE {d.train_mae:.4g}, validation MAE {d.val_mae:.4g}"
+                 + ("" if d.avoidable_bias is None else f"; avoidable bias {d.avoidable_bias:.3g}")
+                 + f", variance gap {d.variance:.3g}")
+    lines.append(f"verdict: {d.verdict}")
+    return "\n".join(lines)
+
+
+def _model_config(cfg: Any, seed: int | None = None) -> Any:
+    from .model import ModelConfig
+
+    mc = ModelConfig.from_dict(dict(cfg.model))
+    return mc if seed is None else mc.replace(seed=seed)
+
+
+@cli.command()
+@click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@data_options
+@click.option("--folds", type=int, help="Number of folds (default: [validate] folds, else 5).")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Folds trained in parallel processes (-1: all cores).")
+@click.option("--seed", type=int, help="Seed of the split, the folds and the network.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result (per fold, mean/std, learning curves) as JSON.")
+def validate(data: Path | None, config_path: Path | None, features: str | None, target: str | None,
+             group: str | None, folds: int | None, jobs: int, seed: int | None, as_json: bool) -> None:
+    """k-fold validation of the [model] config on the train part of DATA, beside the classical baseline.
+
+    \b
+    Folds are GroupKFold folds when a group column is set (no spot in training and
+    validation at once); the test part is left untouched. With no DATA, the bundled data.
+    Example:
+      calib validate data/readings.csv --config data/calib.toml --folds 5 --jobs 2
+    """
+    from .ingest import load_dataset, split_dataset
+    from .validate import cross_validate
+
+    data, config_path = _resolve_data(data, config_path)
+    cfg = _load(config_path, features, target, group, folds=folds, seed=seed)
+    mc = _model_config(cfg, seed)
+    ds = load_dataset(data, cfg.data)
+    sp = split_dataset(ds, test_fraction=cfg.split.test_fraction, dev_fraction=cfg.split.dev_fraction,
+                       seed=cfg.split.seed)
+    cv = cross_validate(ds, sp.train_dev, mc, folds=cfg.validate.folds, jobs=jobs,
+                        tolerance=cfg.validate.tolerance, scaling=cfg.split.scaling, seed=cfg.split.seed,
+                        noise_floor=cfg.validate.noise_floor,
+                        progress=None if as_json else lambda d, n: click.echo(f"fold {d}/{n} done", err=True))
+    if as_json:
+        _echo_json(cv.to_dict())
+    else:
+        click.echo(_fmt_cv(cv))
+
+
+@cli.command()
+@click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@data_options
+@click.option("--strategy", type=click.Choice(["grid", "random", "bayes"]), help="Search strategy (default: [sweep] strategy, else random).")
+@click.option("--trials", type=int, help="Total trials the study should reach (resumed ones count).")
+@click.option("--folds", type=int, help="k of the k-fold (default: [sweep] folds, else [validate] folds).")
+@click.option("--jobs", type=int, help="Parallel worker processes (-1: all cores).")
+@click.option("--storage", metavar="PATH_OR_URL", help="Trial record: a journal file or an RDB URL (default: runs/sweep.journal).")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the trials on this Dask cluster.")
+@click.option("--seed", type=int, help="Seed of the sampler, the split and the folds.")
+@click.option("--json", "as_json", is_flag=True, help="Print every trial and the best as JSON.")
+def sweep(data: Path | None, config_path: Path | None, features: str | None, target: str | None, group: str | None,
+          strategy: str | None, trials: int | None, folds: int | None, jobs: int | None, storage: str | None,
+          scheduler: str | None, seed: int | None, as_json: bool) -> None:
+    """Search hyperparameters ([sweep.space] in the config): each trial is a k-fold validation.
+
+    \b
+    Every finished trial is recorded as it finishes; re-running the same command resumes
+    (no finished trial is lost or re-run). The leaderboard is printed and written as CSV and
+    JSON next to the trial record.
+    Example:
+      calib sweep data/readings.csv --config data/calib.toml --strategy bayes --trials 30 --jobs 2
+    """
+    from dataclasses import replace as dc_replace
+
+    from .ingest import load_dataset, split_dataset
+    from .sweep import SweepSettings, format_leaderboard, make_progress, run_sweep, write_leaderboard
+
+    data, config_path = _resolve_data(data, config_path)
+    cfg = _load(config_path, features, target, group, seed=seed)
+    mc = _model_config(cfg)
+    ss = SweepSettings.from_dict(dict(cfg.sweep))
+    over = {k: v for k, v in (("strategy", strategy), ("trials", trials), ("folds", folds), ("jobs", jobs),
+                              ("storage", storage), ("seed", seed)) if v is not None}
+    ss = dc_replace(ss, **over) if over else ss
+    ds = load_dataset(data, cfg.data)
+    sp = split_dataset(ds, test_fraction=cfg.split.test_fraction, dev_fraction=cfg.split.dev_fraction,
+                       seed=cfg.split.seed)
+    prog = None if as_json else make_progress(ss.trials)
+    res = run_sweep(ds, sp.train_dev, mc, ss.space, strategy=ss.strategy, n_trials=ss.trials,
+                    folds=ss.folds or cfg.validate.folds, jobs=ss.jobs, storage=ss.storage, study_name=ss.study,
+                    seed=ss.seed, tolerance=cfg.validate.tolerance, scaling=cfg.split.scaling,
+                    noise_floor=cfg.validate.noise_floor, scheduler=scheduler, progress=prog)
+    if prog is not None and hasattr(prog, "close"):
+        prog.close()
+    folder = Path(res.storage).parent if "://" not in res.storage else Path(".")
+    csv_path, json_path = write_leaderboard(res, folder)
+    if as_json:
+        _echo_json(res.to_dict())
+    else:
+        click.echo(format_leaderboard(res))
+        click.echo(f"trials recorded in {res.storage}; leaderboard in {csv_path} and {json_path}")
+
+
+@cli.command()
+@click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@data_options
+@click.option("--folds", type=int, help="k of the k-fold (default: [validate] folds).")
+@click.option("--trials", type=int, help="Sweep budget (default: [calibrate]/[sweep] trials, else 12).")
+@click.option("--strategy", type=click.Choice(["grid", "random", "bayes"]), help="Sweep strategy.")
+@click.option("--jobs", type=int, help="Parallel worker processes (-1: all cores).")
+@click.option("--seed", type=int, help="Seed of the split, the folds, the sweep and the network.")
+@click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path), help="Folder of artifacts (default: models).")
+@click.option("--name", help="Artifact name (default: [calibrate] name, else the data file's stem).")
+@click.option("--json", "as_json", is_flag=True, help="Print artifact, version, cv and test metrics as JSON.")
+def calibrate(data: Path | None, config_path: Path | None, features: str | None, target: str | None,
+              group: str | None, folds: int | None, trials: int | None, strategy: str | None, jobs: int | None,
+              seed: int | None, models_dir: Path | None, name: str | None, as_json: bool) -> None:
+    """The main job: ingest -> sweep -> refit -> test once -> export a versioned model.
+
+    \b
+    With no DATA it runs on the bundled dataset and config (data/). The artifact
+    models/<name>/<version>/ holds model.onnx, model.keras, calibration.json, MODEL_CARD.md
+    and SHA256SUMS; re-running bumps the version and never overwrites one.
+    Example:
+      calib calibrate data/readings.csv --config data/calib.toml --trials 12 --jobs 2
+    """
+    from dataclasses import replace as dc_replace
+
+    from .calibrate import CalibrateSettings, calibrate as run_calibrate
+    from .sweep import make_progress
+
+    data, config_path = _resolve_data(data, config_path)
+    cfg = _load(config_path, features, target, group, folds=folds, seed=seed)
+    cs = CalibrateSettings.from_dict(dict(cfg.calibrate))
+    over = {k: v for k, v in (("name", name), ("trials", trials), ("strategy", strategy), ("jobs", jobs),
+                              ("models_dir", None if models_dir is None else str(models_dir))) if v is not None}
+    cs = dc_replace(cs, **over) if over else cs
+    if folds is not None and "folds" in cfg.sweep:
+        cfg = dc_replace(cfg, sweep={**cfg.sweep, "folds": folds})
+    say = None if as_json else (lambda msg: click.echo(msg, err=True))
+    prog_holder: dict[str, Any] = {}
+
+    def sweep_progress(done: int, total: int, best: float | None) -> None:
+        if as_json:
+            return
+        if "p" not in prog_holder:
+            prog_holder["p"] = make_progress(total)
+        prog_holder["p"](done, total, best)
+
+    run = run_calibrate(data, cfg, cs, progress=say, sweep_progress=sweep_progress)
+    if "p" in prog_holder and hasattr(prog_holder["p"], "close"):
+        prog_holder["p"].close()
+    if as_json:
+        _echo_json(run.to_dict())
+        return
+    d = run.to_dict()
+    unit = d["unit"]
+    cvm = d["cv"]["val"]
+    click.echo(f"artifact: {d['artifact']} (version {d['version']})")
+    click.echo(f"cv   MAE {cvm['mae']['mean']:.4g} +/- {cvm['mae']['std']:.3g} {unit}, "
+               f"RMSE {cvm['rmse']['mean']:.4g}, max {cvm['max_abs']['mean']:.4g}, R2 {cvm['r2']['mean']:.5f}")
+    t = d["test"]
+    click.echo(f"test MAE {t['mae']:.4g} {unit}, RMSE {t['rmse']:.4g}, max {t['max_abs']:.4g}, R2 {t['r2']:.5f}, "
+               f"within {t['tolerance']:g} {unit}: {t['ela']:.1%}")
+    if d["test_baseline"]:
+        b = d["test_baseline"]
+        click.echo(f"classical baseline ({d['baseline_kind']}) test MAE {b['mae']:.4g} {unit} "
+                   f"-> the network's error is {t['mae'] / b['mae']:.2f}x the baseline's")
+    click.echo(f"verdict: {d['diagnosis']['verdict']}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write DATA's columns plus the predictions (.csv or .parquet).")
+@click.option("--sep", help="CSV separator of DATA (default: detected).")
+@click.option("--decimal", help="Decimal mark of DATA (default: detected).")
+@click.option("--threads", type=int, help="ONNX Runtime threads (default: ONNX Runtime chooses).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def predict(model: Path, data: Path, output: Path, sep: str | None, decimal: str | None,
+            threads: int | None, as_json: bool) -> None:
+    """Apply the calibration model MODEL to the readings in DATA (no TensorFlow needed).
+
+    \b
+    MODEL is models/<name> (its latest version) or a version folder models/<name>/<version>.
+    Checksums are verified first. DATA's columns are written untouched, plus <target>_pred,
+    <target>_std (spread of the fold models) and out_of_range (a reading outside the calibrated
+    range). The output is written atomically and never overwrites DATA.
+    Example:
+      calib predict models/calib data/readings.csv -o predictions.csv
+    """
+    from .export import load_model
+    from .predict import predict_file
+
+    m = load_model(model, threads=threads)
+    summary = predict_file(m, data, output, sep=sep, decimal=decimal)
+    if as_json:
+        _echo_json(summary)
+    else:
+        n, oor = summary.get("rows"), summary.get("out_of_range")
+        click.echo(f"{m.name} {m.version}: predicted {m.target} [{m.unit}] for {n} readings "
+                   f"({oor} outside the calibrated range); wrote {summary.get('output', output)}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--verify", is_flag=True, help="Check every checksum and refuse unsafe content; exit 1 if it fails.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
+def inspect(model: Path, verify: bool, as_json: bool) -> None:
+    """Show what a calibration artifact holds: inputs, ranges, metrics, versions.
+
+    \b
+    Example:
+      calib inspect models/calib --verify
+    """
+    from .predict import format_inspection, inspect_artifact
+
+    info = inspect_artifact(model, verify=verify)
+    if as_json:
+        _echo_json(info)
+    else:
+        click.echo(format_inspection(info))
+    ver = info.get("verification")
+    if verify and ver is not None and not ver.get("ok", False):
+        raise CalibError(f"{model}: verification failed: {ver.get('error', 'see above')}")
+
+
+@cli.command()
+@click.argument("models_dir", required=False, default=Path("models"), type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def models(models_dir: Path, as_json: bool) -> None:
+    """List the calibration models and versions under MODELS_DIR (default: models/).
+
+    \b
+    Example:
+      calib models models/
+    """
+    from .export import list_artifacts
+
+    arts = list_artifacts(models_dir)
+    if as_json:
+        _echo_json(arts)
+    elif not arts:
+        click.echo(f"no calibration models under {models_dir}")
+    else:
+        for name, versions in arts.items():
+            click.echo(f"{name}: {', '.join(versions)}")
 
 
 def main() -> None:

@@ -688,7 +688,8 @@ def noise_floor_hPa(config: SimulationConfig, *, include_spot_variation: bool = 
 
 
 def render_calib_toml(config: SimulationConfig) -> str:
-    """The ``calib.toml`` text for a simulated batch: ``[data]``, ``[split]`` and ``[validate]``."""
+    """The ``calib.toml`` text for a simulated batch: ``[data]``, ``[split]``, ``[validate]``,
+    and the training sections (:data:`TRAINING_SECTIONS`)."""
     features = ", ".join(f'"{c}"' for c in config.feature_columns)
     return (
         "# calib configuration for the bundled simulated batch (written by `calib simulate`)\n"
@@ -706,7 +707,31 @@ def render_calib_toml(config: SimulationConfig) -> str:
         "[validate]\n"
         "folds = 5\n"
         "tolerance = 1.0        # hPa, for the Error Limited Accuracy\n"
+        + TRAINING_SECTIONS
     )
+
+
+#: The network, its search space and the main job's settings for the bundled batch.
+TRAINING_SECTIONS = """
+[model]                 # the base network; the sweep varies what [sweep.space] names
+epochs = 600
+patience = 60           # early stopping on an inner dev part, best weights restored
+
+[sweep]
+strategy = "bayes"      # Optuna TPE
+trials = 12             # the main job's default budget
+
+[sweep.space]
+learning_rate = { low = 3e-4, high = 3e-2 }                      # log scale
+hidden_layers = { choices = [[32, 32], [64, 64], [64, 64, 64]] }
+activation = { choices = ["tanh", "elu"] }
+l2 = { choices = [0.0, 1e-6, 1e-5] }
+batch_size = { choices = [16, 32, 64] }
+
+[calibrate]
+name = "sim-ptp-batch"
+jobs = 2
+"""
 
 
 def _atomic_texts(targets: list[tuple[Path, str]]) -> None:

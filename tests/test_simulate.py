@@ -349,7 +349,10 @@ def test_write_bundle_round_trip(tmp_path):
         else:
             assert back[col].astype(str).tolist() == expected[col].tolist()
     conf = tomllib.loads(calib_toml.read_text(encoding="utf-8"))
-    assert set(conf) == {"data", "split", "validate"}
+    assert set(conf) == {"data", "split", "validate", "model", "sweep", "calibrate"}
+    from calib.config import config_from_dict
+
+    config_from_dict(conf)  # the whole file is a valid calib config
     assert conf["data"] == {
         "features": ["phase_1000hz_deg", "phase_2000hz_deg", "phase_5000hz_deg", "phase_10000hz_deg", "temperature_degC"],
         "target": "o2_hPa",

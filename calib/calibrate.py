@@ -1,0 +1,280 @@
+"""The main job: ingest -> sweep -> refit -> test once -> export a versioned artifact.
+
+readings + :class:`~calib.config.Config` -> :class:`CalibrationRun` (artifact path, CV and test metrics).
+
+1. Ingest and split (:mod:`calib.ingest`); the test part is set aside.
+2. Sweep hyperparameters by k-fold on the train part (:mod:`calib.sweep`), recorded in a
+   journal under ``runs/`` so a re-run resumes instead of starting over.
+3. Re-validate the best config by k-fold, keeping the fold models (their spread is the
+   per-reading standard deviation), with the classical baseline on the same folds.
+4. Refit the best config on train + dev for the median best epoch of the folds.
+5. Evaluate once on the held-out test part, network and baseline.
+6. Export the versioned artifact (:mod:`calib.export`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .config import Config
+from .errors import ConfigError
+
+__all__ = ["CalibrateSettings", "CalibrationRun", "calibrate"]
+
+DEFAULT_TRIALS = 12
+_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class CalibrateSettings:
+    """Options of the main job (the ``[calibrate]`` table and CLI options).
+
+    Attributes
+    ----------
+    name : str or None
+        Artifact name; default: the data file's stem.
+    models_dir : str, default="models"
+        Folder of all artifacts.
+    runs_dir : str, default="runs"
+        Folder of sweep journals (resumable).
+    trials : int or None
+        Sweep budget; default: ``[sweep] trials`` if set, else 12.
+    strategy : str or None
+        ``grid``, ``random`` or ``bayes``; default: ``[sweep] strategy``, else random.
+    jobs : int, default=1
+        Parallel worker processes.
+    """
+
+    name: str | None = None
+    models_dir: str = "models"
+    runs_dir: str = "runs"
+    trials: int | None = None
+    strategy: str | None = None
+    jobs: int = 1
+
+    def __post_init__(self) -> None:
+        if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
+            raise ConfigError(f"name must be letters, digits, '.', '_' or '-', got name={self.name!r}")
+        if self.trials is not None and (isinstance(self.trials, bool) or not isinstance(self.trials, int)
+                                        or self.trials < 1):
+            raise ConfigError(f"trials >= 1 must hold, got trials={self.trials!r}")
+        if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs == 0 or self.jobs < -1:
+            raise ConfigError(f"jobs >= 1 (or -1 for every core) must hold, got jobs={self.jobs!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CalibrateSettings":
+        allowed = tuple(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - set(allowed))
+        if unknown:
+            raise ConfigError(f"unknown key {', '.join(map(repr, unknown))} in [calibrate]; valid keys: "
+                              f"{', '.join(allowed)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class CalibrationRun:
+    """What the main job produced."""
+
+    artifact: Any  # calib.export.Artifact
+    sweep: Any  # calib.sweep.SweepResult
+    cv: Any  # calib.validate.CVResult
+    test: Any  # calib.metrics.Metrics
+    test_baseline: Any  # Metrics or None
+    baseline_kind: str | None
+    config: Any  # ModelConfig
+    epochs: int
+    test_std_mean: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        diag = self.cv.diagnosis(self.test.mae)
+        return {
+            "artifact": str(self.artifact.path),
+            "name": self.artifact.name,
+            "version": self.artifact.version,
+            "model_id": self.artifact.metadata.get("model_id"),
+            "target": self.cv.target,
+            "unit": self.cv.unit,
+            "hyperparameters": self.config.to_dict(),
+            "epochs": self.epochs,
+            "cv": self.cv.summary(),
+            "test": self.test.to_dict(),
+            "test_baseline": None if self.test_baseline is None else self.test_baseline.to_dict(),
+            "baseline_kind": self.baseline_kind,
+            "test_std_mean": self.test_std_mean,
+            "diagnosis": diag.to_dict(),
+            "sweep": {"storage": self.sweep.storage, "strategy": self.sweep.strategy,
+                      "trials": len(self.sweep.trials),
+                      "best": None if self.sweep.best is None else self.sweep.best.to_dict()},
+        }
+
+
+def _run_key(ds: Any, cfg: Config, strategy: str, folds: int, seed: int) -> str:
+    blob = json.dumps({"data": ds.sha256, "features": ds.feature_names, "target": ds.target_names,
+                       "group": ds.group, "model": dict(cfg.model), "sweep": _plain(cfg.sweep),
+                       "split": [cfg.split.test_fraction, cfg.split.dev_fraction, cfg.split.scaling],
+                       "strategy": strategy, "folds": folds, "seed": seed}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _plain(m: Any) -> Any:
+    if hasattr(m, "items"):
+        return {k: _plain(v) for k, v in m.items()}
+    return m
+
+
+def calibrate(
+    data: str | Path,
+    cfg: Config,
+    settings: CalibrateSettings | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+    sweep_progress: Callable[[int, int, float | None], None] | None = None,
+) -> CalibrationRun:
+    """Run the main job on ``data`` with config ``cfg``.
+
+    Parameters
+    ----------
+    data : str or Path
+        Readings file of the calibration (CSV, Parquet, Excel).
+    cfg : Config
+        Columns, split, validation, ``[model]`` base config and ``[sweep]`` space.
+    settings : CalibrateSettings, optional
+        Name, folders, budget, strategy, jobs.
+    progress : callable, optional
+        Called with a one-line message at each stage.
+    sweep_progress : callable, optional
+        Passed to :func:`calib.sweep.run_sweep`.
+
+    Returns
+    -------
+    CalibrationRun
+
+    Raises
+    ------
+    IngestError, ConfigError, TrainingError, ArtifactError
+    """
+    from .ingest import load_dataset, split_dataset
+    from .model import ModelConfig
+    from .sweep import SweepSettings, run_sweep
+
+    settings = settings or CalibrateSettings()
+    say = progress or (lambda msg: None)
+    base = ModelConfig.from_dict(dict(cfg.model))
+    sweep_cfg = dict(cfg.sweep)
+    ss = SweepSettings.from_dict(sweep_cfg)  # validated before any data is read
+    strategy = settings.strategy or ss.strategy
+    trials = settings.trials or (ss.trials if "trials" in sweep_cfg else DEFAULT_TRIALS)
+    folds = ss.folds or cfg.validate.folds
+    seed = cfg.split.seed
+    base = base.replace(seed=seed) if "seed" not in cfg.model else base
+
+    ds = load_dataset(data, cfg.data)
+    sp = split_dataset(ds, test_fraction=cfg.split.test_fraction, dev_fraction=cfg.split.dev_fraction, seed=seed)
+    if len(sp.test) == 0:
+        raise ConfigError("test_fraction > 0 must hold for calibrate (the test part is evaluated once), "
+                          f"got test_fraction={cfg.split.test_fraction}")
+    name = settings.name or _NAME_RE.sub("-", Path(data).stem).strip("-.") or "calibration"
+    key = _run_key(ds, cfg, strategy, folds, seed)
+    storage = str(Path(settings.runs_dir) / name / f"sweep-{key}.journal")
+    Path(storage).parent.mkdir(parents=True, exist_ok=True)
+    say(f"data: {ds.n_rows} rows, train+dev {len(sp.train_dev)}, test {len(sp.test)}"
+        + (f" ({len(np.unique(ds.groups(sp.test)))} held-out {ds.group})" if ds.group else ""))
+    say(f"sweep: {strategy}, {trials} trials x {folds} folds, jobs {settings.jobs}, record {storage}")
+    sw = run_sweep(ds, sp.train_dev, base, ss.space, strategy=strategy, n_trials=trials, folds=folds,
+                   jobs=settings.jobs, storage=storage, study_name=ss.study, seed=seed,
+                   tolerance=cfg.validate.tolerance, scaling=cfg.split.scaling,
+                   noise_floor=cfg.validate.noise_floor, progress=sweep_progress)
+    if sw.best_config is None:
+        reasons = "; ".join(sorted({t.reason or t.state for t in sw.trials}))[:300]
+        from .errors import TrainingError
+
+        raise TrainingError(f"every sweep trial failed ({reasons}); check the [model] and [sweep] settings")
+    best = sw.best_config
+    return _finish(ds, sp, cfg, best, sw, settings, name, folds, seed, say)
+
+
+def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: CalibrateSettings, name: str,
+            folds: int, seed: int, say: Callable[[str], None]) -> CalibrationRun:
+    from .baseline import fit_baseline
+    from .export import describe_dataset, export_artifact
+    from .metrics import score
+    from .model import build_model, predict, train
+    from .scaling import Scaler, fit_scaler
+    from .validate import cross_validate
+
+    say(f"best trial #{sw.best.number}: MAE {sw.best.score:.4g} {ds.target.unit}; re-validating with fold models")
+    cv = cross_validate(ds, sp.train_dev, best, folds=folds, jobs=settings.jobs, tolerance=cfg.validate.tolerance,
+                        scaling=cfg.split.scaling, seed=seed, noise_floor=cfg.validate.noise_floor,
+                        baseline=True, keep_weights=True)
+    epochs = max(1, int(np.median(cv.best_epochs))) if best.patience is not None else best.epochs
+    final_cfg = best.replace(epochs=epochs, patience=None)
+    rows = sp.train_dev
+    x, y = ds.x(rows), ds.y(rows)
+    xs, ys = fit_scaler(x, cfg.split.scaling), fit_scaler(y, cfg.split.scaling)
+    say(f"refit on train+dev ({len(rows)} rows) for {epochs} epochs")
+    res = train(final_cfg, x, y, x_scaler=xs, y_scaler=ys)
+    x_te, y_te = ds.x(sp.test), ds.y(sp.test)
+    p_te = predict(res.model, x_te).reshape(len(x_te), -1)
+    tol = cfg.validate.tolerance
+    test = score(y_te[:, 0], p_te[:, 0], tol)
+    fold_models = []
+    for weights, xsd, ysd in cv.fold_weights:
+        m = build_model(best, ds.x(rows[:1]).shape[1], y.shape[1], Scaler.from_dict(xsd), Scaler.from_dict(ysd))
+        m.set_weights(weights)
+        fold_models.append(m)
+    fold_pred = np.stack([predict(m, x_te).reshape(len(x_te), -1)[:, 0] for m in fold_models])
+    std = fold_pred.std(axis=0)
+    test_baseline, bkind, bparams = None, None, None
+    try:
+        b = fit_baseline(x, y[:, 0], list(ds.feature_names), [c.unit for c in ds.features], ds.target.unit)
+        test_baseline, bkind, bparams = score(y_te[:, 0], b.predict(x_te), tol), b.kind, b.to_dict()
+    except Exception as exc:  # the baseline never sinks the main job
+        bkind = f"failed: {type(exc).__name__}: {exc}"
+    say(f"test ({len(sp.test)} rows, touched once): MAE {test.mae:.4g} {ds.target.unit}"
+        + ("" if test_baseline is None else f", classical baseline {test_baseline.mae:.4g}"))
+
+    frame = ds.frame.iloc[sp.test].copy()
+    frame[f"{ds.target.name}_pred"] = p_te[:, 0]
+    frame[f"{ds.target.name}_std"] = std
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False)
+    diag = cv.diagnosis(test.mae)
+    meta = {
+        **describe_dataset(ds, rows=rows),
+        "hyperparameters": {**best.to_dict(), "final_epochs": epochs},
+        "cv": cv.to_dict(test.mae),
+        "test": {**test.to_dict(), "rows": int(len(sp.test)), "std_mean": float(std.mean()),
+                 "groups": None if ds.group is None else sorted(map(str, np.unique(ds.groups(sp.test))))},
+        "baseline": {"kind": bkind, "params": bparams,
+                     "test": None if test_baseline is None else test_baseline.to_dict(),
+                     "cv": cv.summary()["baseline_val"]},
+        "noise_floor": cv.noise_floor,
+        "diagnosis": diag.to_dict(),
+        "split": {"test_fraction": cfg.split.test_fraction, "dev_fraction": cfg.split.dev_fraction,
+                  "seed": seed, "scaling": cfg.split.scaling, "by_group": sp.by_group,
+                  "train_rows": int(len(sp.train)), "dev_rows": int(len(sp.dev)), "test_rows": int(len(sp.test))},
+        "sweep": {"strategy": sw.strategy, "trials": len(sw.trials), "storage": sw.storage,
+                  "leaderboard": _leaderboard(sw)},
+    }
+    art = export_artifact(settings.models_dir, name, model=res.model, fold_models=fold_models, metadata=meta,
+                          extra_files={"test_predictions.csv": buf.getvalue()})
+    say(f"exported {art.path}")
+    return CalibrationRun(artifact=art, sweep=sw, cv=cv, test=test, test_baseline=test_baseline,
+                          baseline_kind=bkind, config=best, epochs=epochs, test_std_mean=float(std.mean()))
+
+
+def _leaderboard(sw: Any) -> list[dict[str, Any]]:
+    from .sweep import leaderboard
+
+    try:
+        return json.loads(json.dumps(leaderboard(sw), default=str))
+    except Exception:  # pragma: no cover - the leaderboard is informative only
+        return []

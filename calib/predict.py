@@ -1,0 +1,436 @@
+"""Batch inference on files, and inspection of artifacts.
+
+readings file (CSV / Parquet / Excel) + :class:`~calib.export.CalibrationModel` ->
+the same file with ``<target>_pred``, ``<target>_std`` and ``out_of_range`` appended.
+
+:func:`predict_file` validates the readings against the artifact's schema exactly like
+ingestion does for training data (each feature present by normalised or source name,
+numbers finite, physically possible; errors name the file, row and column), then writes
+every column of the input untouched, in its original order, plus the predictions.
+
+Output format
+-------------
+The output file's suffix decides: ``.parquet``/``.pq`` -> Parquet, anything else -> CSV
+(Excel output is not written; save as ``.csv`` and open that in Excel).
+
+- CSV from a CSV input keeps the input's separator and decimal mark (a ``;``/``,``-file
+  from a German lab stays one), its encoding, line endings and the exact text of every
+  original cell: the new cells are appended to each line. (A file with quoted fields is
+  rewritten through pandas instead: the same cells, re-quoted where needed, UTF-8.)
+- CSV from Parquet/Excel uses ``,`` and ``.``.
+- Predictions are written as the shortest text that reads back to the same float32
+  value; ``out_of_range`` as ``True``/``False``.
+- Parquet from a Parquet input keeps the input's columns and types; from CSV the original
+  columns are stored as text (exactly as in the file); predictions are float64 (the
+  float32 results) and ``out_of_range`` is boolean.
+
+Examples
+--------
+>>> from calib.export import load_model
+>>> m = load_model("models/foil-A")                                      # doctest: +SKIP
+>>> predict_file(m, "readings.csv", "readings_o2.csv")                   # doctest: +SKIP
+{'rows': 1000, 'out_of_range': 3, ...}
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import ArtifactError, ConfigError, IngestError
+from .export import (
+    CalibrationModel,
+    list_versions,
+    read_metadata,
+    resolve_artifact,
+    resolve_feature_columns,
+    verify_artifact,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .ingest import RawTable
+
+__all__ = ["predict_file", "inspect_artifact", "format_inspection"]
+
+_PARQUET = (".parquet", ".pq")
+_EXCEL = (".xlsx", ".xlsm", ".xls")
+_SEPS = (";", "\t", "|", ",")
+
+
+# --------------------------------------------------------------------------- reading
+def _numeric(table: RawTable, column: str) -> np.ndarray:
+    """A column as finite float64 numbers; errors exactly as :func:`calib.ingest.parse_numeric`.
+
+    Text columns go through a fast strict parse (pyarrow); anything it does not accept
+    cleanly (spaces, empty cells, ``nan``, ...) is left to ``parse_numeric``, which either
+    accepts it the same way ingestion does or raises the one-line error.
+    """
+    import pandas as pd
+
+    from .ingest import parse_numeric
+
+    s = table.frame[column]
+    if not pd.api.types.is_numeric_dtype(s.dtype):
+        try:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            arr = pa.array(s, type=pa.string(), from_pandas=True)
+            if table.decimal == ",":
+                arr = pc.replace_substring(arr, ",", ".")
+            values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+            if values.dtype == np.float64 and np.isfinite(values).all():
+                return values
+        except Exception:  # pyarrow refuses the text: the slow path gives the precise error
+            pass
+    return parse_numeric(s, table, column)
+
+
+def _readings(model: CalibrationModel, table: RawTable) -> np.ndarray:
+    """Validated readings (n, n_features) float32, in the model's units and order."""
+    from . import units as U
+    from .ingest import check_physical
+
+    specs = model._feature_specs
+    resolved = resolve_feature_columns(specs, table.columns, where=f"{table.name} row 1")
+    n = len(table.frame)
+    x = np.empty((n, len(specs)), dtype=np.float32)
+    # parse in file column order so the first bad cell is reported left to right
+    order = sorted(range(len(specs)), key=lambda j: table.columns.index(resolved[j][0]))
+    for j in order:
+        col, from_unit = resolved[j]
+        spec = specs[j]
+        raw = _numeric(table, col)
+        values = raw
+        if from_unit is not None:
+            freq = spec.get("frequency_hz")
+            values, _ = U.to_canonical(raw, from_unit, frequency_hz=float(freq) if freq else None)
+        check_physical(values, table, col, str(spec["unit"]), source_values=raw, source_unit=from_unit)
+        x[:, j] = values
+    if not np.isfinite(x).all():  # finite float64 beyond float32's range
+        i, j = np.argwhere(~np.isfinite(x))[0]
+        raise IngestError(
+            f"{table.name} row {int(i) + 2}, column {resolved[j][0]}: value beyond the float32 range; "
+            "expected a measured value"
+        )
+    return x
+
+
+# --------------------------------------------------------------------------- writing
+def _float_text(values: np.ndarray, decimal: str) -> Any:
+    """pyarrow string array: shortest text that reads back to the same float32."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pc.cast(pa.array(np.asarray(values, dtype=np.float32)), pa.string())
+    return pc.replace_substring(arr, ".", ",") if decimal == "," else arr
+
+
+def _text_columns(cols: dict[str, np.ndarray], decimal: str) -> dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out: dict[str, Any] = {}
+    for k, v in cols.items():
+        if v.dtype == np.bool_:
+            out[k] = pc.if_else(pa.array(v), "True", "False")
+        else:
+            out[k] = _float_text(v, decimal)
+    return out
+
+
+def _header_sep(header: str, columns: list[str], given: str | None) -> str | None:
+    """The separator that splits the header line back into exactly ``columns``."""
+    for sep in ((given,) if given else _SEPS):
+        if [c.strip() for c in header.split(sep)] == columns:
+            return sep
+    return None
+
+
+def _append_to_lines(raw: bytes, n_rows: int, sep: str, header_add: list[str], cells: list[Any]) -> bytes | None:
+    """The CSV bytes with ``sep + new cells`` appended to every line, or None if unsafe.
+
+    Unsafe (-> None): quoted fields (a cell may span lines) or lines that do not map one
+    to one onto the parsed rows.
+    """
+    import pyarrow.compute as pc
+
+    if b'"' in raw:
+        return None
+    lines = raw.split(b"\n")
+    if len(lines) < n_rows + 1 or any(ln.strip() for ln in lines[n_rows + 1 :]):
+        return None
+    sep_b = sep.encode("ascii")
+    joined = pc.binary_join_element_wise(*cells, sep).to_pylist()
+    suffixes = [b""] + [sep_b + s.encode("ascii") for s in joined]
+    suffixes[0] = sep_b + sep.join(header_add).encode("utf-8")
+    out = []
+    for ln, suf in zip(lines, suffixes):
+        if ln.endswith(b"\r"):
+            out.append(ln[:-1] + suf + b"\r")
+        else:
+            out.append(ln + suf)
+    out.extend(lines[n_rows + 1 :])
+    return b"\n".join(out)
+
+
+def _write_csv(tmp: Path, table: RawTable, raw: bytes | None, sep: str, decimal: str,
+               new: dict[str, np.ndarray]) -> None:
+    cells = _text_columns(new, decimal)
+    if raw is not None:
+        data = _append_to_lines(raw, len(table.frame), sep, list(new), list(cells.values()))
+        if data is not None:
+            tmp.write_bytes(data)
+            return
+    frame = table.frame.copy()
+    for k, v in cells.items():
+        frame[k] = v.to_numpy(zero_copy_only=False)
+    frame.to_csv(tmp, sep=sep, index=False, encoding="utf-8", lineterminator="\n")
+
+
+def _write_parquet(tmp: Path, table: RawTable, source: Path, new: dict[str, np.ndarray]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if source.suffix.lower() in _PARQUET:
+        t = pq.read_table(source)
+    else:
+        arrays = {}
+        for c in table.columns:
+            s = table.frame[c]
+            try:
+                arrays[c] = pa.array(s, from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Excel cells: keep their text
+                arrays[c] = pa.array(s.map(lambda v: None if v is None else str(v)), type=pa.string())
+        t = pa.table(arrays)
+    for k, v in new.items():
+        t = t.append_column(k, pa.array(v if v.dtype == np.bool_ else v.astype(np.float64)))
+    pq.write_table(t, tmp)
+
+
+# --------------------------------------------------------------------------- predict_file
+def predict_file(
+    model: CalibrationModel,
+    data: str | Path,
+    output: str | Path,
+    *,
+    sep: str | None = None,
+    decimal: str | None = None,
+) -> dict[str, Any]:
+    """Predict the target for every reading of a file and write the file with the results.
+
+    Parameters
+    ----------
+    model : CalibrationModel
+        From :func:`calib.export.load_model`.
+    data : str or Path
+        Readings: CSV (any of ``,;\\t|`` separators, decimal point or comma), Parquet or
+        Excel. Every feature of the model must be a column, by its normalised name (e.g.
+        ``temperature_degC``) or by its source name in the source unit (e.g.
+        ``temperature_K``; converted with :mod:`calib.units`). Other columns pass through.
+    output : str or Path
+        Result file; ``.parquet``/``.pq`` writes Parquet, any other suffix CSV (see the
+        module notes). Written atomically; must differ from ``data``; its folder must exist.
+    sep, decimal : str, optional
+        CSV separator and decimal mark of ``data`` (detected when not given); a CSV output
+        from a CSV input uses the same.
+
+    Returns
+    -------
+    dict
+        ``input``, ``output``, ``format``, ``rows``, ``out_of_range`` (count),
+        ``columns_added``, ``model`` (name), ``version``, ``model_id``, ``target``, ``unit``,
+        ``seconds``.
+
+    Raises
+    ------
+    IngestError
+        Unreadable file, missing feature column, a cell that is not a finite number or is
+        physically impossible (naming file, row and column), or an output column that
+        already exists in ``data``. Nothing is written.
+    ConfigError
+        ``output`` is ``data``, an Excel file or a folder; ``sep``/``decimal`` invalid.
+    CalibError
+        The output cannot be written (folder missing, read-only, disk full).
+    """
+    from .fsutil import atomic_write
+    from .ingest import read_table
+
+    t0 = time.perf_counter()
+    if not isinstance(model, CalibrationModel):
+        raise ConfigError(f"model must be a CalibrationModel (calib.load_model), got {type(model).__name__}")
+    if sep is not None and sep not in _SEPS:
+        raise ConfigError(f"sep must be one of ',', ';', '\\t', '|', got sep={sep!r}")
+    if decimal is not None and decimal not in (".", ","):
+        raise ConfigError(f"decimal must be '.' or ',', got decimal={decimal!r}")
+    data, output = Path(data), Path(output)
+    same = output.resolve() == data.resolve() or (
+        output.exists() and data.exists() and os.path.samefile(output, data)
+    )
+    if same:
+        raise ConfigError(f"output must differ from the input (the input is never overwritten), got output={str(output)!r}")
+    if output.is_dir():
+        raise ConfigError(f"output must be a file path, got the folder {str(output)!r}")
+    out_suffix = output.suffix.lower()
+    if out_suffix in _EXCEL:
+        raise ConfigError(f"output must be .csv or .parquet (Excel is not written), got output={str(output)!r}")
+    fmt = "parquet" if out_suffix in _PARQUET else "csv"
+
+    table = read_table(data, sep=sep, decimal=decimal)
+    added = model.output_columns()
+    clash = [c for c in added if c in table.columns]
+    if clash:
+        raise IngestError(
+            f"{table.name} row 1: column(s) {', '.join(clash)} already exist; rename them (or "
+            "predict from the original readings file)"
+        )
+    x = _readings(model, table)
+    pred, std = model._run(x, want_std=True)
+    oor = model._out_of_range(x)
+    new = model._result_columns(pred, std, oor)
+
+    in_suffix = data.suffix.lower()
+    is_csv_in = in_suffix not in _PARQUET + _EXCEL
+    if fmt == "csv":
+        raw = data.read_bytes() if is_csv_in else None
+        out_sep = ","
+        if is_csv_in:
+            first = raw.split(b"\n", 1)[0].rstrip(b"\r")
+            try:
+                header = first.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                header = first.decode("latin-1")
+            found = _header_sep(header, table.columns, sep)
+            if found is None:
+                raw = None  # cannot re-create the header reliably: rewrite through pandas
+                found = sep or ","
+            out_sep = found
+        out_decimal = table.decimal if is_csv_in else "."
+        if out_sep == out_decimal:
+            out_decimal = "."
+        atomic_write(output, lambda tmp: _write_csv(tmp, table, raw, out_sep, out_decimal, new))
+    else:
+        atomic_write(output, lambda tmp: _write_parquet(tmp, table, data, new))
+    return {
+        "input": str(data),
+        "output": str(output),
+        "format": fmt,
+        "rows": int(len(x)),
+        "out_of_range": int(oor.sum()),
+        "columns_added": added,
+        "model": model.name,
+        "version": model.version,
+        "model_id": model.model_id,
+        "target": model.target,
+        "unit": model.unit,
+        "seconds": round(time.perf_counter() - t0, 4),
+    }
+
+
+# --------------------------------------------------------------------------- inspect
+def inspect_artifact(path: str | Path, verify: bool = False) -> dict[str, Any]:
+    """What an artifact holds, and optionally whether it passes verification.
+
+    Parameters
+    ----------
+    path : str or Path
+        Version folder, or name folder (-> latest version).
+    verify : bool, default=False
+        Run :func:`calib.export.verify_artifact` (checksums, no pickles, safe Keras file).
+
+    Returns
+    -------
+    dict
+        ``path``, ``name``, ``version``, ``versions`` (all versions of the name),
+        ``model_id``, ``created_utc``, ``schema_version``, ``software``, ``features``,
+        ``target``, ``aux_targets``, ``outputs``, ``has_std``, ``hyperparameters``, ``data``,
+        ``metrics`` (``cv`` summary, ``test``, ``baseline``) and ``verification``: None when
+        not run, else ``{"ok": True, ...}`` or ``{"ok": False, "error": ..., "kind": ...}``.
+
+    Raises
+    ------
+    ArtifactError
+        No artifact at ``path`` or an unreadable ``calibration.json``.
+    """
+    vdir = resolve_artifact(path)
+    verification: dict[str, Any] | None = None
+    if verify:
+        try:
+            verification = verify_artifact(vdir)
+        except ArtifactError as exc:
+            verification = {"ok": False, "error": str(exc), "kind": type(exc).__name__}
+    meta = read_metadata(vdir)
+    cv = meta.get("cv")
+    outputs = list((meta.get("onnx") or {}).get("outputs") or [])
+    return {
+        "path": str(vdir),
+        "name": meta.get("name", vdir.parent.name),
+        "version": meta.get("version"),
+        "versions": list_versions(vdir.parent),
+        "model_id": meta.get("model_id"),
+        "created_utc": meta.get("created_utc"),
+        "schema_version": meta.get("schema_version"),
+        "software": meta.get("versions"),
+        "features": meta.get("features"),
+        "target": meta.get("target"),
+        "aux_targets": meta.get("aux_targets") or [],
+        "outputs": outputs,
+        "has_std": len(outputs) > 1,
+        "hyperparameters": meta.get("hyperparameters"),
+        "data": meta.get("data"),
+        "metrics": {
+            "cv": cv.get("summary", cv) if isinstance(cv, dict) else cv,
+            "test": meta.get("test"),
+            "baseline": meta.get("baseline"),
+        },
+        "verification": verification,
+    }
+
+
+def _num(v: Any) -> str:
+    return f"{v:.6g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
+def format_inspection(info: dict[str, Any]) -> str:
+    """Plain-text form of :func:`inspect_artifact` output (for ``calib inspect``)."""
+    t = info.get("target") or {}
+    lines = [
+        f"{info.get('name')} {info.get('version')}  ({info.get('path')})",
+        f"  model id {info.get('model_id')}, created {info.get('created_utc')}, schema {info.get('schema_version')}",
+        f"  predicts {t.get('name')} in {t.get('unit')} (trained on {_num(t.get('min'))}..{_num(t.get('max'))})"
+        + ("; with per-reading std across fold models" if info.get("has_std") else ""),
+    ]
+    for a in info.get("aux_targets") or []:
+        lines.append(f"  also predicts {a.get('name')} in {a.get('unit')}")
+    lines.append("  inputs (in order, calibrated range):")
+    for f in info.get("features") or []:
+        src = ""
+        if f.get("source") and (f.get("source") != f.get("name") or f.get("source_unit") != f.get("unit")):
+            src = f"  [from {f.get('source')} in {f.get('source_unit')}]"
+        lines.append(f"    {f.get('name')} ({f.get('unit')}): {_num(f.get('min'))} .. {_num(f.get('max'))}{src}")
+    m = info.get("metrics") or {}
+    cv = m.get("cv")
+    if isinstance(cv, dict) and isinstance(cv.get("val"), dict):
+        mae = cv["val"].get("mae") or {}
+        lines.append(f"  cv MAE {_num(mae.get('mean'))} +/- {_num(mae.get('std'))} {t.get('unit')}")
+    test = m.get("test")
+    if isinstance(test, dict) and "mae" in test:
+        lines.append(f"  test MAE {_num(test['mae'])} {t.get('unit')}")
+    d = info.get("data") or {}
+    if d:
+        lines.append(f"  data {d.get('file')} ({d.get('rows')} rows, sha256 {str(d.get('sha256'))[:12]}...)")
+    versions = info.get("versions") or []
+    if versions:
+        lines.append(f"  versions: {', '.join(versions)}")
+    v = info.get("verification")
+    if v is None:
+        lines.append("  verification: not run (use --verify)")
+    elif v.get("ok"):
+        lines.append(f"  verification: OK ({len(v.get('files', []))} files match SHA256SUMS, no unsafe content)")
+    else:
+        lines.append(f"  verification: FAILED ({v.get('kind')}): {v.get('error')}")
+    return "\n".join(lines)

@@ -1,0 +1,471 @@
+"""k-fold validation of a model configuration, with the classical baseline beside it.
+
+Dataset + rows (the train part) + :class:`~calib.model.ModelConfig` -> :class:`CVResult`.
+
+Every fold builds a fresh model from the frozen config (as scikit-learn's
+``clone()`` does). With a group column the folds are :class:`~sklearn.model_selection.GroupKFold`
+folds, so a sensor spot is never in training and validation at once. Inside each fold,
+early stopping uses an inner dev part carved from the fold's training rows (by group
+too), so the validation fold is touched only to score. The classical baseline
+(:mod:`calib.baseline`) is fitted and scored on exactly the same folds.
+
+Folds run in parallel worker processes (joblib/loky) when ``jobs > 1``; each worker
+limits TensorFlow to one intra-op and one inter-op thread before TensorFlow starts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import ConfigError, TrainingError
+from .metrics import Metrics, score
+
+__all__ = ["FoldScore", "CVResult", "Diagnosis", "cross_validate", "make_folds", "diagnose",
+           "estimate_noise_floor", "replicate_sets"]
+
+
+# --------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class FoldScore:
+    """Scores of one fold.
+
+    Attributes
+    ----------
+    fold : int
+        0-based fold number.
+    n_train, n_val : int
+        Rows the fold trained on (inner dev included) and was scored on.
+    val, train : Metrics
+        The network on the validation fold and on its own training rows (target unit).
+    baseline_val, baseline_train : Metrics or None
+        The classical baseline on the same rows.
+    baseline_kind : str or None
+        Which classical form was fitted (``svu``, ``two_site``, ``sbe63``, ``poly``).
+    train_loss, dev_loss : tuple of float
+        Learning curve: data loss per epoch (scaled units) on the training rows and on the inner
+        dev part that drives early stopping (with early stopping off: on the validation fold,
+        which then only draws the curve and drives no decision).
+    best_epoch : int
+        Epoch whose weights were kept (1-based).
+    seconds : float
+        Wall time of the fold's network training.
+    """
+
+    fold: int
+    n_train: int
+    n_val: int
+    val: Metrics
+    train: Metrics
+    baseline_val: Metrics | None
+    baseline_train: Metrics | None
+    baseline_kind: str | None
+    train_loss: tuple[float, ...]
+    dev_loss: tuple[float, ...]
+    best_epoch: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return d
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Bias / variance / dev-overfitting diagnosis against the noise floor (target unit, MAE)."""
+
+    noise_floor: float | None
+    noise_floor_source: str
+    train_mae: float
+    val_mae: float
+    test_mae: float | None
+    avoidable_bias: float | None
+    variance: float
+    dev_overfitting: float | None
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """The result of k-fold validation of one config.
+
+    Attributes
+    ----------
+    folds : tuple of FoldScore
+    config : dict
+        The model config (``ModelConfig.to_dict()``).
+    target, unit : str
+        Target column and its unit: every error is in this unit.
+    group_kfold : bool
+        Whether folds were formed by group.
+    noise_floor : float or None
+        Best achievable MAE (given, or estimated from replicate readings).
+    noise_floor_source : str
+        ``config``, ``replicates`` or ``unknown``.
+    seconds : float
+        Wall time of the whole validation.
+    fold_weights : tuple, optional
+        Each fold's trained weights (lists of arrays), kept for the ensemble; not serialised.
+    """
+
+    folds: tuple[FoldScore, ...]
+    config: dict[str, Any]
+    target: str
+    unit: str
+    group_kfold: bool
+    noise_floor: float | None
+    noise_floor_source: str
+    seconds: float
+    fold_weights: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+
+    def mean_std(self, metric: str, which: str = "val") -> tuple[float, float]:
+        """Mean and standard deviation over folds of ``metric`` of ``which``
+        (``val``, ``train``, ``baseline_val``, ``baseline_train``)."""
+        vals = [getattr(getattr(f, which), metric) for f in self.folds if getattr(f, which) is not None]
+        if not vals:
+            return float("nan"), float("nan")
+        a = np.asarray(vals, dtype=float)
+        return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
+
+    @property
+    def score(self) -> float:
+        """Mean validation MAE: what a sweep minimises."""
+        return self.mean_std("mae")[0]
+
+    @property
+    def best_epochs(self) -> list[int]:
+        return [f.best_epoch for f in self.folds]
+
+    def summary(self) -> dict[str, Any]:
+        """Mean +/- std of every metric for the network and the baseline."""
+        out: dict[str, Any] = {}
+        for which in ("val", "train", "baseline_val", "baseline_train"):
+            out[which] = {m: dict(zip(("mean", "std"), self.mean_std(m, which)))
+                          for m in ("mae", "rmse", "max_abs", "r2", "ela")}
+        return out
+
+    def diagnosis(self, test_mae: float | None = None) -> Diagnosis:
+        return diagnose(self.mean_std("mae", "train")[0], self.score, test_mae,
+                        self.noise_floor, self.noise_floor_source)
+
+    def to_dict(self, test_mae: float | None = None) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "unit": self.unit,
+            "group_kfold": self.group_kfold,
+            "n_folds": len(self.folds),
+            "config": self.config,
+            "summary": self.summary(),
+            "folds": [f.to_dict() for f in self.folds],
+            "diagnosis": self.diagnosis(test_mae).to_dict(),
+            "seconds": self.seconds,
+        }
+
+
+def diagnose(train_mae: float, val_mae: float, test_mae: float | None, floor: float | None,
+             floor_source: str = "config") -> Diagnosis:
+    """Bias / variance / dev-overfitting diagnosis with a one-line plain-language verdict.
+
+    ``avoidable_bias = train - floor``, ``variance = validation - train``,
+    ``dev_overfitting = test - validation`` (all MAE, target unit).
+    """
+    bias = None if floor is None else train_mae - floor
+    var = val_mae - train_mae
+    dev = None if test_mae is None else test_mae - val_mae
+    ref = max(val_mae, 1e-12)
+    if dev is not None and dev > max(0.25 * val_mae, 2 * abs(var), 1e-12):
+        verdict = ("dev overfitting: the test error is well above the validation error; the search "
+                   "tuned to the validation folds or the test spots differ; use more folds or more spots")
+    elif bias is not None and bias > 0.5 * ref and bias >= var:
+        verdict = ("high avoidable bias: training error is far above the noise floor; try a larger "
+                   "network, more epochs, a larger learning rate or less regularisation")
+    elif var > 0.5 * ref and (bias is None or var > bias):
+        verdict = ("high variance: validation error is well above training error; try more data or "
+                   "spots, stronger L2/dropout, a smaller network or earlier stopping")
+    elif bias is not None and val_mae <= 1.5 * floor:
+        verdict = "near the noise floor: the model is about as good as its inputs allow"
+    else:
+        verdict = "balanced: bias and variance are both moderate; a hyperparameter sweep may still help"
+    return Diagnosis(floor, floor_source if floor is not None else "unknown", train_mae, val_mae,
+                     test_mae, bias, var, dev, verdict)
+
+
+# --------------------------------------------------------------------------- folds
+def make_folds(n_rows: int, k: int, groups: np.ndarray | None, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k (train, validation) index pairs over ``range(n_rows)``; by group when ``groups`` is given.
+
+    Raises
+    ------
+    ConfigError
+        If there are fewer rows (or groups) than folds.
+    """
+    if groups is not None:
+        labels = np.unique(groups)
+        if len(labels) < k:
+            raise ConfigError(f"folds <= number of groups must hold, got folds={k} with {len(labels)} groups "
+                              "in the train part; lower --folds or drop --group")
+        from sklearn.model_selection import GroupKFold
+
+        # shuffle group order reproducibly, then balanced GroupKFold
+        rng = np.random.default_rng(seed)
+        perm = {g: i for i, g in enumerate(rng.permutation(labels))}
+        coded = np.array([perm[g] for g in groups])
+        return [(tr, va) for tr, va in GroupKFold(n_splits=k).split(np.zeros(n_rows), groups=coded)]
+    if n_rows < k:
+        raise ConfigError(f"folds <= number of rows must hold, got folds={k} with {n_rows} rows")
+    from sklearn.model_selection import KFold
+
+    return list(KFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(n_rows)))
+
+
+def _inner_dev(n: int, groups: np.ndarray | None, seed: int, fraction: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed + 7919)
+    if groups is not None and len(np.unique(groups)) >= 3:
+        labels = rng.permutation(np.unique(groups))
+        n_dev = max(1, int(round(fraction * len(labels))))
+        dev_mask = np.isin(groups, labels[:n_dev])
+    else:
+        n_dev = max(1, int(round(fraction * n))) if n >= 5 else 0
+        dev_mask = np.zeros(n, dtype=bool)
+        dev_mask[rng.permutation(n)[:n_dev]] = True
+    return np.flatnonzero(~dev_mask), np.flatnonzero(dev_mask)
+
+
+_THREADS_LIMITED = False
+
+
+def limit_threads() -> None:
+    """In a fresh worker: one intra-op and one inter-op TF thread (before TF starts)."""
+    global _THREADS_LIMITED
+    if _THREADS_LIMITED:
+        return
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TF already initialised in this process
+        pass
+    _THREADS_LIMITED = True
+
+
+def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
+    """Train and score one fold. Runs in a worker process; takes and returns plain data."""
+    if task.get("limit_threads"):
+        limit_threads()
+    from .baseline import fit_baseline
+    from .model import ModelConfig, predict, train
+    from .scaling import fit_scaler
+
+    cfg = ModelConfig.from_dict(task["config"])
+    x_tr, y_tr, x_va, y_va = task["x_tr"], task["y_tr"], task["x_va"], task["y_va"]
+    tol = task["tolerance"]
+    if cfg.patience is not None:
+        inner_tr, inner_dev = _inner_dev(len(x_tr), task["g_tr"], cfg.seed + task["fold"])
+    else:
+        inner_tr, inner_dev = np.arange(len(x_tr)), np.arange(0)
+    if len(inner_dev) == 0:
+        inner_tr = np.arange(len(x_tr))
+    xs = fit_scaler(x_tr[inner_tr], task["scaling"])
+    ys = fit_scaler(y_tr[inner_tr], task["scaling"])
+    if len(inner_dev):
+        x_dev, y_dev = x_tr[inner_dev], y_tr[inner_dev]
+    else:
+        # no early stopping: the validation fold only draws the dev learning curve, no decision uses it
+        x_dev, y_dev = x_va, y_va
+    res = train(cfg, x_tr[inner_tr], y_tr[inner_tr], x_dev, y_dev, x_scaler=xs, y_scaler=ys)
+    p_va = predict(res.model, x_va).reshape(len(x_va), -1)
+    p_tr = predict(res.model, x_tr).reshape(len(x_tr), -1)
+    out: dict[str, Any] = {
+        "fold": task["fold"],
+        "n_train": len(x_tr),
+        "n_val": len(x_va),
+        "val": score(y_va[:, 0], p_va[:, 0], tol),
+        "train": score(y_tr[:, 0], p_tr[:, 0], tol),
+        "train_loss": tuple(res.train_loss),
+        "dev_loss": tuple(res.dev_loss),
+        "best_epoch": res.best_epoch,
+        "seconds": res.seconds,
+        "pred_val": p_va[:, 0],
+        "weights": [np.asarray(w) for w in res.model.get_weights()] if task.get("keep_weights") else None,
+        "x_scaler": xs.to_dict(),
+        "y_scaler": ys.to_dict(),
+        "baseline_val": None, "baseline_train": None, "baseline_kind": None,
+    }
+    if task.get("baseline", True):
+        try:
+            b = fit_baseline(x_tr, y_tr[:, 0], task["feature_names"], task["feature_units"], task["target_unit"])
+            out["baseline_val"] = score(y_va[:, 0], b.predict(x_va), tol)
+            out["baseline_train"] = score(y_tr[:, 0], b.predict(x_tr), tol)
+            out["baseline_kind"] = b.kind
+        except Exception as exc:  # the baseline must never sink a validation run
+            out["baseline_kind"] = f"failed: {type(exc).__name__}: {exc}"
+    try:  # free the graph and the model in long-lived workers
+        import keras
+
+        del res
+        keras.backend.clear_session(free_memory=True)
+    except Exception:  # pragma: no cover
+        pass
+    return out
+
+
+def cross_validate(
+    ds: Any,
+    rows: np.ndarray,
+    config: Any,
+    *,
+    folds: int = 5,
+    jobs: int = 1,
+    tolerance: float = 1.0,
+    scaling: str = "standard",
+    seed: int = 0,
+    noise_floor: float | None = None,
+    baseline: bool = True,
+    keep_weights: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> CVResult:
+    """k-fold validation of ``config`` on ``rows`` of ``ds`` (the train part; never test rows).
+
+    Parameters
+    ----------
+    ds : Dataset
+    rows : ndarray of int
+        Row indices to validate on (train and dev parts).
+    config : ModelConfig
+        Frozen network config; every fold builds a fresh model from it.
+    folds : int, default=5
+        Number of folds (GroupKFold when ``ds`` has a group column).
+    jobs : int, default=1
+        Parallel worker processes (joblib loky); 1 runs in this process; -1 uses every core.
+    tolerance : float, default=1.0
+        Error Limited Accuracy bound, target unit.
+    scaling : str, default="standard"
+        Input and target scaling, fitted on each fold's training rows only.
+    seed : int, default=0
+        Seed of the fold assignment.
+    noise_floor : float, optional
+        Best achievable MAE (target unit); estimated from replicates when ``None``.
+    baseline : bool, default=True
+        Also fit and score the classical baseline on the same folds.
+    keep_weights : bool, default=False
+        Keep each fold's trained weights in ``CVResult.fold_weights`` (for an ensemble).
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each fold.
+
+    Returns
+    -------
+    CVResult
+
+    Raises
+    ------
+    ConfigError
+        Fewer rows or groups than folds.
+    TrainingError
+        A fold diverged (NaN/inf loss).
+    """
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ConfigError(f"folds >= 2 must hold, got folds={folds!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs == 0 or jobs < -1:
+        raise ConfigError(f"jobs >= 1 (or -1 for every core) must hold, got jobs={jobs!r}")
+    rows = np.asarray(rows)
+    x, y = ds.x(rows), ds.y(rows)
+    g = ds.groups(rows)
+    pairs = make_folds(len(rows), folds, g, seed)
+    cfg_dict = config.to_dict()
+    n_jobs = os.cpu_count() or 1 if jobs == -1 else jobs
+    n_jobs = min(n_jobs, folds)
+    tasks = [{
+        "fold": i, "config": cfg_dict, "x_tr": x[tr], "y_tr": y[tr], "x_va": x[va], "y_va": y[va],
+        "g_tr": None if g is None else g[tr], "tolerance": tolerance, "scaling": scaling,
+        "feature_names": list(ds.feature_names), "feature_units": [c.unit for c in ds.features],
+        "target_unit": ds.target.unit, "baseline": baseline, "keep_weights": keep_weights,
+        "limit_threads": n_jobs > 1,
+    } for i, (tr, va) in enumerate(pairs)]
+    t0 = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    if n_jobs == 1:
+        for t in tasks:
+            results.append(_fit_fold(t))
+            if progress:
+                progress(len(results), len(tasks))
+    else:
+        from joblib import Parallel, delayed
+
+        par = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
+        for r in par(delayed(_fit_fold)(t) for t in tasks):
+            results.append(r)
+            if progress:
+                progress(len(results), len(tasks))
+    results.sort(key=lambda r: r["fold"])
+    fold_scores = tuple(FoldScore(**{k: r[k] for k in FoldScore.__dataclass_fields__}) for r in results)
+    source = "config"
+    if noise_floor is None:
+        pred = np.empty(len(rows))
+        for (tr, va), r in zip(pairs, results):
+            pred[va] = r["pred_val"]
+        noise_floor = estimate_noise_floor(ds, rows, pred)
+        source = "replicates" if noise_floor is not None else "unknown"
+    return CVResult(
+        folds=fold_scores, config=cfg_dict, target=ds.target.name, unit=ds.target.unit,
+        group_kfold=g is not None, noise_floor=noise_floor, noise_floor_source=source,
+        seconds=time.perf_counter() - t0,
+        fold_weights=tuple((r["weights"], r["x_scaler"], r["y_scaler"]) for r in results) if keep_weights else (),
+    )
+
+
+# --------------------------------------------------------------------------- noise floor
+def replicate_sets(ds: Any, rows: np.ndarray, temperature_gap: float = 0.5) -> np.ndarray:
+    """Label replicate readings: same group, same reference O2 value, temperatures within
+    ``temperature_gap`` degC of each other. Returns an int label per row (-1 = no replicate)."""
+    import pandas as pd
+
+    f = ds.frame.iloc[rows]
+    keys = pd.DataFrame({"t": f[ds.target.name].to_numpy()})
+    keys["g"] = ds.groups(rows) if ds.group else "all"
+    temp = next((c.name for c in ds.features if c.unit == "degC"), None)
+    keys["T"] = f[temp].to_numpy() if temp else 0.0
+    keys["pos"] = np.arange(len(rows))
+    keys = keys.sort_values(["g", "t", "T"], kind="mergesort")
+    new = (keys["g"] != keys["g"].shift()) | (keys["t"] != keys["t"].shift()) | (keys["T"].diff().abs() > temperature_gap)
+    cluster = new.cumsum().to_numpy()
+    sizes = pd.Series(cluster).map(pd.Series(cluster).value_counts()).to_numpy()
+    labels = np.full(len(rows), -1)
+    labels[keys["pos"].to_numpy()] = np.where(sizes >= 2, cluster, -1)
+    return labels
+
+
+def estimate_noise_floor(ds: Any, rows: np.ndarray, pred: np.ndarray) -> float | None:
+    """Estimate the best achievable MAE from replicate readings of the same conditions.
+
+    The spread of out-of-fold predictions within replicate sets is input noise propagated
+    through the model; its pooled standard deviation ``s`` gives the MAE a perfect model would
+    still make, ``s * sqrt(2/pi)`` (normal errors). ``None`` when there are fewer than 10
+    replicate sets.
+    """
+    labels = replicate_sets(ds, rows)
+    m = labels >= 0
+    if m.sum() < 20:
+        return None
+    import pandas as pd
+
+    df = pd.DataFrame({"l": labels[m], "p": pred[m]})
+    grp = df.groupby("l")["p"]
+    if grp.ngroups < 10:
+        return None
+    dev = df["p"] - grp.transform("mean")
+    dof = float((grp.size() - 1).sum())
+    s = math.sqrt(float((dev**2).sum()) / dof)
+    return s * math.sqrt(2 / math.pi)

@@ -1,0 +1,35 @@
+"""Shared fixtures: seeded Keras, quiet TensorFlow, small synthetic datasets."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything(request):
+    """Seed Python and NumPy for every test; Keras too where a test already imported it."""
+    random.seed(0)
+    np.random.seed(0)
+    import sys
+
+    if "keras" in sys.modules:
+        sys.modules["keras"].utils.set_random_seed(0)
+    yield
+
+
+@pytest.fixture(scope="session")
+def small_batch(tmp_path_factory):
+    """A small simulated sensor batch (6 spots) written as CSV, with its config. Returns (csv, toml)."""
+    from calib.simulate import SimulationConfig, write_bundle
+
+    folder = tmp_path_factory.mktemp("batch")
+    sc = SimulationConfig(n_spots=6, replicates=2, seed=1,
+                          temperature_levels_degC=(5.0, 15.0, 25.0, 35.0),
+                          o2_levels_hPa=(0.0, 20.0, 50.0, 100.0, 150.0, 212.0, 300.0))
+    return write_bundle(folder, sc)

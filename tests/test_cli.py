@@ -1,0 +1,111 @@
+"""Tests of calib.cli: help for every command, start-up without TensorFlow, JSON output, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from calib.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_every_command_has_help_with_an_example(command):
+    res = CliRunner().invoke(cli, [command, "--help"])
+    assert res.exit_code == 0, res.output
+    assert "Usage: " in res.output and "Example" in res.output
+
+
+def test_top_level_help_lists_commands():
+    res = CliRunner().invoke(cli, ["--help"])
+    assert res.exit_code == 0
+    for c in ("ingest", "validate", "simulate"):
+        assert c in res.output
+
+
+@pytest.mark.parametrize("args", [pytest.param(["--help"], id="help"), pytest.param(["ingest", "--help"], id="ingest-help")])
+def test_help_is_fast_and_tensorflow_free(args):
+    code = ("import sys, time; t=time.perf_counter(); from calib.cli import cli; "
+            f"cli.main({args!r}, standalone_mode=False); "
+            "print(time.perf_counter()-t, 'tensorflow' in sys.modules, 'pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[-2] == "False" and out[-1] == "False"
+    assert float(out[-3]) < 1.0
+
+
+def test_console_script_help_under_a_second():
+    exe = Path(sys.executable).parent / "calib"
+    if not exe.exists():
+        pytest.fail(f"console script {exe} missing: install with pip install -e .")
+    t = time.perf_counter()
+    subprocess.run([str(exe), "--help"], capture_output=True, check=True)
+    assert time.perf_counter() - t < 1.5  # process start included
+
+
+def test_ingest_writes_parquet_with_split_and_prints_summary(tmp_path, small_batch):
+    csv, toml = small_batch
+    out = tmp_path / "out.parquet"
+    res = CliRunner().invoke(cli, ["ingest", str(csv), "--config", str(toml), "-o", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    df = pd.read_parquet(out)
+    assert summary["rows"] == len(df) and set(df["split"]) == {"train", "dev", "test"}
+    assert summary["split"]["by_group"] and summary["groups"] == df["spot_id"].nunique()
+    # no spot appears in two parts
+    assert (df.groupby("spot_id")["split"].nunique() == 1).all()
+
+
+def test_ingest_refuses_to_overwrite_input(tmp_path, small_batch):
+    csv, toml = small_batch
+    res = CliRunner().invoke(cli, ["ingest", str(csv), "--config", str(toml), "-o", str(csv)])
+    assert res.exit_code == 1 and res.output.startswith("Error: ") and "refusing to overwrite" in res.output
+
+
+def test_config_error_is_one_line(tmp_path, small_batch):
+    csv, _ = small_batch
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[validate]\nfolds = 1\n")
+    res = CliRunner().invoke(cli, ["validate", str(csv), "--config", str(bad), "--target", "o2_hPa"])
+    assert res.exit_code == 1
+    assert res.output.strip() == f"Error: {bad}: folds >= 2 must hold, got folds=1"
+
+
+def test_unknown_model_key_stops_before_training(tmp_path, small_batch):
+    csv, _ = small_batch
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nlearnin_rate = 0.1\n")
+    res = CliRunner().invoke(cli, ["validate", str(csv), "--config", str(bad), "--target", "o2_hPa"])
+    assert res.exit_code == 1 and res.output.startswith("Error: ") and "learnin_rate" in res.output
+
+
+def test_validate_json(tmp_path, small_batch):
+    csv, toml = small_batch
+    cfg = tmp_path / "c.toml"
+    text = Path(toml).read_text().split("[model]")[0]  # keep [data], [split], [validate]
+    cfg.write_text(text + "\n[model]\nhidden_layers = [8]\nepochs = 10\npatience = \"none\"\n")
+    res = CliRunner().invoke(cli, ["validate", str(csv), "--config", str(cfg), "--folds", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["n_folds"] == 2 and d["group_kfold"] and len(d["folds"]) == 2
+    assert len(d["folds"][0]["train_loss"]) == 10
+    assert {"mae", "rmse", "max_abs", "r2", "ela"} <= set(d["summary"]["val"])
+    assert d["diagnosis"]["verdict"]
+
+
+@pytest.mark.slow
+def test_validate_on_bundled_data_beats_the_classical_baseline():
+    """Issue 3: on the bundled data, GroupKFold validation beats the classical baseline's MAE."""
+    res = CliRunner().invoke(cli, ["validate", "--jobs", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["group_kfold"]
+    nn, base = d["summary"]["val"]["mae"]["mean"], d["summary"]["baseline_val"]["mae"]["mean"]
+    assert nn < base, (nn, base)

@@ -1,0 +1,117 @@
+"""Tests of calib.validate: k-fold by group, the baseline beside it, the diagnosis."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from calib.config import load_config
+from calib.errors import ConfigError
+from calib.ingest import Column, Dataset, load_dataset, split_dataset
+from calib.validate import cross_validate, diagnose, estimate_noise_floor, make_folds
+
+FAST = dict(hidden_layers=(16, 16), epochs=40, patience=None, batch_size=32, learning_rate=3e-3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def batch(small_batch):
+    csv, toml = small_batch
+    cfg = load_config(toml)
+    ds = load_dataset(csv, cfg.data)
+    sp = split_dataset(ds, test_fraction=0.2, dev_fraction=0.2, seed=0)
+    return ds, sp
+
+
+def test_group_folds_never_share_a_group():
+    groups = np.repeat(np.array(list("ABCDEFG")), 10)
+    folds = make_folds(len(groups), 3, groups, seed=1)
+    seen = []
+    for tr, va in folds:
+        assert not set(groups[tr]) & set(groups[va])
+        seen.extend(set(groups[va]))
+    assert sorted(seen) == list("ABCDEFG")  # every group validated exactly once
+
+
+def test_row_folds_cover_every_row_once():
+    folds = make_folds(23, 5, None, seed=0)
+    assert sorted(np.concatenate([va for _, va in folds]).tolist()) == list(range(23))
+
+
+def test_more_folds_than_groups_is_config_error():
+    with pytest.raises(ConfigError, match="folds <= number of groups must hold, got folds=4 with 3 groups"):
+        make_folds(30, 4, np.repeat(["a", "b", "c"], 10))
+
+
+def test_cross_validate_scores_network_and_baseline(batch):
+    from calib.model import ModelConfig
+
+    ds, sp = batch
+    cv = cross_validate(ds, sp.train_dev, ModelConfig(**FAST), folds=3, tolerance=5.0)
+    assert len(cv.folds) == 3 and cv.group_kfold
+    for f in cv.folds:
+        assert f.val.n == f.n_val and f.n_train + f.n_val == len(sp.train_dev)
+        assert len(f.train_loss) == 40 and len(f.dev_loss) == 40
+        assert f.baseline_val is not None and f.baseline_kind in ("svu", "two_site", "poly")
+        assert np.isfinite([f.val.mae, f.val.rmse, f.val.max_abs, f.val.r2]).all()
+        assert 0 <= f.val.ela <= 1 and f.val.max_abs >= f.val.rmse >= f.val.mae
+    mean, std = cv.mean_std("mae")
+    assert mean == pytest.approx(np.mean([f.val.mae for f in cv.folds]))
+    assert cv.score == mean
+    # a trained network is far better than predicting the mean (~90 hPa MAE here)
+    assert mean < 30
+    d = cv.to_dict()
+    assert set(d["summary"]) == {"val", "train", "baseline_val", "baseline_train"}
+    assert d["diagnosis"]["verdict"]
+
+
+def test_parallel_folds_equal_sequential(batch):
+    from calib.model import ModelConfig
+
+    ds, sp = batch
+    cfg = ModelConfig(**{**FAST, "epochs": 15})
+    a = cross_validate(ds, sp.train_dev, cfg, folds=2, jobs=1, baseline=False)
+    b = cross_validate(ds, sp.train_dev, cfg, folds=2, jobs=2, baseline=False)
+    np.testing.assert_allclose([f.val.mae for f in a.folds], [f.val.mae for f in b.folds], rtol=1e-4)
+
+
+def test_test_rows_are_never_used(batch):
+    from calib.model import ModelConfig
+
+    ds, sp = batch
+    cv = cross_validate(ds, sp.train_dev, ModelConfig(**{**FAST, "epochs": 5}), folds=2, baseline=False)
+    assert sum(f.n_val for f in cv.folds) == len(sp.train_dev)
+    assert len(sp.test) > 0 and len(set(sp.test) & set(sp.train_dev)) == 0
+
+
+@pytest.mark.parametrize("train, val, test, floor, word", [
+    pytest.param(5.0, 5.5, None, 0.1, "high avoidable bias", id="bias"),
+    pytest.param(1.0, 4.0, None, 0.9, "high variance", id="variance"),
+    pytest.param(1.0, 1.1, 3.0, 0.9, "dev overfitting", id="dev-overfitting"),
+    pytest.param(1.0, 1.1, 1.15, 0.95, "near the noise floor", id="floor"),
+    pytest.param(2.0, 2.6, None, 1.2, "balanced", id="balanced"),
+])
+def test_diagnosis_verdicts(train, val, test, floor, word):
+    d = diagnose(train, val, test, floor)
+    assert d.verdict.startswith(word)
+    assert d.avoidable_bias == pytest.approx(train - floor) and d.variance == pytest.approx(val - train)
+    if test is not None:
+        assert d.dev_overfitting == pytest.approx(test - val)
+
+
+def test_noise_floor_from_replicates():
+    rng = np.random.default_rng(0)
+    n_sets, k, sigma = 200, 3, 0.4
+    levels = np.repeat(np.arange(n_sets) * 1.5, k)
+    df = pd.DataFrame({"temperature_degC": np.repeat(rng.uniform(5, 35, n_sets), k), "o2_hPa": levels})
+    ds = Dataset(df, (Column("temperature_degC", "temperature_degC", "degC", "degC", "temperature"),),
+                 Column("o2_hPa", "o2_hPa", "hPa", "hPa", "o2"))
+    pred = levels + rng.normal(0, sigma, len(levels))
+    est = estimate_noise_floor(ds, np.arange(len(df)), pred)
+    assert est == pytest.approx(sigma * math.sqrt(2 / math.pi), rel=0.1)
+    # no replicates -> unknown
+    df2 = df.assign(o2_hPa=np.arange(len(df), dtype=float))
+    ds2 = Dataset(df2, ds.features, ds.target)
+    assert estimate_noise_floor(ds2, np.arange(len(df)), pred) is None
