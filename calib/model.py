@@ -425,7 +425,9 @@ def _layer_seeds(seed: int, n: int) -> list[int]:
 
 
 def _initializer(config: ModelConfig, seed: int):
-    import keras
+    from ._tf import keras as _quiet_keras
+
+    keras = _quiet_keras()
 
     if config.init == "glorot":
         return keras.initializers.GlorotUniform(seed=seed)
@@ -476,7 +478,9 @@ def build_model(
     ConfigError
         If ``n_inputs`` or ``n_outputs`` < 1 or a scaler has the wrong number of columns.
     """
-    import keras
+    from ._tf import keras as _quiet_keras
+
+    keras = _quiet_keras()
 
     if not _is_int(n_inputs) or n_inputs < 1:
         raise _err("n_inputs >= 1", "n_inputs", n_inputs)
@@ -592,7 +596,9 @@ def _n_slots(optimizer: str) -> int:
 
 def _tf_learning_rate(plan: _Plan, t, hyper):
     """Learning rate at optimizer step ``t`` (float32 tensor, 0-based), as Keras' schedules."""
-    import tensorflow as tf
+    from ._tf import tensorflow as _quiet_tf
+
+    tf = _quiet_tf()
 
     lr0 = hyper[_H_LR]
     if plan.lr_schedule == "exponential":
@@ -612,7 +618,9 @@ def _tf_apply_updates(plan: _Plan, theta, slots, grad, t, hyper) -> None:
     the epoch graph takes the optimizer state as arguments (one trace serves many models)
     and traces fast; ``tests/test_model.py`` checks it against the Keras optimizers.
     """
-    import tensorflow as tf
+    from ._tf import tensorflow as _quiet_tf
+
+    tf = _quiet_tf()
 
     lr = _tf_learning_rate(plan, t, hyper)
     if plan.optimizer == "sgd":
@@ -656,7 +664,9 @@ def _build_epoch_fn(plan: _Plan):
     (its loss is the mean over its real rows, as for a partial batch). Returns
     ``(train_loss, dev_loss, finite, next_learning_rate)``.
     """
-    import tensorflow as tf
+    from ._tf import tensorflow as _quiet_tf
+
+    tf = _quiet_tf()
 
     activation = {
         "relu": tf.nn.relu,
@@ -874,7 +884,9 @@ def train(
     weights and predictions. The optimizers follow the update rules of Keras 3's ``SGD``,
     ``RMSprop`` and ``Adam`` and the schedules those of ``keras.optimizers.schedules``.
     """
-    import tensorflow as tf
+    from ._tf import tensorflow as _quiet_tf
+
+    tf = _quiet_tf()
 
     t0 = time.perf_counter()
     if not isinstance(config, ModelConfig):
@@ -1079,7 +1091,9 @@ def export_onnx(model: keras.Model, path: str | Path, n_inputs: int) -> None:
     ConfigError
         If ``n_inputs`` disagrees with the model.
     """
-    import tensorflow as tf
+    from ._tf import tensorflow as _quiet_tf
+
+    tf = _quiet_tf()
 
     n_model = int(model.inputs[0].shape[-1])
     if n_inputs != n_model:

@@ -1248,8 +1248,14 @@ def _run_one_trial(job: _Job) -> dict[str, Any] | None:
         if sum(_counts_or_runs(t, now, host) for t in study.get_trials(deepcopy=False)) >= job.n_trials:
             return None
         trial = study.ask()
-        trial.set_user_attr("worker", _worker_id())
-        trial.set_user_attr("heartbeat", time.time())
+        try:
+            trial.set_user_attr("worker", _worker_id())
+            trial.set_user_attr("heartbeat", time.time())
+        except BaseException:  # Ctrl-C right after ask: do not leave an anonymous RUNNING trial
+            with contextlib.suppress(Exception):
+                trial.set_user_attr("reason", "interrupted")
+                study.tell(trial, state=TrialState.FAIL)
+            raise
     # another machine may have asked at the same time (RDB storage, no shared lock)
     now = time.time()
     ahead = sum(
@@ -1580,7 +1586,7 @@ class _Slot:
         self.ran = 0
         self.retired = False
 
-    def submit(self, job: _Job, recycle_every: int | None) -> Any:  # noqa: D102
+    def submit(self, job: _Job, recycle_every: int | None) -> Any:
         from joblib.externals.loky import ProcessPoolExecutor
 
         if self.executor is not None and recycle_every is not None and self.ran >= recycle_every:

@@ -251,13 +251,16 @@ def limit_threads() -> None:
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    from ._tf import tensorflow as _quiet_tf
 
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # TF already initialised in this process
-        pass
+    def _one_thread(tf: Any) -> None:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # TF already running in this process: the env vars above rule
+            pass
+
+    _quiet_tf(before_first_op=_one_thread)
     _THREADS_LIMITED = True
 
 
@@ -313,7 +316,9 @@ def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
         except Exception as exc:  # the baseline must never sink a validation run
             out["baseline_kind"] = f"failed: {type(exc).__name__}: {exc}"
     try:  # free the graph and the model in long-lived workers
-        import keras
+        from ._tf import keras as _quiet_keras
+
+        keras = _quiet_keras()
 
         del res
         keras.backend.clear_session(free_memory=True)

@@ -250,6 +250,12 @@ def test_grid_covers_exactly_the_product():
     assert len(got) == 24 and set(got) == want
 
 
+def test_bayes_starts_with_the_random_draws_then_uses_tpe():
+    bayes = preview_trials(SPACE, 14, strategy="bayes", seed=2)
+    assert bayes[:10] == preview_trials(SPACE, 10, strategy="random", seed=2)  # TPE's 10 startup trials
+    assert all(1e-3 <= d["learning_rate"] <= 1e-1 and d["activation"] in ("tanh", "relu") for d in bayes)
+
+
 def test_random_draws_depend_only_on_seed():
     a = preview_trials(SPACE, 5, seed=7)
     assert a == preview_trials(SPACE, 5, seed=7)

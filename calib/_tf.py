@@ -1,0 +1,75 @@
+"""Import TensorFlow lazily and quietly.
+
+TensorFlow's C++ runtime writes start-up lines to the process's stderr (file descriptor 2)
+before ``TF_CPP_MIN_LOG_LEVEL`` is read ("oneDNN custom operations are on", "All log messages
+before absl::InitializeLog()"). Users of the CLI should see calib's messages only, so the
+first import and the first op run with fd 2 pointed at /dev/null. An import failure still
+raises as usual, after fd 2 is restored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from types import ModuleType
+from typing import Callable, Iterator
+
+__all__ = ["tensorflow", "keras", "quiet_stderr"]
+
+_LOCK = threading.RLock()
+_READY = False
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for the duration (C++ log lines included)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreters)
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def tensorflow(before_first_op: Callable[[ModuleType], None] | None = None) -> ModuleType:
+    """Return the ``tensorflow`` module, imported with its start-up chatter silenced.
+
+    Parameters
+    ----------
+    before_first_op : callable, optional
+        Called with the module after the import and before the first op runs, e.g. to set
+        thread counts (which TensorFlow accepts only before its runtime starts).
+    """
+    global _READY
+    if _READY:
+        import tensorflow as tf
+
+        return tf
+    with _LOCK:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        with quiet_stderr():
+            import tensorflow as tf
+
+            if before_first_op is not None:
+                before_first_op(tf)
+            tf.constant(0.0) + 0.0  # the first op logs once more
+        _READY = True
+        return tf
+
+
+def keras() -> ModuleType:
+    """Return the ``keras`` module (TensorFlow backend), imported quietly."""
+    tensorflow()
+    import keras as k
+
+    return k
