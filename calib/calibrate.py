@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,7 +45,8 @@ class CalibrateSettings:
     models_dir : str, default="models"
         Folder of all artifacts.
     runs_dir : str, default="runs"
-        Folder of sweep journals (resumable).
+        Folder of sweep journals (resumable); the ``CALIB_RUNS_DIR`` environment variable
+        changes the default.
     trials : int or None
         Sweep budget; default: ``[sweep] trials`` if set, else 12.
     strategy : str or None
@@ -55,7 +57,7 @@ class CalibrateSettings:
 
     name: str | None = None
     models_dir: str = "models"
-    runs_dir: str = "runs"
+    runs_dir: str = field(default_factory=lambda: os.environ.get("CALIB_RUNS_DIR", "runs"))
     trials: int | None = None
     strategy: str | None = None
     jobs: int = 1

@@ -1,0 +1,112 @@
+"""End-to-end tests of the main job: calibrate -> artifact -> predict (issue 5)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from calib.cli import cli
+from calib.calibrate import CalibrateSettings
+from calib.errors import ConfigError
+
+TINY = """
+[model]
+hidden_layers = [16, 16]
+epochs = 80
+patience = 20
+batch_size = 32
+learning_rate = 0.005
+
+[sweep]
+strategy = "random"
+trials = 2
+folds = 3
+
+[sweep.space]
+learning_rate = { low = 1e-3, high = 1e-2 }
+activation = { choices = ["tanh", "elu"] }
+"""
+
+
+def _config(tmp_path: Path, toml: Path) -> Path:
+    head = Path(toml).read_text().split("[model]")[0]
+    cfg = tmp_path / "calib.toml"
+    cfg.write_text(head + TINY)
+    return cfg
+
+
+def _calibrate(tmp_path: Path, csv: Path, cfg: Path, where: str) -> dict:
+    out = tmp_path / where
+    res = CliRunner().invoke(cli, ["calibrate", str(csv), "--config", str(cfg), "--models-dir", str(out / "models"),
+                                   "--name", "batch", "--json"], env={"CALIB_RUNS_DIR": str(out / "runs")})
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
+@pytest.mark.slow
+def test_calibrate_predict_tamper_and_determinism(tmp_path, small_batch, monkeypatch):
+    csv, toml = small_batch
+    cfg = _config(tmp_path, toml)
+    monkeypatch.chdir(tmp_path)
+    run = _calibrate(tmp_path, csv, cfg, "a")
+    art = Path(run["artifact"])
+    assert run["version"] == "1.0.0" and art.is_dir()
+    assert {"model.onnx", "model.keras", "calibration.json", "MODEL_CARD.md", "SHA256SUMS"} <= {p.name for p in art.iterdir()}
+    meta = json.loads((art / "calibration.json").read_text())
+    assert meta["target"]["name"] == "o2_hPa" and meta["target"]["unit"] == "hPa"
+    assert [f["name"] for f in meta["features"]][-1] == "temperature_degC"
+    assert meta["test"]["mae"] == pytest.approx(run["test"]["mae"])
+
+    # predict the held-out spots' readings (the test part) from the command line, without TensorFlow
+    test_rows = pd.read_csv(art / "test_predictions.csv")
+    held_out = pd.read_csv(csv)
+    held_out = held_out[held_out["spot_id"].isin(meta["test"]["groups"])]
+    data = tmp_path / "held_out.csv"
+    held_out.to_csv(data, index=False)
+    out = tmp_path / "pred.csv"
+    res = CliRunner().invoke(cli, ["predict", str(art.parent), str(data), "-o", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    pred = pd.read_csv(out)
+    assert list(pred.columns[: len(held_out.columns)]) == list(held_out.columns)
+    np.testing.assert_allclose(pred["o2_hPa_pred"], test_rows["o2_hPa_pred"], atol=1e-3)
+    mae = float(np.mean(np.abs(pred["o2_hPa_pred"] - pred["o2_hPa"])))
+    cv_mean, cv_std = run["cv"]["val"]["mae"]["mean"], run["cv"]["val"]["mae"]["std"]
+    assert mae <= cv_mean + 3 * cv_std, (mae, cv_mean, cv_std)
+    assert (pred["o2_hPa_std"] > 0).all()
+
+    # the same job again with the same seed: identical metrics, next version
+    run2 = _calibrate(tmp_path, csv, cfg, "b")
+    assert run2["cv"] == run["cv"] and run2["test"] == run["test"]
+    run3 = _calibrate(tmp_path, csv, cfg, "a")
+    assert run3["version"] == "1.1.0"
+
+    # one flipped byte in model.onnx: predict refuses, writes nothing
+    onnx = art / "model.onnx"
+    blob = bytearray(onnx.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    onnx.write_bytes(bytes(blob))
+    out2 = tmp_path / "pred2.csv"
+    res = CliRunner().invoke(cli, ["predict", str(art), str(data), "-o", str(out2)])
+    assert res.exit_code == 1 and res.output.startswith("Error: ") and "model.onnx" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert not out2.exists()
+
+
+@pytest.mark.parametrize("kw, match", [
+    pytest.param({"name": "bad name"}, "name must be letters", id="name"),
+    pytest.param({"trials": 0}, "trials >= 1 must hold, got trials=0", id="trials"),
+    pytest.param({"jobs": 0}, "jobs >= 1", id="jobs"),
+])
+def test_settings_rules(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        CalibrateSettings(**kw)
+
+
+def test_unknown_calibrate_key():
+    with pytest.raises(ConfigError, match="unknown key 'nme' in \\[calibrate\\]"):
+        CalibrateSettings.from_dict({"nme": "x"})
