@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/sweep_scaling.py [--trials 8] [--folds 3] [--epochs 30]
+    .venv/bin/python benchmarks/sweep_scaling.py [--trials 8] [--folds 3] [--epochs 300]
                                                  [--memory-trials 50] [--skip-scaling] [--skip-memory]
 
 Data: the bundled ``data/readings.csv`` with ``data/calib.toml`` (features, target, group and
@@ -12,10 +12,11 @@ validated on the train + dev rows by group k-fold.
 
 1. Scaling: the same random sweep (``--trials`` trials, seed 0, small networks, a fixed
    number of epochs, no early stopping, ``--folds`` folds) with ``jobs=1`` and ``jobs=2``,
-   each into a fresh journal file. Wall time of :func:`calib.sweep.run_sweep` (worker start-up
+   each into a fresh journal file (300 epochs by default, so that training, not the
+   workers' start-up and TensorFlow import of ~5-8 s, dominates). Wall time of :func:`calib.sweep.run_sweep` (worker start-up
    and TensorFlow import included), the ratio, and a check that both runs drew the same
    configs and got the same scores (draws depend on the trial number only).
-2. Memory: ``--memory-trials`` tiny trials (1 x 8 network, 5 epochs, 2 folds) with
+2. Memory: ``--memory-trials`` tiny trials (4 small shapes, 5 epochs, 2 folds) with
    ``jobs=1``, once with workers replaced every 10 trials (the default) and once with one
    long-lived worker (``recycle_every=None`` would run in this process, so 10**6 is used). At
    trial 5 and at the last trial the benchmark reads the resident and peak resident memory
@@ -50,7 +51,11 @@ SCALING_SPACE = {
     "hidden_layers": {"choices": [[16], [16, 16]]},
     "activation": {"choices": ["tanh", "relu"]},
 }
-MEMORY_SPACE = {"learning_rate": {"low": 1e-3, "high": 3e-2}, "activation": {"choices": ["tanh", "relu"]}}
+MEMORY_SPACE = {  # several shapes, so that new graphs are traced along the sweep
+    "learning_rate": {"low": 1e-3, "high": 3e-2},
+    "hidden_layers": {"choices": [[8], [8, 8], [16], [4, 4, 4]]},
+    "activation": {"choices": ["tanh", "relu"]},
+}
 
 
 def load_bundled():
@@ -160,7 +165,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--folds", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=300)
     ap.add_argument("--memory-trials", type=int, default=50)
     ap.add_argument("--skip-scaling", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")

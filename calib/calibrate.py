@@ -200,39 +200,44 @@ def calibrate(
 
         raise TrainingError(f"every sweep trial failed ({reasons}); check the [model] and [sweep] settings")
     best = sw.best_config
-    return _finish(ds, sp, cfg, best, sw, settings, name, folds, seed, say)
+    return _finish(ds, sp, cfg, best, sw, settings, name, folds, seed, say, ss.space.to_dict())
 
 
 def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: CalibrateSettings, name: str,
-            folds: int, seed: int, say: Callable[[str], None]) -> CalibrationRun:
-    from .baseline import fit_baseline
+            folds: int, seed: int, say: Callable[[str], None], space: dict[str, Any]) -> CalibrationRun:
+    from .baseline import BaselineModel, fit_baseline
     from .export import describe_dataset, export_artifact
+    from .hybrid import fit_member, predict_member, rebuild_member
     from .metrics import score
-    from .model import build_model, predict, train
-    from .scaling import Scaler, fit_scaler
+    from .scaling import Scaler
     from .validate import cross_validate
 
     say(f"best trial #{sw.best.number}: MAE {sw.best.score:.4g} {ds.target.unit}; re-validating with fold models")
     cv = cross_validate(ds, sp.train_dev, best, folds=folds, jobs=settings.jobs, tolerance=cfg.validate.tolerance,
                         scaling=cfg.split.scaling, seed=seed, noise_floor=cfg.validate.noise_floor,
                         baseline=True, keep_weights=True)
-    epochs = max(1, int(np.median(cv.best_epochs))) if best.patience is not None else best.epochs
-    final_cfg = best.replace(epochs=epochs, patience=None)
     rows = sp.train_dev
     x, y = ds.x(rows), ds.y(rows)
-    xs, ys = fit_scaler(x, cfg.split.scaling), fit_scaler(y, cfg.split.scaling)
-    say(f"refit on train+dev ({len(rows)} rows) for {epochs} epochs")
-    res = train(final_cfg, x, y, x_scaler=xs, y_scaler=ys)
+    xs_probe = [f.best_epoch for f in cv.folds if f.best_epoch > 0]
+    if best.family == "physics":
+        epochs = 0
+    elif best.patience is not None and xs_probe:
+        epochs = max(1, int(np.median(xs_probe)))
+    else:
+        epochs = best.budget(max(1, -(-len(rows) // (best.batch_size or len(rows)))))[0]
+    final_cfg = best if best.family == "physics" else best.replace(epochs=epochs, patience=None)
+    say(f"refit {best.family} on train+dev ({len(rows)} rows)" + (f" for {epochs} epochs" if epochs else ""))
+    names, units = list(ds.feature_names), [c.unit for c in ds.features]
+    final = fit_member(final_cfg, x, y, scaling=cfg.split.scaling, feature_names=names, feature_units=units,
+                       target_unit=ds.target.unit)
     x_te, y_te = ds.x(sp.test), ds.y(sp.test)
-    p_te = predict(res.model, x_te).reshape(len(x_te), -1)
+    p_te = predict_member(final, x_te)
     tol = cfg.validate.tolerance
     test = score(y_te[:, 0], p_te[:, 0], tol)
-    fold_models = []
-    for weights, xsd, ysd in cv.fold_weights:
-        m = build_model(best, ds.x(rows[:1]).shape[1], y.shape[1], Scaler.from_dict(xsd), Scaler.from_dict(ysd))
-        m.set_weights(weights)
-        fold_models.append(m)
-    fold_pred = np.stack([predict(m, x_te).reshape(len(x_te), -1)[:, 0] for m in fold_models])
+    folds_m = [rebuild_member(best, x.shape[1], y.shape[1], w, Scaler.from_dict(xsd), Scaler.from_dict(ysd),
+                              None if phys is None else BaselineModel.from_dict(phys))
+               for w, xsd, ysd, phys in cv.fold_weights]
+    fold_pred = np.stack([predict_member(m, x_te)[:, 0] for m in folds_m])
     std = fold_pred.std(axis=0)
     test_baseline, bkind, bparams = None, None, None
     try:
@@ -252,6 +257,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     meta = {
         **describe_dataset(ds, rows=rows),
         "hyperparameters": {**best.to_dict(), "final_epochs": epochs},
+        "physics": None if final.baseline is None else final.baseline.to_dict(),
         "cv": cv.to_dict(test.mae),
         "test": {**test.to_dict(), "rows": int(len(sp.test)), "std_mean": float(std.mean()),
                  "groups": None if ds.group is None else sorted(map(str, np.unique(ds.groups(sp.test))))},
@@ -264,9 +270,10 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
                   "seed": seed, "scaling": cfg.split.scaling, "by_group": sp.by_group,
                   "train_rows": int(len(sp.train)), "dev_rows": int(len(sp.dev)), "test_rows": int(len(sp.test))},
         "sweep": {"strategy": sw.strategy, "trials": len(sw.trials), "storage": sw.storage,
-                  "leaderboard": _leaderboard(sw)},
+                  "space": space, "leaderboard": _leaderboard(sw)},
     }
-    art = export_artifact(settings.models_dir, name, model=res.model, fold_models=fold_models, metadata=meta,
+    art = export_artifact(settings.models_dir, name, model=final.model, fold_models=[m.model for m in folds_m],
+                          physics=[final.baseline, *(m.baseline for m in folds_m)], metadata=meta,
                           extra_files={"test_predictions.csv": buf.getvalue()})
     say(f"exported {art.path}")
     return CalibrationRun(artifact=art, sweep=sw, cv=cv, test=test, test_baseline=test_baseline,

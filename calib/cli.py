@@ -205,8 +205,8 @@ def _fmt_cv(cv: Any) -> str:
                      f"max {ms('baseline_val', 'max_abs')} ({'/'.join(kinds)})")
         nn, base = s["val"]["mae"]["mean"], s["baseline_val"]["mae"]["mean"]
         if base > 0:
-            lines.append(f"the network's MAE is {nn / base:.2f}x the classical baseline's "
-                         f"({'better' if nn < base else 'worse'})")
+            verdict = "equal" if abs(nn / base - 1) < 0.005 else ("better" if nn < base else "worse")
+            lines.append(f"calib's MAE is {nn / base:.2f}x the classical baseline's ({verdict})")
     d = cv.diagnosis()
     floor = "unknown" if d.noise_floor is None else f"{d.noise_floor:.3g} {unit} ({d.noise_floor_source})"
     lines.append(f"noise floor {floor}; train MAE {d.train_mae:.4g}, validation MAE {d.val_mae:.4g}"

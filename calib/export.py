@@ -15,8 +15,9 @@ An artifact is one folder::
         calibration.json  schema_version, model_id, name, version, features with units and
                           calibrated ranges, target, metrics, data checksum, versions, ...
         MODEL_CARD.md     intended use, data, metrics, limits
+        report.html       self-contained HTML report (calib.report), unless report=False
         SHA256SUMS        ``sha256sum -c`` format, over every other file
-        (extra files)     e.g. report.html, also listed in SHA256SUMS
+        (extra files)     e.g. test_predictions.csv, also listed in SHA256SUMS
 
 Versions are semantic and bump automatically: the first export of a name is 1.0.0; the
 next one is a minor bump (1.1.0) when the features (names and units), the target and the
@@ -102,6 +103,7 @@ KERAS_FILE = "model.keras"
 METADATA_FILE = "calibration.json"
 CARD_FILE = "MODEL_CARD.md"
 SUMS_FILE = "SHA256SUMS"
+REPORT_FILE = "report.html"
 #: Files every artifact has (besides SHA256SUMS).
 REQUIRED_FILES = (METADATA_FILE, ONNX_FILE, KERAS_FILE, CARD_FILE)
 TMP_PREFIX = ".tmp-"
@@ -1497,14 +1499,27 @@ def _build_models(tmp: Path, model: Any, fold_models: Sequence[Any], n_features:
     return protos
 
 
+def _with_physics(protos: list[Any], physics: Sequence[Any] | None, n_out: int) -> list[Any]:
+    """Fold each member's classical physics fit (hybrid/physics families) into its ONNX graph."""
+    if not physics:
+        return protos
+    if len(physics) != len(protos):
+        raise ConfigError(f"physics must give one entry (or None) per model, got {len(physics)} for {len(protos)}")
+    from .physics_onnx import attach_physics
+
+    return [p if b is None else attach_physics(p, b, n_out) for p, b in zip(protos, physics)]
+
+
 def export_artifact(
     models_dir: str | Path,
     name: str,
     *,
     model: keras.Model,
     fold_models: Sequence[keras.Model] = (),
+    physics: Sequence[Any] | None = None,
     metadata: Mapping[str, Any],
     extra_files: Mapping[str, bytes | str] | None = None,
+    report: bool = True,
 ) -> Artifact:
     """Write a new version of the calibration artifact ``models_dir/name``.
 
@@ -1521,6 +1536,10 @@ def export_artifact(
     fold_models : sequence of keras.Model, default=()
         The k (>= 2) cross-validation fold models; their predictions of the primary target
         give ``<target>_std`` (standard deviation across models, ddof=0).
+    physics : sequence of BaselineModel or None, optional
+        One entry per model (``model`` first, then the fold models): the classical physics
+        fit that the ``hybrid``/``physics`` families add to the network's first output
+        (:mod:`calib.hybrid`); folded into the same ONNX graph (:mod:`calib.physics_onnx`).
     metadata : mapping
         Must have ``features`` (ordered list of ``{name, unit, min, max}`` plus ``source``,
         ``source_unit``, ``frequency_hz``; ``min``/``max`` = range seen in training),
@@ -1532,7 +1551,12 @@ def export_artifact(
         ``model_id``, ``name``, ``version``, ``created_utc``, ``versions`` and ``onnx`` are
         added here and must not be given.
     extra_files : mapping of str to bytes, optional
-        Further files (relative name -> content), e.g. ``{"report.html": html}``.
+        Further files (relative name -> content), e.g. ``{"test_predictions.csv": csv}``.
+    report : bool, default=True
+        Write ``report.html`` (:func:`calib.report.render_report` of the final metadata and
+        of ``extra_files["test_predictions.csv"]`` when given), listed in ``SHA256SUMS``. A
+        report that cannot be drawn gives a short HTML page saying why; it never fails the
+        export. An ``extra_files["report.html"]`` is kept as given instead.
 
     Returns
     -------
@@ -1589,6 +1613,7 @@ def export_artifact(
     try:
         with _writing(name_dir, name):
             protos = _build_models(tmp, model, fold_models, n_features)
+            protos = _with_physics(protos, physics, n_out)
             merged = _merge_onnx(protos, target, n_features, n_out, std_name)
             for rel, content in extras.items():
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -1619,7 +1644,11 @@ def export_artifact(
                 ordered = _ordered(meta)
                 (tmp / METADATA_FILE).write_bytes(_dumps(ordered))
                 (tmp / ONNX_FILE).write_bytes(_stamp_onnx(merged, ordered))
-                (tmp / CARD_FILE).write_bytes(_model_card(ordered, sorted(extras)))
+                extra_names = sorted(extras)
+                if report and REPORT_FILE not in extras:
+                    (tmp / REPORT_FILE).write_bytes(_report_html(ordered, extras))
+                    extra_names = sorted({*extras, REPORT_FILE})
+                (tmp / CARD_FILE).write_bytes(_model_card(ordered, extra_names))
                 _write_sums(tmp)
                 try:
                     os.rename(tmp, vdir)
@@ -1632,6 +1661,33 @@ def export_artifact(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _report_html(meta: dict[str, Any], extras: Mapping[str, bytes]) -> bytes:
+    """``report.html`` of the artifact being exported; a short page saying why if it cannot be drawn."""
+    try:
+        from .report import render_report
+
+        frame = None
+        if "test_predictions.csv" in extras:
+            import io
+
+            import pandas as pd
+
+            frame = pd.read_csv(io.BytesIO(extras["test_predictions.csv"]))
+        return render_report(meta, frame).encode("utf-8")
+    except Exception as exc:  # the report is informative only: it never sinks the export
+        import html
+
+        why = html.escape(f"{type(exc).__name__}: {exc}"[:2000])
+        name = html.escape(f"{meta.get('name')} {meta.get('version')}")
+        return (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>Calibration report: {name}</title></head><body>"
+            f"<h1>Calibration report: {name}</h1><p>The report could not be drawn: {why}</p>"
+            f"<p>The metrics are in {METADATA_FILE}; run <code>calib report</code> on this artifact "
+            "to try again.</p></body></html>\n"
+        ).encode("utf-8")
 
 
 def _ordered(meta: dict[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only, keeps the import TF-free
 
 __all__ = [
     "ACTIVATIONS",
+    "AUTO",
+    "FAMILIES",
     "INITS",
     "OPTIMIZERS",
     "LR_SCHEDULES",
@@ -70,13 +72,22 @@ INITS = ("glorot", "he", "truncated_normal")
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 LR_SCHEDULES = ("constant", "exponential", "inverse_time")
 LOSSES = ("mse", "mae", "huber")
+#: Model families: a plain network, the classical physics fit plus a network learning its
+#: residual, or the classical physics fit alone (chosen by k-fold like any hyperparameter).
+FAMILIES = ("mlp", "hybrid", "physics")
+#: ``patience`` value meaning "derive it from the number of mini-batches per epoch".
+AUTO = -1
+#: Optimizer steps that ``epochs = "auto"`` aims at (clipped to 100..20000 epochs), and that
+#: ``patience = "auto"`` waits for without improvement (at least 50 epochs).
+AUTO_STEPS = 30_000
+AUTO_PATIENCE_STEPS = 2_000
 
 #: Name of the single input of an ONNX file written by :func:`export_onnx`.
 ONNX_INPUT_NAME = "readings"
 #: Name of the single output of an ONNX file written by :func:`export_onnx`.
 ONNX_OUTPUT_NAME = "prediction"
 
-_INT_FIELDS = ("decay_steps", "epochs", "seed")
+_INT_FIELDS = ("decay_steps", "seed")
 _FLOAT_FIELDS = (
     "init_stddev",
     "learning_rate",
@@ -153,12 +164,15 @@ class ModelConfig:
     batch_size : int or None, default=64
         Rows per mini-batch (>= 1; 1 is stochastic gradient descent). ``None`` uses the full
         training set as one batch; a batch larger than the training set is the full batch.
-    epochs : int, default=500
-        Maximum number of passes over the training rows (>= 1).
-    patience : int or None, default=50
+    epochs : int or None, default=None ("auto")
+        Maximum number of passes over the training rows (>= 1). ``None`` (``"auto"`` in
+        TOML) adapts to the data: about 30000 optimizer steps, 100..20000 epochs (see
+        :meth:`budget`), so small certificates and large batch files both train enough.
+    patience : int, "auto" or None, default="auto"
         Stop after this many epochs (>= 1) without an improvement of the monitored loss
         (dev loss when dev data are given, else training loss) and restore the best weights.
-        ``None`` disables early stopping: all epochs run and the last weights are kept.
+        ``"auto"`` waits about 2000 optimizer steps (at least 50 epochs); ``None``
+        (``"none"`` in TOML) disables early stopping: all epochs run, the last weights are kept.
     min_delta : float, default=0.0
         Smallest decrease of the monitored loss that counts as an improvement (>= 0).
     l1, l2 : float, default=0.0
@@ -167,6 +181,11 @@ class ModelConfig:
         Dropout rate after each hidden layer, 0 <= dropout < 1 (active in training only).
     loss : {"mse", "mae", "huber"}, default="mse"
         Data loss on the scaled target (``huber`` with delta 1 in scaled units).
+    family : {"mlp", "hybrid", "physics"}, default="mlp"
+        ``mlp``: the network maps readings to O2. ``hybrid``: the classical physics fit
+        (:mod:`calib.baseline`, fitted on the same training rows) plus a network that learns
+        its residual. ``physics``: the classical fit alone. All three export to one ONNX
+        graph; a sweep can choose between them by k-fold (see :mod:`calib.hybrid`).
     seed : int, default=0
         Seed (>= 0) of the initial weights, dropout masks and shuffling.
 
@@ -197,13 +216,14 @@ class ModelConfig:
     decay_rate: float = 0.5
     decay_steps: int = 1000
     batch_size: int | None = 64
-    epochs: int = 500
-    patience: int | None = 50
+    epochs: int | None = None
+    patience: int | None = AUTO
     min_delta: float = 0.0
     l1: float = 0.0
     l2: float = 0.0
     dropout: float = 0.0
     loss: str = "mse"
+    family: str = "mlp"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -231,7 +251,7 @@ class ModelConfig:
             if not _is_int(value):
                 raise ConfigError(f"{name} must be an integer, got {name}={value!r}")
             put(name, int(value))
-        for name in ("batch_size", "patience"):
+        for name in ("batch_size", "patience", "epochs"):
             value = getattr(self, name)
             if value is not None:
                 if not _is_int(value):
@@ -248,6 +268,7 @@ class ModelConfig:
             ("optimizer", OPTIMIZERS),
             ("lr_schedule", LR_SCHEDULES),
             ("loss", LOSSES),
+            ("family", FAMILIES),
         ):
             value = getattr(self, name)
             if value not in choices:
@@ -278,10 +299,11 @@ class ModelConfig:
             raise _err("decay_steps >= 1", "decay_steps", self.decay_steps)
         if self.batch_size is not None and not self.batch_size >= 1:
             raise _err("batch_size >= 1 (or None for the full batch)", "batch_size", self.batch_size)
-        if not self.epochs >= 1:
-            raise _err("epochs >= 1", "epochs", self.epochs)
-        if self.patience is not None and not self.patience >= 1:
-            raise _err("patience >= 1 (or None to disable early stopping)", "patience", self.patience)
+        if self.epochs is not None and not self.epochs >= 1:
+            raise _err("epochs >= 1 (or \"auto\")", "epochs", self.epochs)
+        if self.patience is not None and self.patience != AUTO and not self.patience >= 1:
+            raise _err("patience >= 1 (or \"auto\", or \"none\" to disable early stopping)",
+                       "patience", self.patience)
         if not self.min_delta >= 0:
             raise _err("min_delta >= 0", "min_delta", self.min_delta)
         if not self.l1 >= 0:
@@ -329,16 +351,41 @@ class ModelConfig:
         bs = kwargs.get("batch_size", 64)
         if (isinstance(bs, str) and bs.strip().lower() == "full") or (_is_int(bs) and bs == 0):
             kwargs["batch_size"] = None
-        pat = kwargs.get("patience", 50)
+        pat = kwargs.get("patience", AUTO)
         if isinstance(pat, str) and pat.strip().lower() == "none":
             kwargs["patience"] = None
+        elif isinstance(pat, str) and pat.strip().lower() == "auto":
+            kwargs["patience"] = AUTO
+        ep = kwargs.get("epochs")
+        if isinstance(ep, str) and ep.strip().lower() == "auto":
+            kwargs["epochs"] = None
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (``hidden_layers`` as a list, ``None`` kept as ``null``)."""
         d = dataclasses.asdict(self)
         d["hidden_layers"] = list(self.hidden_layers)
+        if self.patience == AUTO:
+            d["patience"] = "auto"
+        if self.epochs is None:
+            d["epochs"] = "auto"
         return d
+
+    def budget(self, n_batches: int) -> tuple[int, int | None]:
+        """The epochs and patience a training with ``n_batches`` mini-batches per epoch runs.
+
+        ``epochs = "auto"`` aims at :data:`AUTO_STEPS` optimizer steps (so a 40-row
+        certificate trained full-batch gets as many updates as a 100k-row batch file),
+        clipped to 100..20000 epochs; ``patience = "auto"`` waits
+        :data:`AUTO_PATIENCE_STEPS` steps, at least 50 epochs.
+        """
+        nb = max(1, int(n_batches))
+        epochs = self.epochs if self.epochs is not None else int(min(20_000, max(100, -(-AUTO_STEPS // nb))))
+        if self.patience == AUTO:
+            patience: int | None = int(max(50, -(-AUTO_PATIENCE_STEPS // nb)))
+        else:
+            patience = self.patience
+        return epochs, patience
 
     def learning_rate_at(self, step: int) -> float:
         """Learning rate the schedule gives at optimizer step ``step`` (0-based iterations).
@@ -935,8 +982,9 @@ def train(
         n_dev=n_dev,
         xla=False,
     )
+    max_epochs, patience = config.budget(n_batches)
     if jit_compile is None:
-        jit_compile = _choose_xla(plan, config.epochs * n_batches)
+        jit_compile = _choose_xla(plan, max_epochs * n_batches)
     plan = dataclasses.replace(plan, xla=bool(jit_compile))
 
     # Training state: one flat tf.Variable of all weights (copied back into the Keras
@@ -975,7 +1023,7 @@ def train(
     dev_hist: list[float] = []
     lr_next = config.learning_rate
     epoch = 0
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, max_epochs + 1):
         perm = tf.constant(np.concatenate([rng.permutation(n).astype(np.int32), tail]))
         out = epoch_fn(theta, slots, step, x_t, z_t, w_t, perm, xd_t, zd_t, wd_t, hyper, seed_t)
         tl, dl, finite, lr_t = (v.numpy() for v in out)
@@ -989,10 +1037,10 @@ def train(
             dev_hist.append(dl)
         if progress is not None:
             progress(epoch, tl, dl if monitor_dev else None)
-        if verbose and (epoch <= 10 or epoch % 10 == 0 or epoch == config.epochs):
+        if verbose and (epoch <= 10 or epoch % 10 == 0 or epoch == max_epochs):
             dev_txt = f" dev_loss={dl:.6g}" if monitor_dev else ""
-            print(f"epoch {epoch}/{config.epochs}: train_loss={tl:.6g}{dev_txt}", flush=True)
-        if config.patience is None:
+            print(f"epoch {epoch}/{max_epochs}: train_loss={tl:.6g}{dev_txt}", flush=True)
+        if patience is None:
             continue
         current = dl if monitor_dev else tl
         if current < best - config.min_delta:
@@ -1000,11 +1048,11 @@ def train(
             best_weights = theta.numpy()
         else:
             wait += 1
-            if wait >= config.patience:
+            if wait >= patience:
                 break
 
     epochs_run = epoch
-    if config.patience is None or best_weights is None:
+    if patience is None or best_weights is None:
         best_epoch = epochs_run
         final = theta.numpy()
     else:

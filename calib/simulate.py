@@ -714,8 +714,8 @@ def render_calib_toml(config: SimulationConfig) -> str:
 #: The network, its search space and the main job's settings for the bundled batch.
 TRAINING_SECTIONS = """
 [model]                 # the base network; the sweep varies what [sweep.space] names
-epochs = 600
-patience = 60           # early stopping on an inner dev part, best weights restored
+epochs = "auto"         # about 30000 optimizer steps
+patience = "auto"       # early stopping on an inner dev part, best weights restored
 
 [sweep]
 strategy = "bayes"      # Optuna TPE
@@ -727,6 +727,7 @@ hidden_layers = { choices = [[32, 32], [64, 64], [64, 64, 64]] }
 activation = { choices = ["tanh", "elu"] }
 l2 = { choices = [0.0, 1e-6, 1e-5] }
 batch_size = { choices = [16, 32, 64] }
+family = { choices = ["mlp", "hybrid", "physics"] }
 
 [calibrate]
 name = "sim-ptp-batch"

@@ -144,7 +144,7 @@ def _model_fields() -> list[str]:
 def _numeric_fields() -> set[str]:
     out = set()
     for f in dataclasses.fields(ModelConfig):
-        if f.name in ("batch_size", "patience") or _is_num(f.default):
+        if f.name in ("batch_size", "patience", "epochs") or _is_num(f.default):
             out.add(f.name)
     return out
 
@@ -525,6 +525,7 @@ DEFAULT_SPACE = SearchSpace.from_dict(
         "activation": {"choices": ["tanh", "elu", "relu"]},
         "l2": {"choices": [0.0, 1e-6, 1e-5, 1e-4]},
         "batch_size": {"choices": [16, 32, 64]},
+        "family": {"choices": ["mlp", "hybrid", "physics"]},
     }
 )
 

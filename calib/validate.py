@@ -113,7 +113,8 @@ class CVResult:
     seconds : float
         Wall time of the whole validation.
     fold_weights : tuple, optional
-        Each fold's trained weights (lists of arrays), kept for the ensemble; not serialised.
+        Each fold's ``(weights, x_scaler dict, y_scaler dict, physics baseline dict or None)``,
+        kept for the ensemble (:func:`calib.hybrid.rebuild_member`); not serialised.
     """
 
     folds: tuple[FoldScore, ...]
@@ -269,42 +270,44 @@ def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
     if task.get("limit_threads"):
         limit_threads()
     from .baseline import fit_baseline
-    from .model import ModelConfig, predict, train
-    from .scaling import fit_scaler
+    from .hybrid import fit_member, predict_member
+    from .model import ModelConfig
 
     cfg = ModelConfig.from_dict(task["config"])
     x_tr, y_tr, x_va, y_va = task["x_tr"], task["y_tr"], task["x_va"], task["y_va"]
     tol = task["tolerance"]
-    if cfg.patience is not None:
+    early = cfg.patience is not None and cfg.family != "physics"
+    if early:
         inner_tr, inner_dev = _inner_dev(len(x_tr), task["g_tr"], cfg.seed + task["fold"])
     else:
         inner_tr, inner_dev = np.arange(len(x_tr)), np.arange(0)
     if len(inner_dev) == 0:
         inner_tr = np.arange(len(x_tr))
-    xs = fit_scaler(x_tr[inner_tr], task["scaling"])
-    ys = fit_scaler(y_tr[inner_tr], task["scaling"])
     if len(inner_dev):
         x_dev, y_dev = x_tr[inner_dev], y_tr[inner_dev]
     else:
         # no early stopping: the validation fold only draws the dev learning curve, no decision uses it
         x_dev, y_dev = x_va, y_va
-    res = train(cfg, x_tr[inner_tr], y_tr[inner_tr], x_dev, y_dev, x_scaler=xs, y_scaler=ys)
-    p_va = predict(res.model, x_va).reshape(len(x_va), -1)
-    p_tr = predict(res.model, x_tr).reshape(len(x_tr), -1)
+    member = fit_member(cfg, x_tr[inner_tr], y_tr[inner_tr], x_dev, y_dev, scaling=task["scaling"],
+                        feature_names=task["feature_names"], feature_units=task["feature_units"],
+                        target_unit=task["target_unit"], physics_rows=(x_tr, y_tr))
+    p_va = predict_member(member, x_va)
+    p_tr = predict_member(member, x_tr)
     out: dict[str, Any] = {
         "fold": task["fold"],
         "n_train": len(x_tr),
         "n_val": len(x_va),
         "val": score(y_va[:, 0], p_va[:, 0], tol),
         "train": score(y_tr[:, 0], p_tr[:, 0], tol),
-        "train_loss": tuple(res.train_loss),
-        "dev_loss": tuple(res.dev_loss),
-        "best_epoch": res.best_epoch,
-        "seconds": res.seconds,
+        "train_loss": member.train_loss,
+        "dev_loss": member.dev_loss,
+        "best_epoch": member.best_epoch,
+        "seconds": member.seconds,
         "pred_val": p_va[:, 0],
-        "weights": [np.asarray(w) for w in res.model.get_weights()] if task.get("keep_weights") else None,
-        "x_scaler": xs.to_dict(),
-        "y_scaler": ys.to_dict(),
+        "weights": [np.asarray(w) for w in member.model.get_weights()] if task.get("keep_weights") else None,
+        "x_scaler": member.x_scaler.to_dict(),
+        "y_scaler": member.y_scaler.to_dict(),
+        "physics": None if member.baseline is None else member.baseline.to_dict(),
         "baseline_val": None, "baseline_train": None, "baseline_kind": None,
     }
     if task.get("baseline", True):
@@ -320,7 +323,7 @@ def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
 
         keras = _quiet_keras()
 
-        del res
+        del member
         keras.backend.clear_session(free_memory=True)
     except Exception:  # pragma: no cover
         pass
@@ -427,7 +430,8 @@ def cross_validate(
         folds=fold_scores, config=cfg_dict, target=ds.target.name, unit=ds.target.unit,
         group_kfold=g is not None, noise_floor=noise_floor, noise_floor_source=source,
         seconds=time.perf_counter() - t0,
-        fold_weights=tuple((r["weights"], r["x_scaler"], r["y_scaler"]) for r in results) if keep_weights else (),
+        fold_weights=tuple((r["weights"], r["x_scaler"], r["y_scaler"], r["physics"]) for r in results)
+        if keep_weights else (),
     )
 
 

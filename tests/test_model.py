@@ -19,6 +19,7 @@ import pytest
 from calib.errors import ConfigError, TrainingError
 from calib.model import (
     ACTIVATIONS,
+    AUTO,
     INITS,
     LOSSES,
     LR_SCHEDULES,
@@ -94,7 +95,7 @@ def test_defaults_are_valid_and_documented_choices():
     cfg = ModelConfig()
     assert cfg.hidden_layers == (32, 32) and cfg.activation == "tanh" and cfg.init == "glorot"
     assert cfg.optimizer == "adam" and cfg.learning_rate == 1e-3 and cfg.batch_size == 64
-    assert cfg.epochs == 500 and cfg.patience == 50 and cfg.loss == "mse"
+    assert cfg.epochs is None and cfg.patience == AUTO and cfg.loss == "mse" and cfg.family == "mlp"
     assert set(ACTIVATIONS) == {"relu", "elu", "tanh", "sigmoid", "identity"}
 
 
@@ -119,9 +120,9 @@ def test_defaults_are_valid_and_documented_choices():
         pytest.param({"decay_steps": 0}, "decay_steps >= 1 must hold, got decay_steps=0", id="decay-steps"),
         pytest.param({"batch_size": 0}, "batch_size >= 1 (or None for the full batch) must hold, got batch_size=0", id="batch-size"),
         pytest.param({"batch_size": 2.5}, "batch_size must be an integer or None, got batch_size=2.5", id="batch-size-type"),
-        pytest.param({"epochs": 0}, "epochs >= 1 must hold, got epochs=0", id="epochs"),
-        pytest.param({"epochs": True}, "epochs must be an integer, got epochs=True", id="epochs-bool"),
-        pytest.param({"patience": 0}, "patience >= 1 (or None to disable early stopping) must hold, got patience=0", id="patience"),
+        pytest.param({"epochs": 0}, 'epochs >= 1 (or "auto") must hold, got epochs=0', id="epochs"),
+        pytest.param({"epochs": True}, "epochs must be an integer or None, got epochs=True", id="epochs-bool"),
+        pytest.param({"patience": 0}, 'patience >= 1 (or "auto", or "none" to disable early stopping) must hold, got patience=0', id="patience"),
         pytest.param({"min_delta": -1e-3}, "min_delta >= 0 must hold, got min_delta=-0.001", id="min-delta"),
         pytest.param({"l1": -1e-4}, "l1 >= 0 must hold, got l1=-0.0001", id="l1"),
         pytest.param({"l2": -1.0}, "l2 >= 0 must hold, got l2=-1.0", id="l2"),
@@ -166,7 +167,7 @@ def test_unknown_key_lists_valid_keys():
 
 def test_replace_validates_and_rejects_unknown_keys():
     cfg = ModelConfig()
-    assert cfg.replace(epochs=7).epochs == 7 and cfg.epochs == 500
+    assert cfg.replace(epochs=7).epochs == 7 and cfg.epochs is None
     with pytest.raises(ConfigError, match=re.escape("learning_rate > 0 must hold, got learning_rate=0.0")):
         cfg.replace(learning_rate=0.0)
     with pytest.raises(ConfigError, match="unknown model config key"):
@@ -560,3 +561,30 @@ def test_onnx_round_trip(data, tmp_path):
     np.testing.assert_allclose(again.run(None, {ONNX_INPUT_NAME: xd.astype(np.float32)})[0], before, rtol=1e-5, atol=1e-5)
     with pytest.raises(ConfigError, match=re.escape("n_inputs=3 but the model takes 2 input column(s)")):
         export_onnx(model, tmp_path / "bad.onnx", n_inputs=3)
+
+
+@pytest.mark.parametrize("n_batches, epochs, patience", [
+    pytest.param(1, 20_000, 2_000, id="tiny-certificate-full-batch"),
+    pytest.param(18, 1_667, 112, id="bundled-batch"),
+    pytest.param(2_000, 100, 50, id="large-file"),
+])
+def test_auto_budget_adapts_to_the_data(n_batches, epochs, patience):
+    assert ModelConfig().budget(n_batches) == (epochs, patience)
+    assert ModelConfig(epochs=7, patience=None).budget(n_batches) == (7, None)
+
+
+def test_auto_from_toml_strings_round_trip():
+    cfg = ModelConfig.from_dict({"epochs": "auto", "patience": "auto", "family": "hybrid"})
+    assert cfg.epochs is None and cfg.patience == AUTO and cfg.family == "hybrid"
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.to_dict()["epochs"] == "auto" and cfg.to_dict()["patience"] == "auto"
+
+
+@pytest.mark.parametrize("kw, match", [
+    pytest.param({"family": "svm"}, "family must be one of mlp, hybrid, physics", id="family"),
+    pytest.param({"patience": -5}, "patience >= 1", id="negative-patience"),
+    pytest.param({"epochs": 0}, "epochs >= 1", id="zero-epochs"),
+])
+def test_family_and_budget_rules(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        ModelConfig(**kw)

@@ -113,7 +113,7 @@ def test_space_forms_and_defaults():
 
 
 def test_default_space_is_valid():
-    assert set(DEFAULT_SPACE.names) == {"learning_rate", "hidden_layers", "activation", "l2", "batch_size"}
+    assert set(DEFAULT_SPACE.names) == {"learning_rate", "hidden_layers", "activation", "l2", "batch_size", "family"}
     DEFAULT_SPACE.check(BASE, "random")
     lr = DEFAULT_SPACE.params[0]
     assert (lr.low, lr.high, lr.log) == (1e-4, 3e-2, True)
@@ -168,7 +168,7 @@ def test_space_rules(space, match):
     pytest.param({"dropout": {"low": 0.0, "high": 1.5}}, "random",
                  r"\[sweep.space\] dropout: 0 <= dropout < 1 must hold, got dropout=1.5", id="bad-bound"),
     pytest.param({"epochs": {"low": 10.0, "high": 20.0}}, "random",
-                 r"epochs must be an integer, got epochs=10.0", id="float-range-for-int"),
+                 r"epochs must be an integer or None, got epochs=10.0", id="float-range-for-int"),
     pytest.param({"hidden_layers": {"choices": [[8], [0]]}}, "random",
                  r"every hidden layer width >= 1 must hold", id="bad-layer"),
     pytest.param({"learning_rate": {"low": 1e-4, "high": 1e-2}}, "grid",

@@ -1,0 +1,180 @@
+"""The model family: a network, physics + a network on its residual, or physics alone.
+
+Small factory certificates (24-63 points) are fitted well by the classical forms
+(Aanderaa SVU, two-site Stern-Volmer, Sea-Bird SBE63), and a network alone may not reach
+them there; larger multi-frequency batches hold structure the classical forms miss. So
+calib's model family has three members, chosen by k-fold like any hyperparameter
+(``ModelConfig.family``):
+
+``mlp``
+    readings -> network -> O2.
+``hybrid``
+    readings -> classical fit (:func:`calib.baseline.fit_baseline`, on the same training
+    rows) + network(readings) -> O2; the network learns the physics fit's residual.
+``physics``
+    readings -> classical fit -> O2 (the network's output layer is zero).
+
+Every member is a Keras network plus an optional :class:`~calib.baseline.BaselineModel`
+(plain JSON numbers). The export step folds the baseline into the same ONNX graph
+(:mod:`calib.physics_onnx`), so lab software runs one file whatever the family.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import TrainingError
+
+__all__ = ["Member", "fit_member", "predict_member", "rebuild_member"]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One trained family member.
+
+    Attributes
+    ----------
+    model : keras.Model
+        The network (raw readings in, target(s) in their unit out; for ``hybrid`` the
+        residual of the physics fit, for ``physics`` zero).
+    baseline : BaselineModel or None
+        The classical fit added to the network's first output (``hybrid``, ``physics``).
+    result : TrainResult or None
+        The network's training record (``None`` for ``physics``).
+    x_scaler, y_scaler : Scaler
+        Scalings inside the network's graph.
+    """
+
+    model: Any
+    baseline: Any
+    result: Any
+    x_scaler: Any
+    y_scaler: Any
+
+    @property
+    def train_loss(self) -> tuple[float, ...]:
+        return () if self.result is None else tuple(self.result.train_loss)
+
+    @property
+    def dev_loss(self) -> tuple[float, ...]:
+        return () if self.result is None else tuple(self.result.dev_loss)
+
+    @property
+    def best_epoch(self) -> int:
+        return 0 if self.result is None else int(self.result.best_epoch)
+
+    @property
+    def seconds(self) -> float:
+        return 0.0 if self.result is None else float(self.result.seconds)
+
+
+def _baseline(x: np.ndarray, y0: np.ndarray, names: Sequence[str], units: Sequence[str], target_unit: str) -> Any:
+    from .baseline import fit_baseline
+
+    try:
+        return fit_baseline(x, y0, list(names), list(units), target_unit)
+    except Exception as exc:  # a failing physics fit fails this trial, not the sweep
+        raise TrainingError(f"the physics fit failed: {exc}") from None
+
+
+def fit_member(
+    config: Any,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_dev: np.ndarray | None = None,
+    y_dev: np.ndarray | None = None,
+    *,
+    scaling: str = "standard",
+    feature_names: Sequence[str] = (),
+    feature_units: Sequence[str] = (),
+    target_unit: str = "",
+    physics_rows: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Member:
+    """Train one member of ``config.family`` on the given rows.
+
+    Parameters
+    ----------
+    config : ModelConfig
+    x_train, y_train : ndarray
+        Training readings (physical units) and targets (n,) or (n, n_targets); O2 first.
+    x_dev, y_dev : ndarray, optional
+        Dev rows for the learning curve and early stopping (network families).
+    scaling : str, default="standard"
+        Scaling of inputs and (residual) targets, fitted on the training rows.
+    feature_names, feature_units, target_unit
+        What the physics fit needs to find its phase and temperature columns.
+    physics_rows : (x, y), optional
+        Rows to fit the physics part on (default: the training rows). The physics fit has a
+        handful of parameters and no early stopping, so it may use the dev rows too.
+
+    Returns
+    -------
+    Member
+
+    Raises
+    ------
+    TrainingError
+        Diverging training, or a physics fit that fails for ``hybrid``/``physics``.
+    """
+    from .model import build_model, train
+    from .scaling import fit_scaler
+
+    y_train = np.asarray(y_train, dtype=np.float64).reshape(len(x_train), -1)
+    if y_dev is not None:
+        y_dev = np.asarray(y_dev, dtype=np.float64).reshape(len(x_dev), -1)
+    base = None
+    if config.family in ("hybrid", "physics"):
+        px, py = physics_rows if physics_rows is not None else (x_train, y_train)
+        py = np.asarray(py, dtype=np.float64).reshape(len(px), -1)
+        base = _baseline(np.asarray(px, dtype=np.float64), py[:, 0], feature_names, feature_units, target_unit)
+        y_train = y_train.copy()
+        y_train[:, 0] -= base.predict(x_train)
+        if y_dev is not None:
+            y_dev = y_dev.copy()
+            y_dev[:, 0] -= base.predict(x_dev)
+    xs = fit_scaler(x_train, scaling)
+    ys = fit_scaler(y_train, scaling)
+    if config.family == "physics":
+        model = build_model(config, x_train.shape[1], y_train.shape[1], xs, ys)
+        _zero_output(model, ys)
+        return Member(model, base, None, xs, ys)
+    res = train(config, x_train, y_train, x_dev, y_dev, x_scaler=xs, y_scaler=ys)
+    return Member(res.model, base, res, xs, ys)
+
+
+def _zero_output(model: Any, y_scaler: Any) -> None:
+    """Make the network output exactly 0 in target units: last Dense kernel 0 and its bias
+    ``-center/scale``, so that the inverted Normalization gives ``z*scale + center = 0``."""
+    from .model import ONNX_OUTPUT_NAME  # noqa: F401  (documents the graph this edits)
+
+    dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
+    last = dense[-1]
+    kernel, bias = last.get_weights()
+    center = np.asarray(y_scaler.center, dtype=np.float64)
+    scale = np.asarray(y_scaler.scale, dtype=np.float64)
+    last.set_weights([np.zeros_like(kernel), (-center / scale).astype(bias.dtype)])
+
+
+def predict_member(member: Member, x: np.ndarray) -> np.ndarray:
+    """Predictions (n, n_targets) of a member: network + physics fit on the first target."""
+    from .model import predict
+
+    x = np.asarray(x, dtype=np.float64)
+    p = np.asarray(predict(member.model, x), dtype=np.float64).reshape(len(x), -1)
+    if member.baseline is not None:
+        p = p.copy()
+        p[:, 0] += member.baseline.predict(x)
+    return p
+
+
+def rebuild_member(config: Any, n_inputs: int, n_outputs: int, weights: Sequence[np.ndarray],
+                   x_scaler: Any, y_scaler: Any, baseline: Any) -> Member:
+    """Rebuild a member from plain parts (weights, scalers, baseline), e.g. after a worker process."""
+    from .model import build_model
+
+    model = build_model(config, n_inputs, n_outputs, x_scaler, y_scaler)
+    model.set_weights(list(weights))
+    return Member(model, baseline, None, x_scaler, y_scaler)

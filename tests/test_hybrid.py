@@ -1,0 +1,123 @@
+"""Tests of the model family (calib.hybrid) and the physics fits in ONNX (calib.physics_onnx)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calib.baseline import fit_baseline
+from calib.hybrid import fit_member, predict_member
+from calib.model import ModelConfig, export_onnx
+from calib.physics_onnx import attach_physics
+
+NAMES = ["phase_5000hz_deg", "temperature_degC"]
+UNITS = ["deg", "degC"]
+
+
+def _two_site_data(n=400, seed=0, noise=0.002):
+    """pO2 (hPa) from a two-site foil at 5 kHz with DOMAIN.md's temperature laws."""
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(3, 39, n)
+    po2 = rng.uniform(0, 300, n)
+    s = (t - 3) / 36
+    tau0 = 64 - 7 * s
+    f = 0.61 + 0.08 * s
+    k1, k2 = 0.031 + 0.016 * s, 0.003
+    omega = 2 * np.pi * 5000
+    tan0 = omega * tau0 * 1e-6
+    ratio = f / (1 + k1 * po2) + (1 - f) / (1 + k2 * po2)
+    phase = np.degrees(np.arctan(tan0 * ratio)) + rng.normal(0, noise, n)
+    # a smooth non-physical distortion the two-site form cannot follow: the network's job
+    po2_meas = po2 + 0.8 * np.sin(po2 / 40.0)
+    return np.column_stack([phase, t]), po2_meas
+
+
+def _onnx_predict(proto, x):
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, y = _two_site_data()
+    return x[:300], y[:300], x[300:], y[300:]
+
+
+def test_physics_family_equals_the_classical_fit(data):
+    xtr, ytr, xte, yte = data
+    m = fit_member(ModelConfig(family="physics"), xtr, ytr, feature_names=NAMES, feature_units=UNITS,
+                   target_unit="hPa")
+    b = fit_baseline(xtr, ytr, NAMES, UNITS, "hPa")
+    np.testing.assert_allclose(predict_member(m, xte)[:, 0], b.predict(xte), atol=1e-9)
+    assert m.result is None and m.best_epoch == 0
+
+
+def test_hybrid_learns_the_residual_and_beats_physics(data):
+    xtr, ytr, xte, yte = data
+    kw = dict(feature_names=NAMES, feature_units=UNITS, target_unit="hPa")
+    phys = fit_member(ModelConfig(family="physics"), xtr, ytr, **kw)
+    hyb = fit_member(ModelConfig(family="hybrid", hidden_layers=(16, 16), epochs=300, patience=None,
+                                 batch_size=None, learning_rate=1e-2), xtr, ytr, **kw)
+    mae_phys = np.mean(np.abs(predict_member(phys, xte)[:, 0] - yte))
+    mae_hyb = np.mean(np.abs(predict_member(hyb, xte)[:, 0] - yte))
+    assert mae_hyb < 0.7 * mae_phys, (mae_hyb, mae_phys)
+
+
+@pytest.mark.parametrize("kind", ["svu", "two_site", "poly"])
+def test_physics_in_onnx_equals_python(tmp_path, data, kind):
+    xtr, ytr, xte, _ = data
+    b = fit_baseline(xtr, ytr, NAMES, UNITS, "hPa", kind=kind)
+    m = fit_member(ModelConfig(family="physics"), xtr, ytr, feature_names=NAMES, feature_units=UNITS,
+                   target_unit="hPa")
+    m = type(m)(m.model, b, None, m.x_scaler, m.y_scaler)
+    path = tmp_path / "net.onnx"
+    export_onnx(m.model, path, 2)
+    import onnx
+
+    proto = attach_physics(onnx.load(str(path)), b, 1)
+    onnx.checker.check_model(proto, full_check=True)
+    got = _onnx_predict(proto, xte)[:, 0]
+    want = predict_member(m, xte)[:, 0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-3)
+
+
+def test_sbe63_in_onnx_equals_python(tmp_path):
+    rng = np.random.default_rng(3)
+    t = rng.uniform(2, 30, 200)
+    v = rng.uniform(0.7, 1.4, 200) * 39.457071
+    o2 = ((1.05 + 0.0015 * t + 0.4 * (v / 39.457071) ** 2) / (-0.15 + v / 39.457071) - 1) / (0.11 + 0.004 * t + 5e-5 * t * t)
+    x = np.column_stack([v, t])
+    b = fit_baseline(x, o2, ["phase_delay_us", "temperature_degC"], ["us", "degC"], "mL_per_L", kind="sbe63")
+    m = fit_member(ModelConfig(family="physics"), x, o2, feature_names=["phase_delay_us", "temperature_degC"],
+                   feature_units=["us", "degC"], target_unit="mL_per_L")
+    path = tmp_path / "net.onnx"
+    export_onnx(m.model, path, 2)
+    import onnx
+
+    got = _onnx_predict(attach_physics(onnx.load(str(path)), b, 1), x)[:, 0]
+    np.testing.assert_allclose(got, b.predict(x), rtol=1e-4, atol=1e-4)
+
+
+def test_hybrid_member_exports_into_one_artifact(tmp_path, data):
+    from calib.export import export_artifact, load_model
+
+    xtr, ytr, xte, _ = data
+    kw = dict(feature_names=NAMES, feature_units=UNITS, target_unit="hPa")
+    cfg = ModelConfig(family="hybrid", hidden_layers=(8,), epochs=20, patience=None)
+    members = [fit_member(cfg.replace(seed=i), xtr, ytr, **kw) for i in range(3)]
+    meta = {
+        "features": [{"name": n, "unit": u, "min": float(xtr[:, i].min()), "max": float(xtr[:, i].max())}
+                     for i, (n, u) in enumerate(zip(NAMES, UNITS))],
+        "target": {"name": "o2_hPa", "unit": "hPa", "min": 0.0, "max": 300.0},
+        "hyperparameters": cfg.to_dict(),
+        "data": {"file": "synthetic", "sha256": "0" * 64, "rows": len(xtr)},
+    }
+    art = export_artifact(tmp_path, "hyb", model=members[0].model, fold_models=[m.model for m in members[1:]],
+                          physics=[m.baseline for m in members], metadata=meta)
+    lm = load_model(art.path)
+    pred, std = lm.predict(xte, return_std=True)
+    np.testing.assert_allclose(pred, predict_member(members[0], xte)[:, 0], rtol=1e-4, atol=2e-3)
+    folds = np.stack([predict_member(m, xte)[:, 0] for m in members[1:]])
+    np.testing.assert_allclose(std, folds.std(axis=0), atol=2e-3)
