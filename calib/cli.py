@@ -460,6 +460,33 @@ def models(models_dir: Path, as_json: bool) -> None:
             click.echo(f"{name}: {', '.join(versions)}")
 
 
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the self-contained HTML report.")
+@click.option("--study", help="Study name inside a sweep storage (default: the only one).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def report(source: Path, output: Path, study: str | None, as_json: bool) -> None:
+    """Write a self-contained HTML report of an artifact or of a sweep.
+
+    \b
+    SOURCE is an artifact (models/<name> or a version folder): learning curves, parity and
+    residual plots of the test part, CV metrics beside the classical baseline, the bias/
+    variance verdict, the sweep leaderboard and score vs each hyperparameter, the metadata.
+    Or a sweep record (journal file, RDB URL, or a folder with leaderboard.json): the sweep
+    sections only. Every exported artifact already holds its report.html.
+    Example:
+      calib report models/sim-ptp-batch -o report.html
+    """
+    from .report import write_report
+
+    out = write_report(source, output, study_name=study)
+    if as_json:
+        _echo_json({"source": str(source), "report": str(out), "bytes": out.stat().st_size})
+    else:
+        click.echo(f"wrote {out}")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="calib")

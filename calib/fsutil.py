@@ -37,6 +37,7 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
         raise CalibError(f"{target}: cannot write in {folder} ({exc.strerror or exc})") from None
     os.close(fd)
     tmp_path = Path(tmp)
+    _plain_mode(tmp_path)
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -48,6 +49,16 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+
+
+def _plain_mode(path: Path) -> None:
+    """mkstemp makes 0600 files; give the result the mode any new file gets (umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    try:
+        os.chmod(path, 0o666 & ~mask)
+    except OSError:  # pragma: no cover - best effort
+        pass
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:

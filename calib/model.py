@@ -341,9 +341,11 @@ class ModelConfig:
         valid = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(str(k) for k in d if k not in valid)
         if unknown:
+            from .config import did_you_mean
+
             raise ConfigError(
-                f"unknown model config key(s): {', '.join(unknown)}; valid keys are: "
-                f"{', '.join(valid)}"
+                f"unknown model config key(s): {', '.join(unknown)}{did_you_mean(unknown[0], valid)} "
+                f"(valid keys: {', '.join(valid)})"
             )
         kwargs = dict(d)
         if isinstance(kwargs.get("hidden_layers"), list):
@@ -416,9 +418,11 @@ class ModelConfig:
         valid = [f.name for f in dataclasses.fields(self)]
         unknown = sorted(k for k in changes if k not in valid)
         if unknown:
+            from .config import did_you_mean
+
             raise ConfigError(
-                f"unknown model config key(s): {', '.join(unknown)}; valid keys are: "
-                f"{', '.join(valid)}"
+                f"unknown model config key(s): {', '.join(unknown)}{did_you_mean(unknown[0], valid)} "
+                f"(valid keys: {', '.join(valid)})"
             )
         return dataclasses.replace(self, **changes)
 

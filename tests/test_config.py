@@ -52,7 +52,7 @@ def test_overrides_replace_config_values(tmp_path):
 
 @pytest.mark.parametrize("text, match", [
     pytest.param("[dta]\n", "unknown key 'dta' in \\[top level\\]", id="unknown-section"),
-    pytest.param("[data]\ntargett = 'x'\n", "unknown key 'targett' in \\[data\\]; valid keys", id="unknown-data-key"),
+    pytest.param("[data]\ntargett = 'x'\n", "unknown key 'targett' in \\[data\\]; did you mean 'target'\\? \\(valid keys", id="unknown-data-key"),
     pytest.param("[split]\ntest_fraction = 1.5\n", "0 <= test_fraction < 1 must hold, got test_fraction=1.5", id="test-fraction"),
     pytest.param("[split]\ndev_fraction = -0.1\n", "0 <= dev_fraction < 1 must hold, got dev_fraction=-0.1", id="dev-fraction"),
     pytest.param("[split]\ntest_fraction = 0.6\ndev_fraction = 0.5\n", "test_fraction \\+ dev_fraction < 1 must hold", id="fraction-sum"),

@@ -161,7 +161,7 @@ def test_lists_become_tuples_and_config_is_hashable():
 
 
 def test_unknown_key_lists_valid_keys():
-    with pytest.raises(ConfigError, match=r"unknown model config key\(s\): layers; valid keys are: hidden_layers, activation, .*seed"):
+    with pytest.raises(ConfigError, match=r"unknown model config key\(s\): layers; did you mean 'hidden_layers'\? \(valid keys: hidden_layers, activation, .*seed\)"):
         ModelConfig.from_dict({"layers": [8]})
 
 
