@@ -38,6 +38,26 @@ class _Group(click.Group):
             sys.exit(130)
 
 
+def _verbosity() -> int:
+    """-1 with -q, 0 by default, 1+ with -v."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return int((obj or {}).get("verbosity", 0))
+
+
+def _info(msg: str) -> None:
+    """A stage message on stderr, unless -q."""
+    if _verbosity() >= 0:
+        click.echo(msg, err=True)
+
+
+def _progress(total: int, label: str, unit: str, metric: str = "", as_json: bool = False) -> Any:
+    from .progress import Progress
+
+    return Progress(total, label=label, unit=unit, metric=metric, enabled=_verbosity() >= 0 and not as_json,
+                    start_now=True)
+
+
 def _echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, default=_json_default))
 
@@ -97,14 +117,21 @@ def _fmt_summary(s: dict[str, Any]) -> str:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="calib")
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="More detail on stderr (-v: per-epoch losses).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or stage messages on stderr (errors only).")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """calib: neural-network calibration models for optical oxygen sensors.
 
     \b
     Pipeline: ingest -> validate (k-fold) -> sweep -> calibrate (export) -> predict.
+    Progress and stage messages go to stderr (a bar on a terminal, plain lines otherwise);
+    results go to stdout, as JSON with --json. Options -v/-q come before the command.
     Example:
-      calib ingest data/readings.csv --config data/calib.toml -o out.parquet
+      calib calibrate                      # the main job on the bundled data
+      calib -q predict models/sim-ptp-batch readings.csv -o out.csv
     """
+    ctx.obj = {"verbosity": -1 if quiet else verbose}
 
 
 @cli.command()
@@ -251,8 +278,8 @@ def validate(data: Path | None, config_path: Path | None, features: str | None, 
                        seed=cfg.split.seed)
     cv = cross_validate(ds, sp.train_dev, mc, folds=cfg.validate.folds, jobs=jobs,
                         tolerance=cfg.validate.tolerance, scaling=cfg.split.scaling, seed=cfg.split.seed,
-                        noise_floor=cfg.validate.noise_floor,
-                        progress=None if as_json else lambda d, n: click.echo(f"fold {d}/{n} done", err=True))
+                        noise_floor=cfg.validate.noise_floor, verbose=_verbosity() > 0,
+                        progress=_progress(cfg.validate.folds, "k-fold", "fold", as_json=as_json))
     if as_json:
         _echo_json(cv.to_dict())
     else:
@@ -297,13 +324,12 @@ def sweep(data: Path | None, config_path: Path | None, features: str | None, tar
     ds = load_dataset(data, cfg.data)
     sp = split_dataset(ds, test_fraction=cfg.split.test_fraction, dev_fraction=cfg.split.dev_fraction,
                        seed=cfg.split.seed)
-    prog = None if as_json else make_progress(ss.trials)
+    prog = make_progress(ss.trials, enabled=not as_json and _verbosity() >= 0)
     res = run_sweep(ds, sp.train_dev, mc, ss.space, strategy=ss.strategy, n_trials=ss.trials,
                     folds=ss.folds or cfg.validate.folds, jobs=ss.jobs, storage=ss.storage, study_name=ss.study,
                     seed=ss.seed, tolerance=cfg.validate.tolerance, scaling=cfg.split.scaling,
                     noise_floor=cfg.validate.noise_floor, scheduler=scheduler, progress=prog)
-    if prog is not None and hasattr(prog, "close"):
-        prog.close()
+    prog.close()
     folder = Path(res.storage).parent if "://" not in res.storage else Path(".")
     csv_path, json_path = write_leaderboard(res, folder)
     if as_json:
@@ -349,14 +375,12 @@ def calibrate(data: Path | None, config_path: Path | None, features: str | None,
     cs = dc_replace(cs, **over) if over else cs
     if folds is not None and "folds" in cfg.sweep:
         cfg = dc_replace(cfg, sweep={**cfg.sweep, "folds": folds})
-    say = None if as_json else (lambda msg: click.echo(msg, err=True))
+    say = None if as_json else _info
     prog_holder: dict[str, Any] = {}
 
     def sweep_progress(done: int, total: int, best: float | None) -> None:
-        if as_json:
-            return
         if "p" not in prog_holder:
-            prog_holder["p"] = make_progress(total)
+            prog_holder["p"] = make_progress(total, enabled=not as_json and _verbosity() >= 0)
         prog_holder["p"](done, total, best)
 
     run = run_calibrate(data, cfg, cs, progress=say, sweep_progress=sweep_progress)

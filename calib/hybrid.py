@@ -92,6 +92,7 @@ def fit_member(
     feature_units: Sequence[str] = (),
     target_unit: str = "",
     physics_rows: tuple[np.ndarray, np.ndarray] | None = None,
+    verbose: bool = False,
 ) -> Member:
     """Train one member of ``config.family`` on the given rows.
 
@@ -109,6 +110,8 @@ def fit_member(
     physics_rows : (x, y), optional
         Rows to fit the physics part on (default: the training rows). The physics fit has a
         handful of parameters and no early stopping, so it may use the dev rows too.
+    verbose : bool, default=False
+        Print the network's losses per epoch to stderr.
 
     Returns
     -------
@@ -141,7 +144,7 @@ def fit_member(
         model = build_model(config, x_train.shape[1], y_train.shape[1], xs, ys)
         _zero_output(model, ys)
         return Member(model, base, None, xs, ys)
-    res = train(config, x_train, y_train, x_dev, y_dev, x_scaler=xs, y_scaler=ys)
+    res = train(config, x_train, y_train, x_dev, y_dev, x_scaler=xs, y_scaler=ys, verbose=verbose)
     return Member(res.model, base, res, xs, ys)
 
 

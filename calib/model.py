@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import threading
 import time
 import warnings
@@ -1043,7 +1044,7 @@ def train(
             progress(epoch, tl, dl if monitor_dev else None)
         if verbose and (epoch <= 10 or epoch % 10 == 0 or epoch == max_epochs):
             dev_txt = f" dev_loss={dl:.6g}" if monitor_dev else ""
-            print(f"epoch {epoch}/{max_epochs}: train_loss={tl:.6g}{dev_txt}", flush=True)
+            print(f"epoch {epoch}/{max_epochs}: train_loss={tl:.6g}{dev_txt}", file=sys.stderr, flush=True)
         if patience is None:
             continue
         current = dl if monitor_dev else tl

@@ -82,6 +82,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import CalibError, ConfigError, TrainingError
+from .progress import Progress
 from .model import ModelConfig
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; optuna is imported where it is used
@@ -1810,58 +1811,7 @@ def write_leaderboard(result: SweepResult, folder: str | os.PathLike[str]) -> tu
     return csv_path, json_path
 
 
-class _Progress:
-    """Callable ``(done, total, best)``: a tqdm bar on a terminal, one log line per trial otherwise."""
-
-    def __init__(self, total: int, enabled: bool, stream: Any = None) -> None:
-        self.total = total
-        self.enabled = enabled
-        self.stream = stream
-        self._bar: Any = None
-        self._t0: float | None = None
-        self._done0 = 0
-
-    def _out(self) -> Any:
-        return self.stream if self.stream is not None else sys.stderr
-
-    def __call__(self, done: int, total: int, best: float | None) -> None:
-        if not self.enabled:
-            return
-        self.total = total
-        out = self._out()
-        if self._t0 is None:
-            self._t0, self._done0 = time.monotonic(), done
-            if getattr(out, "isatty", lambda: False)():
-                from tqdm import tqdm
-
-                self._bar = tqdm(total=total, initial=done, desc="sweep", unit="trial", file=out,
-                                 dynamic_ncols=True)
-        best_txt = "n/a" if best is None else f"{best:.4g}"
-        if self._bar is not None:
-            self._bar.total = total
-            self._bar.update(done - self._bar.n)
-            self._bar.set_postfix_str(f"best MAE {best_txt}")
-            if done >= total:
-                self.close()
-            return
-        elapsed = time.monotonic() - self._t0
-        ran = done - self._done0
-        eta = "" if ran <= 0 else f", ETA {_hms(elapsed / ran * max(0, total - done))}"
-        print(f"sweep: {done}/{total} trials done, best MAE {best_txt}, elapsed {_hms(elapsed)}{eta}",
-              file=out, flush=True)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-
-def _hms(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def make_progress(total: int, enabled: bool = True, stream: Any = None) -> _Progress:
+def make_progress(total: int, enabled: bool = True, stream: Any = None) -> Progress:
     """A ``progress`` callable for :func:`run_sweep`.
 
     On a terminal (``stream.isatty()``) it draws a live tqdm bar: trials done, best MAE so far,
@@ -1882,4 +1832,4 @@ def make_progress(total: int, enabled: bool = True, stream: Any = None) -> _Prog
     callable
         ``progress(done, total, best_score)``, with a ``close()`` method.
     """
-    return _Progress(total, enabled, stream)
+    return Progress(total, label="sweep", unit="trial", metric="best MAE", enabled=enabled, stream=stream)

@@ -290,7 +290,8 @@ def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
         x_dev, y_dev = x_va, y_va
     member = fit_member(cfg, x_tr[inner_tr], y_tr[inner_tr], x_dev, y_dev, scaling=task["scaling"],
                         feature_names=task["feature_names"], feature_units=task["feature_units"],
-                        target_unit=task["target_unit"], physics_rows=(x_tr, y_tr))
+                        target_unit=task["target_unit"], physics_rows=(x_tr, y_tr),
+                        verbose=bool(task.get("verbose")))
     p_va = predict_member(member, x_va)
     p_tr = predict_member(member, x_tr)
     out: dict[str, Any] = {
@@ -344,6 +345,7 @@ def cross_validate(
     baseline: bool = True,
     keep_weights: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    verbose: bool = False,
 ) -> CVResult:
     """k-fold validation of ``config`` on ``rows`` of ``ds`` (the train part; never test rows).
 
@@ -372,6 +374,8 @@ def cross_validate(
         Keep each fold's trained weights in ``CVResult.fold_weights`` (for an ensemble).
     progress : callable, optional
         Called as ``progress(done, total)`` after each fold.
+    verbose : bool, default=False
+        Print each fold's losses per epoch to stderr.
 
     Returns
     -------
@@ -400,7 +404,7 @@ def cross_validate(
         "g_tr": None if g is None else g[tr], "tolerance": tolerance, "scaling": scaling,
         "feature_names": list(ds.feature_names), "feature_units": [c.unit for c in ds.features],
         "target_unit": ds.target.unit, "baseline": baseline, "keep_weights": keep_weights,
-        "limit_threads": n_jobs > 1,
+        "limit_threads": n_jobs > 1, "verbose": verbose,
     } for i, (tr, va) in enumerate(pairs)]
     t0 = time.perf_counter()
     results: list[dict[str, Any]] = []

@@ -109,3 +109,87 @@ def test_validate_on_bundled_data_beats_the_classical_baseline():
     assert d["group_kfold"]
     nn, base = d["summary"]["val"]["mae"]["mean"], d["summary"]["baseline_val"]["mae"]["mean"]
     assert nn < base, (nn, base)
+
+
+# ---------------------------------------------------------------- --json schema of every command
+TINY = """
+[model]
+hidden_layers = [8]
+epochs = 30
+patience = "none"
+
+[sweep]
+strategy = "random"
+trials = 2
+folds = 2
+
+[sweep.space]
+learning_rate = { low = 1e-3, high = 1e-2 }
+"""
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, small_batch):
+    """A tiny main job run through the CLI; returns (tmp folder, data csv, config, calibrate JSON)."""
+    csv, toml = small_batch
+    tmp = tmp_path_factory.mktemp("pipeline")
+    cfg = tmp / "calib.toml"
+    cfg.write_text(Path(toml).read_text().split("[model]")[0] + TINY)
+    res = CliRunner().invoke(cli, ["-q", "calibrate", str(csv), "--config", str(cfg), "--models-dir",
+                                   str(tmp / "models"), "--name", "tiny", "--json"],
+                             env={"CALIB_RUNS_DIR": str(tmp / "runs")})
+    assert res.exit_code == 0, res.output
+    return tmp, Path(csv), cfg, json.loads(res.output)
+
+
+def _json(args):
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
+def test_json_calibrate(pipeline):
+    run = pipeline[3]
+    assert {"artifact", "version", "model_id", "cv", "test", "diagnosis", "hyperparameters", "sweep"} <= set(run)
+    assert run["version"] == "1.0.0" and set(run["cv"]) >= {"val", "baseline_val"}
+    assert {"mae", "rmse", "max_abs", "r2", "ela"} <= set(run["test"])
+
+
+def test_json_predict_inspect_models_report(pipeline):
+    tmp, csv, _, run = pipeline
+    pred = _json(["predict", str(tmp / "models" / "tiny"), str(csv), "-o", str(tmp / "p.csv"), "--json"])
+    assert {"rows", "out_of_range", "output", "version", "model_id", "target", "unit"} <= set(pred)
+    assert pred["rows"] == len(pd.read_csv(csv)) and pred["model_id"] == run["model_id"]
+    info = _json(["inspect", run["artifact"], "--verify", "--json"])
+    assert info["verification"]["ok"] and info["version"] == "1.0.0"
+    assert [f["name"] for f in info["features"]][-1] == "temperature_degC"
+    assert _json(["models", str(tmp / "models"), "--json"]) == {"tiny": ["1.0.0"]}
+    rep = _json(["report", run["artifact"], "-o", str(tmp / "r.html"), "--json"])
+    assert rep["bytes"] > 10_000 and (tmp / "r.html").read_text().count("<section") >= 8
+
+
+def test_json_sweep_resumes_and_lists_every_trial(pipeline):
+    tmp, csv, cfg, _ = pipeline
+    store = tmp / "s" / "sweep.journal"
+    store.parent.mkdir()
+    out = _json(["-q", "sweep", str(csv), "--config", str(cfg), "--storage", str(store), "--trials", "2", "--json"])
+    assert len(out["trials"]) == 2 and out["best"]["state"] == "COMPLETE"
+    assert {"number", "params", "state", "score"} <= set(out["trials"][0])
+    again = _json(["-q", "sweep", str(csv), "--config", str(cfg), "--storage", str(store), "--trials", "3", "--json"])
+    assert [t["number"] for t in again["trials"]] == [0, 1, 2]
+    assert again["trials"][0]["score"] == out["trials"][0]["score"]
+    assert (store.parent / "leaderboard.csv").exists() and (store.parent / "leaderboard.json").exists()
+
+
+def test_json_simulate(tmp_path):
+    out = _json(["simulate", "-o", str(tmp_path), "--spots", "3", "--json"])
+    assert Path(out["readings"]).exists() and Path(out["config"]).exists()
+
+
+def test_quiet_prints_no_progress(pipeline):
+    tmp, csv, cfg, _ = pipeline
+    loud = CliRunner().invoke(cli, ["validate", str(csv), "--config", str(cfg), "--folds", "2"])
+    assert loud.exit_code == 0 and "k-fold: 2/2 folds done" in loud.output
+    res = CliRunner().invoke(cli, ["-q", "validate", str(csv), "--config", str(cfg), "--folds", "2"])
+    assert res.exit_code == 0
+    assert "folds done" not in res.output and "k-fold validation of" in res.output
