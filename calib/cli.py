@@ -511,6 +511,42 @@ def report(source: Path, output: Path, study: str | None, as_json: bool) -> None
         click.echo(f"wrote {out}")
 
 
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--reference", "reference", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Two-point reference readings per spot (zero O2 and air saturation).")
+@click.option("--method", type=click.Choice(["linear", "phase_scale"]), default="linear", show_default=True,
+              help="linear: two-point correction of the O2 output; phase_scale: phase shift + O2 scale.")
+@click.option("--spot", "spots", multiple=True, help="Only this spot id (repeatable); default: every spot.")
+@click.option("--spot-column", help="Spot id column (default: the model's group column).")
+@click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the spot models go (default: beside the batch model).")
+@click.option("--dry-run", is_flag=True, help="Compute and check the adjustments, write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the adjustments and artifacts as JSON.")
+def adjust(model: Path, reference: Path, method: str, spots: tuple[str, ...], spot_column: str | None,
+           models_dir: Path | None, dry_run: bool, as_json: bool) -> None:
+    """Adjust a batch model to each sensor spot from its two-point check (zero O2 and air).
+
+    \b
+    REFERENCE holds, per spot, the readings of its reference points: the spot column, the
+    model's input columns, and either the target column (0 for the zero point, the air
+    value for the air point) or a `level` column (zero / air, with air_pressure_<unit>).
+    Each spot gets its own versioned child artifact models/<name>.<spot>/<version>/ (ONNX
+    with the adjustment folded in, naming the parent model and the reference's SHA-256).
+    `calib predict` applies the right spot's adjustment when readings carry a spot id.
+    Example:
+      calib adjust models/sim-ptp-batch --reference two_point_checks.csv
+    """
+    from .adjust import adjust_spots, format_adjustment
+
+    res = adjust_spots(model, reference, method=method, spots=list(spots) or None, spot_column=spot_column,
+                       models_dir=models_dir, write=not dry_run)
+    if as_json:
+        _echo_json(res.to_dict())
+    else:
+        click.echo(format_adjustment(res))
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="calib")

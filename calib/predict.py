@@ -244,7 +244,9 @@ def predict_file(
     dict
         ``input``, ``output``, ``format``, ``rows``, ``out_of_range`` (count),
         ``columns_added``, ``model`` (name), ``version``, ``model_id``, ``target``, ``unit``,
-        ``seconds``.
+        ``seconds``; with spot adjustments (readings with the model's spot column and child
+        artifacts from :func:`calib.adjust.adjust_spots`) also ``adjusted`` (rows predicted by
+        their spot's child; the ``adjusted`` column says which) and ``spot_models``.
 
     Raises
     ------
@@ -289,9 +291,20 @@ def predict_file(
             "predict from the original readings file)"
         )
     x = _readings(model, table)
-    pred, std = model._run(x, want_std=True)
-    oor = model._out_of_range(x)
-    new = model._result_columns(pred, std, oor)
+    # --- spot adjustments (calib.adjust): with the batch model's spot column in the readings
+    # and child artifacts of it in its models folder, each spot's rows use its child and an
+    # `adjusted` column is added; otherwise nothing changes.
+    from .adjust import predict_file_spots
+
+    spots = predict_file_spots(model, table, x)
+    if spots is not None:
+        new, oor = spots["columns"], spots["columns"]["out_of_range"]
+        added = [*added, "adjusted"]
+    # --- end spot adjustments
+    if spots is None:
+        pred, std = model._run(x, want_std=True)
+        oor = model._out_of_range(x)
+        new = model._result_columns(pred, std, oor)
 
     in_suffix = data.suffix.lower()
     is_csv_in = in_suffix not in _PARQUET + _EXCEL
@@ -328,6 +341,8 @@ def predict_file(
         "target": model.target,
         "unit": model.unit,
         "seconds": round(time.perf_counter() - t0, 4),
+        # spot adjustments (calib.adjust): rows predicted by a spot's child, {spot: child version}
+        **({} if spots is None else {"adjusted": spots["adjusted"], "spot_models": spots["spot_models"]}),
     }
 
 

@@ -193,3 +193,28 @@ def test_quiet_prints_no_progress(pipeline):
     res = CliRunner().invoke(cli, ["-q", "validate", str(csv), "--config", str(cfg), "--folds", "2"])
     assert res.exit_code == 0
     assert "folds done" not in res.output and "k-fold validation of" in res.output
+
+
+def test_json_adjust_then_predict_applies_the_spot_models(pipeline, tmp_path):
+    import shutil
+
+    tmp, csv, _, run = pipeline
+    art = tmp_path / "models" / "tiny" / "1.0.0"
+    shutil.copytree(run["artifact"], art)
+    df = pd.read_csv(csv)
+    spots = sorted(df["spot_id"].unique())[:2]
+    ref = df[(df["temperature_degC"].round() == 25) & df["o2_hPa"].isin([0.0, 212.0]) & df["spot_id"].isin(spots)]
+    ref_path = tmp_path / "ref.csv"
+    ref.to_csv(ref_path, index=False)
+    out = _json(["adjust", str(art), "--reference", str(ref_path), "--json"])
+    assert [s["spot_id"] for s in out["spots"]] == spots and all(s["version"] == "1.0.0" for s in out["spots"])
+    assert sorted(_json(["models", str(tmp_path / "models"), "--json"])) == sorted(["tiny", *(f"tiny.{s}" for s in spots)])
+    data = tmp_path / "readings.csv"
+    df.to_csv(data, index=False)
+    pred = _json(["predict", str(art), str(data), "-o", str(tmp_path / "p.csv"), "--json"])
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert table.loc[table["spot_id"].isin(spots), "adjusted"].all()
+    assert not table.loc[~table["spot_id"].isin(spots), "adjusted"].any()
+    assert pred["rows"] == len(df)
+    res = CliRunner().invoke(cli, ["adjust", str(art), "--reference", str(csv), "--dry-run"])
+    assert res.exit_code == 1 and res.output.startswith("Error: ") and len(res.output.strip().splitlines()) == 1
