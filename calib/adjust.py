@@ -11,7 +11,19 @@ at air, on the bundled simulated batch). The check removes most of it.
 
 Methods
 -------
-``"linear"`` (default)
+``"spot_map"`` (default, and the only method, for a model trained on spot-normalised phases)
+    ``O2 = batch(x * m + c)``: the parent was trained by ``calib calibrate`` with an ``[adjust]``
+    table on phases mapped per spot onto batch-typical two-point anchors (:mod:`calib.spotnorm`;
+    ``calibration.json`` ``spot_normalisation``). The spot's zero and air readings ``r0``, ``r1``
+    give the same map for each phase input, ``m = (B1 - B0) / (r1 - r0)`` and
+    ``c = B0 - r0 * m`` (``m = 1``, ``c = 0`` for the other inputs), folded into the child's
+    ONNX graph as a ``Mul`` and an ``Add`` on the input. The reference rows must be at the
+    parent's reference temperature (within its tolerance) and at its zero and air levels.
+    Held-out spot MAE on the bundled batch: 0.7 hPa, against 3.2 for a batch network on raw
+    phases and 2.0 for that network with ``linear`` (``benchmarks/spot_adjust.py``). Such a
+    parent must not be used on raw readings of an unchecked spot (about 5 hPa there):
+    ``calib predict`` marks those rows ``adjusted = False``.
+``"linear"`` (default for a plain batch model)
     ``O2 = a + b * batch(x)``: a two-point straight line on the output, exact at both points.
 ``"phase_scale"`` (physics)
     ``O2 = s * batch(x - delta * e_phase)``: the phase shift ``delta`` (deg, the same at every
@@ -19,20 +31,25 @@ Methods
     model reads the zero reference as 0; the scale ``s`` (a Stern-Volmer constant ``k * Ksv``
     makes a spot read like the batch at ``k * pO2``) then makes it read the air reference.
 
-Why ``linear`` is the default (``benchmarks/spot_adjust.py``, bundled data, 12 spots in 3
-rotations of 4 held-out spots, 2 x 64 tanh batch network, reference at 22.5 degC): held-out
-spot MAE 4.29 hPa for the batch model alone, 2.30 with ``linear``, 11.6 with ``phase_scale``
-(2.2 / 2.3 with an L2-regularised batch network); the lab's classical per-spot recalibration
-of the SVU / two-site fit: 145 / 40 hPa. ``phase_scale`` fails on a physical detail: at zero O2
-a phase offset of 0.2 deg moves the reading by only ~0.2 hPa (the phase is steep there), within
-the batch model's own error at zero, so the root-found shift is poorly determined and, applied
-where the phase is flat (high O2), costs more than it gains; a multi-frequency network has
-moreover learned to be nearly invariant to a uniform phase shift of all its inputs (the
-training spots differ by such offsets), so the root can lie degrees away or not exist (the
-reference is then refused). ``linear`` takes the information where it is strong: the air point
-fixes the scale, the zero point a small intercept. Neither can remove what two points at one
-temperature do not show (the simulated spots' site fraction ``f`` and their two independent
-Stern-Volmer constants bend the curve between the points): about 2 hPa remain.
+Why ``spot_map`` on a spot-normalised network, and ``linear`` for a plain batch network
+(``benchmarks/spot_adjust.py``, bundled data, 12 spots in 3 rotations of 4 held-out spots,
+2 x 64 tanh networks, reference at 22.5 degC, MAE on the held-out spots' other rows, seeds 0-3):
+batch network alone 2.8-3.6 hPa; with ``linear`` 2.4-4.3; the spot-normalised network with
+``spot_map`` 0.96-1.13 (0.30-0.39 of the batch network); the lab's classical two-site
+recalibration (theta0 + Ksv from the two points) 40-46 hPa on calib's two-site fit, 6.5-8.0
+with theta0(T) measured. The network trained on normalised phases never has to learn the
+spot-to-spot spread, and each spot's two points remove it per frequency before the network.
+``phase_scale`` (an earlier version of the benchmark: 11.6 hPa against 4.29 for the batch
+model alone) fails on a physical detail: at zero O2 a phase offset of 0.2 deg moves the
+reading by only ~0.2 hPa (the phase is steep there), within the batch model's own error at
+zero, so the root-found shift is poorly determined and, applied where the phase is flat (high
+O2), costs more than it gains; a multi-frequency network has moreover learned to be nearly
+invariant to a uniform phase shift of all its inputs (the training spots differ by such
+offsets), so the root can lie degrees away or not exist (the reference is then refused).
+``linear`` takes the information where it is strong: the air point fixes the scale, the zero
+point a small intercept. No method removes what two points at one temperature do not show
+(the simulated spots' site fraction ``f`` and their two independent Stern-Volmer constants
+bend the curve between the points).
 
 Reference file (``REF``)
 ------------------------
@@ -75,8 +92,12 @@ on the outputs; the standard deviation output is scaled by ``|s|``), same input 
 the same; ``calibration.json`` is the parent's with a ``spot_adjustment`` entry (spot, method,
 numbers, parent name/version/model id and ONNX SHA-256, reference file and SHA-256, the
 reference rows); the calibrated phase ranges are shifted by ``delta`` so that
-``out_of_range`` stays about what the network saw. Each folder is built under ``.tmp-*`` and
-renamed into place, like :func:`calib.export.export_artifact`.
+``out_of_range`` stays about what the network saw. For ``spot_map`` the graph gets a ``Mul``
+and an ``Add`` on the input ``readings`` (the spot's map) and unchanged outputs, the Keras
+model one inverting ``Normalization`` layer; the calibrated ranges are mapped back to the
+spot's raw readings, and ``spot_adjustment.normalisation`` records the anchors (the parent's
+top-level ``spot_normalisation`` is not copied: the child takes raw readings). Each folder is
+built under ``.tmp-*`` and renamed into place, like :func:`calib.export.export_artifact`.
 
 Writing ``model.keras`` imports TensorFlow; computing adjustments, loading children and
 predicting do not.
@@ -91,6 +112,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import re
@@ -124,8 +146,12 @@ __all__ = [
     "format_adjustment",
 ]
 
-#: Adjustment methods (see the module notes); the first is the default.
-METHODS = ("linear", "phase_scale")
+#: Adjustment methods (see the module notes). Default: ``spot_map`` for a parent with
+#: ``spot_normalisation`` (the only method there), ``linear`` otherwise.
+METHODS = ("linear", "phase_scale", "spot_map")
+SPOT_MAP = "spot_map"
+#: Key of a spot-normalised parent's normalisation in ``calibration.json`` (:mod:`calib.spotnorm`).
+NORM_KEY = "spot_normalisation"
 #: Name of the optional level column of a reference file and its values.
 LEVEL_COLUMN = "level"
 LEVELS = ("zero", "air")
@@ -179,12 +205,12 @@ class ReferencePoint:
 
 @dataclass(frozen=True)
 class SpotAdjustment:
-    """The adjustment of one spot: ``y = intercept + scale * batch(x - input_offset)``.
+    """The adjustment of one spot: ``y = intercept + scale * batch(x * input_scale - input_offset)``.
 
     Attributes
     ----------
     spot_id : str
-    method : {"phase_scale", "linear"}
+    method : {"linear", "phase_scale", "spot_map"}
     features : tuple of str
         The model's inputs, in order.
     input_offset : tuple of float
@@ -199,6 +225,13 @@ class SpotAdjustment:
     unit : str
         Target unit.
     zero, air : ReferencePoint
+    input_scale : tuple of float, default=()
+        ``spot_map``: multiplies each input before the offset is subtracted (the map scale
+        ``(B1 - B0) / (r1 - r0)`` on the phase inputs, 1 elsewhere); empty for the other
+        methods (all 1). ``spot_map`` has ``scale = 1`` and ``intercept = 0``.
+    normalisation : dict or None, default=None
+        ``spot_map``: the parent's anchors ``b0``, ``b1``, the spot's ``r0``, ``r1`` (mapped
+        inputs), the mapped input names and the reference (temperature and levels).
     """
 
     spot_id: str
@@ -211,6 +244,20 @@ class SpotAdjustment:
     unit: str
     zero: ReferencePoint
     air: ReferencePoint
+    input_scale: tuple[float, ...] = ()
+    normalisation: dict[str, Any] | None = None
+
+    @property
+    def input_add(self) -> tuple[float, ...]:
+        """``-input_offset``: what the ``spot_map`` child's ``Add`` node adds after the ``Mul``."""
+        return tuple(0.0 - v for v in self.input_offset)
+
+    def map_inputs(self, x32: np.ndarray) -> np.ndarray:
+        """Readings as the batch network sees them (float32, the child graph's own arithmetic)."""
+        x32 = np.ascontiguousarray(x32, dtype=np.float32)
+        if self.input_scale:
+            return x32 * np.asarray(self.input_scale, dtype=np.float32) + np.asarray(self.input_add, dtype=np.float32)
+        return x32.astype(np.float64) - np.asarray(self.input_offset)
 
     def apply(self, parent: CalibrationModel, X: Any) -> np.ndarray:
         """Adjusted prediction computed in Python from the batch model (reference for the ONNX child).
@@ -227,8 +274,7 @@ class SpotAdjustment:
         ndarray of float64
             Like ``parent.predict``: shape (n,) or (n, n_targets), target unit.
         """
-        x = parent.as_array(X).astype(np.float64) - np.asarray(self.input_offset)
-        pred = parent.predict(x)
+        pred = parent.predict(self.map_inputs(parent.as_array(X)))
         if pred.ndim == 1:
             return self.intercept + self.scale * pred
         pred = pred.copy()
@@ -236,6 +282,21 @@ class SpotAdjustment:
         return pred
 
     def to_dict(self) -> dict[str, Any]:
+        if self.method == SPOT_MAP:
+            return {
+                "spot_id": self.spot_id,
+                "method": self.method,
+                "formula": "target = batch(readings * input_scale + input_add)",
+                "phase_shift": self.phase_shift,
+                "scale": self.scale,
+                "intercept": self.intercept,
+                "unit": self.unit,
+                "input_scale": dict(zip(self.features, self.input_scale)),
+                "input_add": dict(zip(self.features, self.input_add)),
+                "normalisation": self.normalisation,
+                "zero": self.zero.to_dict(),
+                "air": self.air.to_dict(),
+            }
         return {
             "spot_id": self.spot_id,
             "method": self.method,
@@ -494,7 +555,8 @@ def _read_reference(
                       level=np.asarray(level), spot=spot, target_column=tcol)
 
 
-def _check_ranges(parent: CalibrationModel, ref: _Reference, rows: np.ndarray) -> None:
+def _check_ranges(parent: CalibrationModel, ref: _Reference, rows: np.ndarray,
+                  skip: Sequence[int] = ()) -> None:
     from .export import resolve_feature_columns
 
     table = ref.table
@@ -502,6 +564,7 @@ def _check_ranges(parent: CalibrationModel, ref: _Reference, rows: np.ndarray) -
     lo = parent.lower
     hi = parent.upper
     bad = (x < lo.astype(np.float32)) | (x > hi.astype(np.float32))
+    bad[:, list(skip)] = False  # spot_map: the parent's phase ranges are of mapped phases
     if bad.any():
         i, j = np.argwhere(bad)[0]
         col = resolve_feature_columns(parent._feature_specs, table.columns)[j][0]
@@ -607,6 +670,8 @@ def _adjust_one(parent: CalibrationModel, ref: _Reference, spot: str, method: st
             f"({_fmt(ya.min())}..{_fmt(ya.max())} {parent.unit}, more than {AIR_SPREAD:.0%}); a two-point "
             "check has one air level"
         )
+    if method == SPOT_MAP:
+        return _spot_map_one(parent, ref, spot, rows, zero, air)
     _check_ranges(parent, ref, rows)
     x0 = ref.x[zero].astype(np.float64)
     xa = ref.x[air].astype(np.float64)
@@ -662,6 +727,73 @@ def _adjust_one(parent: CalibrationModel, ref: _Reference, spot: str, method: st
     )
 
 
+def _normalisation(parent: CalibrationModel) -> Any:
+    from .spotnorm import SpotNormalisation
+
+    try:
+        norm = SpotNormalisation.from_dict(parent.metadata[NORM_KEY])
+    except ArtifactError as exc:
+        raise ArtifactError(f"{parent.path}: {exc}") from None
+    if norm.features != tuple(parent.features):
+        raise ArtifactError(f"{parent.path}: spot_normalisation features {list(norm.features)} differ from the "
+                            f"model's {list(parent.features)}")
+    return norm
+
+
+def _spot_map_one(parent: CalibrationModel, ref: _Reference, spot: str, rows: np.ndarray, zero: np.ndarray,
+                  air: np.ndarray) -> SpotAdjustment:
+    """``spot_map``: the parent's two-point phase map with this spot's anchors."""
+    from .export import resolve_feature_columns
+
+    norm = _normalisation(parent)
+    sref = norm.reference
+    name = ref.table.name
+    col = ref.target_column or LEVEL_COLUMN
+    _check_ranges(parent, ref, rows, skip=norm.mapped)
+    tj = _temperature_index(parent)
+    if tj is None:  # pragma: no cover - a normalised parent always has one
+        raise ArtifactError(f"{parent.path}: spot_normalisation without a degC input")
+    t = ref.x[rows, tj].astype(np.float64)
+    off = np.flatnonzero(~sref.at_temperature(t))
+    if off.size:
+        i = int(off[0])
+        tcol = resolve_feature_columns(parent._feature_specs, ref.table.columns)[tj][0]
+        raise IngestError(
+            f"{name} row {int(rows[i]) + 2}, column {tcol}: {_fmt(t[i])} degC is not the reference temperature "
+            f"{_fmt(sref.temperature_degC)} +- {_fmt(sref.temperature_tolerance_degC)} degC of model {parent.name} "
+            f"{parent.version} (its spot normalisation's anchors); take the spot's two-point check there"
+        )
+    for lev, r in (("zero", zero), ("air", air)):
+        y = ref.y[r]
+        bad = np.flatnonzero(~sref.at_level(y, lev))
+        if bad.size:
+            i = int(bad[0])
+            raise IngestError(
+                f"{name} row {int(r[i]) + 2}, column {col}: the {lev} reference is {_fmt(y[i])} {parent.unit}, but "
+                f"model {parent.name} {parent.version} is normalised at {lev} = {_fmt(sref.level_of(lev))} "
+                f"{parent.unit} (tolerance {_fmt(sref.level_abs_tolerance)}); give the spot's readings at that level"
+            )
+    x0 = ref.x[zero].astype(np.float64)
+    xa = ref.x[air].astype(np.float64)
+    r0, r1 = x0.mean(axis=0), xa.mean(axis=0)
+    scale, shift = norm.coefficients(r0, r1, where=f"{name} {_rows_text(rows + 2)} (spot {spot!r})")
+    m = list(norm.mapped)
+    proto = SpotAdjustment(
+        spot_id=spot, method=SPOT_MAP, features=tuple(parent.features),
+        input_offset=tuple(float(-v) for v in shift), phase_shift=0.0, scale=1.0, intercept=0.0,
+        unit=parent.unit, zero=None, air=None,  # type: ignore[arg-type]
+        input_scale=tuple(float(v) for v in scale),
+        normalisation={"mapped": list(norm.mapped_names), "b0": list(norm.b0), "b1": list(norm.b1),
+                       "r0": [float(v) for v in r0[m]], "r1": [float(v) for v in r1[m]],
+                       "reference": sref.to_dict()},
+    )
+    before0, beforea = _batch(parent, x0), _batch(parent, xa)
+    after0 = _batch(parent, proto.map_inputs(ref.x[zero]))
+    aftera = _batch(parent, proto.map_inputs(ref.x[air]))
+    return dataclasses.replace(proto, zero=_point("zero", ref, zero, before0, after0, tj),
+                               air=_point("air", ref, air, beforea, aftera, tj))
+
+
 def _load(model: Any) -> CalibrationModel:
     from .export import CalibrationModel, load_model
 
@@ -672,9 +804,26 @@ def _load(model: Any) -> CalibrationModel:
     raise ConfigError(f"model must be a path or a CalibrationModel, got {type(model).__name__}")
 
 
-def _check_method(method: Any) -> str:
-    if method not in METHODS:
+def _check_method(method: Any, parent: CalibrationModel | None = None) -> str:
+    """The method to use: ``None`` picks ``spot_map`` for a spot-normalised parent, else ``linear``."""
+    if method is not None and method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got method={method!r}")
+    if parent is None:
+        return str(method)
+    normalised = bool(parent.metadata.get(NORM_KEY))
+    if method is None:
+        return SPOT_MAP if normalised else METHODS[0]
+    if normalised and method != SPOT_MAP:
+        raise ConfigError(
+            f"method={method!r} cannot adjust model {parent.name} {parent.version}: it takes spot-normalised "
+            f"phases (calibration.json {NORM_KEY}); use method='spot_map' (the default for it)"
+        )
+    if not normalised and method == SPOT_MAP:
+        raise ConfigError(
+            f"method='spot_map' needs a model trained on spot-normalised phases (calib calibrate with an "
+            f"[adjust] table; calibration.json {NORM_KEY}); model {parent.name} {parent.version} has none, "
+            "use method='linear'"
+        )
     return str(method)
 
 
@@ -682,7 +831,7 @@ def compute_adjustments(
     model: CalibrationModel | str | Path,
     reference: str | Path,
     *,
-    method: str = "linear",
+    method: str | None = None,
     spots: Sequence[str] | None = None,
     spot_column: str | None = None,
     sep: str | None = None,
@@ -696,7 +845,9 @@ def compute_adjustments(
         The batch model (``models/<name>`` or ``models/<name>/<version>``).
     reference : str or Path
         Reference readings (see the module notes for the format).
-    method : {"linear", "phase_scale"}, default="linear"
+    method : {"linear", "phase_scale", "spot_map"} or None, default=None
+        ``None``: ``spot_map`` for a parent trained on spot-normalised phases (the only method
+        allowed there), ``linear`` otherwise.
     spots : sequence of str, optional
         Only these spots (each must have rows in ``reference``); default: every spot there.
     spot_column : str, optional
@@ -716,15 +867,17 @@ def compute_adjustments(
     IngestError
         Unreadable reference; a missing column; an empty, non-numeric or impossible cell; an
         unknown level; a spot without a zero or air level; a reference outside the model's
-        calibrated range; an unknown spot; a reference the batch model cannot be adjusted to.
-        Each names the file, the row(s) and the column.
+        calibrated range; an unknown spot; a reference the batch model cannot be adjusted to;
+        for ``spot_map`` a row off the parent's reference temperature or levels, or an
+        implausible map. Each names the file, the row(s) and the column.
     ConfigError
         Unknown method; no spot column known; a model that is itself a spot adjustment;
-        ``phase_scale`` for a model without a phase input.
+        ``phase_scale`` for a model without a phase input; ``spot_map`` for a model without
+        ``spot_normalisation``, another method for a model with it.
     ArtifactError
         The model cannot be loaded or verified.
     """
-    method = _check_method(method)
+    _check_method(method)
     parent = _load(model)
     if parent.metadata.get(META_KEY):
         par = parent.metadata[META_KEY].get("parent") or {}
@@ -732,6 +885,9 @@ def compute_adjustments(
             f"model {parent.name} {parent.version} is already the spot adjustment of "
             f"{par.get('name')} {par.get('version')}; adjust that batch model instead"
         )
+    method = _check_method(method, parent)
+    if method == SPOT_MAP:
+        _normalisation(parent)
     if method == "phase_scale":
         _phase_mask(parent)
     ref = _read_reference(parent, reference, spot_column=spot_column, sep=sep, decimal=decimal)
@@ -773,8 +929,24 @@ def _child_onnx(parent: CalibrationModel, adj: SpotAdjustment) -> Any:
     proto = onnx.load_model_from_string(parent._onnx)
     g = proto.graph
     inp = parent.input_name
-    outs = [parent.output_name] + ([parent.std_name] if parent.std_name else [])
     pre = "calib_spot/"
+    if adj.method == SPOT_MAP:
+        # readings * input_scale + input_add -> the parent graph (outputs unchanged)
+        for node in g.node:
+            for i, name in enumerate(node.input):
+                if name == inp:
+                    node.input[i] = f"{pre}{inp}"
+        g.initializer.extend([
+            numpy_helper.from_array(np.asarray(adj.input_scale, dtype=np.float32), f"{pre}input_scale"),
+            numpy_helper.from_array(np.asarray(adj.input_add, dtype=np.float32), f"{pre}input_add"),
+        ])
+        g.node.insert(0, helper.make_node("Add", [f"{pre}{inp}_scaled", f"{pre}input_add"], [f"{pre}{inp}"],
+                                          name=f"{pre}map_add"))
+        g.node.insert(0, helper.make_node("Mul", [inp, f"{pre}input_scale"], [f"{pre}{inp}_scaled"],
+                                          name=f"{pre}map_mul"))
+        onnx.checker.check_model(proto, full_check=True)
+        return proto
+    outs = [parent.output_name] + ([parent.std_name] if parent.std_name else [])
     raw = {o: f"{pre}{o}_batch" for o in outs}
     for node in g.node:
         for i, name in enumerate(node.input):
@@ -824,8 +996,13 @@ def _child_keras(parent_keras: Any, adj: SpotAdjustment, n_targets: int) -> Any:
     var_out = np.ones(n_targets)
     var_out[0] = adj.scale ** 2
     inp = keras.Input(shape=(n,), dtype="float32", name="readings")
-    h = keras.layers.Normalization(mean=list(map(float, adj.input_offset)), variance=[1.0] * n,
-                                   name="spot_input_offset")(inp)
+    if adj.input_scale:  # spot_map: x * m + c (invert: x * sqrt(variance) + mean; m > 0)
+        h = keras.layers.Normalization(mean=list(map(float, adj.input_add)),
+                                       variance=[float(v) ** 2 for v in adj.input_scale], invert=True,
+                                       name="spot_input_map")(inp)
+    else:
+        h = keras.layers.Normalization(mean=list(map(float, adj.input_offset)), variance=[1.0] * n,
+                                       name="spot_input_offset")(inp)
     y = parent_keras(h)
     out = keras.layers.Normalization(mean=mean_out.tolist(), variance=var_out.tolist(), invert=True,
                                      name="spot_output_scale")(y)
@@ -849,20 +1026,26 @@ def _child_metadata(parent: CalibrationModel, adj: SpotAdjustment, ref_info: Map
     for key in ("schema_version", "model_id", "name", "version", "created_utc", "versions"):
         meta.pop(key, None)
     feats = []
-    for f, off in zip(meta["features"], adj.input_offset):
+    scales = adj.input_scale or (1.0,) * len(adj.input_offset)
+    for f, off, m in zip(meta["features"], adj.input_offset, scales):
         f = dict(f)
-        if off:
-            f["min"], f["max"] = float(f["min"]) + off, float(f["max"]) + off
+        if off or m != 1.0:  # the parent's range in the child's raw readings (m > 0)
+            f["min"], f["max"] = (float(f["min"]) + off) / m, (float(f["max"]) + off) / m
         feats.append(f)
     meta["features"] = feats
+    # the child takes raw readings: the parent's normalisation is recorded in spot_adjustment
+    meta.pop(NORM_KEY, None)
     meta[META_KEY] = {
         **adj.to_dict(),
         "spot_column": spot_column,
         "parent": {"name": parent.name, "version": parent.version, "model_id": parent.model_id,
                    "path": str(parent.path), "onnx_sha256": hashlib.sha256(parent._onnx).hexdigest()},
         "reference": {"file": ref_info["file"], "sha256": ref_info["sha256"]},
-        "note": "features[].min/max are the parent's calibrated ranges shifted by input_offset; "
-                "metrics (cv, test, baseline) are the parent batch model's",
+        "note": ("features[].min/max are the parent's calibrated ranges mapped back to this spot's raw "
+                 "readings; metrics (cv, test, baseline) are the parent's on spot-normalised readings"
+                 if adj.method == SPOT_MAP else
+                 "features[].min/max are the parent's calibrated ranges shifted by input_offset; "
+                 "metrics (cv, test, baseline) are the parent batch model's"),
     }
     return meta
 
@@ -881,15 +1064,21 @@ def _card_section(meta: Mapping[str, Any]) -> str:
         "",
         f"    {a['formula']}",
         "",
-        f"- phase shift {a['phase_shift']:.6g}, scale {a['scale']:.6g}, intercept {a['intercept']:.6g} {unit}; "
-        "input offset " + ", ".join(f"{k} {v:.6g}" for k, v in a["input_offset"].items()) + ".",
+        (f"- input map (scale, add): " + ", ".join(f"{k} ({a['input_scale'][k]:.6g}, {v:+.6g})"
+                                                   for k, v in a["input_add"].items())
+         + f"; the parent takes spot-normalised phases, anchored at {a['normalisation']['reference']['zero']:g} "
+         f"and {a['normalisation']['reference']['air']:g} {unit} at "
+         f"{a['normalisation']['reference']['temperature_degC']:g} degC."
+         if a["method"] == SPOT_MAP else
+         f"- phase shift {a['phase_shift']:.6g}, scale {a['scale']:.6g}, intercept {a['intercept']:.6g} {unit}; "
+         "input offset " + ", ".join(f"{k} {v:.6g}" for k, v in a["input_offset"].items()) + "."),
         f"- Zero reference: {a['zero']['value']:.6g} {unit} (batch read {a['zero']['batch_reading']:.6g}); "
         f"air reference: {a['air']['value']:.6g} {unit} (batch read {a['air']['batch_reading']:.6g}).",
         f"- Reference file `{a['reference']['file']}`, SHA-256 `{a['reference']['sha256']}`, rows "
         f"{', '.join(map(str, a['zero']['rows'] + a['air']['rows']))}.",
         "- Metrics above are those of the batch model across spots; the two points fit exactly, so "
-        "they do not validate the adjustment. The calibrated input ranges are the parent's, shifted by "
-        "the input offset.",
+        "they do not validate the adjustment. The calibrated input ranges are the parent's, mapped to "
+        "this spot's raw readings.",
         "- Use this model only for readings of this spot; `calib predict` with the batch model picks "
         "it for rows whose spot column names this spot.",
         "",
@@ -1028,7 +1217,7 @@ def adjust_spots(
     model: CalibrationModel | str | Path,
     reference: str | Path,
     *,
-    method: str = "linear",
+    method: str | None = None,
     spots: Sequence[str] | None = None,
     spot_column: str | None = None,
     models_dir: str | Path | None = None,
@@ -1047,7 +1236,8 @@ def adjust_spots(
         The batch model (``models/<name>`` -> latest version, or ``models/<name>/<version>``).
     reference : str or Path
         Reference readings, see the module notes.
-    method : {"linear", "phase_scale"}, default="linear"
+    method : {"linear", "phase_scale", "spot_map"} or None, default=None
+        ``None``: ``spot_map`` for a parent with ``spot_normalisation``, else ``linear``.
     spots : sequence of str, optional
         Only these spots; default every spot of ``reference``.
     spot_column : str, optional
@@ -1071,6 +1261,7 @@ def adjust_spots(
     parent = _load(model)
     info, adjustments = compute_adjustments(parent, reference, method=method, spots=spots,
                                             spot_column=spot_column, sep=sep, decimal=decimal)
+    method = _check_method(method, parent)
     arts: list[Any] = []
     if write and adjustments:
         pk = _load_parent_keras(parent)
@@ -1095,11 +1286,18 @@ def format_adjustment(result: AdjustResult) -> str:
     arts = list(result.artifacts) + [None] * (len(result.adjustments) - len(result.artifacts))
     for a, art in zip(result.adjustments, arts):
         u = a.unit
-        what = (f"phase shift {a.phase_shift:+.4f}, scale {a.scale:.5f}" if a.method == "phase_scale"
-                else f"O2 = {a.intercept:+.4g} {u} + {a.scale:.5f} x batch")
+        if a.method == SPOT_MAP:
+            ms = [a.input_scale[j] for j, s in enumerate(a.input_scale) if a.input_offset[j] or s != 1.0]
+            what = f"phase map of {len(ms)} input(s), scale {min(ms):.5f}..{max(ms):.5f}"
+        elif a.method == "phase_scale":
+            what = f"phase shift {a.phase_shift:+.4f}, scale {a.scale:.5f}"
+        else:
+            what = f"O2 = {a.intercept:+.4g} {u} + {a.scale:.5f} x batch"
         lines.append(
             f"  {a.spot_id}: {what}; batch read zero {a.zero.batch_reading:.4g} / air "
-            f"{a.air.batch_reading:.4g} {u} (references {a.zero.value:.4g} / {a.air.value:.4g})"
+            f"{a.air.batch_reading:.4g} {u}" + (f", adjusted {a.zero.adjusted_reading:.4g} / "
+                                                f"{a.air.adjusted_reading:.4g}" if a.method == SPOT_MAP else "")
+            + f" (references {a.zero.value:.4g} / {a.air.value:.4g})"
             + ("" if art is None else f" -> {art.path}")
         )
     return "\n".join(lines)
@@ -1265,7 +1463,10 @@ def predict_file_spots(model: CalibrationModel, table: RawTable, x32: np.ndarray
     """Spot-adjusted results for :func:`calib.predict.predict_file`, or None when not applicable.
 
     Applies when ``model`` is a batch model (not itself a child), the readings have its
-    group column and at least one child of it exists in its models folder.
+    group column and at least one child of it exists in its models folder; and always for a
+    model trained on spot-normalised phases (``spot_normalisation``), which is only right for
+    a checked spot: rows without their spot's child (or without a spot column) are predicted
+    by the parent on raw readings and marked ``adjusted = False``.
 
     Returns
     -------
@@ -1278,20 +1479,24 @@ def predict_file_spots(model: CalibrationModel, table: RawTable, x32: np.ndarray
     IngestError
         The readings already have an ``adjusted`` column.
     """
-    if model.metadata.get(META_KEY):
+    meta = model.metadata
+    if meta.get(META_KEY):
         return None
-    group = (model.metadata.get("data") or {}).get("group")
-    if not group or group not in table.columns:
+    normalised = bool(meta.get(NORM_KEY))
+    group = (meta.get("data") or {}).get("group")
+    has_group = bool(group) and group in table.columns
+    if not has_group and not normalised:
         return None
-    children = find_spot_models(model)
-    if not children:
+    children = find_spot_models(model) if has_group else {}
+    if not children and not normalised:
         return None
     if ADJUSTED_COLUMN in table.columns:
         raise IngestError(
             f"{table.name} row 1: column {ADJUSTED_COLUMN} already exists; rename it (or predict from "
             "the original readings file)"
         )
-    pred, std, oor, adjusted, used = spot_predictions(model, x32, _spot_ids(table.frame[group]), children)
+    spot_ids = _spot_ids(table.frame[group]) if has_group else np.full(len(x32), "", dtype=object)
+    pred, std, oor, adjusted, used = spot_predictions(model, x32, spot_ids, children)
     cols = model._result_columns(pred, std, oor)
     cols[ADJUSTED_COLUMN] = adjusted
     return {"columns": cols, "adjusted": int(adjusted.sum()), "spot_models": used}

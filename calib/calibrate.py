@@ -21,12 +21,15 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from .config import Config
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .spotnorm import SpotReference
 
 __all__ = ["CalibrateSettings", "CalibrationRun", "calibrate"]
 
@@ -139,6 +142,7 @@ def calibrate(
     *,
     progress: Callable[[str], None] | None = None,
     sweep_progress: Callable[[int, int, float | None], None] | None = None,
+    spot_reference: SpotReference | None = None,
 ) -> CalibrationRun:
     """Run the main job on ``data`` with config ``cfg``.
 
@@ -154,6 +158,13 @@ def calibrate(
         Called with a one-line message at each stage.
     sweep_progress : callable, optional
         Passed to :func:`calib.sweep.run_sweep`.
+    spot_reference : calib.spotnorm.SpotReference, optional
+        Train on spot-normalised phases (:mod:`calib.spotnorm`): the batch-typical anchors are
+        fitted on the train + dev spots, every spot (test spots too: that is their two-point
+        check) is mapped with its own anchors, and sweep, k-fold, refit and test run on the
+        mapped readings. ``calibration.json`` gets ``spot_normalisation``; the exported model
+        takes mapped phases and must be adjusted per spot (``calib adjust``, method
+        ``spot_map``) before use. Default: the config's ``[adjust]`` table if it has one.
 
     Returns
     -------
@@ -178,6 +189,15 @@ def calibrate(
     seed = cfg.split.seed
     base = base.replace(seed=seed) if "seed" not in cfg.model else base
 
+    # --- spot normalisation [adjust] (calib.spotnorm): reference validated before any data is read
+    from .spotnorm import SpotReference
+
+    if spot_reference is None:
+        spot_reference = SpotReference.from_config(cfg)
+    if spot_reference is not None and not isinstance(spot_reference, SpotReference):
+        raise ConfigError(f"spot_reference must be a SpotReference or None, got {type(spot_reference).__name__}")
+    # --- end spot normalisation
+
     ds = load_dataset(data, cfg.data)
     sp = split_dataset(ds, test_fraction=cfg.split.test_fraction, dev_fraction=cfg.split.dev_fraction, seed=seed)
     if len(sp.test) == 0:
@@ -185,6 +205,19 @@ def calibrate(
                           f"got test_fraction={cfg.split.test_fraction}")
     name = settings.name or _NAME_RE.sub("-", Path(data).stem).strip("-.") or "calibration"
     key = _run_key(ds, cfg, strategy, folds, seed)
+    # --- spot normalisation: fit B0/B1 on the train + dev spots, map every spot with its own
+    # anchors; the journal key includes the normalisation (same file, other inputs)
+    raw_ds, norm = ds, None
+    if spot_reference is not None:
+        from .spotnorm import fit_normalisation
+
+        norm = fit_normalisation(ds, sp.train_dev, spot_reference)
+        ds = norm.apply(ds)
+        key = hashlib.sha256(json.dumps([key, norm.to_dict()], sort_keys=True).encode()).hexdigest()[:12]
+        say(f"spot normalisation: {len(norm.mapped)} phase input(s) mapped per spot onto the anchors of "
+            f"{len(norm.anchors)} calibration spots ({spot_reference.zero:g}/{spot_reference.air:g} "
+            f"{ds.target.unit} at {spot_reference.temperature_degC:g} degC)")
+    # --- end spot normalisation
     storage = str(Path(settings.runs_dir) / name / f"sweep-{key}.journal")
     Path(storage).parent.mkdir(parents=True, exist_ok=True)
     say(f"data: {ds.n_rows} rows, train+dev {len(sp.train_dev)}, test {len(sp.test)}"
@@ -200,11 +233,13 @@ def calibrate(
 
         raise TrainingError(f"every sweep trial failed ({reasons}); check the [model] and [sweep] settings")
     best = sw.best_config
-    return _finish(ds, sp, cfg, best, sw, settings, name, folds, seed, say, ss.space.to_dict())
+    return _finish(ds, sp, cfg, best, sw, settings, name, folds, seed, say, ss.space.to_dict(),
+                   norm=norm, raw_ds=raw_ds)
 
 
 def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: CalibrateSettings, name: str,
-            folds: int, seed: int, say: Callable[[str], None], space: dict[str, Any]) -> CalibrationRun:
+            folds: int, seed: int, say: Callable[[str], None], space: dict[str, Any],
+            norm: Any = None, raw_ds: Any = None) -> CalibrationRun:
     from .baseline import BaselineModel, fit_baseline
     from .export import describe_dataset, export_artifact
     from .hybrid import fit_member, predict_member, rebuild_member
@@ -248,7 +283,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     say(f"test ({len(sp.test)} rows, touched once): MAE {test.mae:.4g} {ds.target.unit}"
         + ("" if test_baseline is None else f", classical baseline {test_baseline.mae:.4g}"))
 
-    frame = ds.frame.iloc[sp.test].copy()
+    frame = (ds if raw_ds is None else raw_ds).frame.iloc[sp.test].copy()  # readings as measured
     frame[f"{ds.target.name}_pred"] = p_te[:, 0]
     frame[f"{ds.target.name}_std"] = std
     buf = io.StringIO()
@@ -266,6 +301,8 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
                      "cv": cv.summary()["baseline_val"]},
         "noise_floor": cv.noise_floor,
         "diagnosis": diag.to_dict(),
+        # spot normalisation (calib.spotnorm): the model's inputs are mapped phases
+        **({} if norm is None else {"spot_normalisation": norm.to_dict()}),
         "split": {"test_fraction": cfg.split.test_fraction, "dev_fraction": cfg.split.dev_fraction,
                   "seed": seed, "scaling": cfg.split.scaling, "by_group": sp.by_group,
                   "train_rows": int(len(sp.train)), "dev_rows": int(len(sp.dev)), "test_rows": int(len(sp.test))},

@@ -515,15 +515,16 @@ def report(source: Path, output: Path, study: str | None, as_json: bool) -> None
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--reference", "reference", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Two-point reference readings per spot (zero O2 and air saturation).")
-@click.option("--method", type=click.Choice(["linear", "phase_scale"]), default="linear", show_default=True,
-              help="linear: two-point correction of the O2 output; phase_scale: phase shift + O2 scale.")
+@click.option("--method", type=click.Choice(["spot_map", "linear", "phase_scale"]), default=None,
+              help="spot_map (default for a spot-normalised model): two-point map of the phases; linear "
+                   "(default otherwise): two-point correction of the O2 output; phase_scale: phase shift + O2 scale.")
 @click.option("--spot", "spots", multiple=True, help="Only this spot id (repeatable); default: every spot.")
 @click.option("--spot-column", help="Spot id column (default: the model's group column).")
 @click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the spot models go (default: beside the batch model).")
 @click.option("--dry-run", is_flag=True, help="Compute and check the adjustments, write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the adjustments and artifacts as JSON.")
-def adjust(model: Path, reference: Path, method: str, spots: tuple[str, ...], spot_column: str | None,
+def adjust(model: Path, reference: Path, method: str | None, spots: tuple[str, ...], spot_column: str | None,
            models_dir: Path | None, dry_run: bool, as_json: bool) -> None:
     """Adjust a batch model to each sensor spot from its two-point check (zero O2 and air).
 

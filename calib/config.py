@@ -36,6 +36,10 @@ named somewhere (config or ``--target``)::
     [model]                        # see calib.model.ModelConfig
     [sweep]                        # see calib.sweep
 
+    [adjust]                       # optional: a spot-normalised batch model (calib.spotnorm)
+    temperature_degC = 22.5        # the two-point check's temperature
+    air = 212.0                    # target value of the air level (zero level: 0)
+
 Unknown sections and keys are errors, not silently ignored.
 """
 
@@ -59,7 +63,7 @@ __all__ = [
     "parse_column_list",
 ]
 
-_SECTIONS = ("data", "conditions", "split", "validate", "model", "sweep", "calibrate")
+_SECTIONS = ("data", "conditions", "split", "validate", "model", "sweep", "calibrate", "adjust")
 _CONDITION_KEYS = ("temperature_degC", "pressure_hPa", "salinity_psu")
 
 
@@ -249,9 +253,11 @@ class Config:
     model: Mapping[str, Any] = field(default_factory=dict)
     sweep: Mapping[str, Any] = field(default_factory=dict)
     calibrate: Mapping[str, Any] = field(default_factory=dict)
+    adjust: Mapping[str, Any] = field(default_factory=dict)
     path: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "adjust", _freeze(self.adjust))
         object.__setattr__(self, "model", _freeze(self.model))
         object.__setattr__(self, "sweep", _freeze(self.sweep))
         object.__setattr__(self, "calibrate", _freeze(self.calibrate))
@@ -336,6 +342,14 @@ def _spec(cls: type, where: str, d: Mapping[str, Any]) -> Any:
         raise ConfigError(f"[{where}]: {exc}") from exc
 
 
+def _checked_adjust(d: Mapping[str, Any]) -> Mapping[str, Any]:
+    if d:
+        from .spotnorm import SpotReference
+
+        SpotReference.from_dict(dict(d))  # validated where it enters
+    return d
+
+
 def config_from_dict(d: Mapping[str, Any], path: str | None = None) -> Config:
     """Build a validated :class:`Config` from a parsed TOML mapping."""
     _check_keys("top level", d, _SECTIONS)
@@ -349,6 +363,7 @@ def config_from_dict(d: Mapping[str, Any], path: str | None = None) -> Config:
         model=d.get("model", {}),
         sweep=d.get("sweep", {}),
         calibrate=d.get("calibrate", {}),
+        adjust=_checked_adjust(d.get("adjust", {})),
         path=path,
     )
 

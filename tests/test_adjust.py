@@ -175,7 +175,7 @@ def test_child_onnx_and_keras_equal_the_python_side(trained, tmp_path):
     sel = (x[:, 1] == 20.0) & np.isin(p, (0.0, 212.0))
     ref = write_ref(tmp_path / "ref.csv",
                     [{"spot_id": "S8", FEATURES[0]: v[0], FEATURES[1]: v[1], "o2_hPa": o} for v, o in zip(x[sel], p[sel])])
-    for method in A.METHODS:
+    for method in ("linear", "phase_scale"):  # spot_map: tests/test_spotnorm.py
         res = A.adjust_spots(parent_dir, ref, method=method)
         (adj,), (art,) = res.adjustments, res.artifacts
         parent, child = E.load_model(parent_dir), E.load_model(art.path)
@@ -420,8 +420,10 @@ def test_bad_reference_is_refused_with_file_row_and_column(linear, tmp_path, kin
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        pytest.param({"method": "spline"}, r"^method must be one of linear, phase_scale, got method='spline'", id="method"),
+        pytest.param({"method": "spline"}, r"^method must be one of linear, phase_scale, spot_map, got method='spline'", id="method"),
         pytest.param({"spot_column": " "}, r"^spot_column must be a non-empty column name", id="spot-column"),
+        pytest.param({"method": "spot_map"}, r"^method='spot_map' needs a model trained on spot-normalised phases "
+                     r".*; model lin 1\.0\.0 has none, use method='linear'", id="spot-map-needs-normalised-parent"),
     ],
 )
 def test_bad_options_are_config_errors(linear, tmp_path, kwargs, match):

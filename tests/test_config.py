@@ -95,3 +95,10 @@ def test_defaults():
 def test_parse_column_list():
     assert parse_column_list(" a, b ,c ") == ("a", "b", "c")
     assert parse_column_list("") is None and parse_column_list(None) is None
+
+
+def test_adjust_section_is_validated(tmp_path):
+    cfg = load_config(_write(tmp_path, "[adjust]\ntemperature_degC = 22.5\nair = 212.0\n"))
+    assert cfg.adjust["air"] == 212.0
+    with pytest.raises(ConfigError, match="air"):
+        load_config(_write(tmp_path, "[adjust]\ntemperature_degC = 22.5\n"))
