@@ -27,13 +27,14 @@ are run before any timing, so whichever TF method comes first is not charged for
 reuse calib's compiled epoch (``model.fit`` retraces for every new model). The validation
 MAE (target's unit, hPa for the bundled data) is the mean over the seeds, with its range.
 Targets: calib >= 3x faster than ``model.fit``, no slower than ``MLPRegressor``, MAE equal or
-better.
+better. The last line printed is the figures as JSON (read by ``benchmarks/run_all.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import sys
 import time
@@ -221,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     for what, ok in checks.items():
         print(f"  [{'ok' if ok else 'MISSED'}] {what}")
+    print(json.dumps({"benchmark": "train_speed", "epochs": args.epochs, "seeds": args.seeds, "rows": len(x),
+                      "methods": {k: {"cold_s": c, "warm_s": w, "mae": m} for k, (c, w, m) in results.items()},
+                      "checks": checks}))
     return 0
 
 

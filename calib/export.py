@@ -575,6 +575,7 @@ def resolve_feature_columns(
             continue
         stem = _stem(name, unit)
         found: list[tuple[str, str]] = []
+        wrong_unit: list[tuple[str, str]] = []  # same stem, a unit that does not convert
         if stem is not None:
             for c in cols:
                 parsed = U.unit_from_column_name(c)
@@ -586,19 +587,29 @@ def resolve_feature_columns(
                 try:
                     canonical = U.canonical_unit(parsed[0], freq if freq else parsed[1])
                 except Exception:  # unit without a conversion to this feature's unit
-                    continue
+                    canonical = None
                 if canonical == unit:
                     found.append((c, parsed[0]))
+                else:
+                    wrong_unit.append((c, parsed[0]))
         if len(found) > 1:
             raise IngestError(
                 f"{where}: feature {name} ({unit}) could be any of the columns "
                 f"{', '.join(c for c, _ in found)}; keep only one of them"
             )
+        if not found and wrong_unit:
+            c, u = wrong_unit[0]
+            raise IngestError(
+                f"{where}, column {c}: {u} cannot be converted to {unit}; expected feature {name} "
+                f"in {unit} (or in a unit calib converts to {unit})"
+            )
         if not found:
             import difflib
 
             alt = f" or {source} in {source_unit}" if source != name else ""
-            close = difflib.get_close_matches(name, cols, n=1, cutoff=0.6)
+            # hint only at columns that are not themselves inputs of the model
+            taken = {str(g["name"]) for g in features} | {str(g.get("source") or g["name"]) for g in features}
+            close = difflib.get_close_matches(name, [c for c in cols if c not in taken], n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             shown = ", ".join(cols[:20]) + (" ..." if len(cols) > 20 else "")
             raise IngestError(

@@ -1,19 +1,44 @@
 """Atomic file writes: write to a temporary file beside the target, then rename.
 
-A crash or a bad input never leaves a half-written or half-overwritten file.
+A crash or a bad input never leaves a half-written or half-overwritten file. A process
+killed mid-write (SIGKILL, power loss) leaves at most its hidden temporary file
+``.<name>.<random>[<suffix>].tmp`` beside the target; the next write of the same target
+removes such files once they are older than :data:`STALE_TMP_SECONDS`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import CalibError
 
-__all__ = ["atomic_write", "atomic_path", "sha256_file"]
+__all__ = ["atomic_write", "atomic_path", "sha256_file", "STALE_TMP_SECONDS"]
+
+#: A temporary file of :func:`atomic_path` older than this (s) was left by a killed process;
+#: the next write of the same target removes it (a running write is never that old).
+STALE_TMP_SECONDS = 3600.0
+
+
+def _clean_stale_tmp(folder: Path, name: str, suffix: str) -> None:
+    """Remove ``.<name>.<8 random chars><suffix>.tmp`` files older than STALE_TMP_SECONDS."""
+    pattern = re.compile(re.escape(f".{name}.") + r"[a-z0-9_]{8}" + re.escape(f"{suffix}.tmp"))
+    now = time.time()
+    try:
+        with os.scandir(folder) as it:
+            entries = [e for e in it if pattern.fullmatch(e.name)]
+    except OSError:
+        return
+    for e in entries:
+        with contextlib.suppress(OSError):
+            stale = now - e.stat(follow_symlinks=False).st_mtime > STALE_TMP_SECONDS
+            if stale and e.is_file(follow_symlinks=False):
+                os.unlink(e.path)
 
 
 @contextlib.contextmanager
@@ -31,6 +56,7 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise CalibError(f"{target}: folder {folder} does not exist")
+    _clean_stale_tmp(folder, target.name, suffix)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=folder)
     except OSError as exc:

@@ -1,0 +1,246 @@
+"""Accuracy on real factory calibrations: calib (nested k-fold) vs the classical fit vs MLPRegressor.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/real_data.py [--folds 5] [--inner-folds 3] [--seed 0] [--jobs 1]
+                                             [--raw /work/shared/data/raw]
+
+Data: the real calibration files in ``/work/shared/data/raw`` (GPL-3.0, read in place, never
+copied; see their SOURCE.md), read with :func:`calib.ingest.load_dataset`:
+
+* ``aanderaa-optode-calcerts/aadi4330_1463_b1206E.csv``: Aanderaa 4330, 63 points, phase (deg) and
+  temperature (degC) -> ``o2_umol_per_L``;
+* ``aanderaa-optode-calcerts/sbe63_0800_factory.csv``: Sea-Bird SBE63, 24 points, phase delay (us)
+  and temperature (degC) -> ``o2_mL_per_L``.
+
+Skipped: ``two_point_calibrations.csv`` (two points per sensor) and the WHOI two-point log (two O2
+levels): neither is a calibration set. Without the folder the benchmark prints a skip message.
+
+Every method is scored on the same ``--folds`` outer folds (shuffled ``KFold``, seeded); each row
+is predicted once, by a model that never saw it; MAE and RMSE are pooled over all rows (target unit):
+
+(a) ``calib``, nested CV: in each outer fold, the family is chosen among ``physics``, ``hybrid``
+    and ``mlp`` (each :class:`calib.model.ModelConfig` with its defaults: 2 x 32 tanh, Adam,
+    ``epochs = patience = "auto"``) by :func:`calib.validate.cross_validate` with
+    ``--inner-folds`` folds on the outer-training rows only; the winner is refitted on all
+    outer-training rows with :func:`calib.hybrid.fit_member` for the median best epoch of its
+    inner folds (as the main job :func:`calib.calibrate.calibrate` refits) and predicts the
+    outer-validation rows with :func:`calib.hybrid.predict_member`. The outer-validation rows
+    play no part in the choice: an honest estimate of what ``calib calibrate`` delivers.
+    Also shown, as a diagnostic only (not calib's behaviour): the same inner scores with the
+    one-standard-error rule (the simplest family, physics < hybrid < mlp, whose inner MAE is
+    within one standard error of the lowest), which asks a network to earn its place.
+(b) the classical fit, :func:`calib.baseline.fit_baseline` with ``kind="auto"`` (inner-CV choice
+    between SVU and two-site for a phase in deg, SBE63 for a delay in us), and each applicable
+    form on its own (``svu``, ``two_site``; ``sbe63``), fitted on the outer-training rows;
+(c) scikit-learn ``MLPRegressor`` (2 x 32 tanh, L-BFGS, ``alpha=1e-4``, up to 20000 iterations)
+    on standardised inputs and target (``StandardScaler``, ``TransformedTargetRegressor``).
+
+Target: calib's MAE at or below the classical fit's (auto) on every file. Prints one table per
+file and one JSON line at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+RAW = Path("/work/shared/data/raw")
+#: (file relative to the raw folder, features, target)
+FILES = (
+    ("aanderaa-optode-calcerts/aadi4330_1463_b1206E.csv", ("phase_deg", "temperature_degC"), "o2_umol_per_L"),
+    ("aanderaa-optode-calcerts/sbe63_0800_factory.csv", ("phase_delay_us", "temperature_degC"), "o2_mL_per_L"),
+)
+SKIPPED = (
+    ("aanderaa-optode-calcerts/two_point_calibrations.csv", "two points per sensor, not a calibration set"),
+    ("whoi-aanderaa4831-sn507-twopoint", "a two-point lab log (two O2 levels), not a calibration set"),
+)
+FAMILIES = ("physics", "hybrid", "mlp")  # ties go to the simpler family (this order)
+
+
+def _metrics(y: np.ndarray, p: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+    err = p - y
+    fold_mae = [float(np.mean(np.abs(err[va]))) for _, va in folds]
+    return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err**2))),
+            "max_abs": float(np.max(np.abs(err))), "fold_mae_std": float(np.std(fold_mae, ddof=1))}
+
+
+def one_se_choice(cvs: dict) -> str:
+    """The simplest family (order of FAMILIES) whose inner MAE is within one standard error of the best."""
+    best = min(FAMILIES, key=lambda f: (cvs[f].score, FAMILIES.index(f)))
+    mean, std = cvs[best].mean_std("mae")
+    limit = mean + std / np.sqrt(len(cvs[best].folds))
+    return next(f for f in FAMILIES if cvs[f].score <= limit)
+
+
+def nested_calib(ds, folds, inner_folds: int, seed: int, jobs: int) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Out-of-fold predictions of calib with the family chosen by inner k-fold in each outer fold.
+
+    Returns predictions for two selection rules: ``argmin`` (the lowest inner MAE, what calib's
+    sweep does) and ``one_se`` (diagnostic: the simplest family within one standard error of the
+    lowest, Breiman's rule), and a record per outer fold.
+    """
+    from calib.hybrid import fit_member, predict_member
+    from calib.model import ModelConfig
+    from calib.validate import cross_validate
+
+    x, y = ds.x(), ds.y()
+    names, units = list(ds.feature_names), [c.unit for c in ds.features]
+    preds = {"argmin": np.full(len(x), np.nan), "one_se": np.full(len(x), np.nan)}
+    record = []
+    for k, (tr, va) in enumerate(folds):
+        cvs = {}
+        for fam in FAMILIES:
+            cfg = ModelConfig(family=fam, seed=seed)
+            cvs[fam] = cross_validate(ds, tr, cfg, folds=inner_folds, jobs=jobs, seed=seed, baseline=False)
+        scores = {f: cvs[f].score for f in FAMILIES}
+        choice = {"argmin": min(FAMILIES, key=lambda f: (scores[f], FAMILIES.index(f))), "one_se": one_se_choice(cvs)}
+        fitted: dict[str, tuple[np.ndarray, int]] = {}
+        for fam in dict.fromkeys(choice.values()):
+            cfg = ModelConfig(family=fam, seed=seed)
+            epochs = 0
+            if fam != "physics":  # as calib.calibrate refits: median best epoch of the folds, no early stopping
+                be = [b for b in cvs[fam].best_epochs if b > 0]
+                epochs = max(1, int(np.median(be))) if be else cfg.budget(1)[0]
+                cfg = cfg.replace(epochs=epochs, patience=None)
+            member = fit_member(cfg, x[tr], y[tr], scaling="standard", feature_names=names, feature_units=units,
+                                target_unit=ds.target.unit)
+            fitted[fam] = (predict_member(member, x[va])[:, 0], epochs)
+        for rule, fam in choice.items():
+            preds[rule][va] = fitted[fam][0]
+        best = choice["argmin"]
+        epochs = fitted[best][1]
+        record.append({"fold": k, "chosen": best, "chosen_one_se": choice["one_se"], "epochs": epochs,
+                       "inner_mae": scores, "outer_mae": float(np.mean(np.abs(preds["argmin"][va] - y[va, 0])))})
+        print(f"    outer fold {k + 1}/{len(folds)}: inner MAE "
+              + ", ".join(f"{f} {scores[f]:.4g}" for f in FAMILIES)
+              + f" -> {best}" + (f" ({epochs} epochs)" if epochs else "")
+              + f"; outer MAE {record[-1]['outer_mae']:.4g}"
+              + ("" if choice["one_se"] == best else f" (1-SE rule: {choice['one_se']})"), flush=True)
+    return preds, record
+
+
+def classical(ds, folds, kind: str) -> tuple[np.ndarray, list[str]]:
+    from calib.baseline import fit_baseline
+
+    x, y = ds.x(), ds.y()[:, 0]
+    names, units = list(ds.feature_names), [c.unit for c in ds.features]
+    pred, kinds = np.full(len(x), np.nan), []
+    for tr, va in folds:
+        b = fit_baseline(x[tr], y[tr], names, units, ds.target.unit, kind=kind)
+        pred[va] = b.predict(x[va])
+        kinds.append(b.kind)
+    return pred, kinds
+
+
+def sklearn_mlp(ds, folds, seed: int) -> np.ndarray:
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = ds.x(), ds.y()[:, 0]
+    pred = np.full(len(x), np.nan)
+    for tr, va in folds:
+        reg = TransformedTargetRegressor(
+            regressor=make_pipeline(StandardScaler(), MLPRegressor(
+                hidden_layer_sizes=(32, 32), activation="tanh", solver="lbfgs", alpha=1e-4,
+                max_iter=20000, max_fun=50000, random_state=seed)),
+            transformer=StandardScaler())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            reg.fit(x[tr], y[tr])
+        pred[va] = reg.predict(x[va])
+    return pred
+
+
+def run_file(path: Path, features: tuple[str, ...], target: str, args) -> dict:
+    from calib.config import DataSpec
+    from calib.ingest import load_dataset
+    from calib.validate import make_folds
+
+    t0 = time.perf_counter()
+    ds = load_dataset(path, DataSpec(features=features, target=target))
+    y = ds.y()[:, 0]
+    folds = make_folds(ds.n_rows, args.folds, None, args.seed)
+    unit = ds.target.unit
+    print(f"{path.name}: {ds.n_rows} points, {', '.join(f'{c.name} [{c.unit}]' for c in ds.features)} -> "
+          f"{target} [{unit}]; {args.folds} outer folds (seed {args.seed}), family chosen by "
+          f"{args.inner_folds}-fold inner CV", flush=True)
+    p_calib, record = nested_calib(ds, folds, args.inner_folds, args.seed, args.jobs)
+    methods: dict[str, dict] = {
+        "calib": {**_metrics(y, p_calib["argmin"], folds), "chosen": [r["chosen"] for r in record]},
+        "calib_one_se": {**_metrics(y, p_calib["one_se"], folds), "chosen": [r["chosen_one_se"] for r in record]},
+    }
+    units = {c.unit for c in ds.features}
+    kinds = ["auto"] + (["svu", "two_site"] if "deg" in units else []) + (["sbe63"] if "us" in units else [])
+    for kind in kinds:
+        p, used = classical(ds, folds, kind)
+        methods[f"classical_{kind}"] = {**_metrics(y, p, folds), "kinds": used}
+    methods["sklearn_mlp"] = _metrics(y, sklearn_mlp(ds, folds, args.seed), folds)
+
+    labels = {"calib": "calib (nested CV: physics/hybrid/mlp)", "calib_one_se": "  diagnostic: 1-SE rule",
+              "sklearn_mlp": "sklearn MLPRegressor 2x32 tanh lbfgs"}
+    base = methods["classical_auto"]["mae"]
+    print(f"  {'method':42s} {'MAE':>9s} {'RMSE':>9s} {'max':>9s} {'fold sd':>8s} {'MAE/classical':>13s}")
+    for key, m in methods.items():
+        label = labels[key] if key in labels else "classical " + key.split("_", 1)[1]
+        if key == "classical_auto":
+            used = m["kinds"]
+            label += " (" + ", ".join(f"{k} x{used.count(k)}" for k in sorted(set(used))) + ")"
+        print(f"  {label:42s} {m['mae']:9.4g} {m['rmse']:9.4g} {m['max_abs']:9.4g} {m['fold_mae_std']:8.3g} "
+              f"{m['mae'] / base:13.3f}")
+    ok = methods["calib"]["mae"] <= base
+    print(f"  chosen per outer fold: {', '.join(methods['calib']['chosen'])} "
+          f"(1-SE rule: {', '.join(methods['calib_one_se']['chosen'])})")
+    print(f"  calib <= classical (auto): {'yes' if ok else 'NO'} ({methods['calib']['mae']:.4g} vs {base:.4g} {unit}, "
+          f"ratio {methods['calib']['mae'] / base:.3f}); {time.perf_counter() - t0:.0f} s", flush=True)
+    return {"file": path.name, "n": ds.n_rows, "target": target, "unit": unit, "folds": args.folds,
+            "inner_folds": args.inner_folds, "methods": methods, "calib_le_classical": ok,
+            "outer": record, "seconds": time.perf_counter() - t0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--raw", type=Path, default=RAW, help="folder of the real data (read in place)")
+    ap.add_argument("--folds", type=int, default=5, help="outer folds")
+    ap.add_argument("--inner-folds", type=int, default=3, help="inner folds choosing the family")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=1, help="parallel processes of the inner k-fold")
+    args = ap.parse_args(argv)
+
+    if not args.raw.is_dir():
+        print(f"real data folder {args.raw} not found; benchmark skipped")
+        print(json.dumps({"benchmark": "real_data", "skipped": f"{args.raw} not found"}))
+        return 0
+    for rel, why in SKIPPED:
+        if (args.raw / rel).exists():
+            print(f"skipped {rel}: {why}")
+    results = []
+    for rel, features, target in FILES:
+        path = args.raw / rel
+        if not path.is_file():
+            print(f"{path} not found; skipped")
+            continue
+        results.append(run_file(path, features, target, args))
+        print()
+    met = all(r["calib_le_classical"] for r in results)
+    print(f"target calib MAE <= classical MAE on every file: {'met' if met else 'NOT met'}")
+    print(json.dumps({"benchmark": "real_data", "target_met": met, "files": results}, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

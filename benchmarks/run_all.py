@@ -1,0 +1,355 @@
+"""Run every benchmark and write ``benchmarks/RESULTS.md``.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/run_all.py [--full] [--only NAME,...] [--output benchmarks/RESULTS.md]
+
+Each benchmark script runs as a subprocess (a fresh interpreter, so that TensorFlow start-up and
+memory of one do not leak into another), in this order: ``train_speed``, ``inference``,
+``sweep_scaling``, ``spot_adjust`` (when the script exists), ``real_data``, ``bundled_accuracy``.
+Their figures are read from the JSON line each prints last; their full output goes into the
+report's "Raw output" section. By default the slower scripts run with reduced settings (listed
+in the report) so that the whole run stays under ~25 minutes on a 2-core machine; ``--full``
+runs every script with its own defaults. A script that fails or is missing is reported as
+such and the others still run.
+
+The report starts with "measured on <date>, <machine>" (CPU model from /proc/cpuinfo, cores,
+memory), the Python and package versions and the git commit, then one table per benchmark
+(figures and ratios). Timings on a shared machine are noisy; accuracy figures are seeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = ROOT / "benchmarks"
+
+#: name -> (script, reduced arguments, --full arguments)
+BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
+    "train_speed": ("train_speed.py", ["--seeds", "3"], []),
+    "inference": ("inference.py", ["--repeats", "2"], []),
+    "sweep_scaling": ("sweep_scaling.py", ["--memory-trials", "30"], []),
+    "spot_adjust": ("spot_adjust.py", [], []),
+    "real_data": ("real_data.py", [], []),
+    "bundled_accuracy": ("bundled_accuracy.py", [], []),
+}
+PACKAGES = ("calib", "tensorflow-cpu", "tensorflow", "keras", "numpy", "pandas", "scipy", "scikit-learn",
+            "onnx", "onnxruntime", "tf2onnx", "optuna", "pyarrow")
+
+
+# --------------------------------------------------------------------------- machine
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        models = [ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")]
+        if models:
+            info["cpu"] = models[0]
+        phys = {ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("physical id")}
+        cores = [ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("cpu cores")]
+        if phys and cores:
+            info["physical_cores"] = len(phys) * int(cores[0])
+    except OSError:
+        pass
+    try:
+        mem = next(ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal"))
+        info["memory_gib"] = round(int(mem.split()[1]) / 2**20, 1)
+    except (OSError, StopIteration, ValueError):
+        pass
+    try:
+        info["affinity"] = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        pass
+    info["os"] = platform.platform()
+    info["python"] = platform.python_version()
+    from importlib.metadata import PackageNotFoundError, version
+
+    info["versions"] = {}
+    for p in PACKAGES:
+        try:
+            info["versions"][p] = version(p)
+        except PackageNotFoundError:
+            pass
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True)
+        if head.returncode == 0:
+            info["git"] = head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+    except OSError:
+        pass
+    return info
+
+
+# --------------------------------------------------------------------------- running
+def run(name: str, args: list[str], timeout: float) -> dict[str, Any]:
+    script = HERE / BENCHMARKS[name][0]
+    if not script.exists():
+        print(f"[{name}] {script.name} not present; skipped", flush=True)
+        return {"name": name, "status": "missing", "args": args}
+    cmd = [sys.executable, str(script), *args]
+    print(f"[{name}] {' '.join(['python', f'benchmarks/{script.name}', *args])}", flush=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        rc, out, err = proc.returncode, proc.stdout, proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        rc = "timeout"
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+    seconds = time.perf_counter() - t0
+    data = None
+    for line in reversed(out.splitlines()):
+        if line.startswith("{"):
+            try:
+                data = json.loads(line)
+                break
+            except json.JSONDecodeError:
+                continue
+    status = "ok" if rc == 0 and data is not None else (f"failed (exit {rc})" if rc != 0 else "no JSON line")
+    print(f"[{name}] {status} in {seconds:.0f} s", flush=True)
+    text = "\n".join(ln for ln in out.splitlines() if not ln.startswith("{"))
+    return {"name": name, "status": status, "args": args, "seconds": seconds, "data": data,
+            "stdout": text, "stderr_tail": "\n".join(err.strip().splitlines()[-15:])}
+
+
+# --------------------------------------------------------------------------- tables
+def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
+    def cell(v: Any) -> str:
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, float):
+            return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"
+        return str(v)
+
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|"]
+    out += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return out
+
+
+def t_train_speed(d: dict) -> list[str]:
+    m = d["methods"]
+    g = m["calib train (graph)"]
+    rows = [[k, v["cold_s"], v["warm_s"], v["mae"], v["cold_s"] / g["cold_s"], v["warm_s"] / g["warm_s"]]
+            for k, v in m.items()]
+    out = [f"{d['rows']} rows of data/readings.csv (80/20 split), 2 x 32 tanh, Adam 1e-3, batch 32, "
+           f"{d['epochs']} epochs, {d['seeds']} seeds; cold = first run of the shape, warm = median of the others.", ""]
+    out += _table(["method", "cold s", "warm s", "validation MAE (hPa)", "cold / calib graph", "warm / calib graph"], rows)
+    out += ["", "Checks: " + "; ".join(f"{k}: {'ok' if v else 'MISSED'}" for k, v in d["checks"].items()) + "."]
+    return out
+
+
+def t_inference(d: dict) -> list[str]:
+    k = d["keras_predict_rows_per_s"]
+    rows = [[label, d[key], d[key] / k] for label, key in (
+        ("load_model(...).predict (ONNX Runtime, default threads)", "ort_rows_per_s"),
+        ("load_model(..., threads=2).predict", "ort_2threads_rows_per_s"),
+        ("  with return_std (final + 5 fold models)", "ort_std_rows_per_s"),
+        ("keras model.predict (defaults, batch 32)", "keras_predict_rows_per_s"),
+        ("calib.model.predict (TensorFlow, 65536-row chunks)", "calib_model_predict_rows_per_s"),
+    )]
+    out = [f"{d['rows']:,} readings, 5 features, 2 x 32 tanh with 5 fold models.", ""]
+    out += _table(["path", "rows/s", "vs keras model.predict"], rows)
+    out += ["", f"`predict_file` on a 100,000-row CSV: {d['predict_file_s']:.3f} s vs pandas read_csv + to_csv "
+                f"{d['pandas_rw_s']:.3f} s (ratio {d['file_ratio']:.2f}, target <= 2). `import calib.export` "
+                f"{d['import_s'] * 1000:.0f} ms, `load_model` {d['load_s'] * 1000:.0f} ms, TensorFlow imported: "
+                f"{'yes' if d['tensorflow_imported'] else 'no'}."]
+    return out
+
+
+def t_sweep_scaling(d: dict) -> list[str]:
+    out = []
+    s = d.get("scaling")
+    if s:
+        out += [f"Random sweep, {s['trials']} trials x {s['folds']} folds x {s['epochs']} epochs on the bundled "
+                "train+dev rows (worker start-up and TensorFlow import included).", ""]
+        out += _table(["jobs", "wall s", "speed-up", "same configs and scores", f"best MAE ({s['unit']})"],
+                      [[1, s["jobs1_s"], 1.0, "", s["best_mae"]], [2, s["jobs2_s"], s["speedup"], s["identical"], ""]])
+    mem = d.get("memory") or []
+    if mem:
+        marks = sorted({int(k[5:].split("_")[0]) for m in mem for k in m if k.startswith("trial") and k.endswith("_rss_mb")})
+        head = ["workers", "trials", "s"] + [f"RSS / peak after trial {t} (MiB)" for t in marks]
+        rows = [[m["label"], m["trials"], m["seconds"]] + [f"{m.get(f'trial{t}_rss_mb')} / {m.get(f'trial{t}_peak_rss_mb')}"
+                                                           for t in marks] for m in mem]
+        out += ["", "Worker memory over a sweep of tiny trials (jobs=1):", ""] + _table(head, rows)
+    return out
+
+
+def _flatten(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(d, dict):
+        return [kv for k, v in d.items() for kv in _flatten(v, f"{prefix}.{k}" if prefix else str(k))]
+    return [(prefix, d)]
+
+
+def t_spot_adjust(d: dict) -> list[str]:
+    out = []
+    b = d.get("bundled_mae")
+    if isinstance(b, dict) and isinstance(b.get("held"), dict):
+        held, seen = b["held"], b.get("seen", {})
+        a = held.get("a_batch", {}).get("mae")
+        rows = [[f"`{k}`", v.get("mae"), seen.get(k, {}).get("mae", ""), (v.get("mae") / a) if a else ""]
+                for k, v in held.items()]
+        out += ["Bundled batch, MAE (hPa) on each spot's rows other than its two-point reference; the methods "
+                "are the script's keys (its printed table, under Raw output, names them).", ""]
+        out += _table(["method", "held-out spots", "seen spots", "held-out / (a) batch alone"], rows)
+    rest = _flatten({k: v for k, v in d.items() if k not in ("benchmark", "bundled_mae")})
+    if rest:
+        out += ["", "Other figures (see the script's output for their meaning):", ""]
+        out += _table(["figure", "value"], [[k, v] for k, v in rest[:60]])
+    return out
+
+
+def t_real_data(d: dict) -> list[str]:
+    if d.get("skipped"):
+        return [f"Skipped: {d['skipped']}."]
+    out = []
+    for f in d["files"]:
+        base = f["methods"]["classical_auto"]["mae"]
+        rows = []
+        for k, m in f["methods"].items():
+            labels = {"calib": "calib (nested CV: physics / hybrid / mlp)",
+                      "calib_one_se": "  diagnostic: same inner scores, 1-SE rule",
+                      "sklearn_mlp": "sklearn MLPRegressor 2x32 tanh lbfgs"}
+            label = labels[k] if k in labels else "classical " + k.split("_", 1)[1]
+            if k == "classical_auto":
+                label += " (" + ", ".join(sorted(set(m["kinds"]))) + ")"
+            rows.append([label, m["mae"], m["rmse"], m["max_abs"], m["mae"] / base])
+        out += [f"**{f['file']}**: {f['n']} points, target {f['target']} [{f['unit']}], {f['folds']} outer folds, "
+                f"family chosen by {f['inner_folds']}-fold inner CV: {', '.join(f['methods']['calib']['chosen'])}"
+                + (f" (1-SE rule: {', '.join(f['methods']['calib_one_se']['chosen'])})"
+                   if "calib_one_se" in f["methods"] else "") + ". "
+                f"calib <= classical: **{'yes' if f['calib_le_classical'] else 'NO'}**.", ""]
+        out += _table(["method", f"MAE ({f['unit']})", "RMSE", "max", "MAE / classical auto"], rows) + [""]
+    out.append(f"Target calib <= classical on every file: **{'met' if d['target_met'] else 'NOT met'}**.")
+    return out
+
+
+def t_bundled_accuracy(d: dict) -> list[str]:
+    m, c = d["mae"], d["mae"]["calib"]
+    h = d["chosen"]
+    labels = {"calib": "calib main job (test part, touched once)", "calib_onnx": "  same, exported ONNX artifact",
+              "calib_default_config": f"calib [model] default config, no sweep ({d.get('default_config_epochs')} epochs)",
+              "classical_auto": f"classical auto ({d['classical_kind']['auto']})", "classical_svu": "classical svu",
+              "classical_two_site": "classical two_site", "sklearn_mlp": "sklearn MLPRegressor 2x32 tanh lbfgs"}
+    rows = [[labels.get(k, k), v, v / c] for k, v in m.items()]
+    out = [f"Test part = {d['test_rows']} rows of the held-out spots {', '.join(d['test_spots'])}. calib: "
+           f"{d['trials']} sweep trials ({d['calib_seconds']:.0f} s), chosen family {h['family']}, layers "
+           f"{h['hidden_layers']}, {h['activation']}, lr {h['learning_rate']:.3g}, batch {h['batch_size']}, "
+           f"l2 {h['l2']:g}; refit {d['refit_epochs']} epochs.", ""]
+    out += _table(["method", "MAE (hPa)", "/ calib"], rows)
+    cv = [["calib (chosen config)", d["cv_mae"]]]
+    if "cv_mae_classical" in d:
+        cv += [["classical auto", d["cv_mae_classical"]], ["sklearn MLPRegressor", d["cv_mae_sklearn_mlp"]]]
+    out += ["", "Cross-validation on train + dev (the main job's 5 folds by spot), MAE mean +/- sd over folds:", ""]
+    out += _table(["method", "CV MAE (hPa)", "sd"], [[k, v["mean"], v["std"]] for k, v in cv])
+    f = d["simulator_floors"]
+    est = d.get("noise_floor_estimate")
+    floors = [["calib's estimate from replicate readings", est if est is not None else "n/a", "", c / est if est else ""],
+              ["simulator: input noise", f["inputs"]["mae"], f["inputs"]["median_sd"], c / f["inputs"]["mae"]],
+              ["simulator: + reference error", f["inputs_reference"]["mae"], f["inputs_reference"]["median_sd"],
+               c / f["inputs_reference"]["mae"]],
+              ["simulator: + spot-to-spot deviations (unseen spots)", f["spots_reference"]["mae"],
+               f["spots_reference"]["median_sd"], c / f["spots_reference"]["mae"]]]
+    out += ["", "Noise floors (the MAE a perfect model would make; simulator figures as in data/README.md):", ""]
+    out += _table(["floor", "MAE (hPa)", "median 1-sd (hPa)", "calib / floor"], floors)
+    return out
+
+
+TABLES: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
+    "train_speed": ("Training speed", t_train_speed),
+    "inference": ("Inference speed", t_inference),
+    "sweep_scaling": ("Sweep scaling and worker memory", t_sweep_scaling),
+    "spot_adjust": ("Two-point spot adjustment", t_spot_adjust),
+    "real_data": ("Accuracy on real factory calibrations (nested k-fold)", t_real_data),
+    "bundled_accuracy": ("Accuracy on held-out spots of the bundled batch", t_bundled_accuracy),
+}
+
+
+def report(results: list[dict], info: dict, started: dt.datetime, total_s: float, full: bool) -> str:
+    v = info.get("versions", {})
+    tf = v.get("tensorflow-cpu") or v.get("tensorflow")
+    mach = (f"{info['cpu']} ({info['cores']} logical cores"
+            + (f", {info['physical_cores']} physical" if info.get("physical_cores") else "")
+            + (f", {info['affinity']} usable" if info.get("affinity") and info["affinity"] != info["cores"] else "")
+            + (f", {info['memory_gib']} GiB RAM" if info.get("memory_gib") else "") + ")")
+    lines = [
+        "# calib benchmarks",
+        "",
+        f"Measured on {started:%Y-%m-%d %H:%M} UTC, {mach}, {info['os']}, Python {info['python']}.",
+        "",
+        "Versions: " + ", ".join(f"{k} {x}" for k, x in v.items() if k != "tensorflow-cpu") +
+        (f" (TensorFlow CPU build {tf})" if v.get("tensorflow-cpu") else "") +
+        (f"; git {info['git']}" if info.get("git") else "") + ".",
+        "",
+        f"Generated by `python benchmarks/run_all.py{' --full' if full else ''}` in {total_s / 60:.1f} min "
+        "(each script in a fresh interpreter, one after the other). Timings on a shared machine are noisy; "
+        "accuracy figures are seeded.",
+        "",
+    ]
+    lines += _table(["benchmark", "command", "wall time", "status"],
+                    [[TABLES[r["name"]][0], f"`{BENCHMARKS[r['name']][0]} {' '.join(r['args'])}`".replace(" `", "`"),
+                      f"{r['seconds']:.0f} s" if "seconds" in r else "", r["status"]] for r in results])
+    for r in results:
+        title, fn = TABLES[r["name"]]
+        lines += ["", f"## {title}", "", f"`benchmarks/{BENCHMARKS[r['name']][0]}"
+                  + (" " + " ".join(r["args"]) if r["args"] else "") + "`", ""]
+        if r["status"] == "missing":
+            lines.append("The script is not present; skipped.")
+            continue
+        if r.get("data") is None:
+            lines += [f"No figures: {r['status']}.", "", "```text", r.get("stderr_tail", ""), "```"]
+            continue
+        try:
+            lines += fn(r["data"])
+        except Exception as exc:  # a changed JSON layout must not lose the other tables
+            lines += [f"(figures could not be tabulated: {type(exc).__name__}: {exc}; see the raw output)"]
+        if r["status"] != "ok":
+            lines += ["", f"Status: {r['status']}."]
+    lines += ["", "## Raw output", ""]
+    for r in results:
+        if "stdout" in r:
+            lines += [f"<details><summary>{BENCHMARKS[r['name']][0]}</summary>", "", "```text",
+                      r["stdout"].rstrip(), "```", "", "</details>", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--full", action="store_true", help="every script with its own default settings")
+    ap.add_argument("--only", help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
+    ap.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per script")
+    args = ap.parse_args(argv)
+    names = list(BENCHMARKS)
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in BENCHMARKS]
+        if unknown:
+            ap.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    started = dt.datetime.now(dt.timezone.utc)
+    info = machine()
+    print(f"{info['cpu']}, {info['cores']} cores; writing {args.output}", flush=True)
+    t0 = time.perf_counter()
+    results = [run(n, BENCHMARKS[n][2] if args.full else BENCHMARKS[n][1], args.timeout) for n in names]
+    total = time.perf_counter() - t0
+    text = report(results, info, started, total, args.full)
+    tmp = args.output.with_name(f".{args.output.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, args.output)
+    print(f"wrote {args.output} ({total / 60:.1f} min)")
+    return 0 if all(r["status"] in ("ok", "missing") for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,719 @@
+"""Reliability of calib: malformed readings, faults (SIGKILL, read-only, full disk), security.
+
+- ``calib predict`` against the corpus in ``tests/malformed_predict/``: every bad file gives
+  exit 1 and exactly one ``Error: ...`` line naming the file, the row and the column, and
+  nothing is written; valid variants (other column order, temperature in K, extra columns)
+  give the reference predictions and leave the other cells byte for byte.
+- Faults: SIGKILL during export and during predict; read-only folders and full disks (by
+  monkeypatching OS calls, and on a real tiny tmpfs when the tests run as root).
+- Security: tampered artifacts are refused end to end, and calib's source never unpickles.
+
+Not repeated here: SIGKILL during a sweep (tests/test_sweep.py) and the determinism of the main
+job with a fixed seed (tests/test_calibrate.py::test_calibrate_predict_tamper_and_determinism).
+"""
+
+from __future__ import annotations
+
+import ast
+import errno
+import hashlib
+import json
+import os
+import pickle
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from calib.cli import cli
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = Path(__file__).resolve().parent / "malformed_predict"
+FEATURES = ["phase_1000hz_deg", "phase_2000hz_deg", "phase_5000hz_deg", "phase_10000hz_deg", "temperature_degC"]
+ADDED = ["o2_hPa_pred", "o2_hPa_std", "out_of_range"]
+
+TINY = """
+[model]
+hidden_layers = [8]
+epochs = 30
+patience = "none"
+
+[sweep]
+strategy = "random"
+trials = 2
+folds = 2
+
+[sweep.space]
+learning_rate = { low = 1e-3, high = 1e-2 }
+"""
+
+
+@pytest.fixture(scope="module")
+def art(tmp_path_factory, small_batch):
+    """A tiny artifact made by ``calib calibrate`` on the small simulated batch (once per module)."""
+    csv, toml = small_batch
+    tmp = tmp_path_factory.mktemp("reliability")
+    cfg = tmp / "calib.toml"
+    cfg.write_text(Path(toml).read_text().split("[model]")[0] + TINY)
+    res = CliRunner().invoke(cli, ["-q", "calibrate", str(csv), "--config", str(cfg), "--models-dir",
+                                   str(tmp / "models"), "--name", "tiny", "--json"],
+                             env={"CALIB_RUNS_DIR": str(tmp / "runs")})
+    assert res.exit_code == 0, res.output
+    run = json.loads(res.output)
+    assert [f["name"] for f in json.loads((Path(run["artifact"]) / "calibration.json").read_text())["features"]] \
+        == FEATURES
+    return {"dir": tmp, "models": tmp / "models", "path": Path(run["artifact"]), "csv": Path(csv)}
+
+
+def _predict(art_path: Path, src: Path, out: Path, *extra: str):
+    return CliRunner().invoke(cli, ["predict", str(art_path), str(src), "-o", str(out), *extra])
+
+
+def _one_error_line(res) -> str:
+    """The CLI's output must be exactly one line ``Error: ...``; returns the message after it."""
+    assert res.exit_code == 1, res.output
+    lines = res.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), res.output
+    return lines[0][len("Error: "):]
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.fixture(scope="module")
+def reference(art, tmp_path_factory):
+    """Predictions of tests/malformed_predict/reference.csv: the lines of the output file."""
+    out = tmp_path_factory.mktemp("ref") / "reference_out.csv"
+    res = _predict(art["path"], CORPUS / "reference.csv", out)
+    assert res.exit_code == 0, res.output
+    return out.read_text().splitlines()
+
+
+def _added_cells(line: str) -> list[str]:
+    return line.split(",")[-len(ADDED):]
+
+
+# =========================================================================== malformed corpus
+BAD_FILES = [
+    pytest.param("missing_feature.csv",
+                 r"missing_feature\.csv row 1: missing column 'phase_2000hz_deg' \(feature in deg\) "
+                 r"\(columns present: .*\)", id="missing-feature"),
+    pytest.param("phase_in_mV.csv",
+                 r"phase_in_mV\.csv row 1, column phase_5000hz_mV: mV cannot be converted to deg; "
+                 r"expected feature phase_5000hz_deg in deg .*", id="unit-not-convertible"),
+    pytest.param("text_in_number.csv",
+                 r"text_in_number\.csv row 4, column phase_5000hz_deg: 'n/a' is not a number", id="text-in-number"),
+    pytest.param("empty_cell.csv",
+                 r"empty_cell\.csv row 3, column temperature_degC: empty cell; expected a number", id="empty-cell"),
+    pytest.param("nan_cell.csv",
+                 r"nan_cell\.csv row 5, column phase_10000hz_deg: 'NaN' is not a finite number; expected a "
+                 r"measured value", id="nan"),
+    pytest.param("inf_cell.csv",
+                 r"inf_cell\.csv row 3, column phase_2000hz_deg: 'inf' is not a finite number; expected a "
+                 r"measured value", id="inf"),
+    pytest.param("phase_above_90.csv",
+                 r"phase_above_90\.csv row 2, column phase_10000hz_deg: 90\.5 deg is impossible; expected a "
+                 r"phase within 0\.\.90 deg", id="phase-above-90"),
+    pytest.param("temperature_kelvin_given_in_degC.csv",
+                 r"temperature_kelvin_given_in_degC\.csv row 3, column temperature_K: 24\.999 K "
+                 r"\(= -248\.151 degC\) is impossible; expected a temperature within -5\.\.100 degC",
+                 id="kelvin-column-holding-degC"),
+    pytest.param("duplicate_header.csv",
+                 r"duplicate_header\.csv row 1, column phase_5000hz_deg: duplicate column name .*",
+                 id="duplicate-header"),
+    pytest.param("too_many_fields.csv",
+                 r"too_many_fields\.csv row 3: 7 fields, expected 6 .*", id="too-many-fields"),
+    pytest.param("header_only.csv", r"header_only\.csv: no data rows; .*", id="header-only"),
+]
+
+
+@pytest.mark.parametrize("name, message", BAD_FILES)
+def test_bad_readings_file_gives_one_error_line_and_writes_nothing(art, tmp_path, name, message):
+    src = CORPUS / name
+    before = src.read_bytes()
+    corpus_before = _tree(CORPUS)
+    out = tmp_path / "out" / "pred.csv"
+    out.parent.mkdir()
+    msg = _one_error_line(_predict(art["path"], src, out))
+    assert re.fullmatch(message, msg), msg
+    assert list(out.parent.iterdir()) == []  # no output, no temporary file
+    assert src.read_bytes() == before and _tree(CORPUS) == corpus_before
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param("column_order.csv", id="other-column-order"),
+    pytest.param("extra_columns.csv", id="extra-columns"),
+])
+def test_columns_are_matched_by_name(art, reference, tmp_path, name):
+    out = tmp_path / "out.csv"
+    res = _predict(art["path"], CORPUS / name, out)
+    assert res.exit_code == 0, res.output
+    got = out.read_text().splitlines()
+    # the same float32 readings -> the very same predictions, to the last digit
+    assert [_added_cells(g) for g in got] == [_added_cells(r) for r in reference]
+
+
+def test_extra_columns_pass_through_byte_for_byte(art, tmp_path):
+    src = CORPUS / "extra_columns.csv"
+    out = tmp_path / "out.csv"
+    assert _predict(art["path"], src, out).exit_code == 0
+    original = src.read_bytes().split(b"\n")
+    written = out.read_bytes().split(b"\n")
+    assert len(written) == len(original)
+    for orig, got in zip(original[:-1], written[:-1]):
+        assert got.startswith(orig + b",")  # every original cell, untouched (' 007 ', 1e5, Grüße, empty)
+        assert got[len(orig) + 1:].count(b",") == len(ADDED) - 1
+    assert original[-1] == written[-1] == b""
+    assert written[0].endswith(b"," + ",".join(ADDED).encode())
+
+
+def test_temperature_in_kelvin_is_converted(art, reference, tmp_path):
+    out = tmp_path / "out.csv"
+    res = _predict(art["path"], CORPUS / "temperature_kelvin.csv", out, "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["out_of_range"] == 0  # read as degC, 288 K would be refused as impossible
+    got = np.array([[float(c) for c in _added_cells(g)[:2]] for g in out.read_text().splitlines()[1:]])
+    ref = np.array([[float(c) for c in _added_cells(r)[:2]] for r in reference[1:]])
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-4)
+    assert out.read_text().splitlines()[0].split(",")[-4] == "temperature_K"  # the source column is kept
+
+
+def _big_file(path: Path, n_rows: int, bad_last: bool) -> Path:
+    """``n_rows`` readings cycling through reference.csv's 5 rows; optionally a bad last cell."""
+    header, *rows = (CORPUS / "reference.csv").read_text().splitlines()
+    body = [rows[i % len(rows)] for i in range(n_rows)]
+    if bad_last:
+        body[-1] = body[-1].rsplit(",", 1)[0] + ",20.1.5"
+    path.write_text(header + "\n" + "\n".join(body) + "\n")
+    return path
+
+
+def test_bad_cell_at_the_end_of_100k_rows(art, tmp_path):
+    src = _big_file(tmp_path / "big.csv", 100_000, bad_last=True)
+    out = tmp_path / "out" / "pred.csv"
+    out.parent.mkdir()
+    msg = _one_error_line(_predict(art["path"], src, out))
+    assert msg == "big.csv row 100001, column temperature_degC: '20.1.5' is not a number"
+    assert list(out.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("how", [
+    pytest.param("same", id="same-path"),
+    pytest.param("dotdot", id="path-with-dotdot"),
+    pytest.param("symlink", id="symlink-to-input"),
+    pytest.param("hardlink", id="hard-link-to-input"),
+])
+def test_output_equal_to_input_is_refused(art, tmp_path, how):
+    src = tmp_path / "in.csv"
+    shutil.copy(CORPUS / "reference.csv", src)
+    before = src.read_bytes()
+    (tmp_path / "sub").mkdir()
+    out = {"same": src, "dotdot": tmp_path / "sub" / ".." / "in.csv",
+           "symlink": tmp_path / "link.csv", "hardlink": tmp_path / "hard.csv"}[how]
+    if how == "symlink":
+        out.symlink_to(src)
+    elif how == "hardlink":
+        os.link(src, out)
+    msg = _one_error_line(_predict(art["path"], src, out))
+    assert msg.startswith("output must differ from the input (the input is never overwritten)")
+    assert src.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"in.csv", "sub", out.name})
+
+
+# =========================================================================== SIGKILL during export
+EXPORT_CHILD = r"""
+import sys
+from calib.export import export_artifact
+from calib.model import ModelConfig, build_model
+from calib.scaling import Scaler
+models_dir, name = sys.argv[1], sys.argv[2]
+cfg = ModelConfig(hidden_layers=(8,), seed=0)
+xs, ys = Scaler("standard", (30.0, 20.0), (10.0, 10.0)), Scaler("standard", (150.0,), (100.0,))
+models = [build_model(cfg.replace(seed=i), 2, 1, xs, ys) for i in range(3)]
+meta = {"features": [{"name": "phase_5000hz_deg", "unit": "deg", "min": 30.0, "max": 65.0},
+                     {"name": "temperature_degC", "unit": "degC", "min": 5.0, "max": 35.0}],
+        "target": {"name": "o2_hPa", "unit": "hPa", "min": 0.0, "max": 300.0},
+        "hyperparameters": cfg.to_dict(), "data": {"file": "x.csv", "sha256": "0" * 64, "rows": 10}}
+print("ready", flush=True)
+while True:
+    a = export_artifact(models_dir, name, model=models[0], fold_models=models[1:], metadata=meta,
+                        extra_files={"notes.txt": "x" * 200000})
+    print("exported", a.version, flush=True)
+"""
+
+
+def _export_children_killed(models: Path, name: str, delays: list[float]) -> list[str]:
+    """Start one exporting process per delay (concurrently, same name); SIGKILL each ``delay`` s
+    after it is ready. Returns the versions the children reported as exported."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    procs = [subprocess.Popen([sys.executable, "-c", EXPORT_CHILD, str(models), name], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in delays]
+    reported: list[str] = []
+    first: list[str] = []
+
+    def kill_later(proc: subprocess.Popen, delay: float) -> None:
+        first.append(proc.stdout.readline().strip())
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+
+    threads = [threading.Thread(target=kill_later, args=(p, d)) for p, d in zip(procs, delays)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=180)
+        for p in procs:
+            p.wait(timeout=60)
+            reported += [ln.split()[1] for ln in p.stdout.read().splitlines() if ln.startswith("exported")]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.stdout.close()
+    assert first == ["ready"] * len(delays), first
+    assert all(p.returncode == -signal.SIGKILL for p in procs)
+    return reported
+
+
+@pytest.mark.slow
+def test_sigkill_during_export_leaves_only_complete_versions(tmp_path):
+    from calib import export as E
+
+    models, name = tmp_path / "models", "foil"
+    rng = random.Random(7)
+    delays = [rng.uniform(0.3, 2.5) for _ in range(3)]
+    reported = _export_children_killed(models, name, delays)
+
+    name_dir = models / name
+    entries = sorted(p.name for p in name_dir.iterdir())
+    tmps = [e for e in entries if e.startswith(E.TMP_PREFIX)]
+    versions = [e for e in entries if not e.startswith(E.TMP_PREFIX)]
+    assert all(re.fullmatch(r"\d+\.\d+\.\d+", v) and (name_dir / v).is_dir() for v in versions), entries
+    assert tmps, f"no kill landed inside an export (delays {delays}, exported {reported})"
+    assert set(reported) <= set(versions)
+    assert E.list_versions(name_dir) == sorted(versions, key=lambda v: tuple(map(int, v.split("."))))
+    assert E.list_artifacts(models) == ({name: E.list_versions(name_dir)} if versions else {})
+    for v in versions:  # every version folder is complete: SHA256SUMS lists and matches every file
+        assert E.verify_artifact(name_dir / v)["ok"]
+        m = E.load_model(name_dir / v)
+        assert m.version == v and np.isfinite(m.predict([[45.0, 20.0]])).all()
+    if versions:
+        assert E.load_model(name_dir).version == E.list_versions(name_dir)[-1]
+
+    # the crashed exports' .tmp-* folders are ignored above and removed by the next export once stale
+    past = time.time() - 2 * E.STALE_TMP_SECONDS
+    for t in tmps:
+        os.utime(name_dir / t, (past, past))
+    from calib.model import ModelConfig, build_model
+    from calib.scaling import Scaler
+
+    cfg = ModelConfig(hidden_layers=(8,))
+    model = build_model(cfg, 2, 1, Scaler("standard", (30.0, 20.0), (10.0, 10.0)), Scaler("standard", (150.0,), (100.0,)))
+    meta = json.loads(json.dumps({"features": [{"name": "phase_5000hz_deg", "unit": "deg", "min": 30.0, "max": 65.0},
+                                               {"name": "temperature_degC", "unit": "degC", "min": 5.0, "max": 35.0}],
+                                  "target": {"name": "o2_hPa", "unit": "hPa", "min": 0.0, "max": 300.0},
+                                  "hyperparameters": cfg.to_dict(),
+                                  "data": {"file": "x.csv", "sha256": "0" * 64, "rows": 10}}))
+    a = E.export_artifact(models, name, model=model, metadata=meta, report=False)
+    assert not [p for p in name_dir.iterdir() if p.name.startswith(E.TMP_PREFIX)]
+    assert E.list_versions(name_dir)[-1] == a.version and E.verify_artifact(a.path)["ok"]
+
+
+# =========================================================================== SIGKILL during predict
+def _hidden_tmps(folder: Path, target: str) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.name.startswith(f".{target}.") and p.name.endswith(".tmp"))
+
+
+def _predict_killed(art_path: Path, src: Path, out: Path, delay: float | None) -> tuple[bool, float]:
+    """Run ``calib predict`` in a process; SIGKILL it ``delay`` s after its temporary output file
+    appears (None: let it finish). Returns (killed, seconds until the temporary file appeared)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "calib.cli", "-q", "predict", str(art_path), str(src),
+                             "-o", str(out)], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    before = set(_hidden_tmps(out.parent, out.name))
+    seen = None
+    try:
+        while proc.poll() is None and time.monotonic() - t0 < 120:
+            if seen is None and set(_hidden_tmps(out.parent, out.name)) - before:
+                seen = time.monotonic()
+            if seen is not None and delay is not None and time.monotonic() - seen >= delay:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.001)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        err = proc.stderr.read().decode()
+        proc.stderr.close()
+    if delay is None:
+        assert proc.returncode == 0, err
+    return proc.returncode == -signal.SIGKILL, (seen or t0) - t0
+
+
+@pytest.mark.slow
+def test_sigkill_during_predict_leaves_no_partial_output(art, reference, tmp_path):
+    import pandas as pd
+
+    from calib.fsutil import STALE_TMP_SECONDS
+
+    n = 1_000_000
+    src = _big_file(tmp_path / "million.csv", n, bad_last=False)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / "pred.csv"
+    rng = random.Random(3)
+    finished = []
+    for k, delay in enumerate((0.0, rng.uniform(0.05, 1.0))):  # as the temporary file appears, then mid-write
+        killed, _ = _predict_killed(art["path"], src, out, delay)
+        assert killed
+        # what remains is a hidden temporary file beside the target, or the output (renamed
+        # atomically at the very end, compared with an uninterrupted run below), nothing else
+        assert {p.name for p in folder.iterdir()} <= {out.name, *(p.name for p in _hidden_tmps(folder, out.name))}
+        if out.exists():
+            finished.append(out.rename(tmp_path / f"finished{k}.csv"))
+    leftovers = _hidden_tmps(folder, out.name)
+    assert leftovers, "no kill landed between the temporary file and the rename"
+    # the next predict to the same target removes stale leftovers (> 1 h), keeps a fresh one
+    # (it could belong to a concurrent run) and writes the complete output
+    past = time.time() - 2 * STALE_TMP_SECONDS
+    for p in leftovers:
+        os.utime(p, (past, past))
+    fresh = folder / f".{out.name}.abcd1234.csv.tmp"
+    fresh.write_bytes(b"partial")
+    killed, _ = _predict_killed(art["path"], src, out, None)
+    assert not killed
+    assert sorted(p.name for p in folder.iterdir()) == sorted([fresh.name, out.name])
+    data = out.read_bytes()
+    assert all(f.read_bytes() == data for f in finished)
+    # complete and correct: every input line kept, the predictions of reference.csv's rows
+    lines_in, lines_out = src.read_bytes().split(b"\n"), data.split(b"\n")
+    assert len(lines_out) == len(lines_in) == n + 2
+    assert all(o.startswith(i + b",") for i, o in zip(lines_in[:-1], lines_out[:-1]))
+    got = pd.read_csv(out, usecols=ADDED)
+    ref = pd.DataFrame([r.split(",")[-3:] for r in reference[1:]], columns=ADDED)
+    for c in ADDED[:2]:
+        np.testing.assert_allclose(got[c].to_numpy(), np.tile(ref[c].astype(float).to_numpy(), n // 5), rtol=1e-5)
+    assert not got["out_of_range"].any()
+
+
+# =========================================================================== read-only folder, full disk
+def _raise(err: int, path: str):
+    raise OSError(err, os.strerror(err), path)
+
+
+def _inside(path: object, folder: Path) -> bool:
+    return str(path).startswith(str(folder))
+
+
+@pytest.mark.parametrize("fault, fmt, message", [
+    pytest.param("mkstemp-erofs", "csv", r"{out}: cannot write in {folder} \(Read-only file system\)", id="read-only"),
+    pytest.param("mkstemp-enospc", "csv", r"{out}: cannot write in {folder} \(No space left on device\)",
+                 id="full-before-writing"),
+    pytest.param("write-enospc", "csv", r"{out}: write failed \(No space left on device\)", id="full-while-writing"),
+    pytest.param("write-enospc", "parquet", r"{out}: write failed \(No space left on device\)",
+                 id="full-while-writing-parquet"),
+    pytest.param("replace-erofs", "csv", r"{out}: write failed \(Read-only file system\)", id="rename-refused"),
+])
+def test_predict_write_errors_are_one_line(art, tmp_path, monkeypatch, fault, fmt, message):
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / f"pred.{fmt}"
+    mkstemp, write_bytes, replace, write_table = tempfile.mkstemp, Path.write_bytes, os.replace, pq.write_table
+    if fault.startswith("mkstemp"):
+        err = errno.EROFS if fault.endswith("erofs") else errno.ENOSPC
+        monkeypatch.setattr(tempfile, "mkstemp", lambda *a, **k: _raise(err, str(folder)) if _inside(
+            k.get("dir"), folder) else mkstemp(*a, **k))
+    elif fault == "write-enospc":
+        monkeypatch.setattr(Path, "write_bytes", lambda self, data: _raise(errno.ENOSPC, str(self)) if _inside(
+            self, folder) else write_bytes(self, data))
+        monkeypatch.setattr(pq, "write_table", lambda t, where, **k: _raise(errno.ENOSPC, str(where)) if _inside(
+            where, folder) else write_table(t, where, **k))
+    else:
+        monkeypatch.setattr(os, "replace", lambda a, b: _raise(errno.EROFS, str(b)) if _inside(b, folder) else replace(a, b))
+    msg = _one_error_line(_predict(art["path"], CORPUS / "reference.csv", out))
+    assert re.fullmatch(message.format(out=re.escape(str(out)), folder=re.escape(str(folder))), msg), msg
+    assert list(folder.iterdir()) == []
+
+
+def _tiny_export_inputs():
+    from calib.model import ModelConfig, build_model
+    from calib.scaling import Scaler
+
+    cfg = ModelConfig(hidden_layers=(4,))
+    model = build_model(cfg, 2, 1, Scaler("standard", (30.0, 20.0), (10.0, 10.0)), Scaler("standard", (150.0,), (100.0,)))
+    meta = {"features": [{"name": "phase_5000hz_deg", "unit": "deg", "min": 30.0, "max": 65.0},
+                         {"name": "temperature_degC", "unit": "degC", "min": 5.0, "max": 35.0}],
+            "target": {"name": "o2_hPa", "unit": "hPa", "min": 0.0, "max": 300.0},
+            "hyperparameters": cfg.to_dict(), "data": {"file": "x.csv", "sha256": "0" * 64, "rows": 10}}
+    return model, meta
+
+
+@pytest.mark.parametrize("fault, message", [
+    pytest.param("mkdir-erofs", "the folder is read-only or not writable", id="read-only-models-dir"),
+    pytest.param("write-enospc", "no space left on the device", id="disk-full-mid-export"),
+    pytest.param("rename-enospc", "no space left on the device", id="disk-full-at-rename"),
+])
+def test_export_write_errors_are_one_artifact_error(tmp_path, monkeypatch, fault, message):
+    from calib import export as E
+    from calib.errors import ArtifactError, CalibError
+
+    model, meta = _tiny_export_inputs()
+    models = tmp_path / "models"
+    models.mkdir()
+    mkdir, write_bytes, rename = Path.mkdir, Path.write_bytes, os.rename
+    if fault == "mkdir-erofs":
+        monkeypatch.setattr(Path, "mkdir", lambda self, *a, **k: _raise(errno.EROFS, str(self)) if _inside(
+            self, models) else mkdir(self, *a, **k))
+    elif fault == "write-enospc":
+        monkeypatch.setattr(Path, "write_bytes", lambda self, data: _raise(errno.ENOSPC, str(self)) if _inside(
+            self, models) else write_bytes(self, data))
+    else:
+        monkeypatch.setattr(os, "rename", lambda a, b: _raise(errno.ENOSPC, str(b)) if _inside(b, models) else rename(a, b))
+    with pytest.raises(ArtifactError) as info:
+        E.export_artifact(models, "foil", model=model, metadata=meta)
+    assert isinstance(info.value, CalibError)
+    text = str(info.value)
+    assert "\n" not in text and text.startswith(f"cannot write artifact 'foil' in {models}") and message in text
+    monkeypatch.undo()
+    assert E.list_artifacts(models) == {}
+    assert [p for p in models.rglob("*") if p.is_file()] == []  # the temporary folder is gone too
+
+
+def _mount_tmpfs(where: Path, size: str) -> bool:
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("mount")):
+        return False
+    where.mkdir()
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                          capture_output=True).returncode == 0
+
+
+def test_real_full_and_read_only_filesystem(art, tmp_path):
+    """On a real 32 KiB tmpfs (root only; skipped elsewhere: the monkeypatched tests above run everywhere)."""
+    from calib import export as E
+    from calib.errors import ArtifactError
+
+    fs = tmp_path / "fs"
+    if not _mount_tmpfs(fs, "32k"):
+        pytest.skip("mounting a tmpfs needs root and mount(8); the monkeypatched tests cover the logic")
+    try:
+        src = _big_file(tmp_path / "2k.csv", 2000, bad_last=False)  # its output is > 32 KiB
+        out = fs / "pred.csv"
+        assert _one_error_line(_predict(art["path"], src, out)) == f"{out}: write failed (No space left on device)"
+        model, meta = _tiny_export_inputs()
+        with pytest.raises(ArtifactError, match=f"cannot write artifact 'foil' in {fs}.*: no space left on the device"):
+            E.export_artifact(fs / "models", "foil", model=model, metadata=meta)
+        assert _tree(fs) == ["models", "models/foil"]  # no output, no temporary file or folder
+
+        subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True)
+        assert _one_error_line(_predict(art["path"], src, out)) == \
+            f"{out}: cannot write in {fs} (Read-only file system)"
+        with pytest.raises(ArtifactError, match="the folder is read-only or not writable"):
+            E.export_artifact(fs / "other-models", "foil", model=model, metadata=meta)
+        assert _tree(fs) == ["models", "models/foil"]
+    finally:
+        if subprocess.run(["umount", str(fs)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(fs)], capture_output=True)
+
+
+# =========================================================================== security
+class _Evil:
+    """Unpickling this creates the folder ``marker``: proof that something was unpickled."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def _rewrite_sums(vdir: Path) -> None:
+    """Recompute SHA256SUMS, so that only the content checks can refuse the change."""
+    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(vdir).as_posix()}\n"
+             for p in sorted(vdir.rglob("*")) if p.is_file() and p.name != "SHA256SUMS"]
+    (vdir / "SHA256SUMS").write_text("".join(lines))
+
+
+def _tamper(vdir: Path, how: str, marker: Path) -> None:
+    if how == "edited-json":
+        meta = json.loads((vdir / "calibration.json").read_text())
+        meta["features"][0]["max"] = 89.0  # widen a calibrated range by hand
+        (vdir / "calibration.json").write_text(json.dumps(meta, indent=2))
+    elif how == "edited-extra-file":
+        with open(vdir / "test_predictions.csv", "a") as fh:
+            fh.write("1,2,3\n")
+    elif how == "added-file":
+        (vdir / "notes.txt").write_text("added later")
+    elif how == "no-checksums":
+        (vdir / "SHA256SUMS").unlink()
+    elif how == "pickle-file":
+        (vdir / "scaler.pkl").write_bytes(pickle.dumps(_Evil(marker)))
+        _rewrite_sums(vdir)
+    elif how == "pickle-as-onnx":
+        (vdir / "model.onnx").write_bytes(pickle.dumps(_Evil(marker), protocol=4))
+        _rewrite_sums(vdir)
+    elif how == "object-npy":
+        np.save(vdir / "weights.npy", np.array([_Evil(marker)], dtype=object), allow_pickle=True)
+        _rewrite_sums(vdir)
+    elif how == "keras-lambda":
+        import keras
+
+        inp = keras.Input((5,), name="readings")
+        keras.Model(inp, keras.layers.Lambda(lambda t: t[:, :1] * 2.0)(inp)).save(vdir / "model.keras")
+        _rewrite_sums(vdir)
+    elif how == "symlink":
+        real = vdir.parent.parent / "elsewhere.onnx"
+        shutil.move(vdir / "model.onnx", real)
+        (vdir / "model.onnx").symlink_to(real)
+    else:  # pragma: no cover
+        raise AssertionError(how)
+
+
+TAMPER = [
+    pytest.param("edited-json", "checksum mismatch for calibration.json", id="edited-json"),
+    pytest.param("edited-extra-file", "checksum mismatch for test_predictions.csv", id="edited-extra-file"),
+    pytest.param("added-file", "unlisted file notes.txt", id="added-file"),
+    pytest.param("no-checksums", "missing file SHA256SUMS", id="no-checksums"),
+    pytest.param("pickle-file", "scaler.pkl is a pickle/joblib file", id="pickle-file"),
+    pytest.param("pickle-as-onnx", "model.onnx holds pickle data", id="pickle-as-onnx"),
+    pytest.param("object-npy", "a .npy array of Python objects", id="object-npy"),
+    pytest.param("keras-lambda", "is a Lambda layer", id="keras-lambda"),
+    pytest.param("symlink", "model.onnx is not a plain file", id="symlink"),
+]
+
+
+@pytest.mark.parametrize("how, message", TAMPER)
+def test_tampered_artifact_is_refused_by_predict_and_inspect(art, tmp_path, how, message):
+    vdir = tmp_path / "models" / "tiny" / art["path"].name
+    shutil.copytree(art["path"], vdir)
+    marker = tmp_path / "UNPICKLED"
+    _tamper(vdir, how, marker)
+    out = tmp_path / "out" / "pred.csv"
+    out.parent.mkdir()
+    for target in (vdir, vdir.parent):  # a version folder, and a name folder (-> latest version)
+        msg = _one_error_line(_predict(target, CORPUS / "reference.csv", out))
+        assert message in msg and str(vdir) in msg, msg
+    assert list(out.parent.iterdir()) == []
+    res = CliRunner().invoke(cli, ["inspect", str(vdir), "--verify"])
+    assert res.exit_code == 1
+    assert res.stderr.splitlines() == [res.stderr.strip()] and res.stderr.startswith(f"Error: {vdir}: verification failed")
+    assert message in res.stderr and "verification: FAILED" in res.stdout
+    assert not marker.exists()  # nothing was ever unpickled
+
+
+def test_untampered_copy_passes(art, tmp_path):
+    vdir = tmp_path / "models" / "tiny" / art["path"].name
+    shutil.copytree(art["path"], vdir)
+    res = CliRunner().invoke(cli, ["inspect", str(vdir), "--verify"])
+    assert res.exit_code == 0 and "verification: OK" in res.output
+    assert _predict(vdir, CORPUS / "reference.csv", tmp_path / "o.csv").exit_code == 0
+
+
+# --------------------------------------------------------------------------- source scan
+_UNPICKLING_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "marshal", "shelve", "torch"}
+_UNPICKLING_FUNCS = {"load", "loads", "Unpickler", "open"}
+
+
+def _dotted(node: ast.AST) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def _kw(call: ast.Call, name: str) -> ast.AST | None:
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def unsafe_loads(source: str, filename: str = "<string>") -> list[str]:
+    """Calls in ``source`` that could unpickle or run code from a file: pickle/joblib/dill/marshal
+    loads, ``pandas.read_pickle``, ``numpy.load`` without ``allow_pickle`` constant False-or-absent,
+    Keras ``load_model`` without ``safe_mode=True``, ``enable_unsafe_deserialization``."""
+    tree = ast.parse(source, filename)
+    aliases: dict[str, str] = {}  # local name -> full dotted origin
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                aliases[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = _dotted(node.func)
+        if name is None:
+            continue
+        head, _, rest = name.partition(".")
+        full = aliases.get(head, head) + ("." + rest if rest else "")
+        root, leaf = full.split(".")[0], full.rsplit(".", 1)[-1]
+        where = f"{filename}:{node.lineno}: {full}"
+        if root in _UNPICKLING_MODULES and leaf in _UNPICKLING_FUNCS:
+            found.append(where)
+        elif leaf == "read_pickle":
+            found.append(where)
+        elif root in ("numpy", "np") and leaf == "load":
+            ap = _kw(node, "allow_pickle")
+            if ap is not None and not (isinstance(ap, ast.Constant) and ap.value is False):
+                found.append(where + " (allow_pickle)")
+        elif root in ("keras", "tensorflow", "tf") and leaf in ("load_model", "load"):
+            sm = _kw(node, "safe_mode")
+            if not (isinstance(sm, ast.Constant) and sm.value is True):
+                found.append(where + " (without safe_mode=True)")
+        elif leaf == "enable_unsafe_deserialization":
+            found.append(where)
+    return found
+
+
+def test_source_scanner_finds_every_unsafe_form():
+    bad = """
+import pickle, joblib, dill
+import numpy as np
+import keras
+import tensorflow as tf
+from pickle import loads as pl
+from keras.models import load_model
+import pandas as pd
+pickle.load(f); pickle.loads(b); pl(b); joblib.load(p); dill.loads(b); pickle.Unpickler(f).load()
+np.load(p, allow_pickle=True); np.load(p, allow_pickle=flag)
+keras.models.load_model(p); keras.saving.load_model(p, safe_mode=False); load_model(p)
+tf.keras.models.load_model(p); pd.read_pickle(p); keras.config.enable_unsafe_deserialization()
+"""
+    found = unsafe_loads(bad)
+    assert len(found) == 14, found
+    good = """
+import numpy as np
+import keras
+from calib.export import load_model
+np.load(p); np.load(p, allow_pickle=False)
+keras.models.load_model(p, safe_mode=True, compile=False)
+load_model("models/foil")
+"""
+    assert unsafe_loads(good) == []
+
+
+def test_calib_source_never_unpickles_or_loads_unsafe_keras():
+    files = sorted((REPO / "calib").rglob("*.py"))
+    assert len(files) > 10
+    found = [hit for f in files for hit in unsafe_loads(f.read_text(), str(f.relative_to(REPO)))]
+    assert found == []
