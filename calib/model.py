@@ -70,7 +70,7 @@ __all__ = [
 
 ACTIVATIONS = ("relu", "elu", "tanh", "sigmoid", "identity")
 INITS = ("glorot", "he", "truncated_normal")
-OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "lbfgs")
 LR_SCHEDULES = ("constant", "exponential", "inverse_time")
 LOSSES = ("mse", "mae", "huber")
 #: Model families: a plain network, the classical physics fit plus a network learning its
@@ -82,6 +82,9 @@ AUTO = -1
 #: ``patience = "auto"`` waits for without improvement (at least 50 epochs).
 AUTO_STEPS = 30_000
 AUTO_PATIENCE_STEPS = 2_000
+#: ``optimizer = "lbfgs"``: iterations of ``epochs = "auto"`` and of ``patience = "auto"``.
+LBFGS_AUTO_ITERATIONS = 5_000
+LBFGS_AUTO_PATIENCE = 500
 
 #: Name of the single input of an ONNX file written by :func:`export_onnx`.
 ONNX_INPUT_NAME = "readings"
@@ -142,8 +145,11 @@ class ModelConfig:
         standard deviation ``init_stddev``. Biases start at zero.
     init_stddev : float, default=0.05
         Standard deviation of ``truncated_normal`` (> 0 must hold for that init).
-    optimizer : {"adam", "sgd", "momentum", "rmsprop"}, default="adam"
+    optimizer : {"adam", "sgd", "momentum", "rmsprop", "lbfgs"}, default="adam"
         ``sgd`` is plain mini-batch gradient descent, ``momentum`` is SGD with ``momentum``.
+        ``lbfgs`` is full-batch L-BFGS (one epoch = one iteration; ``batch_size``,
+        ``learning_rate`` and the schedule do not apply; no dropout); it often fits small,
+        smooth calibration data best.
     learning_rate : float, default=1e-3
         Initial learning rate (> 0).
     momentum : float, default=0.9
@@ -870,6 +876,121 @@ def _diverged(config: ModelConfig, epoch: int, value: float) -> TrainingError:
     )
 
 
+def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, xd: np.ndarray | None,
+                 yd: np.ndarray | None, y_scaler: Scaler, t0: float, verbose: bool,
+                 progress: Callable[[int, float, float | None], None] | None) -> TrainResult:
+    """Full-batch L-BFGS (scipy's L-BFGS-B) on TensorFlow gradients; one "epoch" = one iteration.
+
+    Small, smooth, low-noise calibration problems are where quasi-Newton methods shine
+    (scikit-learn's ``MLPRegressor(solver="lbfgs")`` likewise). The data loss is the same as
+    the other optimizers' on the scaled target, plus the L1/L2 penalties of the layers;
+    early stopping watches the dev loss per iteration and restores the best weights.
+    ``batch_size``, ``learning_rate`` and the schedule do not apply; dropout is refused.
+    """
+    from scipy.optimize import minimize
+
+    from ._tf import tensorflow as _quiet_tf
+
+    tf = _quiet_tf()
+    if config.dropout > 0:
+        raise ConfigError(f"dropout = 0 must hold for optimizer='lbfgs' (full-batch, deterministic), "
+                          f"got dropout={config.dropout!r}")
+    variables = list(model.trainable_variables)
+    shapes = [tuple(v.shape) for v in variables]
+    sizes = [int(np.prod(sh)) for sh in shapes]
+    center = tf.constant(np.asarray(y_scaler.center, dtype=np.float32))
+    scale = tf.constant(np.asarray(y_scaler.scale, dtype=np.float32))
+    xt = tf.constant(x.astype(np.float32))
+    zt = tf.constant(y_scaler.transform(y).astype(np.float32))
+    xdt = None if xd is None else tf.constant(xd.astype(np.float32))
+    zdt = None if yd is None else tf.constant(y_scaler.transform(yd).astype(np.float32))
+
+    def pointwise(diff: Any) -> Any:
+        if config.loss == "mse":
+            return tf.square(diff)
+        a = tf.abs(diff)
+        if config.loss == "mae":
+            return a
+        q = tf.minimum(a, 1.0)
+        return 0.5 * tf.square(q) + (a - q)
+
+    def data_loss(xx: Any, zz: Any) -> Any:
+        pred = (model(xx, training=False) - center) / scale
+        return tf.reduce_mean(pointwise(pred - zz))
+
+    def assign(theta: np.ndarray) -> None:
+        off = 0
+        for v, sh, n in zip(variables, shapes, sizes):
+            v.assign(theta[off:off + n].reshape(sh).astype(np.float32))
+            off += n
+
+    @tf.function(autograph=False, reduce_retracing=True)
+    def value_and_grad() -> Any:
+        with tf.GradientTape() as tape:
+            data = data_loss(xt, zt)
+            total = data + (tf.add_n(model.losses) if model.losses else 0.0)
+        grads = tape.gradient(total, variables)
+        return total, data, tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
+
+    dev_fn = None if xdt is None else tf.function(lambda: data_loss(xdt, zdt), autograph=False)
+    # iterations: "auto" = 5000 (quasi-Newton steps do far more than SGD steps), patience 500
+    max_iter = config.epochs if config.epochs is not None else LBFGS_AUTO_ITERATIONS
+    patience = LBFGS_AUTO_PATIENCE if config.patience == AUTO else config.patience
+    train_hist: list[float] = []
+    dev_hist: list[float] = []
+    state = {"best": math.inf, "best_theta": None, "best_it": 0, "wait": 0, "last_data": math.nan}
+
+    def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        assign(theta)
+        total, data, grad = value_and_grad()
+        total = float(total)
+        state["last_data"] = float(data)
+        if not math.isfinite(total):
+            raise _diverged(config, len(train_hist) + 1, total)
+        return total, grad.numpy().astype(np.float64)
+
+    def callback(intermediate_result: Any) -> None:
+        theta = intermediate_result.x
+        it = len(train_hist) + 1
+        assign(theta)
+        tl = state["last_data"]  # data loss of the last evaluation: the accepted point
+        train_hist.append(tl)
+        dl = None
+        if dev_fn is not None:
+            dl = float(dev_fn())
+            dev_hist.append(dl)
+        if progress is not None:
+            progress(it, tl, dl)
+        if verbose and (it <= 10 or it % 10 == 0):
+            print(f"iteration {it}/{max_iter}: train_loss={tl:.6g}"
+                  + ("" if dl is None else f" dev_loss={dl:.6g}"), file=sys.stderr, flush=True)
+        if patience is None:
+            return
+        current = dl if dl is not None else tl
+        if current < state["best"] - config.min_delta:
+            state.update(best=current, best_theta=np.array(theta, copy=True), best_it=it, wait=0)
+        else:
+            state["wait"] += 1
+            if state["wait"] >= patience:
+                raise StopIteration
+
+    theta0 = np.concatenate([v.numpy().ravel() for v in variables]).astype(np.float64)
+    res = minimize(fun, theta0, jac=True, method="L-BFGS-B", callback=callback,
+                   options={"maxiter": int(max_iter), "maxfun": int(max_iter) * 2, "ftol": 0.0, "gtol": 1e-10})
+    epochs_run = max(len(train_hist), 1)
+    if patience is not None and state["best_theta"] is not None:
+        assign(state["best_theta"])
+        best_epoch = int(state["best_it"])
+    else:
+        assign(res.x)
+        best_epoch = epochs_run
+    if not train_hist:
+        train_hist.append(state["last_data"])
+    return TrainResult(model=model, train_loss=tuple(train_hist), dev_loss=tuple(dev_hist), best_epoch=best_epoch,
+                       epochs_run=epochs_run, seconds=time.perf_counter() - t0, iterations=int(res.nit),
+                       final_learning_rate=float("nan"))
+
+
 def _dense_layers(model) -> list:
     hidden = [layer for layer in model.layers if layer.name.startswith("hidden_")]
     return hidden + [model.get_layer("output_scaled")]
@@ -962,6 +1083,8 @@ def train(
             )
 
     model = build_model(config, n_in, n_out, x_scaler, y_scaler)
+    if config.optimizer == "lbfgs":
+        return _train_lbfgs(config, model, x, y, xd, yd, y_scaler, t0, verbose, progress)
     dense = _dense_layers(model)
 
     # Batch layout: full batch (padded to a multiple of _PAD_ROWS) or n_batches x batch.

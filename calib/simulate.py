@@ -714,7 +714,9 @@ def render_calib_toml(config: SimulationConfig) -> str:
 #: The network, its search space and the main job's settings for the bundled batch.
 TRAINING_SECTIONS = """
 [model]                 # the base network; the sweep varies what [sweep.space] names
-epochs = "auto"         # about 30000 optimizer steps
+hidden_layers = [64, 64]
+optimizer = "lbfgs"     # full-batch quasi-Newton: best on small smooth calibration data
+epochs = "auto"         # lbfgs: 5000 iterations; adam & co: about 30000 optimizer steps
 patience = "auto"       # early stopping on an inner dev part, best weights restored
 
 [sweep]
@@ -722,11 +724,11 @@ strategy = "bayes"      # Optuna TPE
 trials = 12             # the main job's default budget
 
 [sweep.space]
-learning_rate = { low = 3e-4, high = 3e-2 }                      # log scale
+optimizer = { choices = ["lbfgs", "adam"] }
+learning_rate = { low = 3e-4, high = 3e-2 }                      # log scale (adam only)
 hidden_layers = { choices = [[32, 32], [64, 64], [64, 64, 64]] }
 activation = { choices = ["tanh", "elu"] }
 l2 = { choices = [0.0, 1e-6, 1e-5] }
-batch_size = { choices = [16, 32, 64] }
 family = { choices = ["mlp", "hybrid", "physics"] }
 
 [calibrate]

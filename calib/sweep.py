@@ -527,6 +527,7 @@ DEFAULT_SPACE = SearchSpace.from_dict(
         "l2": {"choices": [0.0, 1e-6, 1e-5, 1e-4]},
         "batch_size": {"choices": [16, 32, 64]},
         "family": {"choices": ["mlp", "hybrid", "physics"]},
+        "optimizer": {"choices": ["adam", "lbfgs"]},
     }
 )
 

@@ -107,7 +107,7 @@ def test_defaults_are_valid_and_documented_choices():
         pytest.param({"activation": "swish"}, "activation must be one of relu, elu, tanh, sigmoid, identity, got activation='swish'", id="activation"),
         pytest.param({"init": "xavier"}, "init must be one of glorot, he, truncated_normal, got init='xavier'", id="init"),
         pytest.param({"init": "truncated_normal", "init_stddev": 0.0}, "init_stddev > 0 must hold, got init_stddev=0.0", id="init-stddev"),
-        pytest.param({"optimizer": "adagrad"}, "optimizer must be one of sgd, momentum, rmsprop, adam, got optimizer='adagrad'", id="optimizer"),
+        pytest.param({"optimizer": "adagrad"}, "optimizer must be one of sgd, momentum, rmsprop, adam, lbfgs, got optimizer='adagrad'", id="optimizer"),
         pytest.param({"learning_rate": -0.1}, "learning_rate > 0 must hold, got learning_rate=-0.1", id="learning-rate"),
         pytest.param({"learning_rate": float("nan")}, "learning_rate must be a finite number, got learning_rate=nan", id="learning-rate-nan"),
         pytest.param({"momentum": 1.0}, "0 <= momentum < 1 must hold, got momentum=1.0", id="momentum"),
@@ -453,7 +453,7 @@ def test_progress_and_verbose(data, capsys):
     res = train(ModelConfig(**{**BASE, "epochs": 12}), x, y, xd, yd, x_scaler=xs, y_scaler=ys,
                 verbose=True, progress=lambda *a: seen.append(a), jit_compile=False)
     assert seen == [(i + 1, t, d) for i, (t, d) in enumerate(zip(res.train_loss, res.dev_loss))]
-    lines = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().err.splitlines()  # stderr: stdout stays for --json
     assert len(lines) == 11 and lines[0].startswith("epoch 1/12: train_loss=") and "dev_loss=" in lines[0]
     assert lines[-1].startswith("epoch 12/12:")
 
@@ -588,3 +588,29 @@ def test_auto_from_toml_strings_round_trip():
 def test_family_and_budget_rules(kw, match):
     with pytest.raises(ConfigError, match=match):
         ModelConfig(**kw)
+
+
+def test_lbfgs_fits_better_than_a_short_adam_run_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (300, 2))
+    y = 3 * x[:, 0] - 2 * x[:, 1] ** 2 + rng.normal(0, 0.01, 300)
+    xs, ys = fit_scaler(x), fit_scaler(y)
+    cfg = ModelConfig(hidden_layers=(16,), optimizer="lbfgs", epochs=300, patience=None)
+    a = train(cfg, x, y, x_scaler=xs, y_scaler=ys)
+    b = train(cfg, x, y, x_scaler=xs, y_scaler=ys)
+    np.testing.assert_array_equal(predict(a.model, x), predict(b.model, x))
+    assert a.train_loss[-1] < 1e-3 < a.train_loss[0]
+    adam = train(ModelConfig(hidden_layers=(16,), epochs=30, patience=None), x, y, x_scaler=xs, y_scaler=ys)
+    assert a.train_loss[-1] < adam.train_loss[-1]
+
+
+def test_lbfgs_early_stopping_restores_best_and_refuses_dropout():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (200, 2))
+    y = x[:, 0] + rng.normal(0, 0.3, 200)
+    xs, ys = fit_scaler(x), fit_scaler(y)
+    res = train(ModelConfig(hidden_layers=(32, 32), optimizer="lbfgs", epochs=400, patience=20),
+                x[:150], y[:150], x[150:], y[150:], x_scaler=xs, y_scaler=ys)
+    assert res.best_epoch == int(np.argmin(res.dev_loss)) + 1
+    with pytest.raises(ConfigError, match="dropout = 0 must hold for optimizer='lbfgs'"):
+        train(ModelConfig(optimizer="lbfgs", dropout=0.1), x, y, x_scaler=xs, y_scaler=ys)

@@ -113,7 +113,7 @@ def test_space_forms_and_defaults():
 
 
 def test_default_space_is_valid():
-    assert set(DEFAULT_SPACE.names) == {"learning_rate", "hidden_layers", "activation", "l2", "batch_size", "family"}
+    assert set(DEFAULT_SPACE.names) == {"learning_rate", "hidden_layers", "activation", "l2", "batch_size", "family", "optimizer"}
     DEFAULT_SPACE.check(BASE, "random")
     lr = DEFAULT_SPACE.params[0]
     assert (lr.low, lr.high, lr.log) == (1e-4, 3e-2, True)
