@@ -33,3 +33,38 @@ def small_batch(tmp_path_factory):
                           temperature_levels_degC=(5.0, 15.0, 25.0, 35.0),
                           o2_levels_hPa=(0.0, 20.0, 50.0, 100.0, 150.0, 212.0, 300.0))
     return write_bundle(folder, sc)
+
+
+#: A tiny [model]/[sweep] budget for end-to-end tests of the main job.
+TINY_TRAINING = """
+[model]
+hidden_layers = [8]
+epochs = 30
+patience = "none"
+
+[sweep]
+strategy = "random"
+trials = 2
+folds = 2
+
+[sweep.space]
+learning_rate = { low = 1e-3, high = 1e-2 }
+"""
+
+
+def tiny_calibration(tmp, csv, toml):
+    """Run ``calib -q calibrate --json`` with :data:`TINY_TRAINING` on ``csv``; returns (config path, run dict)."""
+    import json
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from calib.cli import cli
+
+    cfg = Path(tmp) / "calib.toml"
+    cfg.write_text(Path(toml).read_text().split("[model]")[0] + TINY_TRAINING)
+    res = CliRunner().invoke(cli, ["-q", "calibrate", str(csv), "--config", str(cfg), "--models-dir",
+                                   str(Path(tmp) / "models"), "--name", "tiny", "--json"],
+                             env={"CALIB_RUNS_DIR": str(Path(tmp) / "runs")})
+    assert res.exit_code == 0, res.output
+    return cfg, json.loads(res.output)

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from calib.cli import cli
+from conftest import tiny_calibration
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,34 +113,13 @@ def test_validate_on_bundled_data_beats_the_classical_baseline():
 
 
 # ---------------------------------------------------------------- --json schema of every command
-TINY = """
-[model]
-hidden_layers = [8]
-epochs = 30
-patience = "none"
-
-[sweep]
-strategy = "random"
-trials = 2
-folds = 2
-
-[sweep.space]
-learning_rate = { low = 1e-3, high = 1e-2 }
-"""
-
-
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, small_batch):
     """A tiny main job run through the CLI; returns (tmp folder, data csv, config, calibrate JSON)."""
     csv, toml = small_batch
     tmp = tmp_path_factory.mktemp("pipeline")
-    cfg = tmp / "calib.toml"
-    cfg.write_text(Path(toml).read_text().split("[model]")[0] + TINY)
-    res = CliRunner().invoke(cli, ["-q", "calibrate", str(csv), "--config", str(cfg), "--models-dir",
-                                   str(tmp / "models"), "--name", "tiny", "--json"],
-                             env={"CALIB_RUNS_DIR": str(tmp / "runs")})
-    assert res.exit_code == 0, res.output
-    return tmp, Path(csv), cfg, json.loads(res.output)
+    cfg, run = tiny_calibration(tmp, csv, toml)
+    return tmp, Path(csv), cfg, run
 
 
 def _json(args):

@@ -36,40 +36,19 @@ import pytest
 from click.testing import CliRunner
 
 from calib.cli import cli
+from conftest import tiny_calibration
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(__file__).resolve().parent / "malformed_predict"
 FEATURES = ["phase_1000hz_deg", "phase_2000hz_deg", "phase_5000hz_deg", "phase_10000hz_deg", "temperature_degC"]
 ADDED = ["o2_hPa_pred", "o2_hPa_std", "out_of_range"]
 
-TINY = """
-[model]
-hidden_layers = [8]
-epochs = 30
-patience = "none"
-
-[sweep]
-strategy = "random"
-trials = 2
-folds = 2
-
-[sweep.space]
-learning_rate = { low = 1e-3, high = 1e-2 }
-"""
-
-
 @pytest.fixture(scope="module")
 def art(tmp_path_factory, small_batch):
     """A tiny artifact made by ``calib calibrate`` on the small simulated batch (once per module)."""
     csv, toml = small_batch
     tmp = tmp_path_factory.mktemp("reliability")
-    cfg = tmp / "calib.toml"
-    cfg.write_text(Path(toml).read_text().split("[model]")[0] + TINY)
-    res = CliRunner().invoke(cli, ["-q", "calibrate", str(csv), "--config", str(cfg), "--models-dir",
-                                   str(tmp / "models"), "--name", "tiny", "--json"],
-                             env={"CALIB_RUNS_DIR": str(tmp / "runs")})
-    assert res.exit_code == 0, res.output
-    run = json.loads(res.output)
+    _, run = tiny_calibration(tmp, csv, toml)
     assert [f["name"] for f in json.loads((Path(run["artifact"]) / "calibration.json").read_text())["features"]] \
         == FEATURES
     return {"dir": tmp, "models": tmp / "models", "path": Path(run["artifact"]), "csv": Path(csv)}
