@@ -49,6 +49,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from _baselines import sklearn_mlp  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DATA = ROOT / "data" / "readings.csv"
@@ -70,24 +71,6 @@ def simulator_floors() -> dict:
                      ("spots_reference", np.hypot(spots["sd_all_hPa"].to_numpy(), ref))):
         out[name] = {"median_sd": float(np.median(sd)), "mae": float(k * np.mean(sd))}
     return out
-
-
-def sklearn_mlp(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, seed: int) -> np.ndarray:
-    from sklearn.compose import TransformedTargetRegressor
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPRegressor
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    reg = TransformedTargetRegressor(
-        regressor=make_pipeline(StandardScaler(), MLPRegressor(
-            hidden_layer_sizes=(32, 32), activation="tanh", solver="lbfgs", alpha=1e-4,
-            max_iter=20000, max_fun=50000, random_state=seed)),
-        transformer=StandardScaler())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        reg.fit(x_tr, y_tr)
-    return reg.predict(x_te)
 
 
 def default_config(ds, cfg, tr: np.ndarray, te: np.ndarray) -> tuple[float, int]:

@@ -145,24 +145,13 @@ def classical(ds, folds, kind: str) -> tuple[np.ndarray, list[str]]:
 
 
 def sklearn_mlp(ds, folds, seed: int) -> np.ndarray:
-    from sklearn.compose import TransformedTargetRegressor
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPRegressor
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    """Out-of-fold predictions of scikit-learn's MLPRegressor (benchmarks/_baselines.py)."""
+    from _baselines import sklearn_mlp as fit_predict
 
     x, y = ds.x(), ds.y()[:, 0]
     pred = np.full(len(x), np.nan)
     for tr, va in folds:
-        reg = TransformedTargetRegressor(
-            regressor=make_pipeline(StandardScaler(), MLPRegressor(
-                hidden_layer_sizes=(32, 32), activation="tanh", solver="lbfgs", alpha=1e-4,
-                max_iter=20000, max_fun=50000, random_state=seed)),
-            transformer=StandardScaler())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            reg.fit(x[tr], y[tr])
-        pred[va] = reg.predict(x[va])
+        pred[va] = fit_predict(x[tr], y[tr], x[va], seed)
     return pred
 
 

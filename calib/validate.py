@@ -313,7 +313,9 @@ def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
     }
     if task.get("baseline", True):
         try:
-            b = fit_baseline(x_tr, y_tr[:, 0], task["feature_names"], task["feature_units"], task["target_unit"])
+            # hybrid/physics members already fitted the classical form on exactly these rows
+            b = member.baseline if member.baseline is not None else fit_baseline(
+                x_tr, y_tr[:, 0], task["feature_names"], task["feature_units"], task["target_unit"])
             out["baseline_val"] = score(y_va[:, 0], b.predict(x_va), tol)
             out["baseline_train"] = score(y_tr[:, 0], b.predict(x_tr), tol)
             out["baseline_kind"] = b.kind
