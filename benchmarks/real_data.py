@@ -91,7 +91,7 @@ def nested_calib(ds, folds, inner_folds: int, seed: int, jobs: int) -> tuple[dic
     sweep does) and ``one_se`` (diagnostic: the simplest family within one standard error of the
     lowest, Breiman's rule), and a record per outer fold.
     """
-    from calib.hybrid import fit_member, predict_member
+    from calib.hybrid import fit_member, predict_member, refit_config
     from calib.model import ModelConfig
     from calib.validate import cross_validate
 
@@ -108,12 +108,8 @@ def nested_calib(ds, folds, inner_folds: int, seed: int, jobs: int) -> tuple[dic
         choice = {"argmin": min(FAMILIES, key=lambda f: (scores[f], FAMILIES.index(f))), "one_se": one_se_choice(cvs)}
         fitted: dict[str, tuple[np.ndarray, int]] = {}
         for fam in dict.fromkeys(choice.values()):
-            cfg = ModelConfig(family=fam, seed=seed)
-            epochs = 0
-            if fam != "physics":  # as calib.calibrate refits: median best epoch of the folds, no early stopping
-                be = [b for b in cvs[fam].best_epochs if b > 0]
-                epochs = max(1, int(np.median(be))) if be else cfg.budget(1)[0]
-                cfg = cfg.replace(epochs=epochs, patience=None)
+            # as calib.calibrate refits: median best epoch of the folds, no early stopping
+            cfg, epochs = refit_config(ModelConfig(family=fam, seed=seed), cvs[fam].best_epochs, len(tr))
             member = fit_member(cfg, x[tr], y[tr], scaling="standard", feature_names=names, feature_units=units,
                                 target_unit=ds.target.unit)
             fitted[fam] = (predict_member(member, x[va])[:, 0], epochs)
@@ -208,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inner-folds", type=int, default=3, help="inner folds choosing the family")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=1, help="parallel processes of the inner k-fold")
+    ap.add_argument("--only", default="", help="run only the files whose name contains this text")
     args = ap.parse_args(argv)
 
     if not args.raw.is_dir():
@@ -219,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipped {rel}: {why}")
     results = []
     for rel, features, target in FILES:
+        if args.only not in rel:
+            continue
         path = args.raw / rel
         if not path.is_file():
             print(f"{path} not found; skipped")

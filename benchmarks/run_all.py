@@ -36,7 +36,7 @@ HERE = ROOT / "benchmarks"
 
 #: name -> (script, reduced arguments, --full arguments)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
-    "train_speed": ("train_speed.py", ["--seeds", "3"], []),
+    "train_speed": ("train_speed.py", ["--seeds", "10", "--mae-seeds", "30"], []),
     "inference": ("inference.py", ["--repeats", "2"], []),
     "sweep_scaling": ("sweep_scaling.py", ["--memory-trials", "30"], []),
     "spot_adjust": ("spot_adjust.py", [], []),
@@ -141,11 +141,18 @@ def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
 def t_train_speed(d: dict) -> list[str]:
     m = d["methods"]
     g = m["calib train (graph)"]
-    rows = [[k, v["cold_s"], v["warm_s"], v["mae"], v["cold_s"] / g["cold_s"], v["warm_s"] / g["warm_s"]]
+    rows = [[k, v["cold_s"], v["warm_s"], f"{v['mae']:.3f} +/- {v.get('mae_se', 0):.3f} ({v.get('mae_seeds', d['seeds'])})",
+             v["cold_s"] / g["cold_s"], v["warm_s"] / g["warm_s"]]
             for k, v in m.items()]
     out = [f"{d['rows']} rows of data/readings.csv (80/20 split), 2 x 32 tanh, Adam 1e-3, batch 32, "
-           f"{d['epochs']} epochs, {d['seeds']} seeds; cold = first run of the shape, warm = median of the others.", ""]
+           f"{d['epochs']} epochs, {d['seeds']} seeds timed; cold = first run of the shape, warm = median of the "
+           "others. MAE: mean +/- standard error over the seeds (n).", ""]
     out += _table(["method", "cold s", "warm s", "validation MAE (hPa)", "cold / calib graph", "warm / calib graph"], rows)
+    if d.get("mae_diff"):
+        out += ["", "MAE difference calib - peer, 95 % confidence interval over seeds (Welch): "
+                + "; ".join(f"{k}: {v['diff']:+.3f} [{v['lo']:+.3f}, {v['hi']:+.3f}] hPa" for k, v in d["mae_diff"].items())
+                + ". The training is chaotic (the shuffling order alone picks the basin), so equal error is a "
+                  "statement about the distribution over seeds."]
     out += ["", "Checks: " + "; ".join(f"{k}: {'ok' if v else 'MISSED'}" for k, v in d["checks"].items()) + "."]
     return out
 

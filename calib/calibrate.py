@@ -242,7 +242,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
             norm: Any = None, raw_ds: Any = None) -> CalibrationRun:
     from .baseline import BaselineModel, fit_baseline
     from .export import describe_dataset, export_artifact
-    from .hybrid import fit_member, predict_member, rebuild_member
+    from .hybrid import fit_member, predict_member, rebuild_member, refit_config
     from .metrics import score
     from .scaling import Scaler
     from .validate import cross_validate
@@ -253,15 +253,10 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
                         baseline=True, keep_weights=True)
     rows = sp.train_dev
     x, y = ds.x(rows), ds.y(rows)
-    xs_probe = [f.best_epoch for f in cv.folds if f.best_epoch > 0]
-    if best.family == "physics":
-        epochs = 0
-    elif best.patience is not None and xs_probe:
-        epochs = max(1, int(np.median(xs_probe)))
-    else:
-        epochs = best.budget(max(1, -(-len(rows) // (best.batch_size or len(rows)))))[0]
-    final_cfg = best if best.family == "physics" else best.replace(epochs=epochs, patience=None)
-    say(f"refit {best.family} on train+dev ({len(rows)} rows)" + (f" for {epochs} epochs" if epochs else ""))
+    final_cfg, epochs = refit_config(best, cv.best_epochs, len(rows))
+    say(f"refit {best.family} on train+dev ({len(rows)} rows)" + (f" for {epochs} epochs" if epochs else "")
+        + (" as physics (its folds kept the physics fit: best epoch 0)"
+           if final_cfg.family != best.family else ""))
     names, units = list(ds.feature_names), [c.unit for c in ds.features]
     final = fit_member(final_cfg, x, y, scaling=cfg.split.scaling, feature_names=names, feature_units=units,
                        target_unit=ds.target.unit)
@@ -291,7 +286,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     diag = cv.diagnosis(test.mae)
     meta = {
         **describe_dataset(ds, rows=rows),
-        "hyperparameters": {**best.to_dict(), "final_epochs": epochs},
+        "hyperparameters": {**best.to_dict(), "final_epochs": epochs, "final_family": final_cfg.family},
         "physics": None if final.baseline is None else final.baseline.to_dict(),
         "cv": cv.to_dict(test.mae),
         "test": {**test.to_dict(), "rows": int(len(sp.test)), "std_mean": float(std.mean()),

@@ -28,7 +28,7 @@ import numpy as np
 
 from .errors import TrainingError
 
-__all__ = ["Member", "fit_member", "predict_member", "rebuild_member"]
+__all__ = ["Member", "fit_member", "predict_member", "rebuild_member", "refit_config"]
 
 
 @dataclass(frozen=True)
@@ -181,3 +181,42 @@ def rebuild_member(config: Any, n_inputs: int, n_outputs: int, weights: Sequence
     model = build_model(config, n_inputs, n_outputs, x_scaler, y_scaler)
     model.set_weights(list(weights))
     return Member(model, baseline, None, x_scaler, y_scaler)
+
+
+def refit_config(best: Any, best_epochs: Sequence[int], n_rows: int) -> tuple[Any, int]:
+    """The config and epoch count to refit the chosen config on all its rows (no dev rows left).
+
+    Early stopping cannot run without dev rows, so the refit trains for the median of the
+    k-fold models' best epochs (ones that stopped early), without early stopping. A
+    ``hybrid`` whose folds mostly kept their initial weights (best epoch 0: the residual
+    network never improved on the physics fit) refits as ``physics``; ``physics`` needs no
+    epochs.
+
+    Parameters
+    ----------
+    best : ModelConfig
+        The chosen config.
+    best_epochs : sequence of int
+        Best epoch of each k-fold model (0 = the initial weights were kept).
+    n_rows : int
+        Rows of the refit (to size the epoch budget when no fold stopped early).
+
+    Returns
+    -------
+    (ModelConfig, int)
+        Config to pass to :func:`fit_member` and its epoch count (0 for ``physics``).
+    """
+    if best.family == "physics":
+        return best, 0
+    if best.family == "hybrid":
+        probe = [int(e) for e in best_epochs if e >= 0]
+    else:
+        probe = [int(e) for e in best_epochs if e > 0]
+    if best.patience is not None and probe:
+        epochs = int(np.median(probe))
+        if epochs == 0:
+            return best.replace(family="physics"), 0
+        epochs = max(1, epochs)
+    else:
+        epochs = best.budget(max(1, -(-int(n_rows) // (best.batch_size or max(1, int(n_rows))))))[0]
+    return best.replace(epochs=epochs, patience=None), epochs

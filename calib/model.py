@@ -451,7 +451,8 @@ class TrainResult:
         mode. Empty without dev data.
     best_epoch : int
         1-based epoch whose weights ``model`` holds: the epoch of the lowest monitored loss
-        when early stopping is on, else the last epoch.
+        when early stopping is on, else the last epoch. 0 for a ``hybrid`` that kept its
+        initial weights (the physics fit: no epoch improved the monitored loss).
     epochs_run : int
         Epochs actually run (< ``config.epochs`` when early stopping ended training).
     seconds : float
@@ -588,7 +589,32 @@ def build_model(
     outputs = keras.layers.Normalization(
         mean=y_center.tolist(), variance=y_var.tolist(), invert=True, name="output"
     )(z)
-    return keras.Model(inputs, outputs, name="calib_mlp")
+    model = keras.Model(inputs, outputs, name="calib_mlp")
+    if config.family in ("hybrid", "physics"):
+        zero_first_output(model, y_scaler)
+    return model
+
+
+def zero_first_output(model: keras.Model, y_scaler: Scaler) -> None:
+    """Make the network's first output exactly 0 in target units.
+
+    The first column of the ``output_scaled`` kernel is set to 0 and its bias to
+    ``-center / scale``, so the inverted output scaling gives ``z * scale + center = 0``.
+    A ``hybrid`` member (physics fit + network on its residual) therefore starts as the
+    physics fit itself, and training moves it away only as far as the data ask (the
+    zero-initialised residual branch of ReZero/Fixup); a ``physics`` member keeps it.
+    The hidden layers keep their random initial weights, so gradients flow from the first
+    step on.
+    """
+    last = model.get_layer("output_scaled")
+    kernel, bias = last.get_weights()
+    center = np.asarray(y_scaler.center, dtype=np.float64).reshape(-1)
+    scale = np.asarray(y_scaler.scale, dtype=np.float64).reshape(-1)
+    kernel = kernel.copy()
+    bias = bias.copy()
+    kernel[:, 0] = 0.0
+    bias[0] = -center[0] / scale[0]
+    last.set_weights([kernel, bias])
 
 
 # --------------------------------------------------------------------------- training
@@ -876,6 +902,29 @@ def _diverged(config: ModelConfig, epoch: int, value: float) -> TrainingError:
     )
 
 
+def _initial_loss(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, y_scaler: Scaler) -> float:
+    """The data loss (scaled target units, as the training loop computes it) of the initial weights."""
+    pred = np.asarray(model(x.astype(np.float32), training=False), dtype=np.float64).reshape(y.shape)
+    diff = y_scaler.transform(pred) - y_scaler.transform(y)
+    if config.loss == "mse":
+        return float(np.mean(diff**2))
+    a = np.abs(diff)
+    if config.loss == "mae":
+        return float(np.mean(a))
+    q = np.minimum(a, 1.0)
+    return float(np.mean(0.5 * q**2 + (a - q)))
+
+
+def _starts_meaningful(config: ModelConfig) -> bool:
+    """Whether the initial weights are a model worth keeping (epoch 0 is an early-stopping candidate).
+
+    True for ``hybrid``: its residual network starts at exactly 0 (:func:`zero_first_output`),
+    so the initial model is the physics fit, and early stopping may keep it when no epoch
+    improves the monitored loss (``best_epoch = 0``).
+    """
+    return config.family == "hybrid"
+
+
 def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, xd: np.ndarray | None,
                  yd: np.ndarray | None, y_scaler: Scaler, t0: float, verbose: bool,
                  progress: Callable[[int, float, float | None], None] | None) -> TrainResult:
@@ -939,6 +988,9 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
     train_hist: list[float] = []
     dev_hist: list[float] = []
     state = {"best": math.inf, "best_theta": None, "best_it": 0, "wait": 0, "last_data": math.nan}
+    if patience is not None and _starts_meaningful(config):
+        state.update(best=_initial_loss(config, model, *((xd, yd) if xd is not None else (x, y)), y_scaler),
+                     best_theta=np.concatenate([v.numpy().ravel() for v in variables]).astype(np.float64))
 
     def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
         assign(theta)
@@ -1147,6 +1199,9 @@ def train(
     best_epoch = 0
     best_weights: np.ndarray | None = None
     wait = 0
+    if patience is not None and _starts_meaningful(config):
+        best = _initial_loss(config, model, *((xd, yd) if xd is not None else (x, y)), y_scaler)
+        best_weights = theta.numpy()
     train_hist: list[float] = []
     dev_hist: list[float] = []
     lr_next = config.learning_rate

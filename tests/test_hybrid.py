@@ -65,6 +65,57 @@ def test_hybrid_learns_the_residual_and_beats_physics(data):
     assert mae_hyb < 0.7 * mae_phys, (mae_hyb, mae_phys)
 
 
+def test_untrained_hybrid_is_exactly_the_physics_fit(data):
+    """The residual network starts at 0, so epoch 0 of a hybrid is the physics fit."""
+    from calib.model import build_model
+    from calib.scaling import fit_scaler
+
+    xtr, ytr, xte, yte = data
+    kw = dict(feature_names=NAMES, feature_units=UNITS, target_unit="hPa")
+    phys = fit_member(ModelConfig(family="physics"), xtr, ytr, **kw)
+    resid = ytr - phys.baseline.predict(xtr)
+    net = build_model(ModelConfig(family="hybrid", seed=3), 2, 1, fit_scaler(xtr), fit_scaler(resid[:, None]))
+    assert np.all(net.get_layer("output_scaled").get_weights()[0][:, 0] == 0)
+    np.testing.assert_allclose(np.asarray(net(xte.astype(np.float32))), 0.0, atol=1e-4)
+    # an mlp is not zero-initialised
+    mlp = build_model(ModelConfig(family="mlp", seed=3), 2, 1, fit_scaler(xtr), fit_scaler(ytr[:, None]))
+    assert np.any(mlp.get_layer("output_scaled").get_weights()[0] != 0)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_hybrid_keeps_the_physics_fit_when_no_epoch_helps(data, optimizer):
+    """Dev rows that training cannot improve on: early stopping keeps epoch 0 (the physics fit)."""
+    xtr, ytr, xte, yte = data
+    kw = dict(feature_names=NAMES, feature_units=UNITS, target_unit="hPa")
+    phys = fit_member(ModelConfig(family="physics"), xtr, ytr, **kw)
+    # dev targets exactly on the physics fit: any residual the network learns makes the dev loss worse
+    y_dev = phys.baseline.predict(xte)
+    cfg = ModelConfig(family="hybrid", optimizer=optimizer, learning_rate=1e-2, epochs=60, patience=20,
+                      batch_size=None)
+    hyb = fit_member(cfg, xtr, ytr, xte, y_dev, **kw)
+    assert hyb.best_epoch == 0
+    np.testing.assert_allclose(predict_member(hyb, xte)[:, 0], y_dev, atol=1e-3)
+    # the same hybrid with dev rows that carry the residual trains past epoch 0
+    hyb2 = fit_member(cfg, xtr, ytr, xte, yte, **kw)
+    assert hyb2.best_epoch > 0
+
+
+def test_refit_config_uses_the_median_best_epoch_and_falls_back_to_physics():
+    from calib.hybrid import refit_config
+
+    hyb = ModelConfig(family="hybrid")
+    cfg, epochs = refit_config(hyb, [0, 0, 40], 100)
+    assert (cfg.family, epochs) == ("physics", 0)
+    cfg, epochs = refit_config(hyb, [0, 30, 40], 100)
+    assert (cfg.family, epochs, cfg.patience) == ("hybrid", 30, None) and cfg.epochs == 30
+    cfg, epochs = refit_config(ModelConfig(family="mlp"), [0, 20, 40], 100)
+    assert (cfg.family, epochs) == ("mlp", 30)
+    cfg, epochs = refit_config(ModelConfig(family="physics"), [0, 0], 100)
+    assert (cfg.family, epochs) == ("physics", 0)
+    cfg, epochs = refit_config(ModelConfig(family="mlp", patience=None, epochs=77), [77], 100)
+    assert epochs == 77
+
+
 @pytest.mark.parametrize("kind", ["svu", "two_site", "poly"])
 def test_physics_in_onnx_equals_python(tmp_path, data, kind):
     xtr, ytr, xte, _ = data
