@@ -24,8 +24,9 @@ is predicted once, by a model that never saw it; MAE and RMSE are pooled over al
     ``epochs = patience = "auto"``) by :func:`calib.validate.cross_validate` with
     ``--inner-folds`` folds on the outer-training rows only; the winner is refitted on all
     outer-training rows with :func:`calib.hybrid.fit_member` for the median best epoch of its
-    inner folds (as the main job :func:`calib.calibrate.calibrate` refits) and predicts the
-    outer-validation rows with :func:`calib.hybrid.predict_member`. The outer-validation rows
+    inner folds (:func:`calib.hybrid.refit_config`, as the main job refits: a ``hybrid`` starts
+    at the physics fit and whose folds mostly kept that epoch 0 refits as ``physics``) and
+    predicts the outer-validation rows with :func:`calib.hybrid.predict_member`. The outer-validation rows
     play no part in the choice: an honest estimate of what ``calib calibrate`` delivers.
     Also shown, as a diagnostic only (not calib's behaviour): the same inner scores with the
     one-standard-error rule (the simplest family, physics < hybrid < mlp, whose inner MAE is

@@ -36,7 +36,7 @@ HERE = ROOT / "benchmarks"
 
 #: name -> (script, reduced arguments, --full arguments)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
-    "train_speed": ("train_speed.py", ["--seeds", "10", "--mae-seeds", "30"], []),
+    "train_speed": ("train_speed.py", ["--seeds", "10", "--mae-seeds", "30", "--cold-runs", "3"], []),
     "inference": ("inference.py", ["--repeats", "2"], []),
     "sweep_scaling": ("sweep_scaling.py", ["--memory-trials", "30"], []),
     "spot_adjust": ("spot_adjust.py", [], []),
@@ -145,8 +145,9 @@ def t_train_speed(d: dict) -> list[str]:
              v["cold_s"] / g["cold_s"], v["warm_s"] / g["warm_s"]]
             for k, v in m.items()]
     out = [f"{d['rows']} rows of data/readings.csv (80/20 split), 2 x 32 tanh, Adam 1e-3, batch 32, "
-           f"{d['epochs']} epochs, {d['seeds']} seeds timed; cold = first run of the shape, warm = median of the "
-           "others. MAE: mean +/- standard error over the seeds (n).", ""]
+           f"{d['epochs']} epochs, {d['seeds']} seeds timed; cold = first run of the shape in a process (median of "
+           f"{d.get('cold_runs', 1)} fresh interpreters), warm = median of the other seeds. MAE: mean +/- standard "
+           "error over the seeds (n).", ""]
     out += _table(["method", "cold s", "warm s", "validation MAE (hPa)", "cold / calib graph", "warm / calib graph"], rows)
     if d.get("mae_diff"):
         out += ["", "MAE difference calib - peer, 95 % confidence interval over seeds (Welch): "

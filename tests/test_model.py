@@ -305,6 +305,47 @@ def test_optimizer_steps_match_keras_optimizers():
         assert float(opt.learning_rate) == pytest.approx(cfg.learning_rate_at(len(grads)), rel=1e-6)
 
 
+def test_training_runs_in_lockstep_with_a_keras_adam_loop():
+    """Whole epochs of calib's loop = a plain Keras loop (same start, same batches, keras Adam).
+
+    Same initial weights, the shuffling calib draws (``default_rng(seed)``, a new permutation
+    per epoch), a partial last batch, MSE on the scaled target and ``keras.optimizers.Adam``:
+    the weights agree after 3 epochs, so calib trains the same way ``model.fit`` does, just
+    with less overhead (what ``benchmarks/train_speed.py`` compares).
+    """
+    import keras
+    import tensorflow as tf
+
+    from calib.model import _dense_layers, build_model
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(100, 3)) * [1.0, 10.0, 0.1] + [0.0, 20.0, 5.0]
+    y = np.sin(x[:, 0]) + 0.05 * x[:, 1] + rng.normal(0, 0.05, 100)
+    xs, ys = fit_scaler(x), fit_scaler(y[:, None])
+    cfg = ModelConfig(hidden_layers=(8, 8), optimizer="adam", learning_rate=1e-2, batch_size=32, epochs=3,
+                      patience=None, seed=5)
+    res = train(cfg, x, y, x_scaler=xs, y_scaler=ys, jit_compile=False)
+
+    ref = build_model(cfg, 3, 1, xs, ys)  # same seed: same initial weights as train's model
+    opt = keras.optimizers.Adam(1e-2)
+    center, scale = float(ys.center[0]), float(ys.scale[0])
+    xf = x.astype(np.float32)
+    zf = ((y - center) / scale).astype(np.float32)[:, None]
+    variables = [v for layer in _dense_layers(ref) for v in (layer.kernel, layer.bias)]
+    shuffle = np.random.default_rng(cfg.seed)
+    for _ in range(cfg.epochs):
+        perm = shuffle.permutation(len(x))
+        for start in range(0, len(x), 32):  # batches of 32, 32, 32 and 4 rows
+            rows = perm[start:start + 32]
+            with tf.GradientTape() as tape:
+                z = (ref(xf[rows], training=True) - center) / scale
+                loss = tf.reduce_mean(tf.square(z - zf[rows]))
+            opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    assert res.iterations == 3 * 4
+    for got, want in zip(res.model.get_weights(), ref.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+
+
 @pytest.mark.parametrize("schedule", [pytest.param(s, id=s) for s in ("exponential", "inverse_time")])
 def test_schedule_decays_per_iteration(data, schedule):
     x, y, _, _, xs, ys = data
