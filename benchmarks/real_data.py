@@ -22,15 +22,16 @@ is predicted once, by a model that never saw it; MAE and RMSE are pooled over al
 (a) ``calib``, nested CV: in each outer fold, the family is chosen among ``physics``, ``hybrid``
     and ``mlp`` (each :class:`calib.model.ModelConfig` with its defaults: 2 x 32 tanh, Adam,
     ``epochs = patience = "auto"``) by :func:`calib.validate.cross_validate` with
-    ``--inner-folds`` folds on the outer-training rows only; the winner is refitted on all
+    ``--inner-folds`` folds on the outer-training rows only, and chosen as calib's sweep
+    chooses (:func:`calib.sweep.one_se_choice`: the lowest inner MAE, except that a simpler
+    family within one standard error of it wins); the winner is refitted on all
     outer-training rows with :func:`calib.hybrid.fit_member` for the median best epoch of its
     inner folds (:func:`calib.hybrid.refit_config`, as the main job refits: a ``hybrid`` starts
     at the physics fit and whose folds mostly kept that epoch 0 refits as ``physics``) and
-    predicts the outer-validation rows with :func:`calib.hybrid.predict_member`. The outer-validation rows
-    play no part in the choice: an honest estimate of what ``calib calibrate`` delivers.
-    Also shown, as a diagnostic only (not calib's behaviour): the same inner scores with the
-    one-standard-error rule (the simplest family, physics < hybrid < mlp, whose inner MAE is
-    within one standard error of the lowest), which asks a network to earn its place.
+    predicts the outer-validation rows with :func:`calib.hybrid.predict_member`. The
+    outer-validation rows play no part in the choice: an honest estimate of what
+    ``calib calibrate`` delivers. Also shown, as a diagnostic only: the bare lowest inner MAE
+    (calib's rule before the one-standard-error rule).
 (b) the classical fit, :func:`calib.baseline.fit_baseline` with ``kind="auto"`` (inner-CV choice
     between SVU and two-site for a phase in deg, SBE63 for a delay in us), and each applicable
     form on its own (``svu``, ``two_site``; ``sbe63``), fitted on the outer-training rows;
@@ -77,20 +78,23 @@ def _metrics(y: np.ndarray, p: np.ndarray, folds: list[tuple[np.ndarray, np.ndar
             "max_abs": float(np.max(np.abs(err))), "fold_mae_std": float(np.std(fold_mae, ddof=1))}
 
 
-def one_se_choice(cvs: dict) -> str:
-    """The simplest family (order of FAMILIES) whose inner MAE is within one standard error of the best."""
-    best = min(FAMILIES, key=lambda f: (cvs[f].score, FAMILIES.index(f)))
-    mean, std = cvs[best].mean_std("mae")
-    limit = mean + std / np.sqrt(len(cvs[best].folds))
-    return next(f for f in FAMILIES if cvs[f].score <= limit)
+def one_se_family(cvs: dict) -> str:
+    """calib's choice among the families' inner CV results (calib.sweep.one_se_choice)."""
+    from calib.sweep import one_se_choice
+
+    entries = []
+    for fam in FAMILIES:
+        mean, std = cvs[fam].mean_std("mae")
+        entries.append((fam, float(cvs[fam].score), float(std), len(cvs[fam].folds)))
+    return FAMILIES[one_se_choice(entries)]
 
 
 def nested_calib(ds, folds, inner_folds: int, seed: int, jobs: int) -> tuple[dict[str, np.ndarray], list[dict]]:
     """Out-of-fold predictions of calib with the family chosen by inner k-fold in each outer fold.
 
-    Returns predictions for two selection rules: ``argmin`` (the lowest inner MAE, what calib's
-    sweep does) and ``one_se`` (diagnostic: the simplest family within one standard error of the
-    lowest, Breiman's rule), and a record per outer fold.
+    Returns predictions for two selection rules: ``one_se`` (calib's sweep: the simplest family
+    within one standard error of the lowest inner MAE, Breiman's rule) and ``argmin``
+    (diagnostic: the bare lowest inner MAE), and a record per outer fold.
     """
     from calib.hybrid import fit_member, predict_member, refit_config
     from calib.model import ModelConfig
@@ -106,7 +110,7 @@ def nested_calib(ds, folds, inner_folds: int, seed: int, jobs: int) -> tuple[dic
             cfg = ModelConfig(family=fam, seed=seed)
             cvs[fam] = cross_validate(ds, tr, cfg, folds=inner_folds, jobs=jobs, seed=seed, baseline=False)
         scores = {f: cvs[f].score for f in FAMILIES}
-        choice = {"argmin": min(FAMILIES, key=lambda f: (scores[f], FAMILIES.index(f))), "one_se": one_se_choice(cvs)}
+        choice = {"argmin": min(FAMILIES, key=lambda f: (scores[f], FAMILIES.index(f))), "one_se": one_se_family(cvs)}
         fitted: dict[str, tuple[np.ndarray, int]] = {}
         for fam in dict.fromkeys(choice.values()):
             # as calib.calibrate refits: median best epoch of the folds, no early stopping
@@ -116,15 +120,15 @@ def nested_calib(ds, folds, inner_folds: int, seed: int, jobs: int) -> tuple[dic
             fitted[fam] = (predict_member(member, x[va])[:, 0], epochs)
         for rule, fam in choice.items():
             preds[rule][va] = fitted[fam][0]
-        best = choice["argmin"]
+        best = choice["one_se"]
         epochs = fitted[best][1]
-        record.append({"fold": k, "chosen": best, "chosen_one_se": choice["one_se"], "epochs": epochs,
-                       "inner_mae": scores, "outer_mae": float(np.mean(np.abs(preds["argmin"][va] - y[va, 0])))})
+        record.append({"fold": k, "chosen": best, "chosen_argmin": choice["argmin"], "epochs": epochs,
+                       "inner_mae": scores, "outer_mae": float(np.mean(np.abs(preds["one_se"][va] - y[va, 0])))})
         print(f"    outer fold {k + 1}/{len(folds)}: inner MAE "
               + ", ".join(f"{f} {scores[f]:.4g}" for f in FAMILIES)
               + f" -> {best}" + (f" ({epochs} epochs)" if epochs else "")
               + f"; outer MAE {record[-1]['outer_mae']:.4g}"
-              + ("" if choice["one_se"] == best else f" (1-SE rule: {choice['one_se']})"), flush=True)
+              + ("" if choice["argmin"] == best else f" (lowest inner MAE: {choice['argmin']})"), flush=True)
     return preds, record
 
 
@@ -167,8 +171,8 @@ def run_file(path: Path, features: tuple[str, ...], target: str, args) -> dict:
           f"{args.inner_folds}-fold inner CV", flush=True)
     p_calib, record = nested_calib(ds, folds, args.inner_folds, args.seed, args.jobs)
     methods: dict[str, dict] = {
-        "calib": {**_metrics(y, p_calib["argmin"], folds), "chosen": [r["chosen"] for r in record]},
-        "calib_one_se": {**_metrics(y, p_calib["one_se"], folds), "chosen": [r["chosen_one_se"] for r in record]},
+        "calib": {**_metrics(y, p_calib["one_se"], folds), "chosen": [r["chosen"] for r in record]},
+        "calib_argmin": {**_metrics(y, p_calib["argmin"], folds), "chosen": [r["chosen_argmin"] for r in record]},
     }
     units = {c.unit for c in ds.features}
     kinds = ["auto"] + (["svu", "two_site"] if "deg" in units else []) + (["sbe63"] if "us" in units else [])
@@ -177,7 +181,7 @@ def run_file(path: Path, features: tuple[str, ...], target: str, args) -> dict:
         methods[f"classical_{kind}"] = {**_metrics(y, p, folds), "kinds": used}
     methods["sklearn_mlp"] = _metrics(y, sklearn_mlp(ds, folds, args.seed), folds)
 
-    labels = {"calib": "calib (nested CV: physics/hybrid/mlp)", "calib_one_se": "  diagnostic: 1-SE rule",
+    labels = {"calib": "calib (nested CV: physics/hybrid/mlp)", "calib_argmin": "  diagnostic: lowest inner MAE",
               "sklearn_mlp": "sklearn MLPRegressor 2x32 tanh lbfgs"}
     base = methods["classical_auto"]["mae"]
     print(f"  {'method':42s} {'MAE':>9s} {'RMSE':>9s} {'max':>9s} {'fold sd':>8s} {'MAE/classical':>13s}")
@@ -190,7 +194,7 @@ def run_file(path: Path, features: tuple[str, ...], target: str, args) -> dict:
               f"{m['mae'] / base:13.3f}")
     ok = methods["calib"]["mae"] <= base
     print(f"  chosen per outer fold: {', '.join(methods['calib']['chosen'])} "
-          f"(1-SE rule: {', '.join(methods['calib_one_se']['chosen'])})")
+          f"(lowest inner MAE: {', '.join(methods['calib_argmin']['chosen'])})")
     print(f"  calib <= classical (auto): {'yes' if ok else 'NO'} ({methods['calib']['mae']:.4g} vs {base:.4g} {unit}, "
           f"ratio {methods['calib']['mae'] / base:.3f}); {time.perf_counter() - t0:.0f} s", flush=True)
     return {"file": path.name, "n": ds.n_rows, "target": target, "unit": unit, "folds": args.folds,

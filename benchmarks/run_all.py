@@ -226,8 +226,8 @@ def t_real_data(d: dict) -> list[str]:
         base = f["methods"]["classical_auto"]["mae"]
         rows = []
         for k, m in f["methods"].items():
-            labels = {"calib": "calib (nested CV: physics / hybrid / mlp)",
-                      "calib_one_se": "  diagnostic: same inner scores, 1-SE rule",
+            labels = {"calib": "calib (nested CV: physics / hybrid / mlp, one-SE family rule)",
+                      "calib_argmin": "  diagnostic: same inner scores, bare lowest inner MAE",
                       "sklearn_mlp": "sklearn MLPRegressor 2x32 tanh lbfgs"}
             label = labels[k] if k in labels else "classical " + k.split("_", 1)[1]
             if k == "classical_auto":
@@ -235,8 +235,8 @@ def t_real_data(d: dict) -> list[str]:
             rows.append([label, m["mae"], m["rmse"], m["max_abs"], m["mae"] / base])
         out += [f"**{f['file']}**: {f['n']} points, target {f['target']} [{f['unit']}], {f['folds']} outer folds, "
                 f"family chosen by {f['inner_folds']}-fold inner CV: {', '.join(f['methods']['calib']['chosen'])}"
-                + (f" (1-SE rule: {', '.join(f['methods']['calib_one_se']['chosen'])})"
-                   if "calib_one_se" in f["methods"] else "") + ". "
+                + (f" (bare lowest inner MAE: {', '.join(f['methods']['calib_argmin']['chosen'])})"
+                   if "calib_argmin" in f["methods"] else "") + ". "
                 f"calib <= classical: **{'yes' if f['calib_le_classical'] else 'NO'}**.", ""]
         out += _table(["method", f"MAE ({f['unit']})", "RMSE", "max", "MAE / classical auto"], rows) + [""]
     out.append(f"Target calib <= classical on every file: **{'met' if d['target_met'] else 'NOT met'}**.")

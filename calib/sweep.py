@@ -98,6 +98,8 @@ __all__ = [
     "SweepSettings",
     "TrialRecord",
     "SweepResult",
+    "SIMPLICITY",
+    "one_se_choice",
     "run_sweep",
     "load_result",
     "preview_trials",
@@ -684,7 +686,9 @@ class SweepResult:
     trials : tuple of TrialRecord
         By trial number.
     best : TrialRecord or None
-        The COMPLETE trial with the lowest score (lowest number on ties); ``None`` if none.
+        The COMPLETE trial the sweep keeps (``None`` if none): the lowest score, except that a
+        simpler model family within one standard error of it wins (:func:`one_se_choice`);
+        lowest number on ties.
     best_config : ModelConfig or None
         ``base_config`` with the best trial's parameters.
     storage : str
@@ -1378,11 +1382,64 @@ def _records(study: Any, space: SearchSpace) -> tuple[TrialRecord, ...]:
     return tuple(out)
 
 
+#: Model families from the simplest to the most flexible (the one-standard-error rule's order).
+SIMPLICITY = ("physics", "hybrid", "mlp")
+
+
+def one_se_choice(entries: Sequence[tuple[str, float, float | None, int]]) -> int:
+    """Index of the entry the sweep keeps: the one-standard-error rule on the model family.
+
+    Parameters
+    ----------
+    entries : sequence of (family, score, score_std, n_folds)
+        Per candidate: its model family, mean k-fold MAE (target unit), the standard deviation
+        of its fold MAEs (``None`` if unknown) and its number of folds.
+
+    Returns
+    -------
+    int
+        Among the candidates whose score is within one standard error (``std / sqrt(k)``) of
+        the lowest score, the one of the simplest family (``physics`` < ``hybrid`` < ``mlp``,
+        :data:`SIMPLICITY`); within a family, the lowest score; on ties, the first entry.
+
+    Notes
+    -----
+    Breiman's one-standard-error rule, applied to the family only: a network must beat the
+    physics fit by more than the fold-to-fold noise of the score to be chosen over it. On
+    small certificates (24-63 points) picking the bare lowest score lets a hybrid win by noise
+    and lose on new rows; with families far apart (a network 5x better on a large batch) the
+    rule changes nothing.
+    """
+    if not entries:
+        raise ValueError("no candidates to choose from")
+    lowest = min(range(len(entries)), key=lambda i: (entries[i][1], i))
+    _, score, std, k = entries[lowest]
+    se = 0.0 if std is None or not math.isfinite(std) or k < 2 else float(std) / math.sqrt(k)
+    near = [i for i, e in enumerate(entries) if e[1] <= score + se]
+
+    def rank(i: int) -> tuple[int, float, int]:
+        fam = entries[i][0]
+        return (SIMPLICITY.index(fam) if fam in SIMPLICITY else len(SIMPLICITY), entries[i][1], i)
+
+    return min(near, key=rank)
+
+
+def _family(space: SearchSpace, base: ModelConfig, params: dict[str, Any]) -> str:
+    try:
+        return space.to_config(base, params).family
+    except ConfigError:  # pragma: no cover - every sampled config was built once already
+        return str(params.get("family", base.family))
+
+
 def _result(study: Any, space: SearchSpace, base: ModelConfig, spec: str, study_name: str,
             strategy: str, seconds: float, unit: str) -> SweepResult:
     recs = _records(study, space)
-    done = [r for r in recs if r.state == "COMPLETE"]
-    best = min(done, key=lambda r: (r.score, r.number)) if done else None
+    done = sorted((r for r in recs if r.state == "COMPLETE"), key=lambda r: r.number)
+    best = None
+    if done:
+        entries = [(_family(space, base, r.params), float(r.score), r.score_std, max(1, len(r.best_epochs)))
+                   for r in done]
+        best = done[one_se_choice(entries)]
     best_config = None
     if best is not None:
         try:

@@ -482,3 +482,23 @@ def test_sweep_on_a_dask_cluster(ds, tmp_path):
     assert os.getpid() not in pids and (pids <= worker_pids or -1 in worker_pids)
     assert all(math.isfinite(t.score) for t in res.trials)
     assert time.monotonic() - t0 < 60
+
+
+def test_one_se_choice_prefers_the_simpler_family_within_one_standard_error():
+    from calib.sweep import one_se_choice
+
+    # hybrid lowest, physics within one SE (0.02 / sqrt(4) = 0.01): physics is kept
+    entries = [("mlp", 1.30, 0.05, 4), ("hybrid", 1.00, 0.02, 4), ("physics", 1.009, 0.03, 4)]
+    assert one_se_choice(entries) == 2
+    # physics beyond one SE: the lowest (hybrid) stays
+    entries[2] = ("physics", 1.011, 0.03, 4)
+    assert one_se_choice(entries) == 1
+    # within a family the lowest score wins, and a far better network is never overruled
+    entries = [("mlp", 0.50, 0.05, 5), ("mlp", 0.48, 0.05, 5), ("physics", 2.0, 0.1, 5)]
+    assert one_se_choice(entries) == 1
+    # unknown spread (one fold): the bare lowest score
+    assert one_se_choice([("hybrid", 1.0, None, 1), ("physics", 1.0001, None, 1)]) == 0
+    # ties on score and family: the first entry
+    assert one_se_choice([("mlp", 1.0, 0.0, 3), ("mlp", 1.0, 0.0, 3)]) == 0
+    with pytest.raises(ValueError):
+        one_se_choice([])
