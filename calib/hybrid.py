@@ -139,7 +139,9 @@ def fit_member(
             y_dev = y_dev.copy()
             y_dev[:, 0] -= base.predict(x_dev)
     xs = fit_scaler(x_train, scaling)
-    ys = fit_scaler(y_train, scaling)
+    # physics: an identity output scaling, so the zeroed network outputs exactly 0.0 (not a
+    # float32 rounding of -center/scale * scale + center) and the member equals the classical fit
+    ys = fit_scaler(y_train, "none" if config.family == "physics" else scaling)
     if config.family == "physics":
         model = build_model(config, x_train.shape[1], y_train.shape[1], xs, ys)
         _zero_output(model, ys)
