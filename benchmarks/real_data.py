@@ -23,8 +23,8 @@ is predicted once, by a model that never saw it; MAE and RMSE are pooled over al
     and ``mlp`` (each :class:`calib.model.ModelConfig` with its defaults: 2 x 32 tanh, Adam,
     ``epochs = patience = "auto"``) by :func:`calib.validate.cross_validate` with
     ``--inner-folds`` folds on the outer-training rows only, and chosen as calib's sweep
-    chooses (:func:`calib.sweep.one_se_choice`: the lowest inner MAE, except that a simpler
-    family within one standard error of it wins); the winner is refitted on all
+    chooses (:func:`calib.sweep.one_se_choice`: the lowest inner MAE, except that ``physics``
+    wins when within one standard error of it); the winner is refitted on all
     outer-training rows with :func:`calib.hybrid.fit_member` for the median best epoch of its
     inner folds (:func:`calib.hybrid.refit_config`, as the main job refits: a ``hybrid`` starts
     at the physics fit and whose folds mostly kept that epoch 0 refits as ``physics``) and
@@ -92,7 +92,7 @@ def one_se_family(cvs: dict) -> str:
 def nested_calib(ds, folds, inner_folds: int, seed: int, jobs: int) -> tuple[dict[str, np.ndarray], list[dict]]:
     """Out-of-fold predictions of calib with the family chosen by inner k-fold in each outer fold.
 
-    Returns predictions for two selection rules: ``one_se`` (calib's sweep: the simplest family
+    Returns predictions for two selection rules: ``one_se`` (calib's sweep: ``physics`` when it is
     within one standard error of the lowest inner MAE, Breiman's rule) and ``argmin``
     (diagnostic: the bare lowest inner MAE), and a record per outer fold.
     """

@@ -687,7 +687,7 @@ class SweepResult:
         By trial number.
     best : TrialRecord or None
         The COMPLETE trial the sweep keeps (``None`` if none): the lowest score, except that a
-        simpler model family within one standard error of it wins (:func:`one_se_choice`);
+        ``physics`` trial within one standard error of it wins (:func:`one_se_choice`);
         lowest number on ties.
     best_config : ModelConfig or None
         ``base_config`` with the best trial's parameters.
@@ -1382,8 +1382,9 @@ def _records(study: Any, space: SearchSpace) -> tuple[TrialRecord, ...]:
     return tuple(out)
 
 
-#: Model families from the simplest to the most flexible (the one-standard-error rule's order).
-SIMPLICITY = ("physics", "hybrid", "mlp")
+#: Rank of each model family for the one-standard-error rule: the physics fit (a handful of
+#: parameters) is simpler than the network families (``hybrid`` and ``mlp``, thousands).
+SIMPLICITY = {"physics": 0, "hybrid": 1, "mlp": 1}
 
 
 def one_se_choice(entries: Sequence[tuple[str, float, float | None, int]]) -> int:
@@ -1399,16 +1400,18 @@ def one_se_choice(entries: Sequence[tuple[str, float, float | None, int]]) -> in
     -------
     int
         Among the candidates whose score is within one standard error (``std / sqrt(k)``) of
-        the lowest score, the one of the simplest family (``physics`` < ``hybrid`` < ``mlp``,
-        :data:`SIMPLICITY`); within a family, the lowest score; on ties, the first entry.
+        the lowest score, the one of the simplest family (:data:`SIMPLICITY`: ``physics``
+        before the network families ``hybrid`` and ``mlp``, which rank equal); within a rank,
+        the lowest score; on ties, the first entry.
 
     Notes
     -----
-    Breiman's one-standard-error rule, applied to the family only: a network must beat the
-    physics fit by more than the fold-to-fold noise of the score to be chosen over it. On
-    small certificates (24-63 points) picking the bare lowest score lets a hybrid win by noise
-    and lose on new rows; with families far apart (a network 5x better on a large batch) the
-    rule changes nothing.
+    Breiman's one-standard-error rule, applied to the physics-vs-network choice only: a
+    network (alone or on the physics residual) must beat the physics fit by more than the
+    fold-to-fold noise of the score to be chosen over it. On small certificates (24-63
+    points) picking the bare lowest score lets a hybrid win by noise and lose on new rows;
+    between network configs, and with a network far better than the physics fit (a large
+    multi-frequency batch), the rule changes nothing.
     """
     if not entries:
         raise ValueError("no candidates to choose from")
@@ -1418,8 +1421,7 @@ def one_se_choice(entries: Sequence[tuple[str, float, float | None, int]]) -> in
     near = [i for i, e in enumerate(entries) if e[1] <= score + se]
 
     def rank(i: int) -> tuple[int, float, int]:
-        fam = entries[i][0]
-        return (SIMPLICITY.index(fam) if fam in SIMPLICITY else len(SIMPLICITY), entries[i][1], i)
+        return (SIMPLICITY.get(entries[i][0], 1), entries[i][1], i)
 
     return min(near, key=rank)
 

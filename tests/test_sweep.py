@@ -496,6 +496,9 @@ def test_one_se_choice_prefers_the_simpler_family_within_one_standard_error():
     # within a family the lowest score wins, and a far better network is never overruled
     entries = [("mlp", 0.50, 0.05, 5), ("mlp", 0.48, 0.05, 5), ("physics", 2.0, 0.1, 5)]
     assert one_se_choice(entries) == 1
+    # hybrid and mlp are both networks: between them the lowest score wins
+    assert one_se_choice([("mlp", 1.00, 0.2, 5), ("hybrid", 1.05, 0.2, 5)]) == 0
+    assert one_se_choice([("hybrid", 1.00, 0.2, 5), ("mlp", 1.05, 0.2, 5)]) == 0
     # unknown spread (one fold): the bare lowest score
     assert one_se_choice([("hybrid", 1.0, None, 1), ("physics", 1.0001, None, 1)]) == 0
     # ties on score and family: the first entry
