@@ -5,8 +5,22 @@ from __future__ import annotations
 import os
 import random
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+
+def raw_data_dir() -> Path:
+    """The real calibration data (GPL, read in place, never copied into the project).
+
+    ``$CALIB_RAW_DATA`` if set, else ``../shared/data/raw`` beside the checkout, else the
+    workplace's ``/work/shared/data/raw``; the first that exists (or the last, absent).
+    """
+    here = Path(__file__).resolve().parents[1]
+    candidates = [Path(os.environ["CALIB_RAW_DATA"])] if os.environ.get("CALIB_RAW_DATA") else []
+    candidates += [here.parent / "shared" / "data" / "raw", Path("/work/shared/data/raw")]
+    return next((c for c in candidates if c.is_dir()), candidates[-1])
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

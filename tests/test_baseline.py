@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from calib import baseline as bl
+from conftest import raw_data_dir
 from calib.baseline import BaselineModel, fit_baseline, two_site_inverse
 from calib.errors import ArtifactError, ConfigError, IncompatibleArtifactError, TrainingError
 
-RAW = Path("/work/shared/data/raw/aanderaa-optode-calcerts")
+RAW = raw_data_dir() / "aanderaa-optode-calcerts"
 AANDERAA = RAW / "aadi4330_1463_b1206E.csv"
 SBE63 = RAW / "sbe63_0800_factory.csv"
 

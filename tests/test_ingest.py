@@ -15,9 +15,10 @@ from calib.cli import cli
 from calib.config import DataSpec
 from calib.errors import CalibError, ConfigError, IngestError, UnitError
 from calib.ingest import load_dataset, read_table, split_dataset, summarize
+from conftest import raw_data_dir
 
 CORPUS = Path(__file__).parent / "malformed"
-RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
+RAW = raw_data_dir()
 AADI = RAW / "aanderaa-optode-calcerts" / "aadi4330_1463_b1206E.csv"
 
 # file, extra CLI options, the exact error line expected
@@ -145,7 +146,7 @@ def test_undeclared_columns_are_ignored(tmp_path):
     assert "note" not in ds.frame.columns and ds.n_rows == 2
 
 
-@pytest.mark.skipif(not AADI.exists(), reason="../shared/data/raw is absent")
+@pytest.mark.skipif(not AADI.exists(), reason=f"{RAW} is absent")
 def test_real_aanderaa_file_and_its_semicolon_decimal_comma_twin(tmp_path):
     spec = DataSpec(target="o2_umol_per_L")
     a = load_dataset(AADI, spec)
