@@ -30,7 +30,7 @@ named somewhere (config or ``--target``)::
 
     [validate]
     folds = 5
-    tolerance = 1.0                # target unit, for the Error Limited Accuracy
+    tolerance = "auto"             # target unit, for the Error Limited Accuracy ("auto": 1 hPa of pO2)
     noise_floor = 0.3              # target unit; default: estimated from replicate readings
 
     [model]                        # see calib.model.ModelConfig
@@ -220,26 +220,64 @@ class ValidateSpec:
     ----------
     folds : int, default=5
         Number of folds, >= 2.
-    tolerance : float, default=1.0
+    tolerance : float or "auto", default="auto"
         Error bound of the Error Limited Accuracy, in the target's unit (inclusive), > 0.
+        ``"auto"``: the equivalent of 1 hPa of O2 partial pressure in the target's O2 unit
+        (at 20 degC, salinity 0, 1013.25 hPa: 1 hPa, 0.48 % air saturation, 1.37 umol/L,
+        0.031 mL/L, ...), 1.0 for a target that is not an O2 unit (:meth:`resolve_tolerance`).
     noise_floor : float or None, default=None
         Best achievable MAE in the target's unit (measurement noise); ``None`` = estimated
         from replicate readings where the data has them.
     """
 
     folds: int = 5
-    tolerance: float = 1.0
+    tolerance: float | str = "auto"
     noise_floor: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:
             raise ConfigError(f"folds >= 2 must hold, got folds={self.folds!r}")
-        if not isinstance(self.tolerance, (int, float)) or not self.tolerance > 0:
-            raise ConfigError(f"tolerance > 0 must hold, got tolerance={self.tolerance!r}")
+        if self.tolerance != "auto" and (
+            isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float))
+            or not self.tolerance > 0
+        ):
+            raise ConfigError(f"tolerance > 0 (or \"auto\") must hold, got tolerance={self.tolerance!r}")
         if self.noise_floor is not None and (
             not isinstance(self.noise_floor, (int, float)) or not self.noise_floor >= 0
         ):
             raise ConfigError(f"noise_floor >= 0 must hold, got noise_floor={self.noise_floor!r}")
+
+    def resolve_tolerance(self, target_unit: str) -> float:
+        """The Error Limited Accuracy bound in ``target_unit``.
+
+        A number is returned as it is. ``"auto"`` is 1 hPa of O2 partial pressure expressed
+        in ``target_unit`` (conversions are proportional, so a difference converts like a
+        value; reference conditions 20 degC, salinity 0, 1013.25 hPa), or 1.0 when
+        ``target_unit`` is not an O2 unit.
+
+        Examples
+        --------
+        >>> ValidateSpec().resolve_tolerance("hPa")
+        1.0
+        >>> round(ValidateSpec().resolve_tolerance("mL_per_L"), 4)
+        0.0307
+        """
+        if self.tolerance != "auto":
+            return float(self.tolerance)
+        return auto_tolerance(target_unit)
+
+
+def auto_tolerance(target_unit: str) -> float:
+    """1 hPa of O2 partial pressure in ``target_unit`` (20 degC, S = 0, 1013.25 hPa); 1.0 if not O2."""
+    from .errors import UnitError
+    from .units import convert_o2
+
+    try:
+        value = float(convert_o2(1.0, "hPa", target_unit, temperature_degC=20.0, pressure_hPa=1013.25,
+                                 salinity_psu=0.0))
+    except UnitError:
+        return 1.0
+    return value if value > 0 and value == value else 1.0
 
 
 @dataclass(frozen=True)

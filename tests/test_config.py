@@ -59,7 +59,7 @@ def test_overrides_replace_config_values(tmp_path):
     pytest.param("[split]\nscaling = 'log'\n", "scaling must be one of standard, minmax, robust, none, got scaling='log'", id="scaling"),
     pytest.param("[split]\nseed = -1\n", "seed must be an integer >= 0, got seed=-1", id="seed"),
     pytest.param("[validate]\nfolds = 1\n", "folds >= 2 must hold, got folds=1", id="folds"),
-    pytest.param("[validate]\ntolerance = 0\n", "tolerance > 0 must hold, got tolerance=0", id="tolerance"),
+    pytest.param("[validate]\ntolerance = 0\n", r'tolerance > 0 \(or "auto"\) must hold, got tolerance=0', id="tolerance"),
     pytest.param("[validate]\nnoise_floor = -1\n", "noise_floor >= 0 must hold, got noise_floor=-1", id="noise-floor"),
     pytest.param("[conditions]\nhumidity = 3\n", "unknown key 'humidity' in \\[conditions\\]", id="condition-key"),
     pytest.param("[data]\nfeatures = []\n", "features must name at least one column", id="empty-features"),
@@ -102,3 +102,22 @@ def test_adjust_section_is_validated(tmp_path):
     assert cfg.adjust["air"] == 212.0
     with pytest.raises(ConfigError, match="air"):
         load_config(_write(tmp_path, "[adjust]\ntemperature_degC = 22.5\n"))
+
+
+def test_auto_tolerance_is_one_hpa_in_the_target_unit():
+    from calib.config import ValidateSpec, auto_tolerance
+
+    assert ValidateSpec().tolerance == "auto"
+    assert ValidateSpec().resolve_tolerance("hPa") == 1.0
+    assert ValidateSpec().resolve_tolerance("kPa") == pytest.approx(0.1)
+    assert ValidateSpec(tolerance=2.5).resolve_tolerance("mL_per_L") == 2.5
+    # 1 hPa of pO2 at 20 degC in fresh water: solubility (GG1992) / air-saturated pO2
+    from calib.units import o2_solubility_umol_per_l, po2_air_saturated_hPa
+
+    per_hpa = float(o2_solubility_umol_per_l(20.0, 0.0) / po2_air_saturated_hPa(20.0, 0.0, 1013.25))
+    assert auto_tolerance("umol_per_L") == pytest.approx(per_hpa, rel=1e-6)
+    assert 0.02 < auto_tolerance("mL_per_L") < 0.04
+    assert auto_tolerance("percent_airsat") == pytest.approx(100 / po2_air_saturated_hPa(20.0, 0.0, 1013.25), rel=1e-6)
+    assert auto_tolerance("degC") == 1.0  # not an O2 unit
+    with pytest.raises(ConfigError, match='tolerance > 0 \\(or "auto"\\) must hold'):
+        ValidateSpec(tolerance="loose")
