@@ -84,7 +84,7 @@ def one_se_family(cvs: dict) -> str:
 
     entries = []
     for fam in FAMILIES:
-        mean, std = cvs[fam].mean_std("mae")
+        _, std = cvs[fam].mean_std("mae")
         entries.append((fam, float(cvs[fam].score), float(std), len(cvs[fam].folds)))
     return FAMILIES[one_se_choice(entries)]
 

@@ -162,8 +162,9 @@ def _diff_ci(a: list[float], b: list[float]) -> tuple[float, float, float]:
     se = float(np.sqrt(va + vb))
     if se == 0.0:
         return d, d, d
-    dof = (va + vb) ** 2 / ((va**2 / (len(a) - 1) if len(a) > 1 else 0.0) + (vb**2 / (len(b) - 1) if len(b) > 1 else 0.0)
-                           or 1.0)
+    # Welch-Satterthwaite degrees of freedom (each sample has >= 2 seeds when se > 0 matters)
+    den = sum(v**2 / (n - 1) for v, n in ((va, len(a)), (vb, len(b))) if n > 1)
+    dof = (va + vb) ** 2 / den if den > 0 else 1.0
     q = float(stats.t.ppf(0.975, max(1.0, dof)))
     return d, d - q * se, d + q * se
 
