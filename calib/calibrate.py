@@ -248,7 +248,8 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     from .validate import cross_validate
 
     say(f"best trial #{sw.best.number}: MAE {sw.best.score:.4g} {ds.target.unit}; re-validating with fold models")
-    cv = cross_validate(ds, sp.train_dev, best, folds=folds, jobs=settings.jobs, tolerance=cfg.validate.resolve_tolerance(ds.target.unit),
+    tol = cfg.validate.resolve_tolerance(ds.target.unit)
+    cv = cross_validate(ds, sp.train_dev, best, folds=folds, jobs=settings.jobs, tolerance=tol,
                         scaling=cfg.split.scaling, seed=seed, noise_floor=cfg.validate.noise_floor,
                         baseline=True, keep_weights=True)
     rows = sp.train_dev
@@ -262,7 +263,6 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
                        target_unit=ds.target.unit)
     x_te, y_te = ds.x(sp.test), ds.y(sp.test)
     p_te = predict_member(final, x_te)
-    tol = cfg.validate.resolve_tolerance(ds.target.unit)
     test = score(y_te[:, 0], p_te[:, 0], tol)
     folds_m = [rebuild_member(best, x.shape[1], y.shape[1], w, Scaler.from_dict(xsd), Scaler.from_dict(ysd),
                               None if phys is None else BaselineModel.from_dict(phys))

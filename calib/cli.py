@@ -277,7 +277,8 @@ def validate(data: Path | None, config_path: Path | None, features: str | None, 
     sp = split_dataset(ds, test_fraction=cfg.split.test_fraction, dev_fraction=cfg.split.dev_fraction,
                        seed=cfg.split.seed)
     cv = cross_validate(ds, sp.train_dev, mc, folds=cfg.validate.folds, jobs=jobs,
-                        tolerance=cfg.validate.resolve_tolerance(ds.target.unit), scaling=cfg.split.scaling, seed=cfg.split.seed,
+                        tolerance=cfg.validate.resolve_tolerance(ds.target.unit), scaling=cfg.split.scaling,
+                        seed=cfg.split.seed,
                         noise_floor=cfg.validate.noise_floor, verbose=_verbosity() > 0,
                         progress=_progress(cfg.validate.folds, "k-fold", "fold", as_json=as_json))
     if as_json:
@@ -327,7 +328,8 @@ def sweep(data: Path | None, config_path: Path | None, features: str | None, tar
     prog = make_progress(ss.trials, enabled=not as_json and _verbosity() >= 0)
     res = run_sweep(ds, sp.train_dev, mc, ss.space, strategy=ss.strategy, n_trials=ss.trials,
                     folds=ss.folds or cfg.validate.folds, jobs=ss.jobs, storage=ss.storage, study_name=ss.study,
-                    seed=ss.seed, tolerance=cfg.validate.resolve_tolerance(ds.target.unit), scaling=cfg.split.scaling,
+                    seed=ss.seed, tolerance=cfg.validate.resolve_tolerance(ds.target.unit),
+                    scaling=cfg.split.scaling,
                     noise_floor=cfg.validate.noise_floor, scheduler=scheduler, progress=prog)
     prog.close()
     folder = Path(res.storage).parent if "://" not in res.storage else Path(".")

@@ -142,25 +142,11 @@ def fit_member(
     # physics: an identity output scaling, so the zeroed network outputs exactly 0.0 (not a
     # float32 rounding of -center/scale * scale + center) and the member equals the classical fit
     ys = fit_scaler(y_train, "none" if config.family == "physics" else scaling)
-    if config.family == "physics":
+    if config.family == "physics":  # build_model zeroes a physics network's outputs
         model = build_model(config, x_train.shape[1], y_train.shape[1], xs, ys)
-        _zero_output(model, ys)
         return Member(model, base, None, xs, ys)
     res = train(config, x_train, y_train, x_dev, y_dev, x_scaler=xs, y_scaler=ys, verbose=verbose)
     return Member(res.model, base, res, xs, ys)
-
-
-def _zero_output(model: Any, y_scaler: Any) -> None:
-    """Make the network output exactly 0 in target units: last Dense kernel 0 and its bias
-    ``-center/scale``, so that the inverted Normalization gives ``z*scale + center = 0``."""
-    from .model import ONNX_OUTPUT_NAME  # noqa: F401  (documents the graph this edits)
-
-    dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
-    last = dense[-1]
-    kernel, bias = last.get_weights()
-    center = np.asarray(y_scaler.center, dtype=np.float64)
-    scale = np.asarray(y_scaler.scale, dtype=np.float64)
-    last.set_weights([np.zeros_like(kernel), (-center / scale).astype(bias.dtype)])
 
 
 def predict_member(member: Member, x: np.ndarray) -> np.ndarray:
@@ -210,15 +196,12 @@ def refit_config(best: Any, best_epochs: Sequence[int], n_rows: int) -> tuple[An
     """
     if best.family == "physics":
         return best, 0
-    if best.family == "hybrid":
-        probe = [int(e) for e in best_epochs if e >= 0]
-    else:
-        probe = [int(e) for e in best_epochs if e > 0]
+    # a hybrid's epoch 0 is a model (the physics fit); other families never report 0
+    probe = [int(e) for e in best_epochs if best.family == "hybrid" or e > 0]
     if best.patience is not None and probe:
         epochs = int(np.median(probe))
         if epochs == 0:
             return best.replace(family="physics"), 0
-        epochs = max(1, epochs)
     else:
         epochs = best.budget(max(1, -(-int(n_rows) // (best.batch_size or max(1, int(n_rows))))))[0]
     return best.replace(epochs=epochs, patience=None), epochs

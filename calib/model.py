@@ -590,30 +590,31 @@ def build_model(
         mean=y_center.tolist(), variance=y_var.tolist(), invert=True, name="output"
     )(z)
     model = keras.Model(inputs, outputs, name="calib_mlp")
-    if config.family in ("hybrid", "physics"):
-        zero_first_output(model, y_scaler)
+    if config.family == "hybrid":
+        zero_output(model, y_scaler, first_only=True)
+    elif config.family == "physics":
+        zero_output(model, y_scaler)
     return model
 
 
-def zero_first_output(model: keras.Model, y_scaler: Scaler) -> None:
-    """Make the network's first output exactly 0 in target units.
+def zero_output(model: keras.Model, y_scaler: Scaler, first_only: bool = False) -> None:
+    """Make the network's outputs (or only its first) exactly 0 in target units.
 
-    The first column of the ``output_scaled`` kernel is set to 0 and its bias to
+    Those columns of the ``output_scaled`` kernel are set to 0 and their biases to
     ``-center / scale``, so the inverted output scaling gives ``z * scale + center = 0``.
-    A ``hybrid`` member (physics fit + network on its residual) therefore starts as the
-    physics fit itself, and training moves it away only as far as the data ask (the
-    zero-initialised residual branch of ReZero/Fixup); a ``physics`` member keeps it.
-    The hidden layers keep their random initial weights, so gradients flow from the first
-    step on.
+    A ``hybrid`` member (physics fit + network on its residual, O2 first) therefore starts
+    as the physics fit itself, and training moves it away only as far as the data ask (the
+    zero-initialised residual branch of ReZero/Fixup); the hidden layers keep their random
+    initial weights, so gradients flow from the first step on. A ``physics`` member keeps
+    all outputs at 0 (with an identity output scaling, exactly 0.0).
     """
     last = model.get_layer("output_scaled")
-    kernel, bias = last.get_weights()
+    kernel, bias = (w.copy() for w in last.get_weights())
     center = np.asarray(y_scaler.center, dtype=np.float64).reshape(-1)
     scale = np.asarray(y_scaler.scale, dtype=np.float64).reshape(-1)
-    kernel = kernel.copy()
-    bias = bias.copy()
-    kernel[:, 0] = 0.0
-    bias[0] = -center[0] / scale[0]
+    cols = slice(0, 1) if first_only else slice(None)
+    kernel[:, cols] = 0.0
+    bias[cols] = -center[cols] / scale[cols]
     last.set_weights([kernel, bias])
 
 
@@ -781,13 +782,7 @@ def _build_epoch_fn(plan: _Plan):
         return h
 
     def pointwise(diff):
-        if plan.loss == "mse":
-            return tf.square(diff)
-        a = tf.abs(diff)
-        if plan.loss == "mae":
-            return a
-        q = tf.minimum(a, 1.0)  # huber, delta = 1 scaled unit
-        return 0.5 * tf.square(q) + (a - q)
+        return _pointwise(plan.loss, diff, tf.math)
 
     def data_loss(pred, z, w):
         return tf.reduce_sum(w * pointwise(pred - z)) / (tf.reduce_sum(w) * float(k))
@@ -905,20 +900,27 @@ def _diverged(config: ModelConfig, epoch: int, value: float) -> TrainingError:
 def _initial_loss(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, y_scaler: Scaler) -> float:
     """The data loss (scaled target units, as the training loop computes it) of the initial weights."""
     pred = np.asarray(model(x.astype(np.float32), training=False), dtype=np.float64).reshape(y.shape)
-    diff = y_scaler.transform(pred) - y_scaler.transform(y)
-    if config.loss == "mse":
-        return float(np.mean(diff**2))
-    a = np.abs(diff)
-    if config.loss == "mae":
-        return float(np.mean(a))
-    q = np.minimum(a, 1.0)
-    return float(np.mean(0.5 * q**2 + (a - q)))
+    return float(np.mean(_pointwise(config.loss, y_scaler.transform(pred) - y_scaler.transform(y), np)))
+
+
+def _pointwise(loss: str, diff: Any, ops: Any) -> Any:
+    """Per-element data loss of a scaled residual; ``ops`` is ``tf.math`` or ``numpy``.
+
+    ``mse``: diff**2; ``mae``: |diff|; ``huber``: delta 1 scaled unit.
+    """
+    if loss == "mse":
+        return ops.square(diff)
+    a = ops.abs(diff)
+    if loss == "mae":
+        return a
+    q = ops.minimum(a, 1.0)
+    return 0.5 * ops.square(q) + (a - q)
 
 
 def _starts_meaningful(config: ModelConfig) -> bool:
     """Whether the initial weights are a model worth keeping (epoch 0 is an early-stopping candidate).
 
-    True for ``hybrid``: its residual network starts at exactly 0 (:func:`zero_first_output`),
+    True for ``hybrid``: its residual network starts at exactly 0 (:func:`zero_output`),
     so the initial model is the physics fit, and early stopping may keep it when no epoch
     improves the monitored loss (``best_epoch = 0``).
     """
@@ -955,13 +957,7 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
     zdt = None if yd is None else tf.constant(y_scaler.transform(yd).astype(np.float32))
 
     def pointwise(diff: Any) -> Any:
-        if config.loss == "mse":
-            return tf.square(diff)
-        a = tf.abs(diff)
-        if config.loss == "mae":
-            return a
-        q = tf.minimum(a, 1.0)
-        return 0.5 * tf.square(q) + (a - q)
+        return _pointwise(config.loss, diff, tf.math)
 
     def data_loss(xx: Any, zz: Any) -> Any:
         pred = (model(xx, training=False) - center) / scale
