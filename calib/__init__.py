@@ -48,7 +48,7 @@ def __getattr__(name: str):
 
         return getattr(ingest, name)
     if name == "load_model":
-        from .export import load_model
+        from .runtime import load_model
 
         return load_model
     raise AttributeError(f"module 'calib' has no attribute {name!r}")

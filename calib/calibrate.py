@@ -9,7 +9,7 @@ readings + :class:`~calib.config.Config` -> :class:`CalibrationRun` (artifact pa
    per-reading standard deviation), with the classical baseline on the same folds.
 4. Refit the best config on train + dev for the median best epoch of the folds.
 5. Evaluate once on the held-out test part, network and baseline.
-6. Export the versioned artifact (:mod:`calib.export`).
+6. Export the versioned artifact (:mod:`calib.artifact`) with its report (:mod:`calib.report`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .config import Config
 from .errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .spotnorm import SpotReference
+    from .spots.normalise import SpotReference
 
 __all__ = ["CalibrateSettings", "CalibrationRun", "calibrate"]
 
@@ -88,7 +88,7 @@ class CalibrateSettings:
 class CalibrationRun:
     """What the main job produced."""
 
-    artifact: Any  # calib.export.Artifact
+    artifact: Any  # calib.artifact.Artifact
     sweep: Any  # calib.sweep.SweepResult
     cv: Any  # calib.validate.CVResult
     test: Any  # calib.metrics.Metrics
@@ -158,8 +158,8 @@ def calibrate(
         Called with a one-line message at each stage.
     sweep_progress : callable, optional
         Passed to :func:`calib.sweep.run_sweep`.
-    spot_reference : calib.spotnorm.SpotReference, optional
-        Train on spot-normalised phases (:mod:`calib.spotnorm`): the batch-typical anchors are
+    spot_reference : calib.spots.normalise.SpotReference, optional
+        Train on spot-normalised phases (:mod:`calib.spots.normalise`): the batch-typical anchors are
         fitted on the train + dev spots, every spot (test spots too: that is their two-point
         check) is mapped with its own anchors, and sweep, k-fold, refit and test run on the
         mapped readings. ``calibration.json`` gets ``spot_normalisation``; the exported model
@@ -189,8 +189,8 @@ def calibrate(
     seed = cfg.split.seed
     base = base.replace(seed=seed) if "seed" not in cfg.model else base
 
-    # --- spot normalisation [adjust] (calib.spotnorm): reference validated before any data is read
-    from .spotnorm import SpotReference
+    # --- spot normalisation [adjust] (calib.spots.normalise): reference validated before any data is read
+    from .spots.normalise import SpotReference
 
     if spot_reference is None:
         spot_reference = SpotReference.from_config(cfg)
@@ -209,7 +209,7 @@ def calibrate(
     # anchors; the journal key includes the normalisation (same file, other inputs)
     raw_ds, norm = ds, None
     if spot_reference is not None:
-        from .spotnorm import fit_normalisation
+        from .spots.normalise import fit_normalisation
 
         norm = fit_normalisation(ds, sp.train_dev, spot_reference)
         ds = norm.apply(ds)
@@ -241,9 +241,10 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
             folds: int, seed: int, say: Callable[[str], None], space: dict[str, Any],
             norm: Any = None, raw_ds: Any = None) -> CalibrationRun:
     from .baseline import BaselineModel, fit_baseline
-    from .export import describe_dataset, export_artifact
+    from .artifact.export import describe_dataset, export_artifact
     from .hybrid import fit_member, predict_member, rebuild_member, refit_config
     from .metrics import score
+    from .report import artifact_report
     from .scaling import Scaler
     from .validate import cross_validate
 
@@ -296,7 +297,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
                      "cv": cv.summary()["baseline_val"]},
         "noise_floor": cv.noise_floor,
         "diagnosis": diag.to_dict(),
-        # spot normalisation (calib.spotnorm): the model's inputs are mapped phases
+        # spot normalisation (calib.spots.normalise): the model's inputs are mapped phases
         **({} if norm is None else {"spot_normalisation": norm.to_dict()}),
         "split": {"test_fraction": cfg.split.test_fraction, "dev_fraction": cfg.split.dev_fraction,
                   "seed": seed, "scaling": cfg.split.scaling, "by_group": sp.by_group,
@@ -306,7 +307,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     }
     art = export_artifact(settings.models_dir, name, model=final.model, fold_models=[m.model for m in folds_m],
                           physics=[final.baseline, *(m.baseline for m in folds_m)], metadata=meta,
-                          extra_files={"test_predictions.csv": buf.getvalue()})
+                          extra_files={"test_predictions.csv": buf.getvalue()}, report=artifact_report)
     say(f"exported {art.path}")
     return CalibrationRun(artifact=art, sweep=sw, cv=cv, test=test, test_baseline=test_baseline,
                           baseline_kind=bkind, config=best, epochs=epochs, test_std_mean=float(std.mean()))

@@ -428,7 +428,7 @@ def predict(model: Path, data: Path, output: Path, sep: str | None, decimal: str
     Example:
       calib predict models/calib data/readings.csv -o predictions.csv
     """
-    from .export import load_model
+    from .runtime import load_model
     from .predict import predict_file
 
     m = load_model(model, threads=threads)
@@ -474,7 +474,7 @@ def models(models_dir: Path, as_json: bool) -> None:
     Example:
       calib models models/
     """
-    from .export import list_artifacts
+    from .artifact.store import list_artifacts
 
     arts = list_artifacts(models_dir)
     if as_json:
@@ -540,7 +540,7 @@ def adjust(model: Path, reference: Path, method: str | None, spots: tuple[str, .
     Example:
       calib adjust models/sim-ptp-batch --reference two_point_checks.csv
     """
-    from .adjust import adjust_spots, format_adjustment
+    from .spots.child import adjust_spots, format_adjustment
 
     res = adjust_spots(model, reference, method=method, spots=list(spots) or None, spot_column=spot_column,
                        models_dir=models_dir, write=not dry_run)

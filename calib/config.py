@@ -36,7 +36,7 @@ named somewhere (config or ``--target``)::
     [model]                        # see calib.model.ModelConfig
     [sweep]                        # see calib.sweep
 
-    [adjust]                       # optional: a spot-normalised batch model (calib.spotnorm)
+    [adjust]                       # optional: a spot-normalised batch model (calib.spots.normalise)
     temperature_degC = 22.5        # the two-point check's temperature
     air = 212.0                    # target value of the air level (zero level: 0)
 
@@ -382,7 +382,7 @@ def _spec(cls: type, where: str, d: Mapping[str, Any]) -> Any:
 
 def _checked_adjust(d: Mapping[str, Any]) -> Mapping[str, Any]:
     if d:
-        from .spotnorm import SpotReference
+        from .spots.normalise import SpotReference
 
         SpotReference.from_dict(dict(d))  # validated where it enters
     return d

@@ -16,7 +16,7 @@ calib's model family has three members, chosen by k-fold like any hyperparameter
 
 Every member is a Keras network plus an optional :class:`~calib.baseline.BaselineModel`
 (plain JSON numbers). The export step folds the baseline into the same ONNX graph
-(:mod:`calib.physics_onnx`), so lab software runs one file whatever the family.
+(:mod:`calib.artifact.physics_graph`), so lab software runs one file whatever the family.
 """
 
 from __future__ import annotations

@@ -414,6 +414,19 @@ def _looks_nonfinite(cell: str) -> bool:
     return cell.strip().lower().lstrip("+-") in ("nan", "inf", "infinity")
 
 
+def physical_bounds(unit: str) -> tuple[float, float, str] | None:
+    """``(low, high, what)`` of the physically possible values in a canonical unit (inclusive), or None.
+
+    Phase 0..90 deg, temperature -5..100 degC, pressure >= 0, salinity 0..50; None for a
+    unit without such bounds. :func:`check_physical` and :mod:`calib.runtime` use the same.
+    """
+    if unit in PHYSICAL_BOUNDS:
+        return PHYSICAL_BOUNDS[unit]
+    if U.UNITS.get(unit) == "pressure":
+        return _PRESSURE_BOUNDS
+    return None
+
+
 def check_physical(values: np.ndarray, table: RawTable, column: str, unit: str, *, o2: bool = False,
                    source_values: np.ndarray | None = None, source_unit: str | None = None) -> None:
     """Refuse physically impossible values (inclusive bounds) in a canonical unit.

@@ -1,6 +1,6 @@
 """Batch inference on files, and inspection of artifacts.
 
-readings file (CSV / Parquet / Excel) + :class:`~calib.export.CalibrationModel` ->
+readings file (CSV / Parquet / Excel) + :class:`~calib.runtime.CalibrationModel` ->
 the same file with ``<target>_pred``, ``<target>_std`` and ``out_of_range`` appended.
 
 :func:`predict_file` validates the readings against the artifact's schema exactly like
@@ -26,8 +26,8 @@ The output file's suffix decides: ``.parquet``/``.pq`` -> Parquet, anything else
 
 Examples
 --------
->>> from calib.export import load_model
->>> m = load_model("models/foil-A")                                      # doctest: +SKIP
+>>> import calib
+>>> m = calib.load_model("models/foil-A")                                      # doctest: +SKIP
 >>> predict_file(m, "readings.csv", "readings_o2.csv")                   # doctest: +SKIP
 {'rows': 1000, 'out_of_range': 3, ...}
 """
@@ -41,15 +41,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .artifact.store import list_versions, read_metadata, resolve_artifact, verify_artifact
 from .errors import ArtifactError, ConfigError, IngestError
-from .export import (
-    CalibrationModel,
-    list_versions,
-    read_metadata,
-    resolve_artifact,
-    resolve_feature_columns,
-    verify_artifact,
-)
+from .runtime import CalibrationModel, find_children
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ingest import RawTable
@@ -59,65 +53,6 @@ __all__ = ["predict_file", "inspect_artifact", "format_inspection"]
 _PARQUET = (".parquet", ".pq")
 _EXCEL = (".xlsx", ".xlsm", ".xls")
 _SEPS = (";", "\t", "|", ",")
-
-
-# --------------------------------------------------------------------------- reading
-def _numeric(table: RawTable, column: str) -> np.ndarray:
-    """A column as finite float64 numbers; errors exactly as :func:`calib.ingest.parse_numeric`.
-
-    Text columns go through a fast strict parse (pyarrow); anything it does not accept
-    cleanly (spaces, empty cells, ``nan``, ...) is left to ``parse_numeric``, which either
-    accepts it the same way ingestion does or raises the one-line error.
-    """
-    import pandas as pd
-
-    from .ingest import parse_numeric
-
-    s = table.frame[column]
-    if not pd.api.types.is_numeric_dtype(s.dtype):
-        try:
-            import pyarrow as pa
-            import pyarrow.compute as pc
-
-            arr = pa.array(s, type=pa.string(), from_pandas=True)
-            if table.decimal == ",":
-                arr = pc.replace_substring(arr, ",", ".")
-            values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-            if values.dtype == np.float64 and np.isfinite(values).all():
-                return values
-        except Exception:  # pyarrow refuses the text: the slow path gives the precise error
-            pass
-    return parse_numeric(s, table, column)
-
-
-def _readings(model: CalibrationModel, table: RawTable) -> np.ndarray:
-    """Validated readings (n, n_features) float32, in the model's units and order."""
-    from . import units as U
-    from .ingest import check_physical
-
-    specs = model._feature_specs
-    resolved = resolve_feature_columns(specs, table.columns, where=f"{table.name} row 1")
-    n = len(table.frame)
-    x = np.empty((n, len(specs)), dtype=np.float32)
-    # parse in file column order so the first bad cell is reported left to right
-    order = sorted(range(len(specs)), key=lambda j: table.columns.index(resolved[j][0]))
-    for j in order:
-        col, from_unit = resolved[j]
-        spec = specs[j]
-        raw = _numeric(table, col)
-        values = raw
-        if from_unit is not None:
-            freq = spec.get("frequency_hz")
-            values, _ = U.to_canonical(raw, from_unit, frequency_hz=float(freq) if freq else None)
-        check_physical(values, table, col, str(spec["unit"]), source_values=raw, source_unit=from_unit)
-        x[:, j] = values
-    if not np.isfinite(x).all():  # finite float64 beyond float32's range
-        i, j = np.argwhere(~np.isfinite(x))[0]
-        raise IngestError(
-            f"{table.name} row {int(i) + 2}, column {resolved[j][0]}: value beyond the float32 range; "
-            "expected a measured value"
-        )
-    return x
 
 
 # --------------------------------------------------------------------------- writing
@@ -226,7 +161,7 @@ def predict_file(
     Parameters
     ----------
     model : CalibrationModel
-        From :func:`calib.export.load_model`.
+        From :func:`calib.load_model` (spot children are applied by spot id).
     data : str or Path
         Readings: CSV (any of ``,;\\t|`` separators, decimal point or comma), Parquet or
         Excel. Every feature of the model must be a column, by its normalised name (e.g.
@@ -244,9 +179,9 @@ def predict_file(
     dict
         ``input``, ``output``, ``format``, ``rows``, ``out_of_range`` (count),
         ``columns_added``, ``model`` (name), ``version``, ``model_id``, ``target``, ``unit``,
-        ``seconds``; with spot adjustments (readings with the model's spot column and child
-        artifacts from :func:`calib.adjust.adjust_spots`) also ``adjusted`` (rows predicted by
-        their spot's child; the ``adjusted`` column says which) and ``spot_models``.
+        ``seconds``; for a model with spot routing (spot children from ``calib adjust``, or
+        a spot-normalised batch model; :mod:`calib.runtime`) also ``adjusted`` (rows predicted
+        by their spot's child; the ``adjusted`` column says which) and ``spot_models``.
 
     Raises
     ------
@@ -290,21 +225,11 @@ def predict_file(
             f"{table.name} row 1: column(s) {', '.join(clash)} already exist; rename them (or "
             "predict from the original readings file)"
         )
-    x = _readings(model, table)
-    # --- spot adjustments (calib.adjust): with the batch model's spot column in the readings
-    # and child artifacts of it in its models folder, each spot's rows use its child and an
-    # `adjusted` column is added; otherwise nothing changes.
-    from .adjust import predict_file_spots
-
-    spots = predict_file_spots(model, table, x)
-    if spots is not None:
-        new, oor = spots["columns"], spots["columns"]["out_of_range"]
-        added = [*added, "adjusted"]
-    # --- end spot adjustments
-    if spots is None:
-        pred, std = model._run(x, want_std=True)
-        oor = model._out_of_range(x)
-        new = model._result_columns(pred, std, oor)
+    x = model.readings(table)
+    # the one inference path: spot routing and flags as in the Python API (calib.runtime)
+    res = model.run(x, model.spots_of(table.frame))
+    new = model.result_columns(res)
+    oor = res.out_of_range
 
     in_suffix = data.suffix.lower()
     is_csv_in = in_suffix not in _PARQUET + _EXCEL
@@ -341,8 +266,8 @@ def predict_file(
         "target": model.target,
         "unit": model.unit,
         "seconds": round(time.perf_counter() - t0, 4),
-        # spot adjustments (calib.adjust): rows predicted by a spot's child, {spot: child version}
-        **({} if spots is None else {"adjusted": spots["adjusted"], "spot_models": spots["spot_models"]}),
+        # spot routing (calib.runtime): rows predicted by a spot's child, {spot: child version}
+        **({} if res.adjusted is None else {"adjusted": int(res.adjusted.sum()), "spot_models": dict(res.spot_models)}),
     }
 
 
@@ -355,7 +280,7 @@ def inspect_artifact(path: str | Path, verify: bool = False) -> dict[str, Any]:
     path : str or Path
         Version folder, or name folder (-> latest version).
     verify : bool, default=False
-        Run :func:`calib.export.verify_artifact` (checksums, no pickles, safe Keras file).
+        Run :func:`calib.artifact.verify_artifact` (checksums, no pickles, safe Keras file).
 
     Returns
     -------
@@ -363,7 +288,8 @@ def inspect_artifact(path: str | Path, verify: bool = False) -> dict[str, Any]:
         ``path``, ``name``, ``version``, ``versions`` (all versions of the name),
         ``model_id``, ``created_utc``, ``schema_version``, ``software``, ``features``,
         ``target``, ``aux_targets``, ``outputs``, ``has_std``, ``hyperparameters``, ``data``,
-        ``metrics`` (``cv`` summary, ``test``, ``baseline``) and ``verification``: None when
+        ``metrics`` (``cv`` summary, ``test``, ``baseline``), ``spot_children`` ({spot: child
+        folder}), ``requires_adjustment`` and ``verification``: None when
         not run, else ``{"ok": True, ...}`` or ``{"ok": False, "error": ..., "kind": ...}``.
 
     Raises
@@ -402,6 +328,8 @@ def inspect_artifact(path: str | Path, verify: bool = False) -> dict[str, Any]:
             "test": meta.get("test"),
             "baseline": meta.get("baseline"),
         },
+        "spot_children": {s: str(p) for s, (_, p) in find_children(vdir).items()},
+        "requires_adjustment": bool(meta.get("spot_normalisation")),
         "verification": verification,
     }
 
@@ -438,6 +366,12 @@ def format_inspection(info: dict[str, Any]) -> str:
     d = info.get("data") or {}
     if d:
         lines.append(f"  data {d.get('file')} ({d.get('rows')} rows, sha256 {str(d.get('sha256'))[:12]}...)")
+    kids = info.get("spot_children") or {}
+    if kids:
+        lines.append(f"  spot children ({len(kids)}, applied by spot id): {', '.join(list(kids)[:10])}"
+                     + (" ..." if len(kids) > 10 else ""))
+    if info.get("requires_adjustment"):
+        lines.append("  trained on spot-normalised phases: only readings of spots with a child are trustworthy")
     versions = info.get("versions") or []
     if versions:
         lines.append(f"  versions: {', '.join(versions)}")

@@ -52,6 +52,7 @@ __all__ = [
     "build_report",
     "write_report",
     "render_report",
+    "artifact_report",
     "report_figures",
 ]
 
@@ -807,7 +808,7 @@ def render_report(metadata: Mapping[str, Any], test_predictions: pd.DataFrame | 
     Parameters
     ----------
     metadata : mapping
-        The content of ``calibration.json`` (as :func:`calib.export.export_artifact` writes
+        The content of ``calibration.json`` (as :func:`calib.artifact.export_artifact` writes
         it, or the metadata given to it). Missing entries give a note in their section,
         never an error.
     test_predictions : pandas.DataFrame, optional
@@ -944,7 +945,7 @@ def _sweep_from_json(path: Path, study_name: str | None) -> tuple[dict[str, Any]
 
 def _classify(source: str | os.PathLike[str]) -> tuple[str, Any]:
     """``("artifact", version folder)``, ``("storage", spec)`` or ``("json", leaderboard.json)``."""
-    from .export import METADATA_FILE, REQUIRED_FILES, SUMS_FILE, list_versions, resolve_artifact
+    from .artifact.store import METADATA_FILE, REQUIRED_FILES, SUMS_FILE, list_versions, resolve_artifact
 
     if not isinstance(source, (str, os.PathLike)) or not os.fspath(source).strip():
         raise ConfigError(f"source must be an artifact folder, a sweep journal, a database URL or a folder "
@@ -1003,7 +1004,7 @@ def build_report(source: str | os.PathLike[str], *, study_name: str | None = Non
     """
     kind, where = _classify(source)
     if kind == "artifact":
-        from .export import read_metadata, verify_artifact
+        from .artifact.store import read_metadata, verify_artifact
 
         verify_artifact(where)
         meta = read_metadata(where)
@@ -1093,3 +1094,31 @@ def write_report(source: str | os.PathLike[str], output: str | os.PathLike[str],
         os.chmod(p, 0o644)  # a report is for sharing; the temporary file starts private (0600)
 
     return atomic_write(out, write)
+
+
+def artifact_report(meta: dict[str, Any], extras: Mapping[str, bytes]) -> bytes:
+    """``report.html`` of an artifact being exported (the ``report`` hook of
+    :func:`calib.artifact.export_artifact`): :func:`render_report` of the final metadata and
+    of ``extras["test_predictions.csv"]`` when given; a short page saying why if the report
+    cannot be drawn (the report is informative only: it never sinks the export)."""
+    try:
+        frame = None
+        if "test_predictions.csv" in extras:
+            import io
+
+            import pandas as pd
+
+            frame = pd.read_csv(io.BytesIO(extras["test_predictions.csv"]))
+        return render_report(meta, frame).encode("utf-8")
+    except Exception as exc:  # the report is informative only: it never sinks the export
+        import html
+
+        why = html.escape(f"{type(exc).__name__}: {exc}"[:2000])
+        name = html.escape(f"{meta.get('name')} {meta.get('version')}")
+        return (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>Calibration report: {name}</title></head><body>"
+            f"<h1>Calibration report: {name}</h1><p>The report could not be drawn: {why}</p>"
+            f"<p>The metrics are in calibration.json; run <code>calib report</code> on this artifact "
+            "to try again.</p></body></html>\n"
+        ).encode("utf-8")

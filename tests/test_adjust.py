@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calib import adjust as A
-from calib import export as E
+from calib.spots import child as A
+from calib.artifact import export as E
+from calib.artifact import store as S
+from calib.runtime import find_children, load_model
 from calib.errors import ConfigError, IngestError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,7 +88,7 @@ def trained(tmp_path_factory):
     return E.export_artifact(models, "sim", model=model, metadata=meta)
 
 
-def copy_parent(art: E.Artifact, tmp_path: Path) -> Path:
+def copy_parent(art: S.Artifact, tmp_path: Path) -> Path:
     """The parent in a fresh models folder of this test (children go next to it)."""
     dst = tmp_path / "models" / art.name / art.version
     shutil.copytree(art.path, dst)
@@ -143,7 +145,7 @@ def test_known_phase_offset_and_ksv_scale_are_recovered(linear, tmp_path, method
     assert adj.air.adjusted_reading == pytest.approx(212.0, abs=2e-3)
     # the spot's other readings: the batch model is off by -3 hPa at zero to +12 hPa at 300 hPa
     # (MAE 4.5 hPa); the adjustment is exact
-    parent = E.load_model(linear.path)
+    parent = load_model(linear.path)
     t = np.repeat([5.0, 20.0, 35.0], len(O2_LEVELS))
     p = np.tile(O2_LEVELS, 3)
     x = np.column_stack([lin_phase(p, t, 0.3, 1.05), t])
@@ -159,7 +161,7 @@ def test_trained_network_recovers_ksv_scale_and_reduces_error(trained, tmp_path)
     _, (adj,) = A.compute_adjustments(trained.path, ref)  # default method
     assert adj.method == "linear"
     assert adj.scale == pytest.approx(1 / 1.06, abs=0.01)  # Ksv x 1.06 reads 1.06 x pO2
-    parent = E.load_model(trained.path)
+    parent = load_model(trained.path)
     before = np.abs(parent.predict(x[~sel]) - p[~sel]).mean()
     after = np.abs(adj.apply(parent, x[~sel]) - p[~sel]).mean()
     assert before > 4.0
@@ -178,7 +180,7 @@ def test_child_onnx_and_keras_equal_the_python_side(trained, tmp_path):
     for method in ("linear", "phase_scale"):  # spot_map: tests/test_spotnorm.py
         res = A.adjust_spots(parent_dir, ref, method=method)
         (adj,), (art,) = res.adjustments, res.artifacts
-        parent, child = E.load_model(parent_dir), E.load_model(art.path)
+        parent, child = load_model(parent_dir), load_model(art.path)
         rng = np.random.default_rng(2)
         xs = rng.uniform(parent.lower, parent.upper, size=(300, 2))
         expected = adj.apply(parent, xs)
@@ -193,7 +195,7 @@ def test_child_std_is_the_scaled_fold_spread(linear, tmp_path):
     parent_dir = copy_parent(linear, tmp_path)
     ref = write_ref(tmp_path / "ref.csv", lin_ref_rows("S1", offset=0.3, k=1.05))
     (art,) = A.adjust_spots(parent_dir, ref, method="phase_scale").artifacts
-    child = E.load_model(art.path)
+    child = load_model(art.path)
     pred, std = child.predict(np.array([[50.0, 20.0], [35.0, 10.0]]), return_std=True)
     np.testing.assert_allclose(std, 1.0 / 1.05, rtol=1e-4)  # fold models 1 hPa apart, times |scale|
     assert child.std_name == "o2_hPa_std"
@@ -204,11 +206,11 @@ def test_child_metadata_names_parent_and_reference(linear, tmp_path):
     ref = write_ref(tmp_path / "spot_checks.csv", lin_ref_rows("S 1/a", offset=0.3, k=1.05))
     res = A.adjust_spots(parent_dir, ref)
     (art,) = res.artifacts
-    parent = E.load_model(parent_dir)
+    parent = load_model(parent_dir)
     assert art.name == "lin.S_1_a" and art.version == "1.0.0"
     assert art.path == tmp_path / "models" / "lin.S_1_a" / "1.0.0"
-    assert E.verify_artifact(art.path)["ok"]
-    meta = E.read_metadata(art.path)
+    assert S.verify_artifact(art.path)["ok"]
+    meta = S.read_metadata(art.path)
     a = meta["spot_adjustment"]
     assert a["spot_id"] == "S 1/a" and a["spot_column"] == "spot_id" and a["method"] == "linear"
     assert a["parent"]["model_id"] == parent.model_id and a["parent"]["version"] == parent.version
@@ -235,10 +237,10 @@ def test_child_versions_bump_and_the_newest_is_used(linear, tmp_path):
     a1 = A.adjust_spots(parent_dir, ref1).artifacts[0]
     a2 = A.adjust_spots(parent_dir, ref2).artifacts[0]
     assert (a1.version, a2.version) == ("1.0.0", "1.1.0")
-    assert E.list_versions(tmp_path / "models" / "lin.S1") == ["1.0.0", "1.1.0"]
+    assert S.list_versions(tmp_path / "models" / "lin.S1") == ["1.0.0", "1.1.0"]
     assert a1.metadata["spot_adjustment"]["reference"]["sha256"] != a2.metadata["spot_adjustment"]["reference"]["sha256"]
-    assert A.find_spot_models(parent_dir) == {"S1": a2.path}
-    assert A.find_spot_models(E.load_model(parent_dir)) == {"S1": a2.path}
+    assert find_children(parent_dir) == {"S1": ("spot_id", a2.path)}
+    assert load_model(parent_dir).children == {"S1": a2.path}
 
 
 # --------------------------------------------------------------------------- prediction
@@ -256,11 +258,11 @@ def test_predict_spots_uses_each_spots_child(linear, tmp_path):
         FEATURES[0]: np.concatenate([lin_phase(p, t, 0.3, 1.05), lin_phase(p, t, -0.2, 0.97), lin_phase(p, t)]),
         FEATURES[1]: np.tile(t, 3),
     })
-    out = A.predict_spots(parent_dir, df)
+    out = load_model(parent_dir).predict_frame(df)
     assert list(out.columns) == [*df.columns, "o2_hPa_pred", "o2_hPa_std", "out_of_range", "adjusted"]
     assert out["adjusted"].tolist() == [True] * 6 + [False] * 3
     np.testing.assert_allclose(out["o2_hPa_pred"], np.tile(p, 3), atol=5e-3)  # each spot right
-    parent = E.load_model(parent_dir)
+    parent = load_model(parent_dir)
     np.testing.assert_allclose(out["o2_hPa_pred"][6:], parent.predict(df[6:]), rtol=0, atol=0)
 
 
@@ -278,24 +280,25 @@ def test_predict_file_with_spot_column_adds_adjusted(linear, tmp_path):
         f"A,{lin_phase(100.0, 20.0, 0.3, 1.05):.6f},20\n"
         f"C,{lin_phase(100.0, 20.0):.6f},20\n"
     )
-    summary = predict_file(E.load_model(parent_dir), readings, tmp_path / "out.csv")
+    summary = predict_file(load_model(parent_dir), readings, tmp_path / "out.csv")
     out = pd.read_csv(tmp_path / "out.csv")
     assert out["adjusted"].tolist() == [True, False]
     np.testing.assert_allclose(out["o2_hPa_pred"], [100.0, 100.0], atol=5e-3)
     assert summary["adjusted"] == 1 and summary["spot_models"] == {"A": child.version}
     assert summary["columns_added"][-1] == "adjusted"
-    # without the spot column nothing changes: the batch model for every row, no `adjusted`
+    # without the spot column: the batch model for every row, and `adjusted` says so
     readings.write_text(f"phase_5000hz_deg,temperature_degC\n{lin_phase(100.0, 20.0):.6f},20\n")
-    summary = predict_file(E.load_model(parent_dir), readings, tmp_path / "out2.csv")
-    assert "adjusted" not in pd.read_csv(tmp_path / "out2.csv").columns and "spot_models" not in summary
+    summary = predict_file(load_model(parent_dir), readings, tmp_path / "out2.csv")
+    assert pd.read_csv(tmp_path / "out2.csv")["adjusted"].tolist() == [False]
+    assert summary["adjusted"] == 0 and summary["spot_models"] == {}
 
 
 def test_prediction_with_children_stays_tensorflow_free(linear, tmp_path):
     parent_dir = copy_parent(linear, tmp_path)
     A.adjust_spots(parent_dir, write_ref(tmp_path / "ref.csv", lin_ref_rows("A", 0.3, 1.05)))
     code = (
-        "import sys, pandas as pd; from calib.adjust import predict_spots; "
-        f"out = predict_spots({str(parent_dir)!r}, pd.DataFrame({{'spot_id': ['A'], "
+        "import sys, pandas as pd; from calib import load_model; "
+        f"out = load_model({str(parent_dir)!r}).predict_frame(pd.DataFrame({{'spot_id': ['A'], "
         f"'phase_5000hz_deg': [{lin_phase(50.0, 20.0, 0.3, 1.05)}], 'temperature_degC': [20.0]}})); "
         "print(round(float(out['o2_hPa_pred'][0]), 2), bool(out['adjusted'][0]), "
         "any(m in sys.modules for m in ('tensorflow', 'keras')))"

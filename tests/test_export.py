@@ -19,7 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calib import export as E
+from calib.artifact import export as E
+
+from calib.artifact import store as S
+
+from calib.runtime import load_model
 from calib.errors import ArtifactError, ConfigError, IncompatibleArtifactError, IngestError, IntegrityError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,7 +106,7 @@ def artifact(trained, tmp_path_factory):
     )
 
 
-def copy_artifact(art: E.Artifact, tmp_path: Path) -> Path:
+def copy_artifact(art: S.Artifact, tmp_path: Path) -> Path:
     dst = tmp_path / "models" / art.name / art.version
     shutil.copytree(art.path, dst)
     return dst
@@ -112,17 +116,17 @@ def rewrite_sums(vdir: Path) -> None:
     """Recompute SHA256SUMS so that only the content checks can catch a change."""
     lines = []
     for p in sorted(vdir.rglob("*")):
-        if p.is_file() and p.name != E.SUMS_FILE:
+        if p.is_file() and p.name != S.SUMS_FILE:
             rel = p.relative_to(vdir).as_posix()
             lines.append(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {rel}\n")
-    (vdir / E.SUMS_FILE).write_text("".join(lines))
+    (vdir / S.SUMS_FILE).write_text("".join(lines))
 
 
 # --------------------------------------------------------------------------- round trip
 def test_onnx_predictions_equal_keras(trained, artifact):
     from calib.model import predict
 
-    m = E.load_model(artifact.path)
+    m = load_model(artifact.path)
     expected = predict(trained["final"], trained["x_new"])
     got = m.predict(trained["x_new"])
     assert got.shape == (500,)
@@ -133,7 +137,7 @@ def test_onnx_predictions_equal_keras(trained, artifact):
 def test_std_output_equals_numpy_std_of_fold_models(trained, artifact):
     from calib.model import predict
 
-    m = E.load_model(artifact.path)
+    m = load_model(artifact.path)
     pred, std = m.predict(trained["x_new"], return_std=True)
     folds = np.stack([predict(f, trained["x_new"]) for f in trained["folds"]], axis=1)
     np.testing.assert_allclose(std, folds.std(axis=1), rtol=1e-4, atol=5e-5)
@@ -144,7 +148,7 @@ def test_std_output_equals_numpy_std_of_fold_models(trained, artifact):
 def test_dataframe_by_source_name_converts_kelvin(trained, artifact):
     import pandas as pd
 
-    m = E.load_model(artifact.path)
+    m = load_model(artifact.path)
     x = trained["x_new"]
     by_name = pd.DataFrame({"temp_degC": x[:, 1], "phase_deg": x[:, 0]})
     by_source = pd.DataFrame({"note": "x", "temp_K": x[:, 1] + 273.15, "phase_deg": x[:, 0]})
@@ -155,7 +159,7 @@ def test_dataframe_by_source_name_converts_kelvin(trained, artifact):
 def test_predict_frame_adds_columns_and_flags_out_of_range(trained, artifact):
     import pandas as pd
 
-    m = E.load_model(artifact.path)
+    m = load_model(artifact.path)
     lo, hi = m.lower, m.upper
     df = pd.DataFrame(
         {"phase_deg": [lo[0], hi[0] + 1.0, (lo[0] + hi[0]) / 2], "temp_degC": [lo[1], 20.0, hi[1]]},
@@ -168,7 +172,7 @@ def test_predict_frame_adds_columns_and_flags_out_of_range(trained, artifact):
 
 
 def test_non_finite_reading_is_refused(artifact):
-    m = E.load_model(artifact.path)
+    m = load_model(artifact.path)
     with pytest.raises(IngestError, match=r"row 1 \(0-based\), column temp_degC: nan is not a finite"):
         m.predict(np.array([[30.0, 20.0], [30.0, np.nan]]))
 
@@ -176,7 +180,7 @@ def test_non_finite_reading_is_refused(artifact):
 def test_missing_feature_column_is_named(artifact):
     import pandas as pd
 
-    m = E.load_model(artifact.path)
+    m = load_model(artifact.path)
     with pytest.raises(IngestError, match=r"missing column 'phase_deg' \(feature in deg\); did you mean 'phase_dg'"):
         m.predict(pd.DataFrame({"phase_dg": [30.0], "temp_degC": [20.0]}))
 
@@ -268,11 +272,11 @@ def test_versions_bump_minor_then_major_and_never_overwrite(trained, tmp_path):
     a3 = E.export_artifact(tmp_path, "foil", model=trained["final"], metadata=changed)
     a4 = E.export_artifact(tmp_path, "foil", model=trained["final"], metadata=changed)
     assert [a.version for a in (a1, a2, a3, a4)] == ["1.0.0", "1.1.0", "2.0.0", "2.1.0"]
-    assert E.list_versions(tmp_path / "foil") == ["1.0.0", "1.1.0", "2.0.0", "2.1.0"]
+    assert S.list_versions(tmp_path / "foil") == ["1.0.0", "1.1.0", "2.0.0", "2.1.0"]
     first = json.loads((tmp_path / "foil" / "1.0.0" / "calibration.json").read_text())
     assert first["model_id"] == a1.metadata["model_id"] != a2.metadata["model_id"]
-    assert E.load_model(tmp_path / "foil").version == "2.1.0"
-    assert E.list_artifacts(tmp_path) == {"foil": ["1.0.0", "1.1.0", "2.0.0", "2.1.0"]}
+    assert load_model(tmp_path / "foil").version == "2.1.0"
+    assert S.list_artifacts(tmp_path) == {"foil": ["1.0.0", "1.1.0", "2.0.0", "2.1.0"]}
 
 
 def test_target_unit_change_is_a_major_bump(trained, tmp_path):
@@ -286,7 +290,7 @@ def test_concurrent_exports_get_distinct_versions(trained, tmp_path, monkeypatch
     # both exports compute the next version before either renames its folder into place
     barrier = threading.Barrier(2)
     local = threading.local()
-    original = E._next_version
+    original = S._next_version
 
     def racing(name_dir, signature):
         version = original(name_dir, signature)
@@ -295,7 +299,7 @@ def test_concurrent_exports_get_distinct_versions(trained, tmp_path, monkeypatch
             barrier.wait(timeout=120)
         return version
 
-    monkeypatch.setattr(E, "_next_version", racing)
+    monkeypatch.setattr(S, "_next_version", racing)
     results, errors = [], []
 
     def run():
@@ -312,7 +316,7 @@ def test_concurrent_exports_get_distinct_versions(trained, tmp_path, monkeypatch
     assert not errors
     assert sorted(a.version for a in results) == ["1.0.0", "1.1.0"]
     for a in results:  # each folder holds its own, consistent version
-        assert E.load_model(a.path).version == a.path.name == a.version
+        assert load_model(a.path).version == a.path.name == a.version
     assert len({a.metadata["model_id"] for a in results}) == 2
     assert not [p for p in (tmp_path / "foil").iterdir() if p.name.startswith(".tmp-")]
 
@@ -321,7 +325,7 @@ def test_crash_mid_build_leaves_no_half_artifact(trained, tmp_path, monkeypatch)
     def boom(*args, **kwargs):
         raise RuntimeError("simulated crash while writing the model card")
 
-    monkeypatch.setattr(E, "_model_card", boom)
+    monkeypatch.setattr(E, "model_card", boom)
     with pytest.raises(RuntimeError, match="simulated crash"):
         E.export_artifact(tmp_path, "foil", model=trained["final"], metadata=trained["meta"])
     assert list((tmp_path / "foil").iterdir()) == []
@@ -336,11 +340,11 @@ def test_stale_tmp_is_ignored_then_cleaned(trained, artifact, tmp_path):
         (d / "model.onnx").write_bytes(b"half")
     past = time.time() - 2 * 3600
     os.utime(old, (past, past))
-    assert E.list_versions(name_dir) == ["1.0.0"]
-    assert E.load_model(name_dir).path == vdir
+    assert S.list_versions(name_dir) == ["1.0.0"]
+    assert load_model(name_dir).path == vdir
     E.export_artifact(tmp_path / "models", "foil-A", model=trained["final"], metadata=trained["meta"])
     assert not old.exists() and fresh.exists()
-    assert E.list_versions(name_dir) == ["1.0.0", "1.1.0"]
+    assert S.list_versions(name_dir) == ["1.0.0", "1.1.0"]
 
 
 # --------------------------------------------------------------------------- write errors
@@ -355,7 +359,7 @@ def test_os_errors_become_artifact_errors(trained, tmp_path, monkeypatch, err, m
     def fail(folder):
         raise OSError(err, os.strerror(err), str(folder / "SHA256SUMS"))
 
-    monkeypatch.setattr(E, "_write_sums", fail)
+    monkeypatch.setattr(S, "_write_sums", fail)
     with pytest.raises(ArtifactError, match=message):
         E.export_artifact(tmp_path, "foil", model=trained["final"], metadata=trained["meta"])
     assert list((tmp_path / "foil").iterdir()) == []
@@ -429,7 +433,7 @@ def test_export_validation(trained, tmp_path, change, match):
 
 # --------------------------------------------------------------------------- verification
 def test_verify_passes_on_a_fresh_artifact(artifact):
-    v = E.load_model(artifact.path).verify()
+    v = load_model(artifact.path).verify()
     assert v["ok"] and v["version"] == "1.0.0" and "report.html" in v["files"]
 
 
@@ -439,28 +443,28 @@ def test_one_flipped_byte_in_onnx_is_an_integrity_error(artifact, tmp_path):
     data[len(data) // 2] ^= 0x01
     (vdir / "model.onnx").write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match="checksum mismatch for model.onnx"):
-        E.load_model(vdir)
+        load_model(vdir)
 
 
 def test_unlisted_extra_file_is_refused(artifact, tmp_path):
     vdir = copy_artifact(artifact, tmp_path)
     (vdir / "notes.txt").write_text("added later")
     with pytest.raises(IntegrityError, match="unlisted file notes.txt"):
-        E.load_model(vdir)
+        load_model(vdir)
 
 
 def test_missing_file_is_refused(artifact, tmp_path):
     vdir = copy_artifact(artifact, tmp_path)
     (vdir / "model.keras").unlink()
     with pytest.raises(IntegrityError, match="missing file model.keras"):
-        E.load_model(vdir)
+        load_model(vdir)
 
 
 def test_missing_checksum_list_is_refused(artifact, tmp_path):
     vdir = copy_artifact(artifact, tmp_path)
     (vdir / "SHA256SUMS").unlink()
     with pytest.raises(IntegrityError, match="missing file SHA256SUMS"):
-        E.load_model(vdir)
+        load_model(vdir)
 
 
 def test_newer_schema_major_is_incompatible(artifact, tmp_path):
@@ -470,7 +474,7 @@ def test_newer_schema_major_is_incompatible(artifact, tmp_path):
     (vdir / "calibration.json").write_text(json.dumps(meta))
     rewrite_sums(vdir)
     with pytest.raises(IncompatibleArtifactError, match="schema_version 2.0 is newer"):
-        E.load_model(vdir)
+        load_model(vdir)
 
 
 def test_newer_schema_minor_is_accepted(artifact, tmp_path):
@@ -479,7 +483,7 @@ def test_newer_schema_minor_is_accepted(artifact, tmp_path):
     meta["schema_version"] = "1.7"
     (vdir / "calibration.json").write_text(json.dumps(meta))
     rewrite_sums(vdir)
-    assert E.load_model(vdir).version == "1.0.0"
+    assert load_model(vdir).version == "1.0.0"
 
 
 @pytest.mark.parametrize(
@@ -495,7 +499,7 @@ def test_pickles_inside_are_refused(artifact, tmp_path, name, content, match):
     (vdir / name).write_bytes(content)
     rewrite_sums(vdir)  # listed: only the pickle rule can catch it
     with pytest.raises(ArtifactError, match=match):
-        E.load_model(vdir)
+        load_model(vdir)
 
 
 def test_object_npy_is_refused(artifact, tmp_path):
@@ -503,14 +507,14 @@ def test_object_npy_is_refused(artifact, tmp_path):
     np.save(vdir / "extra.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     rewrite_sums(vdir)
     with pytest.raises(ArtifactError, match="array of Python objects"):
-        E.load_model(vdir)
+        load_model(vdir)
 
 
 def test_plain_npy_is_accepted(artifact, tmp_path):
     vdir = copy_artifact(artifact, tmp_path)
     np.save(vdir / "extra.npy", np.arange(3.0))
     rewrite_sums(vdir)
-    assert E.load_model(vdir).version == "1.0.0"
+    assert load_model(vdir).version == "1.0.0"
 
 
 def test_keras_file_with_lambda_layer_is_refused(artifact, tmp_path):
@@ -522,7 +526,7 @@ def test_keras_file_with_lambda_layer_is_refused(artifact, tmp_path):
     keras.Model(inp, out).save(vdir / "model.keras")
     rewrite_sums(vdir)  # checksums agree: only the Lambda check can catch it
     with pytest.raises(ArtifactError, match="is a Lambda layer"):
-        E.load_model(vdir)
+        load_model(vdir)
 
 
 def test_keras_file_with_foreign_module_is_refused(artifact, tmp_path):
@@ -538,18 +542,18 @@ def test_keras_file_with_foreign_module_is_refused(artifact, tmp_path):
             zf.writestr(n, b)
     rewrite_sums(vdir)
     with pytest.raises(ArtifactError, match="module 'evil_pkg.layers', which is not part of Keras"):
-        E.load_model(vdir)
+        load_model(vdir)
 
 
 def test_no_artifact_at_path(tmp_path):
     with pytest.raises(ArtifactError, match="not an artifact"):
-        E.load_model(tmp_path)
+        load_model(tmp_path)
 
 
 def test_threads_must_be_positive(artifact):
     with pytest.raises(ConfigError, match="threads >= 1 must hold"):
-        E.load_model(artifact.path, threads=0)
-    assert E.load_model(artifact.path, threads=1).predict([30.0, 20.0]).shape == (1,)
+        load_model(artifact.path, threads=0)
+    assert load_model(artifact.path, threads=1).predict([30.0, 20.0]).shape == (1,)
 
 
 # --------------------------------------------------------------------------- no TensorFlow
@@ -561,7 +565,7 @@ def test_load_model_does_not_import_tensorflow(trained, artifact, tmp_path):
     code = (
         "import json, sys\n"
         "import numpy as np\n"
-        "from calib.export import load_model\n"
+        "from calib.runtime import load_model\n"
         f"m = load_model({str(artifact.path.parent)!r})\n"
         f"p, s = m.predict(np.load({str(x_file)!r}), return_std=True)\n"
         "print(json.dumps({'tf': 'tensorflow' in sys.modules, 'keras': 'keras' in sys.modules,"

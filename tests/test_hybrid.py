@@ -8,7 +8,7 @@ import pytest
 from calib.baseline import fit_baseline
 from calib.hybrid import fit_member, predict_member
 from calib.model import ModelConfig, export_onnx
-from calib.physics_onnx import attach_physics
+from calib.artifact.physics_graph import attach_physics
 
 NAMES = ["phase_5000hz_deg", "temperature_degC"]
 UNITS = ["deg", "degC"]
@@ -152,7 +152,8 @@ def test_sbe63_in_onnx_equals_python(tmp_path):
 
 
 def test_hybrid_member_exports_into_one_artifact(tmp_path, data):
-    from calib.export import export_artifact, load_model
+    from calib.artifact.export import export_artifact
+    from calib.runtime import load_model
 
     xtr, ytr, xte, _ = data
     kw = dict(feature_names=NAMES, feature_units=UNITS, target_unit="hPa")

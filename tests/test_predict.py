@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from calib.errors import ConfigError, IngestError
-from calib.export import describe_dataset, export_artifact, load_model
+from calib.artifact.export import describe_dataset, export_artifact
+from calib.runtime import load_model
 from calib.predict import format_inspection, inspect_artifact, predict_file
 
 HEADER = "spot_id,phase_5000hz_deg,temperature_degC,o2_hPa,o2_umol_per_L,comment"

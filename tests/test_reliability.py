@@ -213,7 +213,7 @@ def test_output_equal_to_input_is_refused(art, tmp_path, how):
 # =========================================================================== SIGKILL during export
 EXPORT_CHILD = r"""
 import sys
-from calib.export import export_artifact
+from calib.artifact.export import export_artifact
 from calib.model import ModelConfig, build_model
 from calib.scaling import Scaler
 models_dir, name = sys.argv[1], sys.argv[2]
@@ -267,7 +267,9 @@ def _export_children_killed(models: Path, name: str, delays: list[float]) -> lis
 
 @pytest.mark.slow
 def test_sigkill_during_export_leaves_only_complete_versions(tmp_path):
-    from calib import export as E
+    from calib.artifact import export as E
+    from calib.artifact import store as S
+    from calib.runtime import load_model
 
     models, name = tmp_path / "models", "foil"
     rng = random.Random(7)
@@ -276,22 +278,22 @@ def test_sigkill_during_export_leaves_only_complete_versions(tmp_path):
 
     name_dir = models / name
     entries = sorted(p.name for p in name_dir.iterdir())
-    tmps = [e for e in entries if e.startswith(E.TMP_PREFIX)]
-    versions = [e for e in entries if not e.startswith(E.TMP_PREFIX)]
+    tmps = [e for e in entries if e.startswith(S.TMP_PREFIX)]
+    versions = [e for e in entries if not e.startswith(S.TMP_PREFIX)]
     assert all(re.fullmatch(r"\d+\.\d+\.\d+", v) and (name_dir / v).is_dir() for v in versions), entries
     assert tmps, f"no kill landed inside an export (delays {delays}, exported {reported})"
     assert set(reported) <= set(versions)
-    assert E.list_versions(name_dir) == sorted(versions, key=lambda v: tuple(map(int, v.split("."))))
-    assert E.list_artifacts(models) == ({name: E.list_versions(name_dir)} if versions else {})
+    assert S.list_versions(name_dir) == sorted(versions, key=lambda v: tuple(map(int, v.split("."))))
+    assert S.list_artifacts(models) == ({name: S.list_versions(name_dir)} if versions else {})
     for v in versions:  # every version folder is complete: SHA256SUMS lists and matches every file
-        assert E.verify_artifact(name_dir / v)["ok"]
-        m = E.load_model(name_dir / v)
+        assert S.verify_artifact(name_dir / v)["ok"]
+        m = load_model(name_dir / v)
         assert m.version == v and np.isfinite(m.predict([[45.0, 20.0]])).all()
     if versions:
-        assert E.load_model(name_dir).version == E.list_versions(name_dir)[-1]
+        assert load_model(name_dir).version == S.list_versions(name_dir)[-1]
 
     # the crashed exports' .tmp-* folders are ignored above and removed by the next export once stale
-    past = time.time() - 2 * E.STALE_TMP_SECONDS
+    past = time.time() - 2 * S.STALE_TMP_SECONDS
     for t in tmps:
         os.utime(name_dir / t, (past, past))
     from calib.model import ModelConfig, build_model
@@ -304,9 +306,9 @@ def test_sigkill_during_export_leaves_only_complete_versions(tmp_path):
                                   "target": {"name": "o2_hPa", "unit": "hPa", "min": 0.0, "max": 300.0},
                                   "hyperparameters": cfg.to_dict(),
                                   "data": {"file": "x.csv", "sha256": "0" * 64, "rows": 10}}))
-    a = E.export_artifact(models, name, model=model, metadata=meta, report=False)
-    assert not [p for p in name_dir.iterdir() if p.name.startswith(E.TMP_PREFIX)]
-    assert E.list_versions(name_dir)[-1] == a.version and E.verify_artifact(a.path)["ok"]
+    a = E.export_artifact(models, name, model=model, metadata=meta, report=None)
+    assert not [p for p in name_dir.iterdir() if p.name.startswith(S.TMP_PREFIX)]
+    assert S.list_versions(name_dir)[-1] == a.version and S.verify_artifact(a.path)["ok"]
 
 
 # =========================================================================== SIGKILL during predict
@@ -449,7 +451,9 @@ def _tiny_export_inputs():
     pytest.param("rename-enospc", "no space left on the device", id="disk-full-at-rename"),
 ])
 def test_export_write_errors_are_one_artifact_error(tmp_path, monkeypatch, fault, message):
-    from calib import export as E
+    from calib.artifact import export as E
+    from calib.artifact import store as S
+    from calib.runtime import load_model
     from calib.errors import ArtifactError, CalibError
 
     model, meta = _tiny_export_inputs()
@@ -470,7 +474,7 @@ def test_export_write_errors_are_one_artifact_error(tmp_path, monkeypatch, fault
     text = str(info.value)
     assert "\n" not in text and text.startswith(f"cannot write artifact 'foil' in {models}") and message in text
     monkeypatch.undo()
-    assert E.list_artifacts(models) == {}
+    assert S.list_artifacts(models) == {}
     assert [p for p in models.rglob("*") if p.is_file()] == []  # the temporary folder is gone too
 
 
@@ -484,7 +488,9 @@ def _mount_tmpfs(where: Path, size: str) -> bool:
 
 def test_real_full_and_read_only_filesystem(art, tmp_path):
     """On a real 32 KiB tmpfs (root only; skipped elsewhere: the monkeypatched tests above run everywhere)."""
-    from calib import export as E
+    from calib.artifact import export as E
+    from calib.artifact import store as S
+    from calib.runtime import load_model
     from calib.errors import ArtifactError
 
     fs = tmp_path / "fs"
@@ -683,7 +689,7 @@ tf.keras.models.load_model(p); pd.read_pickle(p); keras.config.enable_unsafe_des
     good = """
 import numpy as np
 import keras
-from calib.export import load_model
+from calib.runtime import load_model
 np.load(p); np.load(p, allow_pickle=False)
 keras.models.load_model(p, safe_mode=True, compile=False)
 load_model("models/foil")

@@ -14,7 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calib import export as E
+from calib.artifact import export as E
+
+from calib.artifact import store as S
+
+from calib.runtime import load_model
 from calib import report as R
 from calib.errors import ConfigError, IntegrityError
 
@@ -111,7 +115,7 @@ def built(tmp_path_factory):
     test["o2_hPa_pred"] = test["o2_hPa"] + offset
     test["o2_hPa_std"] = 0.5
     art = E.export_artifact(root / "models", "foil-R", model=model, metadata=meta,
-                            extra_files={"test_predictions.csv": test.to_csv(index=False)})
+                            extra_files={"test_predictions.csv": test.to_csv(index=False)}, report=R.artifact_report)
     return {"root": root, "ds": ds, "journal": journal, "sweep": sweep_res, "art": art, "model": model,
             "meta": meta, "test": test, "offset": offset}
 
@@ -131,7 +135,7 @@ def test_export_writes_report_covered_by_checksums(built):
     assert _sections(html_text) == list(R.SECTION_IDS)
     sums = dict(line.split("  ", 1)[::-1] for line in (art.path / "SHA256SUMS").read_text().splitlines())
     assert "report.html" in sums and "test_predictions.csv" in sums
-    assert E.verify_artifact(art.path)["ok"]
+    assert S.verify_artifact(art.path)["ok"]
     assert "`report.html`" in (art.path / "MODEL_CARD.md").read_text()
     # the report was drawn from the final metadata: version and model id are in it
     assert f"foil-R {art.version}" in html_text and art.metadata["model_id"] in html_text
@@ -311,17 +315,17 @@ def test_missing_source(tmp_path):
 # --------------------------------------------------------------------------- export hook
 def test_export_report_off_and_failure(built, tmp_path, monkeypatch):
     meta = {k: v for k, v in built["meta"].items()}
-    off = E.export_artifact(tmp_path, "foil-off", model=built["model"], metadata=meta, report=False)
-    assert not (off.path / "report.html").exists() and E.verify_artifact(off.path)["ok"]
+    off = E.export_artifact(tmp_path, "foil-off", model=built["model"], metadata=meta, report=None)
+    assert not (off.path / "report.html").exists() and S.verify_artifact(off.path)["ok"]
 
     def boom(*a, **k):
         raise ValueError("no <fonts> here")
 
     monkeypatch.setattr(R, "render_report", boom)
-    bad = E.export_artifact(tmp_path, "foil-bad", model=built["model"], metadata=meta)
+    bad = E.export_artifact(tmp_path, "foil-bad", model=built["model"], metadata=meta, report=R.artifact_report)
     text = (bad.path / "report.html").read_text(encoding="utf-8")
     assert "could not be drawn: ValueError: no &lt;fonts&gt; here" in text
-    assert E.verify_artifact(bad.path)["ok"]
+    assert S.verify_artifact(bad.path)["ok"]
 
 
 # --------------------------------------------------------------------------- real browser

@@ -15,12 +15,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calib import adjust as A
-from calib import export as E
+from calib.spots import child as A
+from calib.artifact import export as E
+from calib.artifact import store as S
+from calib.runtime import load_model
 from calib.config import DataSpec, config_from_dict
 from calib.errors import ArtifactError, ConfigError, IngestError
 from calib.ingest import load_dataset
-from calib.spotnorm import SpotNormalisation, SpotReference, fit_normalisation, spot_anchors
+from calib.spots.normalise import SpotNormalisation, SpotReference, fit_normalisation, spot_anchors
 
 REF = SpotReference(temperature_degC=22.5, air=212.0)
 SPEC = DataSpec(features=("phase_5000hz_deg", "temperature_degC"), target="o2_hPa", group="spot_id")
@@ -216,7 +218,7 @@ def calibrated(tmp_path_factory):
 
 def test_calibrate_exports_the_normalisation(calibrated):
     run, df = calibrated["run"], calibrated["df"]
-    meta = E.read_metadata(run.artifact.path)
+    meta = S.read_metadata(run.artifact.path)
     d = meta["spot_normalisation"]
     assert d["mapped"] == FEATURES[:2] and d["reference"]["air"] == 212.0
     test_spots = set(meta["test"]["groups"])
@@ -235,12 +237,12 @@ def test_spot_map_children_equal_the_python_side_and_the_main_job(calibrated):
     run, df = calibrated["run"], calibrated["df"]
     res = A.adjust_spots(run.artifact.path, calibrated["ref"])
     assert res.method == "spot_map" and len(res.artifacts) == 5
-    parent = E.load_model(run.artifact.path)
+    parent = load_model(run.artifact.path)
     norm = SpotNormalisation.from_dict(parent.metadata["spot_normalisation"])
     test_spot = parent.metadata["test"]["groups"][0]
     tp = pd.read_csv(run.artifact.path / "test_predictions.csv")
     for adj, art in zip(res.adjustments, res.artifacts):
-        child = E.load_model(art.path)
+        child = load_model(art.path)
         x = df.loc[df.spot_id == adj.spot_id, FEATURES].to_numpy()
         got = child.predict(x)
         np.testing.assert_allclose(got, adj.apply(parent, x), rtol=0, atol=1e-4)
@@ -251,18 +253,22 @@ def test_spot_map_children_equal_the_python_side_and_the_main_job(calibrated):
         b0, b1 = np.r_[norm.b0, 0.0], np.r_[norm.b1, 0.0]
         xm = x.copy()
         xm[:, :2] = b0[:2] + (x[:, :2] - r0[:2]) * (b1[:2] - b0[:2]) / (r1[:2] - r0[:2])
-        np.testing.assert_allclose(got, parent.predict(xm), rtol=0, atol=2e-3)
-        assert np.abs(got - parent.predict(x)).max() > 0.1  # the map does something
+        graph = lambda a: parent.predict_graph(parent.as_array(a))[0]  # noqa: E731 - the parent's own graph
+        np.testing.assert_allclose(got, graph(xm), rtol=0, atol=2e-3)
+        assert np.abs(got - graph(x)).max() > 0.1  # the map does something
+        with pytest.raises(ConfigError, match="spot-normalised phases .* cannot be adjusted"):
+            parent.predict(x)  # no flag to return: refused
+        np.testing.assert_allclose(parent.predict(x, spots=[adj.spot_id] * len(x)), got, rtol=0, atol=0)
         if adj.spot_id == test_spot:  # the main job normalised the test spot with the same anchors
             np.testing.assert_allclose(got, tp["o2_hPa_pred"], rtol=0, atol=2e-3)
-    meta = E.read_metadata(res.artifacts[0].path)
+    meta = S.read_metadata(res.artifacts[0].path)
     a = meta["spot_adjustment"]
     assert a["method"] == "spot_map" and a["formula"] == "target = batch(readings * input_scale + input_add)"
     assert set(a["normalisation"]) == {"mapped", "b0", "b1", "r0", "r1", "reference"}
     assert "spot_normalisation" not in meta and a["input_scale"]["temperature_degC"] == 1.0
     k = keras.models.load_model(res.artifacts[0].path / "model.keras", safe_mode=True)
     x0 = df.loc[df.spot_id == res.adjustments[0].spot_id, FEATURES].to_numpy(np.float32)
-    np.testing.assert_allclose(np.asarray(k(x0))[:, 0], E.load_model(res.artifacts[0].path).predict(x0),
+    np.testing.assert_allclose(np.asarray(k(x0))[:, 0], load_model(res.artifacts[0].path).predict(x0),
                                rtol=1e-5, atol=1e-3)
 
 
@@ -280,11 +286,12 @@ def test_predict_applies_spot_map_children_by_spot(calibrated, tmp_path):
     readings = pd.concat([readings, extra], ignore_index=True)
     path = tmp_path / "readings.csv"
     readings.to_csv(path, index=False)
-    parent = E.load_model(parent_dir)
+    parent = load_model(parent_dir)
     # before any check: every row is predicted on raw readings and marked as not adjusted
     predict_file(parent, path, tmp_path / "before.csv")
     before = pd.read_csv(tmp_path / "before.csv")
     assert len(before) == len(readings) and not before["adjusted"].any()
+    assert before["out_of_range"].all()  # a spot-normalised model cannot vouch for unchecked spots
     readings[FEATURES].to_csv(tmp_path / "no_spot.csv", index=False)  # no spot column: the same
     predict_file(parent, tmp_path / "no_spot.csv", tmp_path / "no_spot_out.csv")
     assert not pd.read_csv(tmp_path / "no_spot_out.csv")["adjusted"].any()
@@ -298,13 +305,14 @@ def test_predict_applies_spot_map_children_by_spot(calibrated, tmp_path):
         np.testing.assert_allclose(out.loc[m, "o2_hPa_pred"], adj.apply(parent, readings.loc[m, FEATURES]),
                                    rtol=0, atol=1e-4)
     s99 = (readings.spot_id == "S99").to_numpy()
-    np.testing.assert_allclose(out.loc[s99, "o2_hPa_pred"], parent.predict(readings.loc[s99, FEATURES]),
-                               rtol=0, atol=1e-4)
+    raw = parent.predict_graph(parent.as_array(readings.loc[s99, FEATURES]))[0]
+    np.testing.assert_allclose(out.loc[s99, "o2_hPa_pred"], raw, rtol=0, atol=1e-4)
+    assert out.loc[~out["adjusted"], "out_of_range"].all()  # every unchecked spot is flagged
     # the checked spot is closer to the reference than the unchecked copy of its own readings
     s01 = (readings.spot_id == "S01").to_numpy()
     err = lambda m: float(np.abs(out.loc[m, "o2_hPa_pred"] - out.loc[m, "o2_hPa"]).mean())  # noqa: E731
     assert err(s01) < err(s99)
-    frame = A.predict_spots(parent_dir, readings[["spot_id", *FEATURES]])
+    frame = parent.predict_frame(readings[["spot_id", *FEATURES]])
     assert frame["adjusted"].tolist() == readings.spot_id.isin(["S01", "S02"]).tolist()
 
 

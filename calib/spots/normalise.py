@@ -18,7 +18,7 @@ corrected by that check:
    so that every spot reads exactly ``B0`` at its zero anchor and ``B1`` at its air anchor.
 
 The network is trained on ``x'``. A new spot is normalised with its *own* anchors, from its own
-two-point check (:mod:`calib.adjust`, method ``spot_map``, folds the map into the spot's
+two-point check (:mod:`calib.spots`, method ``spot_map``, folds the map into the spot's
 child ONNX graph). On the bundled simulated batch (12 spots, 3 rotations of 4 held-out spots,
 held-out spots' rows other than the reference rows) the held-out MAE falls from 3.2 hPa (batch
 network on raw phases) to about 0.7 hPa (see ``benchmarks/spot_adjust.py``).
@@ -54,7 +54,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ArtifactError, ConfigError, IngestError
+from ..errors import ArtifactError, ConfigError, IngestError
 
 __all__ = [
     "PHASE_UNITS",
@@ -72,7 +72,7 @@ PHASE_UNITS = ("deg", "us")
 SCALE_RANGE = (0.5, 2.0)
 #: Key of the normalisation in ``calibration.json``.
 META_KEY = "spot_normalisation"
-_FORMAT = "calib.spotnorm"
+_FORMAT = "calib.spotnorm"  # the format name in calibration.json (stable; the module moved)
 _VERSION = 1
 _FORMULA = "x' = b0 + (x - r0) * (b1 - b0) / (r1 - r0) for each mapped input; other inputs unchanged"
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ArtifactError
+from ..errors import ArtifactError
 
 __all__ = ["attach_physics", "physics_graph"]
 

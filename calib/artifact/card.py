@@ -1,0 +1,159 @@
+"""``MODEL_CARD.md`` of an artifact: intended use, inputs and ranges, data, metrics, limits.
+
+:func:`model_card` renders the card from an artifact's final metadata; spot children add a
+section of their own (:mod:`calib.spots`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from .store import INPUT_NAME, KERAS_FILE, ONNX_FILE, REQUIRED_FILES, SUMS_FILE
+
+__all__ = ["model_card"]
+
+
+def _fmt_num(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, (int, float)):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def _flat_metrics(obj: Any, prefix: str = "", limit: int = 24) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+
+    def walk(o: Any, p: str) -> None:
+        if len(out) >= limit:
+            return
+        if isinstance(o, dict):
+            for k, v in o.items():
+                walk(v, f"{p}.{k}" if p else str(k))
+        elif isinstance(o, (int, float, str)) or o is None:
+            out.append((p, o))
+
+    walk(obj, prefix)
+    return out
+
+
+def _metrics_section(meta: Mapping[str, Any], unit: str) -> list[str]:
+    lines = ["## Metrics", "", f"Errors are in the target's unit ({unit}); ELA is the share within the tolerance.", ""]
+    cv = meta.get("cv")
+    summary = cv.get("summary") if isinstance(cv, dict) else None
+    if isinstance(summary, dict) and isinstance(summary.get("val"), dict):
+        n = cv.get("n_folds") or len(cv.get("folds") or []) or "k"
+        lines += [f"**{n}-fold cross-validation** (mean +/- std over folds):", "",
+                  "| metric | network (validation) | network (train) | baseline (validation) |",
+                  "|---|---|---|---|"]
+        for m in ("mae", "rmse", "max_abs", "r2", "ela"):
+            cells = []
+            for which in ("val", "train", "baseline_val"):
+                s = (summary.get(which) or {}).get(m)
+                if isinstance(s, dict) and s.get("mean") is not None:
+                    cells.append(f"{_fmt_num(s['mean'])} +/- {_fmt_num(s.get('std'))}")
+                else:
+                    cells.append("-")
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+    elif cv:
+        lines += ["**Cross-validation:**", ""] + [f"- {k}: {_fmt_num(v)}" for k, v in _flat_metrics(cv)] + [""]
+    else:
+        lines += ["Cross-validation: not recorded.", ""]
+    for key, title in (("test", "Test set (touched once)"), ("baseline", "Classical baseline")):
+        v = meta.get(key)
+        if v:
+            lines += [f"**{title}:** " + ", ".join(f"{k} = {_fmt_num(x)}" for k, x in _flat_metrics(v)), ""]
+        else:
+            lines += [f"{title}: not recorded.", ""]
+    return lines
+
+
+def _noise_floor(meta: Mapping[str, Any]) -> Any:
+    if meta.get("noise_floor") is not None:
+        return meta["noise_floor"]
+    cv = meta.get("cv")
+    if isinstance(cv, dict) and isinstance(cv.get("diagnosis"), dict):
+        return cv["diagnosis"].get("noise_floor")
+    return None
+
+
+def model_card(meta: Mapping[str, Any], extra_names: Sequence[str]) -> bytes:
+    t = meta["target"]
+    unit = t["unit"]
+    feats = meta["features"]
+    outputs = meta["onnx"]["outputs"]
+    data = meta["data"]
+    aux = meta.get("aux_targets") or []
+    floor = _noise_floor(meta)
+    lines = [
+        f"# Calibration model `{meta['name']}` {meta['version']}",
+        "",
+        f"- Model id: `{meta['model_id']}`; created {meta['created_utc']} with calib "
+        f"{meta['versions'].get('calib')} (schema {meta['schema_version']}).",
+        f"- Predicts **{t['name']}** in **{unit}**"
+        + (f", with {', '.join(a['name'] + ' (' + a['unit'] + ')' for a in aux)}" if aux else "")
+        + f" from {len(feats)} reading(s) per row.",
+        "",
+        "## Intended use",
+        "",
+        "Converts readings of optical (luminescence) O2 sensors made from the calibrated foil batch "
+        "(the sensor spots of the data below) into the O2 level, for readings inside the calibrated "
+        "ranges. It is not validated for other foil batches, other instruments, or readings outside "
+        "those ranges; recalibrate or re-validate before such use.",
+        "",
+        "- Python without TensorFlow: `calib.load_model(path).predict(df)`, or `calib predict`.",
+        f"- Any ONNX Runtime (C#, C++, Java, MATLAB, LabVIEW): `{ONNX_FILE}`, float32 input "
+        f"`{INPUT_NAME}` of shape [N, {len(feats)}] in the order below, in the units below; outputs "
+        + ", ".join(f"`{o}`" for o in outputs) + ".",
+        f"- Python with TensorFlow: `keras.models.load_model('{KERAS_FILE}', safe_mode=True)`.",
+        "",
+        "## Inputs (in this order) and calibrated ranges",
+        "",
+        "| # | input | unit | from column (unit) | min | max |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, f in enumerate(feats):
+        src = f"{f.get('source')} ({f.get('source_unit')})"
+        if f.get("frequency_hz"):
+            src += f", {_fmt_num(f['frequency_hz'])} Hz"
+        lines.append(f"| {i} | {f['name']} | {f['unit']} | {src} | {_fmt_num(f['min'])} | {_fmt_num(f['max'])} |")
+    lines += [
+        "",
+        f"Target range in training: {_fmt_num(t['min'])} to {_fmt_num(t['max'])} {unit}.",
+        "",
+        "## Data",
+        "",
+        f"- File `{data.get('file')}`, SHA-256 `{data.get('sha256')}`, {data.get('rows')} rows"
+        + (f" ({data['rows_used']} used to train the final model)" if data.get("rows_used") else "")
+        + (f", grouped by `{data['group']}`" if data.get("group") else "")
+        + ".",
+        "- Hyperparameters: " + ", ".join(f"{k}={_fmt_num(v) if not isinstance(v, list) else v}"
+                                          for k, v in meta["hyperparameters"].items()) + ".",
+        "",
+        *_metrics_section(meta, unit),
+        "## Limits",
+        "",
+        "- **Calibrated ranges.** Each input is only trusted inside the range seen in training "
+        "(table above, bounds inclusive), and only for combinations of inputs like those calibrated.",
+        f"- **Unit.** Predictions are in {unit}; inputs must be in the units above (calib converts "
+        "source units such as K or rad by column name; raw ONNX users must convert themselves).",
+        "- **Noise floor.** No model beats the noise of its inputs"
+        + (f": the estimated floor is {_fmt_num(floor)} {unit} (MAE)." if floor is not None else
+           " (no floor was estimated for this model)."),
+        "- **Out-of-range behaviour.** Outside the calibrated ranges the network extrapolates "
+        "silently and may be badly wrong; it is not clipped. `calib` flags such rows with "
+        "`out_of_range = True` (any input outside its range); the raw ONNX graph does not.",
+    ]
+    if len(outputs) > 1:
+        k = meta["onnx"].get("n_fold_models")
+        lines.append(
+            f"- **Spread.** `{outputs[1]}` is the standard deviation (ddof=0) of the predictions of "
+            f"the {k} cross-validation fold models: a model-spread indicator that grows where data "
+            "were sparse, not a measurement uncertainty (reference and input noise are not included)."
+        )
+    lines += ["", "## Files", ""]
+    for name in sorted({*REQUIRED_FILES, *extra_names}):
+        lines.append(f"- `{name}`")
+    lines += [f"- `{SUMS_FILE}` (check with `sha256sum -c {SUMS_FILE}`)", ""]
+    return "\n".join(lines).encode("utf-8")

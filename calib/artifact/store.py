@@ -1,0 +1,663 @@
+"""The artifact store: layout, versions, checksums, verification and atomic publication.
+
+An artifact is one folder::
+
+    models/<name>/<version>/
+        model.onnx        one ONNX graph: float32 input "readings" [N, n_features] in the
+                          order of calibration.json "features"; outputs "<target>" ([N], or
+                          [N, n_targets] with auxiliary targets) and, with fold models,
+                          "<target>_std" ([N], standard deviation across the fold models)
+        model.keras       the final Keras model (loads with keras.models.load_model(...,
+                          safe_mode=True)), for Python/TensorFlow users
+        calibration.json  schema_version, model_id, name, version, features with units and
+                          calibrated ranges, target, metrics, data checksum, versions, ...
+        MODEL_CARD.md     intended use, data, metrics, limits
+        report.html       self-contained HTML report (calib.report), when the exporter gives one
+        SHA256SUMS        ``sha256sum -c`` format, over every other file
+        (extra files)     e.g. test_predictions.csv, also listed in SHA256SUMS
+
+Versions are semantic and bump automatically: the first publication of a name is 1.0.0;
+the next one is a minor bump (1.1.0) when the features (names and units), the target and
+the auxiliary targets (name and unit) equal those of the latest version, else a major bump
+(2.0.0). A version folder is never overwritten: :func:`publish` builds it in
+``models/<name>/.tmp-<uuid>`` and renames it into place in one step; when a concurrent
+publication took the version meanwhile, the next version is computed again. A crash
+leaves only a ``.tmp-*`` folder, which loading and listing ignore and the next publication
+removes once it is older than an hour. Both :func:`calib.artifact.export_artifact` (batch
+models) and :mod:`calib.spots` (spot children) publish through this one function.
+
+:func:`verify_artifact` checks every file against ``SHA256SUMS`` before anything is
+parsed, and refuses pickles and Keras files with ``Lambda`` layers or non-Keras code. This
+module never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from ..errors import ArtifactError, ConfigError, IncompatibleArtifactError, IntegrityError
+from ..serial import json_bytes
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SUPPORTED_SCHEMA_MAJOR",
+    "INPUT_NAME",
+    "ONNX_FILE",
+    "KERAS_FILE",
+    "METADATA_FILE",
+    "CARD_FILE",
+    "SUMS_FILE",
+    "REPORT_FILE",
+    "REQUIRED_FILES",
+    "TMP_PREFIX",
+    "STALE_TMP_SECONDS",
+    "PICKLE_EXTENSIONS",
+    "MAX_JSON_BYTES",
+    "Artifact",
+    "check_name",
+    "semver_key",
+    "writing_artifact",
+    "list_versions",
+    "list_artifacts",
+    "resolve_artifact",
+    "check_integrity",
+    "parse_metadata",
+    "check_safe_files",
+    "check_keras_file",
+    "verify_artifact",
+    "read_metadata",
+    "software_versions",
+    "publish",
+]
+
+#: Schema of ``calibration.json`` written by this version of calib ("major.minor").
+SCHEMA_VERSION = "1.0"
+#: Newest schema major this version of calib reads.
+SUPPORTED_SCHEMA_MAJOR = 1
+#: Name of the ONNX graph's single input (same as ``calib.nn.ONNX_INPUT_NAME``).
+INPUT_NAME = "readings"
+
+ONNX_FILE = "model.onnx"
+KERAS_FILE = "model.keras"
+METADATA_FILE = "calibration.json"
+CARD_FILE = "MODEL_CARD.md"
+SUMS_FILE = "SHA256SUMS"
+REPORT_FILE = "report.html"
+#: Files every artifact has (besides SHA256SUMS).
+REQUIRED_FILES = (METADATA_FILE, ONNX_FILE, KERAS_FILE, CARD_FILE)
+TMP_PREFIX = ".tmp-"
+#: A ``.tmp-*`` folder older than this (s) is a crashed export and is removed.
+STALE_TMP_SECONDS = 3600.0
+#: File name endings of pickle-like files, never loaded nor written into an artifact.
+PICKLE_EXTENSIONS = (".pkl", ".pickle", ".joblib", ".dill", ".pck", ".cloudpickle")
+#: Largest ``calibration.json`` (or Keras ``config.json``) read, in bytes.
+MAX_JSON_BYTES = 64 << 20
+
+_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SHA_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
+
+
+# --------------------------------------------------------------------------- small helpers
+def check_name(name: Any) -> str:
+    """``name`` if it is a valid artifact name, else a ConfigError.
+
+    A name is 1-128 letters, digits, ``.``, ``_`` or ``-``, starting with a letter or digit.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(
+            "name must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, "
+            f"got name={name!r}"
+        )
+    return name
+
+
+def semver_key(version: str) -> tuple[int, int, int]:
+    m = _SEMVER.match(version)
+    if m is None:
+        raise ValueError(version)
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _os_message(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "the folder is read-only or not writable"
+    return exc.strerror or str(exc)
+
+
+@contextlib.contextmanager
+def writing_artifact(where: Path, name: str) -> Iterator[None]:
+    """Turn an OSError while writing an artifact into a one-line ArtifactError."""
+    try:
+        yield
+    except OSError as exc:
+        raise ArtifactError(
+            f"cannot write artifact {name!r} in {where}: {_os_message(exc)}"
+            + (f" ({exc.filename})" if exc.filename else "")
+        ) from None
+
+
+# --------------------------------------------------------------------------- listing
+def list_versions(name_dir: str | Path) -> list[str]:
+    """Versions of one artifact name, oldest first (semantic order).
+
+    Parameters
+    ----------
+    name_dir : str or Path
+        ``models/<name>``.
+
+    Returns
+    -------
+    list of str
+        Names of the sub-folders that are semantic versions (``1.2.0``); ``.tmp-*`` folders
+        of running or crashed exports and anything else are ignored. Empty when the folder
+        does not exist.
+    """
+    p = Path(name_dir)
+    if not p.is_dir():
+        return []
+    out = [e.name for e in p.iterdir() if _SEMVER.match(e.name) and e.is_dir()]
+    return sorted(out, key=semver_key)
+
+
+def list_artifacts(models_dir: str | Path) -> dict[str, list[str]]:
+    """All artifact names under ``models_dir`` with their versions (oldest first).
+
+    Names without any version folder (e.g. only a crashed ``.tmp-*``) are left out.
+    """
+    p = Path(models_dir)
+    if not p.is_dir():
+        return {}
+    out: dict[str, list[str]] = {}
+    for e in sorted(p.iterdir()):
+        if e.is_dir() and not e.name.startswith("."):
+            versions = list_versions(e)
+            if versions:
+                out[e.name] = versions
+    return out
+
+
+def resolve_artifact(path: str | Path) -> Path:
+    """The version folder that ``path`` designates.
+
+    Parameters
+    ----------
+    path : str or Path
+        A version folder (``models/foil-A/1.2.0``), a name folder (``models/foil-A`` ->
+        its latest version by semantic version) or a file inside a version folder.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ArtifactError
+        If ``path`` does not exist or holds no artifact.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ArtifactError(f"{p}: no such artifact (path not found)")
+    if p.is_file():
+        if p.name in (*REQUIRED_FILES, SUMS_FILE):
+            p = p.parent
+        else:
+            raise ArtifactError(f"{p}: not an artifact folder; give models/<name> or models/<name>/<version>")
+    if (p / SUMS_FILE).exists() or (p / METADATA_FILE).exists():
+        return p
+    versions = list_versions(p)
+    if versions:
+        return p / versions[-1]
+    raise ArtifactError(
+        f"{p}: not an artifact: no {SUMS_FILE} and no version folders (such as 1.0.0) in it"
+    )
+
+
+# --------------------------------------------------------------------------- verification
+def _read_sums(vdir: Path) -> dict[str, str]:
+    sums_path = vdir / SUMS_FILE
+    if not sums_path.is_file():
+        raise IntegrityError(f"{vdir}: missing file {SUMS_FILE}; the artifact cannot be checked")
+    raw = sums_path.read_bytes()
+    if len(raw) > (1 << 20):
+        raise IntegrityError(f"{sums_path}: too large ({len(raw)} bytes) for a checksum list")
+    listed: dict[str, str] = {}
+    for i, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        m = _SHA_LINE.match(line)
+        if m is None:
+            raise IntegrityError(f"{sums_path} line {i}: expected '<sha256>  <file>', got {line[:80]!r}")
+        digest, rel = m.group(1).lower(), m.group(2)
+        pp = PurePosixPath(rel)
+        if pp.is_absolute() or ".." in pp.parts or "\\" in rel or rel == SUMS_FILE:
+            raise IntegrityError(f"{sums_path} line {i}: file name {rel!r} is not a plain relative path")
+        if rel in listed:
+            raise IntegrityError(f"{sums_path} line {i}: {rel} is listed twice")
+        listed[rel] = digest
+    return listed
+
+
+def _files_on_disk(vdir: Path) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(vdir, followlinks=False):
+        for d in dirs:
+            if os.path.islink(os.path.join(root, d)):
+                rel = Path(root, d).relative_to(vdir).as_posix()
+                raise ArtifactError(f"{vdir}: {rel} is a symbolic link; an artifact holds plain files only")
+        for f in files:
+            full = Path(root, f)
+            rel = full.relative_to(vdir).as_posix()
+            if full.is_symlink() or not full.is_file():
+                raise ArtifactError(f"{vdir}: {rel} is not a plain file; an artifact holds plain files only")
+            if rel != SUMS_FILE:
+                found.append(rel)
+    return sorted(found)
+
+
+def check_integrity(vdir: Path, keep: Sequence[str] = ()) -> tuple[dict[str, str], dict[str, bytes]]:
+    """Check SHA256SUMS against the folder; return (listed, {name: bytes} for ``keep``)."""
+    listed = _read_sums(vdir)
+    on_disk = set(_files_on_disk(vdir))
+    for rel in sorted(on_disk - set(listed)):
+        raise IntegrityError(
+            f"{vdir}: unlisted file {rel} (not in {SUMS_FILE}); an artifact must not hold files "
+            "that were not exported with it"
+        )
+    for rel in (*REQUIRED_FILES, *sorted(listed)):
+        if rel not in on_disk:
+            raise IntegrityError(f"{vdir}: missing file {rel}")
+        if rel not in listed:
+            raise IntegrityError(f"{vdir}: file {rel} is not listed in {SUMS_FILE}")
+    kept: dict[str, bytes] = {}
+    for rel, digest in sorted(listed.items()):
+        full = vdir / rel
+        if rel in keep:
+            data = full.read_bytes()
+            actual = _sha256_bytes(data)
+            kept[rel] = data  # parsed from these very bytes: no check-then-read gap
+        else:
+            h = hashlib.sha256()
+            with open(full, "rb") as fh:
+                while block := fh.read(1 << 20):
+                    h.update(block)
+            actual = h.hexdigest()
+        if actual != digest:
+            raise IntegrityError(
+                f"{vdir}: checksum mismatch for {rel} ({SUMS_FILE} says {digest[:12]}..., the file "
+                f"has {actual[:12]}...): the file was modified or corrupted"
+            )
+    return listed, kept
+
+
+def parse_metadata(vdir: Path, data: bytes) -> dict[str, Any]:
+    if len(data) > MAX_JSON_BYTES:
+        raise ArtifactError(f"{vdir / METADATA_FILE}: too large ({len(data)} bytes)")
+    try:
+        meta = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{vdir / METADATA_FILE}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ArtifactError(f"{vdir / METADATA_FILE}: expected a JSON object at the top level")
+    sv = meta.get("schema_version")
+    m = re.match(r"^(\d+)\.(\d+)$", str(sv)) if isinstance(sv, str) else None
+    if m is None:
+        raise ArtifactError(
+            f"{vdir / METADATA_FILE}: schema_version must be a 'major.minor' string, got {sv!r}"
+        )
+    if int(m.group(1)) > SUPPORTED_SCHEMA_MAJOR:
+        raise IncompatibleArtifactError(
+            f"{vdir}: schema_version {sv} is newer than this calib reads (major "
+            f"{SUPPORTED_SCHEMA_MAJOR}); upgrade calib to load this artifact"
+        )
+    for key in ("features", "target", "onnx", "version", "model_id"):
+        if key not in meta:
+            raise ArtifactError(f"{vdir / METADATA_FILE}: missing key {key!r}")
+    return meta
+
+
+def _check_npy_header(fh: Any, what: str) -> None:
+    from numpy.lib import format as npf
+
+    try:
+        major, _ = npf.read_magic(fh)
+        if major == 1:
+            _, _, dtype = npf.read_array_header_1_0(fh)
+        else:
+            _, _, dtype = npf.read_array_header_2_0(fh)
+    except Exception as exc:  # malformed header: refuse rather than guess
+        raise ArtifactError(f"{what}: unreadable .npy header ({exc})") from None
+    if dtype.hasobject:
+        raise ArtifactError(f"{what}: a .npy array of Python objects (loading it would unpickle); refused")
+
+
+def check_safe_files(vdir: Path, names: Sequence[str]) -> None:
+    """Refuse pickles (by name or content), object .npy/.npz arrays, unsafe Keras files."""
+    for rel in names:
+        full = vdir / rel
+        low = rel.lower()
+        if low.endswith(PICKLE_EXTENSIONS):
+            raise ArtifactError(
+                f"{vdir}: {rel} is a pickle/joblib file; calib never loads pickles (they can run "
+                "arbitrary code); refused"
+            )
+        with open(full, "rb") as fh:
+            head = fh.read(2)
+            if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+                raise ArtifactError(f"{vdir}: {rel} holds pickle data; calib never loads pickles; refused")
+            if low.endswith(".npy"):
+                fh.seek(0)
+                _check_npy_header(fh, f"{vdir}: {rel}")
+        if low.endswith(".npz"):
+            try:
+                with zipfile.ZipFile(full) as zf:
+                    for member in zf.namelist():
+                        if member.endswith(".npy"):
+                            with zf.open(member) as fh:
+                                _check_npy_header(fh, f"{vdir}: {rel}/{member}")
+            except zipfile.BadZipFile:
+                raise ArtifactError(f"{vdir}: {rel} is not a valid .npz file") from None
+    check_keras_file(vdir / KERAS_FILE)
+
+
+_UNSAFE_CLASSES = ("Lambda", "TFOpLambda", "__lambda__")
+
+
+def check_keras_file(path: Path) -> None:
+    """Refuse a ``.keras`` file whose config has a Lambda layer or code outside Keras.
+
+    Only ``config.json`` inside the zip is read (as JSON); nothing is deserialised.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo("config.json")
+            if info.file_size > MAX_JSON_BYTES:
+                raise ArtifactError(f"{path}: config.json is too large ({info.file_size} bytes)")
+            config = json.loads(zf.read(info).decode("utf-8"))
+    except KeyError:
+        raise ArtifactError(f"{path}: not a Keras v3 file (no config.json inside)") from None
+    except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path}: not a readable Keras file ({exc})") from None
+
+    def walk(obj: Any, where: str) -> None:
+        if isinstance(obj, dict):
+            cls = obj.get("class_name")
+            if cls in _UNSAFE_CLASSES:
+                raise ArtifactError(
+                    f"{path}: {where} is a {cls} layer (arbitrary Python code); refused, export "
+                    "models built from built-in Keras layers only"
+                )
+            module = obj.get("module")
+            if module is not None and not (
+                isinstance(module, str) and (module == "keras" or module.startswith("keras."))
+            ):
+                raise ArtifactError(
+                    f"{path}: {where} refers to module {module!r}, which is not part of Keras "
+                    "(custom code); refused"
+                )
+            reg = obj.get("registered_name")
+            if isinstance(reg, str) and ">" in reg:
+                raise ArtifactError(
+                    f"{path}: {where} is the registered custom object {reg!r}; refused"
+                )
+            for k, v in obj.items():
+                walk(v, f"{where}/{k}" if where else str(k))
+        elif isinstance(obj, list):
+            for i, v in enumerate(obj):
+                walk(v, f"{where}[{i}]")
+
+    walk(config, "config")
+
+
+def verify_artifact(path: str | Path) -> dict[str, Any]:
+    """Check an artifact completely without loading its model.
+
+    Checks, in order: ``SHA256SUMS`` is present, every listed file exists and matches its
+    checksum, no file is unlisted, the four required files are there;
+    ``calibration.json`` parses and its schema major is supported; no file is a pickle
+    (by extension or content) or an object ``.npy``; ``model.keras`` has no ``Lambda``
+    layer and no module outside Keras.
+
+    Parameters
+    ----------
+    path : str or Path
+        Version folder, or name folder (-> latest version).
+
+    Returns
+    -------
+    dict
+        ``{"ok": True, "path": ..., "version": ..., "model_id": ..., "files": [...]}``.
+
+    Raises
+    ------
+    IntegrityError
+        Missing, unlisted or modified file (the message names it).
+    IncompatibleArtifactError
+        The artifact's schema major is newer than this calib reads.
+    ArtifactError
+        Pickle files, unsafe Keras config, malformed metadata.
+    """
+    vdir = resolve_artifact(path)
+    listed, kept = check_integrity(vdir, keep=(METADATA_FILE,))
+    meta = parse_metadata(vdir, kept[METADATA_FILE])
+    check_safe_files(vdir, sorted(listed))
+    return {
+        "ok": True,
+        "path": str(vdir),
+        "version": meta.get("version"),
+        "model_id": meta.get("model_id"),
+        "files": sorted(listed),
+    }
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """``calibration.json`` of an artifact, read without verifying the other files.
+
+    Raises
+    ------
+    ArtifactError
+        No artifact at ``path``, or the file is missing or malformed.
+    IncompatibleArtifactError
+        The schema major is newer than this calib reads.
+    """
+    vdir = resolve_artifact(path)
+    f = vdir / METADATA_FILE
+    if not f.is_file():
+        raise IntegrityError(f"{vdir}: missing file {METADATA_FILE}")
+    return parse_metadata(vdir, f.read_bytes())
+
+
+def _signature(meta: Mapping[str, Any]) -> Any:
+    """What must stay equal for a minor bump: feature, target and aux names and units."""
+    try:
+        return (
+            tuple((f["name"], f["unit"]) for f in meta["features"]),
+            (meta["target"]["name"], meta["target"]["unit"]),
+            tuple((a["name"], a["unit"]) for a in meta.get("aux_targets") or ()),
+        )
+    except (KeyError, TypeError):
+        return None
+
+
+def _next_version(name_dir: Path, signature: Any) -> str:
+    """1.0.0, or the latest version with a minor bump (same signature) or a major bump."""
+    versions = list_versions(name_dir)
+    if not versions:
+        return "1.0.0"
+    latest = versions[-1]
+    major, minor, _ = semver_key(latest)
+    try:
+        prev = json.loads((name_dir / latest / METADATA_FILE).read_text(encoding="utf-8"))
+        same = _signature(prev) == signature
+    except (OSError, ValueError):
+        same = False  # unreadable latest version: treat as incompatible
+    return f"{major}.{minor + 1}.0" if same else f"{major + 1}.0.0"
+
+
+def software_versions() -> dict[str, str | None]:
+    import platform
+    from importlib import metadata as im
+
+    from .. import __version__
+
+    out: dict[str, str | None] = {"calib": __version__, "python": platform.python_version()}
+    for key, dists in (
+        ("tensorflow", ("tensorflow", "tensorflow-cpu", "tf-nightly")),
+        ("keras", ("keras",)),
+        ("onnx", ("onnx",)),
+        ("onnxruntime", ("onnxruntime", "onnxruntime-gpu")),
+        ("tf2onnx", ("tf2onnx",)),
+        ("numpy", ("numpy",)),
+    ):
+        out[key] = None
+        for d in dists:
+            try:
+                out[key] = im.version(d)
+                break
+            except im.PackageNotFoundError:
+                continue
+    return out
+
+
+# --------------------------------------------------------------------------- export: ONNX
+
+@dataclass(frozen=True)
+class Artifact:
+    """An exported artifact.
+
+    Attributes
+    ----------
+    path : Path
+        The version folder ``models/<name>/<version>``.
+    name, version : str
+    metadata : dict
+        The content of ``calibration.json``.
+    """
+
+    path: Path
+    name: str
+    version: str
+    metadata: dict[str, Any] = field(repr=False, compare=False)
+
+
+
+def _clean_stale_tmp(name_dir: Path) -> None:
+    now = time.time()
+    for e in name_dir.iterdir():
+        if e.name.startswith(TMP_PREFIX) and e.is_dir():
+            with contextlib.suppress(OSError):
+                if now - e.stat().st_mtime > STALE_TMP_SECONDS:
+                    shutil.rmtree(e, ignore_errors=True)
+
+
+def _write_sums(folder: Path) -> None:
+    lines = []
+    for rel in _files_on_disk(folder):
+        digest = hashlib.sha256((folder / rel).read_bytes()).hexdigest()
+        lines.append(f"{digest}  {rel}\n")
+    (folder / SUMS_FILE).write_text("".join(lines), encoding="utf-8")
+
+
+
+def _ordered(meta: dict[str, Any]) -> dict[str, Any]:
+    """Metadata with the identifying keys first (readable calibration.json)."""
+    first = ("schema_version", "model_id", "name", "version", "created_utc", "versions", "features",
+             "target", "aux_targets", "hyperparameters", "cv", "test", "baseline", "data", "onnx")
+    out = {k: meta[k] for k in first if k in meta}
+    out.update({k: v for k, v in meta.items() if k not in out})
+    return out
+
+
+def publish(
+    models_dir: str | Path,
+    name: str,
+    meta: dict[str, Any],
+    *,
+    prepare: Callable[[Path], None],
+    finish: Callable[[Path, dict[str, Any]], None],
+) -> Artifact:
+    """Write a new version of ``models_dir/name`` atomically; the one way artifacts appear.
+
+    Parameters
+    ----------
+    models_dir : str or Path
+        Folder of all artifacts (created if missing).
+    name : str
+        Artifact name (:func:`check_name`).
+    meta : dict
+        The metadata without ``schema_version``, ``model_id``, ``name``, ``version``,
+        ``created_utc`` and ``versions``, which are set here.
+    prepare : callable(tmp)
+        Writes the files that do not depend on the version (e.g. ``model.keras``, extra
+        files) into the temporary folder; called once.
+    finish : callable(tmp, metadata)
+        Writes the files that name the version (``model.onnx`` stamped with it, the card,
+        the report) from the final, ordered metadata; called again when a concurrent
+        publication took the version. ``calibration.json`` and ``SHA256SUMS`` are written here.
+
+    Returns
+    -------
+    Artifact
+
+    Raises
+    ------
+    ArtifactError
+        The folder cannot be written (read-only, full, not a folder).
+    """
+    check_name(name)
+    models_dir = Path(models_dir)
+    name_dir = models_dir / name
+    if models_dir.exists() and not models_dir.is_dir():
+        raise ArtifactError(f"cannot write artifact {name!r}: models folder {models_dir} is a file")
+    with writing_artifact(models_dir, name):
+        name_dir.mkdir(parents=True, exist_ok=True)
+        _clean_stale_tmp(name_dir)
+        tmp = name_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        tmp.mkdir()
+    try:
+        with writing_artifact(name_dir, name):
+            prepare(tmp)
+            meta.update(schema_version=SCHEMA_VERSION, model_id=str(uuid.uuid4()), name=name,
+                        versions=software_versions())
+            signature = _signature(meta)
+            for _attempt in range(1000):
+                version = _next_version(name_dir, signature)
+                vdir = name_dir / version
+                if vdir.exists():  # appeared since the listing (concurrent export): next one
+                    continue
+                meta["version"] = version
+                meta["created_utc"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                ordered = _ordered(meta)
+                (tmp / METADATA_FILE).write_bytes(json_bytes(ordered))
+                finish(tmp, ordered)
+                _write_sums(tmp)
+                try:
+                    os.rename(tmp, vdir)
+                except OSError as exc:
+                    if exc.errno in (errno.EEXIST, errno.ENOTEMPTY) or vdir.exists():
+                        continue  # a concurrent export took this version: take the next one
+                    raise
+                return Artifact(path=vdir, name=name, version=version, metadata=ordered)
+            raise ArtifactError(f"cannot find a free version for {name!r} in {name_dir}")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

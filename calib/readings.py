@@ -1,0 +1,177 @@
+"""Readings in a model's schema: find each input column, convert its unit, refuse what is not a reading.
+
+Used by the one inference path (:mod:`calib.runtime`) for files and frames alike, and by
+the spot reference reader (:mod:`calib.spots.reference`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from . import units as U
+from .errors import IngestError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .ingest import RawTable
+
+__all__ = ["resolve_feature_columns", "numeric_column", "check_physical_array", "feature_frequency", "spot_ids"]
+
+
+def _stem(name: str, unit: str) -> str | None:
+    """``temp_degC`` -> ``temp`` when ``name`` ends in ``_<unit>`` (case-insensitive)."""
+    suffix = "_" + unit.lower()
+    if name.lower().endswith(suffix) and len(name) > len(suffix):
+        return name[: -len(suffix)]
+    return None
+
+
+def resolve_feature_columns(
+    features: Sequence[Mapping[str, Any]], columns: Sequence[str], where: str = "input"
+) -> list[tuple[str, str | None]]:
+    """Find the column of each feature, and the unit to convert it from.
+
+    For each feature (in order) the first match wins: a column with the feature's
+    normalised ``name`` (values in its ``unit``, no conversion); a column with its
+    ``source`` name (values in ``source_unit``); a column with the same stem and another
+    unit suffix that converts to the feature's unit (e.g. ``temp_K`` for ``temp_degC``).
+
+    Parameters
+    ----------
+    features : sequence of mapping
+        ``calibration.json`` feature entries (``name``, ``unit``, ``source``, ``source_unit``,
+        ``frequency_hz``).
+    columns : sequence of str
+        Column names available.
+    where : str, default="input"
+        How to name the data in error messages (e.g. ``"readings.csv row 1"``).
+
+    Returns
+    -------
+    list of (column, from_unit or None)
+        ``from_unit`` is None when the column is already in the feature's unit.
+
+    Raises
+    ------
+    IngestError
+        A feature has no column, or two columns could both be it.
+    """
+    cols = list(columns)
+    colset = set(cols)
+    out: list[tuple[str, str | None]] = []
+    for f in features:
+        name, unit = str(f["name"]), str(f["unit"])
+        source = str(f.get("source") or name)
+        source_unit = str(f.get("source_unit") or unit)
+        freq = f.get("frequency_hz")
+        if name in colset:
+            out.append((name, None))
+            continue
+        if source in colset:
+            out.append((source, None if source_unit == unit else source_unit))
+            continue
+        stem = _stem(name, unit)
+        found: list[tuple[str, str]] = []
+        wrong_unit: list[tuple[str, str]] = []  # same stem, a unit that does not convert
+        if stem is not None:
+            for c in cols:
+                parsed = U.unit_from_column_name(c)
+                if parsed is None or parsed[0] == unit:
+                    continue
+                cstem = _stem(c, parsed[0])
+                if cstem is None or cstem.lower() != stem.lower():
+                    continue
+                try:
+                    canonical = U.canonical_unit(parsed[0], freq if freq else parsed[1])
+                except Exception:  # unit without a conversion to this feature's unit
+                    canonical = None
+                if canonical == unit:
+                    found.append((c, parsed[0]))
+                else:
+                    wrong_unit.append((c, parsed[0]))
+        if len(found) > 1:
+            raise IngestError(
+                f"{where}: feature {name} ({unit}) could be any of the columns "
+                f"{', '.join(c for c, _ in found)}; keep only one of them"
+            )
+        if not found and wrong_unit:
+            c, u = wrong_unit[0]
+            raise IngestError(
+                f"{where}, column {c}: {u} cannot be converted to {unit}; expected feature {name} "
+                f"in {unit} (or in a unit calib converts to {unit})"
+            )
+        if not found:
+            import difflib
+
+            alt = f" or {source} in {source_unit}" if source != name else ""
+            # hint only at columns that are not themselves inputs of the model
+            taken = {str(g["name"]) for g in features} | {str(g.get("source") or g["name"]) for g in features}
+            close = difflib.get_close_matches(name, [c for c in cols if c not in taken], n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            shown = ", ".join(cols[:20]) + (" ..." if len(cols) > 20 else "")
+            raise IngestError(
+                f"{where}: missing column {name!r} (feature in {unit}{alt}){hint} "
+                f"(columns present: {shown})"
+            )
+        out.append(found[0])
+    return out
+
+
+def feature_frequency(f: Mapping[str, Any]) -> float | None:
+    v = f.get("frequency_hz")
+    return float(v) if v not in (None, "") else None
+
+
+def numeric_column(table: RawTable, column: str) -> np.ndarray:
+    """A column as finite float64 numbers; errors exactly as :func:`calib.ingest.parse_numeric`.
+
+    Text columns go through a fast strict parse (pyarrow); anything it does not accept
+    cleanly (spaces, empty cells, ``nan``, ...) is left to ``parse_numeric``, which either
+    accepts it the same way ingestion does or raises the one-line error.
+    """
+    import pandas as pd
+
+    from .ingest import parse_numeric
+
+    s = table.frame[column]
+    if not pd.api.types.is_numeric_dtype(s.dtype):
+        try:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            arr = pa.array(s, type=pa.string(), from_pandas=True)
+            if table.decimal == ",":
+                arr = pc.replace_substring(arr, ",", ".")
+            values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+            if values.dtype == np.float64 and np.isfinite(values).all():
+                return values
+        except Exception:  # pyarrow refuses the text: the slow path gives the precise error
+            pass
+    return parse_numeric(s, table, column)
+
+
+def spot_ids(values: Any) -> np.ndarray:
+    """Spot ids as stripped strings (an empty or missing cell is ``""``), shape (n,)."""
+    import pandas as pd
+
+    s = pd.Series(values) if not isinstance(values, pd.Series) else values
+    return s.astype(object).where(s.notna(), "").astype(str).str.strip().to_numpy()
+
+
+def check_physical_array(x: np.ndarray, specs: Sequence[Mapping[str, Any]], names: Sequence[str],
+                         label: Callable[[int], str]) -> None:
+    """Refuse physically impossible inputs (:func:`calib.ingest.physical_bounds`); ``label(i)`` names row i."""
+    from .ingest import physical_bounds
+
+    for j, spec in enumerate(specs):
+        b = physical_bounds(str(spec["unit"]))
+        if b is None:
+            continue
+        lo, hi, what = b
+        bad = (x[:, j] < lo) | (x[:, j] > hi)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise IngestError(
+                f"{label(i)}, column {names[j]}: {float(x[i, j]):.6g} {spec['unit']} is impossible; expected {what}"
+            )

@@ -1,0 +1,790 @@
+"""The one inference path: a loaded calibration model, its spot children, and its flags.
+
+artifact folder -> :func:`load_model` -> :class:`CalibrationModel` (ONNX Runtime only, no
+TensorFlow) -> :class:`Prediction` (values, spread, flags).
+
+Every door goes through :meth:`CalibrationModel.run`: ``calib predict`` (files,
+:mod:`calib.predict`), the Python API (:meth:`~CalibrationModel.predict`,
+:meth:`~CalibrationModel.predict_frame`) and any service built on them. So the same
+reading gives the same number and the same flags whichever door it takes.
+
+Spot routing
+------------
+A batch model can have *children*: artifacts ``models/<name>.<spot>/<version>/`` written by
+``calib adjust`` (:mod:`calib.spots`), each the batch model adjusted to one sensor spot by a
+two-point check, naming its parent's model id and the column that holds the spot id
+(``spot_column``, e.g. ``spot_id`` or ``serial_number``). :func:`load_model` finds the
+newest child of each spot. When readings carry that column (a DataFrame column, or
+``spots=`` for an array), each row of a spot with a child is predicted by the child; the
+``adjusted`` output says which rows were.
+
+A batch model trained on spot-normalised phases (``calibration.json``
+``spot_normalisation``, :mod:`calib.spots.normalise`) is only right for a checked spot:
+its rows without a child are flagged ``out_of_range = True`` (and ``adjusted = False``) by
+:meth:`~CalibrationModel.run`, :meth:`~CalibrationModel.predict_frame` and ``calib
+predict``, and refused by :meth:`~CalibrationModel.predict`, which returns numbers
+without flags. A number calib cannot vouch for is never returned silently.
+
+Flags
+-----
+``out_of_range`` is True for a reading that calib cannot vouch for: an input outside the
+range seen in training (bounds inclusive; a child's ranges for its rows), or an
+unadjusted reading of a spot-normalised model. Physically impossible readings (a phase
+outside 0..90 deg, a temperature outside -5..100 degC, ...) and non-numbers are refused
+with an :class:`~calib.errors.IngestError`, by every door.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+from . import units as U
+from .artifact.store import (
+    INPUT_NAME,
+    METADATA_FILE,
+    ONNX_FILE,
+    check_integrity,
+    check_safe_files,
+    list_versions,
+    parse_metadata,
+    read_metadata,
+    resolve_artifact,
+    verify_artifact,
+)
+from .errors import ArtifactError, ConfigError, IngestError
+from .readings import (
+    check_physical_array,
+    feature_frequency,
+    numeric_column,
+    resolve_feature_columns,
+    spot_ids,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from .ingest import RawTable
+
+__all__ = [
+    "CalibrationModel",
+    "Prediction",
+    "load_model",
+    "find_children",
+    "ADJUSTED_COLUMN",
+    "OUT_OF_RANGE_COLUMN",
+    "SPOT_ADJUSTMENT_KEY",
+    "NORMALISATION_KEY",
+    "CHUNK_ROWS",
+]
+
+#: Rows per ONNX Runtime call (bounded memory, ~fastest).
+CHUNK_ROWS = 65536
+#: Output column: the row was predicted by its spot's child artifact.
+ADJUSTED_COLUMN = "adjusted"
+#: Output column: calib cannot vouch for the row's number (see the module notes).
+OUT_OF_RANGE_COLUMN = "out_of_range"
+#: ``calibration.json`` key of a spot child (what adjusted it, for which parent and column).
+SPOT_ADJUSTMENT_KEY = "spot_adjustment"
+#: ``calibration.json`` key of a batch model trained on spot-normalised phases.
+NORMALISATION_KEY = "spot_normalisation"
+
+
+
+def _bound(f: Mapping[str, Any], key: str, default: float) -> float:
+    v = f.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else default
+
+
+# --------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class Prediction:
+    """What the one inference path returns for a block of readings.
+
+    Attributes
+    ----------
+    values : ndarray of float32
+        Shape (n,) for one target, (n, n_targets) with auxiliary targets, in the targets' units.
+    std : ndarray of float32 or None
+        Spread (standard deviation, ddof=0) of the fold models' primary-target predictions,
+        in the target's unit; None without fold models.
+    out_of_range : ndarray of bool
+        Per row: calib cannot vouch for the number (see :mod:`calib.runtime`).
+    adjusted : ndarray of bool or None
+        Per row: predicted by its spot's child; None for a model without spot routing.
+    spot_models : dict of str to str
+        ``{spot: child version}`` of the children used.
+    """
+
+    values: np.ndarray
+    std: np.ndarray | None
+    out_of_range: np.ndarray
+    adjusted: np.ndarray | None = None
+    spot_models: Mapping[str, str] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- the loaded model
+class CalibrationModel:
+    """A calibration artifact loaded for inference with ONNX Runtime (no TensorFlow).
+
+    Create it with :func:`load_model`. Results equal the Keras model's to float32
+    rounding (relative 1e-5).
+
+    Attributes
+    ----------
+    path : Path
+        The version folder.
+    features : tuple of str
+        Input names in model order (normalised names, canonical units).
+    feature_units : tuple of str
+        Unit of each input (``deg``, ``degC``, ...).
+    feature_specs : tuple of dict
+        The ``calibration.json`` entry of each input (name, unit, source, source_unit,
+        frequency_hz, min, max).
+    target, unit : str
+        Primary target name and its unit (e.g. ``o2_hPa``, ``hPa``).
+    targets : tuple of str
+        The primary target and the auxiliary targets, in output-column order.
+    version, name, model_id : str
+    has_std : bool
+        Whether the artifact has fold models, hence ``<target>_std``.
+    lower, upper : ndarray of float64
+        Range of each input seen in training (inclusive bounds).
+    children : dict of str to Path
+        Spot id -> version folder of the newest child of this model (empty for a child or
+        when loaded with ``spots=False``); kept current while the model is loaded.
+    spot_columns : tuple of str
+        Columns that name a reading's spot: those recorded by the children, then the
+        model's group column when it routes spots.
+    requires_adjustment : bool
+        Trained on spot-normalised phases: only a spot's child gives trustworthy numbers.
+    is_child : bool
+        This model is itself a spot child.
+    """
+
+    def __init__(self, path: Path, metadata: dict[str, Any], onnx_bytes: bytes, threads: int | None,
+                 find_spots: bool = True):
+        self.path = Path(path)
+        self._meta = metadata
+        self._onnx = onnx_bytes
+        self._threads = threads
+        feats = metadata["features"]
+        self.feature_specs = tuple(dict(f) for f in feats)
+        self.features = tuple(str(f["name"]) for f in feats)
+        self.feature_units = tuple(str(f["unit"]) for f in feats)
+        self.target = str(metadata["target"]["name"])
+        self.unit = str(metadata["target"]["unit"])
+        self.targets = (self.target, *(str(a["name"]) for a in metadata.get("aux_targets") or ()))
+        self.version = str(metadata["version"])
+        self.name = str(metadata.get("name", self.path.parent.name))
+        self.model_id = str(metadata["model_id"])
+        onnx_meta = metadata["onnx"]
+        self.input_name = str(onnx_meta.get("input", INPUT_NAME))
+        outputs = list(onnx_meta.get("outputs", [self.target]))
+        self.output_name = outputs[0]
+        self.std_name = outputs[1] if len(outputs) > 1 else None
+        self.has_std = self.std_name is not None
+        self.lower = np.array([_bound(f, "min", -np.inf) for f in feats], dtype=np.float64)
+        self.upper = np.array([_bound(f, "max", np.inf) for f in feats], dtype=np.float64)
+        self._lower32 = self.lower.astype(np.float32)
+        self._upper32 = self.upper.astype(np.float32)
+        self.is_child = bool(metadata.get(SPOT_ADJUSTMENT_KEY))
+        self.requires_adjustment = bool(metadata.get(NORMALISATION_KEY)) and not self.is_child
+        self._find_spots = bool(find_spots) and not self.is_child
+        self._children: dict[str, tuple[str, Path]] = {}
+        self._children_stamp: Any = None
+        self._loaded_children: dict[str, CalibrationModel] = {}
+        self._session_all = self._make_session(onnx_bytes)
+        self._session_main = None if self.has_std else self._session_all
+        self._check_io()
+
+    # ---- sessions
+    def _make_session(self, data: bytes):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        if self._threads is not None:
+            so.intra_op_num_threads = int(self._threads)
+        try:
+            return ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own exception types
+            raise ArtifactError(f"{self.path / ONNX_FILE}: ONNX Runtime cannot load it ({exc})") from None
+
+    def _check_io(self) -> None:
+        s = self._session_all
+        ins = s.get_inputs()
+        if len(ins) != 1 or ins[0].name != self.input_name:
+            raise ArtifactError(
+                f"{self.path / ONNX_FILE}: expected one input {self.input_name!r}, got "
+                f"{[i.name for i in ins]}"
+            )
+        width = ins[0].shape[-1] if ins[0].shape else None
+        if isinstance(width, int) and width != len(self.features):
+            raise ArtifactError(
+                f"{self.path / ONNX_FILE}: input has {width} columns but calibration.json lists "
+                f"{len(self.features)} features"
+            )
+        names = {o.name for o in s.get_outputs()}
+        wanted = [self.output_name] + ([self.std_name] if self.std_name else [])
+        missing = [n for n in wanted if n not in names]
+        if missing:
+            raise ArtifactError(f"{self.path / ONNX_FILE}: missing output(s) {missing}; has {sorted(names)}")
+
+    def _main_session(self):
+        """A session computing only the final model's output (fold models pruned away).
+
+        ONNX Runtime evaluates every node of a graph whatever outputs are requested, so
+        prediction without the standard deviation runs a copy of the graph reduced to the
+        final model: about (k + 1) times faster with k fold models.
+        """
+        if self._session_main is None:
+            import onnx
+            from onnx.utils import Extractor
+
+            proto = onnx.load_model_from_string(self._onnx)
+            sub = Extractor(proto).extract_model([self.input_name], [self.output_name])
+            self._session_main = self._make_session(sub.SerializeToString())
+        return self._session_main
+
+    # ---- identity
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """A copy of ``calibration.json``."""
+        return copy.deepcopy(self._meta)
+
+    @property
+    def onnx_bytes(self) -> bytes:
+        """The bytes of ``model.onnx`` whose checksum was verified at load."""
+        return self._onnx
+
+    def _spot_children(self) -> dict[str, tuple[str, Path]]:
+        """Spot -> (column, folder) of the newest children, re-scanned when the models folder changed.
+
+        A child written after this model was loaded (``calib adjust`` while a service runs)
+        is used from the next prediction on; the check costs a few ``stat`` calls.
+        """
+        if not self._find_spots:
+            return self._children
+        stamp = _children_stamp(self.path, self.name)
+        if stamp != self._children_stamp:
+            self._children = _scan_children(self.path.parent.parent, self.name, self.model_id,
+                                            (self._meta.get("data") or {}).get("group"))
+            self._children_stamp = stamp
+            self._loaded_children = {s: m for s, m in self._loaded_children.items()
+                                     if s in self._children and self._children[s][1] == m.path}
+        return self._children
+
+    @property
+    def children(self) -> dict[str, Path]:
+        """Spot id -> version folder of the newest child of this model (empty for a child)."""
+        return {s: p for s, (_, p) in self._spot_children().items()}
+
+    @property
+    def spot_columns(self) -> tuple[str, ...]:
+        """Columns that name a reading's spot: the children's, then the model's group column."""
+        cols: list[str] = []
+        for _, (col, _) in sorted(self._spot_children().items()):
+            if col and col not in cols:
+                cols.append(col)
+        group = (self._meta.get("data") or {}).get("group")
+        if self.routes_spots and isinstance(group, str) and group and group not in cols:
+            cols.append(group)
+        return tuple(cols)
+
+    @property
+    def routes_spots(self) -> bool:
+        """Whether readings are routed to spot children (children exist, or adjustment is required)."""
+        return not self.is_child and (bool(self._spot_children()) or self.requires_adjustment)
+
+    def __repr__(self) -> str:
+        return (
+            f"CalibrationModel(name={self.name!r}, version={self.version!r}, target={self.target!r}, "
+            f"unit={self.unit!r}, features={list(self.features)!r}, path={str(self.path)!r}"
+            + (f", children={len(self._children)}" if self._children else "") + ")"
+        )
+
+    # ---- readings
+    def as_array(self, X: Any) -> np.ndarray:
+        """Readings as a C-contiguous float32 array (n, n_features) in model order and units.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame, mapping of column -> values, or array_like
+            A DataFrame (or dict of columns) with the features by normalised name, or by
+            source name / other unit suffix (converted with :mod:`calib.units`); or a 2-D
+            array (one 1-D row is one reading) with the columns in :attr:`features` order,
+            already in :attr:`feature_units`.
+
+        Raises
+        ------
+        IngestError
+            Missing feature column, wrong shape, a value that is not a real number (text,
+            dates, booleans, complex numbers), not finite, or physically impossible.
+        """
+        n_feat = len(self.features)
+        if hasattr(X, "columns") or isinstance(X, Mapping):
+            columns = [str(c) for c in (X.columns if hasattr(X, "columns") else X.keys())]
+            resolved = resolve_feature_columns(self.feature_specs, columns)
+            first = X[resolved[0][0]]
+            n = len(first)
+            out = np.empty((n, n_feat), dtype=np.float32)
+            for j, ((col, from_unit), spec) in enumerate(zip(resolved, self.feature_specs)):
+                raw = self._real_column(X[col], col, spec)
+                if raw.shape != (n,):
+                    raise IngestError(f"column {col}: expected {n} values, got shape {raw.shape}")
+                if from_unit is not None:
+                    raw, _unit = U.to_canonical(raw, from_unit, frequency_hz=feature_frequency(spec))
+                out[:, j] = raw
+            index = getattr(X, "index", None)
+            names = [c for c, _ in resolved]
+        else:
+            arr = np.asarray(X)
+            if arr.dtype.kind not in "iuf":
+                if arr.dtype.kind in "OUS":
+                    try:
+                        arr = arr.astype(np.float64)
+                    except (TypeError, ValueError):
+                        raise IngestError(f"readings must be numbers, got an array of {arr.dtype}") from None
+                else:
+                    raise IngestError(f"readings must be real numbers, got an array of {arr.dtype}")
+            if arr.ndim == 1 and arr.shape[0] == n_feat:
+                arr = arr[None, :]
+            if arr.ndim != 2 or arr.shape[1] != n_feat:
+                raise IngestError(
+                    f"readings must have shape (n, {n_feat}) with columns {', '.join(self.features)}, "
+                    f"got shape {arr.shape}"
+                )
+            out = np.ascontiguousarray(arr, dtype=np.float32)
+            index, names = None, list(self.features)
+
+        def label(i: int) -> str:
+            return f"index {index[i]!r}" if index is not None else f"row {i} (0-based)"
+
+        # a float64 sum of float32 values is finite exactly when every value is
+        if out.size and not np.isfinite(out.sum(dtype=np.float64)):
+            i, j = np.argwhere(~np.isfinite(out))[0]
+            raise IngestError(
+                f"{label(int(i))}, column {names[j]}: {out[i, j]} is not a finite number (or beyond float32); "
+                "expected a measured value"
+            )
+        check_physical_array(out, self.feature_specs, names, label)
+        return out
+
+    @staticmethod
+    def _real_column(values: Any, col: str, spec: Mapping[str, Any]) -> np.ndarray:
+        arr = np.asarray(values)
+        what = f"column {col}: expected real numbers for feature {spec['name']} ({spec['unit']})"
+        if arr.dtype.kind in "iuf":
+            return arr.astype(np.float64, copy=False)
+        if arr.dtype.kind in "OUS":
+            try:
+                return arr.astype(np.float64)
+            except (TypeError, ValueError):
+                pass
+        raise IngestError(f"{what}, got values of type {arr.dtype}")
+
+    def readings(self, table: RawTable) -> np.ndarray:
+        """Validated readings of a file, (n, n_features) float32, in the model's units and order.
+
+        Each feature is found by normalised or source name (converted from its source unit),
+        parsed strictly and checked for physical bounds exactly as ingestion does.
+
+        Raises
+        ------
+        IngestError
+            Missing column, a cell that is not a finite number or is physically impossible;
+            the message names the file, the row and the column.
+        """
+        from .ingest import check_physical
+
+        specs = self.feature_specs
+        resolved = resolve_feature_columns(specs, table.columns, where=f"{table.name} row 1")
+        n = len(table.frame)
+        x = np.empty((n, len(specs)), dtype=np.float32)
+        # parse in file column order so the first bad cell is reported left to right
+        order = sorted(range(len(specs)), key=lambda j: table.columns.index(resolved[j][0]))
+        for j in order:
+            col, from_unit = resolved[j]
+            spec = specs[j]
+            raw = numeric_column(table, col)
+            values = raw
+            if from_unit is not None:
+                values, _ = U.to_canonical(raw, from_unit, frequency_hz=feature_frequency(spec))
+            check_physical(values, table, col, str(spec["unit"]), source_values=raw, source_unit=from_unit)
+            x[:, j] = values
+        if not np.isfinite(x).all():  # finite float64 beyond float32's range
+            i, j = np.argwhere(~np.isfinite(x))[0]
+            raise IngestError(
+                f"{table.name} row {int(i) + 2}, column {resolved[j][0]}: value beyond the float32 range; "
+                "expected a measured value"
+            )
+        return x
+
+    def spots_of(self, frame: Any) -> dict[str, np.ndarray]:
+        """``{spot column: spot ids}`` for the spot columns of this model present in ``frame``."""
+        cols = getattr(frame, "columns", None)
+        if cols is None and isinstance(frame, Mapping):
+            cols = list(frame.keys())
+        return {c: spot_ids(frame[c]) for c in self.spot_columns if cols is not None and c in cols}
+
+    # ---- the graph
+    def predict_graph(self, x32: np.ndarray, want_std: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """This artifact's own ONNX graph on validated readings, without spot routing.
+
+        Parameters
+        ----------
+        x32 : ndarray (n, n_features) float32
+            From :meth:`as_array` or :meth:`readings`.
+        want_std : bool, default=True
+            Also compute ``<target>_std`` (when the artifact has fold models).
+
+        Returns
+        -------
+        values, std : ndarray of float32, ndarray of float32 or None
+        """
+        n = x32.shape[0]
+        n_out = len(self.targets)
+        pred = np.empty((n, n_out) if n_out > 1 else (n,), dtype=np.float32)
+        std = np.empty(n, dtype=np.float32) if (want_std and self.has_std) else None
+        if std is not None:
+            session, names = self._session_all, [self.output_name, self.std_name]
+        else:
+            session, names = self._main_session(), [self.output_name]
+        for start in range(0, n, CHUNK_ROWS):
+            chunk = x32[start : start + CHUNK_ROWS]
+            res = session.run(names, {self.input_name: chunk})
+            pred[start : start + len(chunk)] = res[0].reshape(pred[start : start + len(chunk)].shape)
+            if std is not None:
+                std[start : start + len(chunk)] = res[1].reshape(-1)
+        return pred, std
+
+    def range_flags(self, x32: np.ndarray) -> np.ndarray:
+        """Per row: any input outside this artifact's calibrated ranges (bounds inclusive)."""
+        return ((x32 < self._lower32) | (x32 > self._upper32)).any(axis=1)
+
+    def child(self, spot: str) -> CalibrationModel:
+        """The loaded child of ``spot`` (verified on first use, then cached).
+
+        Raises
+        ------
+        ArtifactError
+            No child for ``spot``, or its inputs/outputs differ from this model's.
+        """
+        children = self._spot_children()
+        if spot not in self._loaded_children:
+            if spot not in children:
+                raise ArtifactError(f"{self.name} {self.version}: no spot child for spot {spot!r}")
+            child = load_model(children[spot][1], threads=self._threads, spots=False)
+            if child.features != self.features or child.targets != self.targets:
+                raise ArtifactError(f"{child.path}: inputs/outputs differ from the batch model {self.name}")
+            self._loaded_children[spot] = child
+        return self._loaded_children[spot]
+
+    # ---- the one inference path
+    def run(self, x32: np.ndarray, spots: Mapping[str, Any] | Any | None = None) -> Prediction:
+        """Predict validated readings, routing each row to its spot's child; the one path.
+
+        Parameters
+        ----------
+        x32 : ndarray (n, n_features) float32
+            From :meth:`as_array` or :meth:`readings`.
+        spots : mapping of column -> ids, or array_like of ids, optional
+            The spot of each row: ``{spot column: ids}`` (:meth:`spots_of`), or one id per
+            row for every spot column. Ignored by a model without spot routing.
+
+        Returns
+        -------
+        Prediction
+
+        Raises
+        ------
+        IngestError
+            ``spots`` does not have one id per row.
+        """
+        values, std = self.predict_graph(x32, want_std=True)
+        oor = self.range_flags(x32)
+        if not self.routes_spots:
+            return Prediction(values, std, oor)
+        n = len(x32)
+        by_col = self._spot_arrays(spots, n)
+        adjusted = np.zeros(n, dtype=bool)
+        used: dict[str, str] = {}
+        for spot, (col, _path) in sorted(self._spot_children().items()):
+            ids = by_col.get(col, by_col.get("*"))
+            if ids is None:
+                continue
+            rows = np.flatnonzero((ids == spot) & ~adjusted)
+            if not rows.size:
+                continue
+            child = self.child(spot)
+            p, s = child.predict_graph(np.ascontiguousarray(x32[rows]), want_std=True)
+            values[rows] = p
+            if std is not None and s is not None:
+                std[rows] = s
+            oor[rows] = child.range_flags(x32[rows])
+            adjusted[rows] = True
+            used[spot] = child.version
+        if self.requires_adjustment:
+            oor |= ~adjusted  # a spot-normalised batch model on unchecked spots: not vouched for
+        return Prediction(values, std, oor, adjusted, used)
+
+    def _spot_arrays(self, spots: Any, n: int) -> dict[str, np.ndarray]:
+        if spots is None:
+            return {}
+        if isinstance(spots, Mapping):
+            out = {str(k): spot_ids(v) for k, v in spots.items()}
+        else:
+            out = {"*": spot_ids(np.asarray(spots, dtype=object).reshape(-1))}
+        for k, v in out.items():
+            if len(v) != n:
+                what = "spots" if k == "*" else f"spot column {k}"
+                raise IngestError(f"{what}: expected one spot id per reading ({n}), got {len(v)}")
+        return out
+
+    # ---- public API
+    def predict(self, X: Any, *, spots: Any = None, return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Predict the target(s) for readings.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame, mapping or array_like
+            See :meth:`as_array`. A DataFrame or mapping that holds a spot column
+            (:attr:`spot_columns`) is routed to the spots' children.
+        spots : array_like of str, optional
+            The spot id of each row (for an array ``X``, or to override the frame's column).
+        return_std : bool, default=False
+            Also return the standard deviation across the fold models (ddof=0), in
+            :attr:`unit`; requires an artifact exported with fold models.
+
+        Returns
+        -------
+        ndarray of float64
+            Shape (n,) for one target, (n, n_targets) with auxiliary targets, in the
+            targets' units; computed in float32. With ``return_std``: ``(pred, std)``.
+
+        Raises
+        ------
+        IngestError
+            Missing feature, wrong shape, a non-finite or impossible reading.
+        ArtifactError
+            ``return_std`` with an artifact that has no fold models.
+        ConfigError
+            A spot-normalised model (:attr:`requires_adjustment`) and a reading without its
+            spot's child: this method has no flag to return, so it refuses; use
+            :meth:`predict_frame` (flags such rows) or run ``calib adjust`` for the spot.
+        """
+        if return_std and not self.has_std:
+            raise ArtifactError(f"{self.path}: exported without fold models; no standard deviation available")
+        x32 = self.as_array(X)
+        res = self.run(x32, self.spots_of(X) if spots is None else spots)
+        if self.requires_adjustment and res.adjusted is not None and not res.adjusted.all():
+            raise ConfigError(self._unadjusted_message(res.adjusted, X if spots is None else None, spots))
+        if return_std:
+            return res.values.astype(np.float64), res.std.astype(np.float64)
+        return res.values.astype(np.float64)
+
+    def _unadjusted_message(self, adjusted: np.ndarray, frame: Any, spots: Any) -> str:
+        missing = (~adjusted).sum()
+        if frame is not None and not self.spots_of(frame) and spots is None:
+            where = f"the readings have no spot column ({' or '.join(self.spot_columns) or 'spot id'})"
+        else:
+            where = "their spots have no child artifact"
+        return (
+            f"{self.name} {self.version} was trained on spot-normalised phases and is only valid through a "
+            f"spot's two-point adjustment, but {missing} of {len(adjusted)} reading(s) cannot be adjusted: "
+            f"{where}; run `calib adjust` for those spots, pass spots=..., or use predict_frame (which "
+            "flags such rows out_of_range)"
+        )
+
+    def out_of_range(self, X: Any, *, spots: Any = None) -> np.ndarray:
+        """Per reading: the ``out_of_range`` flag of :meth:`run` (see the module notes)."""
+        x32 = self.as_array(X)
+        return self.run(x32, self.spots_of(X) if spots is None else spots).out_of_range
+
+    def predict_frame(self, df: Any, *, spots: Any = None) -> pd.DataFrame:
+        """``df`` with the predictions and flags appended.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Readings (see :meth:`as_array`); other columns are kept unchanged. A spot column
+            (:attr:`spot_columns`) routes its rows to the spots' children.
+        spots : array_like of str, optional
+            The spot id of each row, instead of the frame's spot column.
+
+        Returns
+        -------
+        pandas.DataFrame
+            A copy of ``df`` (same index) plus :meth:`output_columns`: ``<target>_pred``
+            (and ``<aux>_pred``), ``<target>_std`` with fold models, ``out_of_range``, and
+            ``adjusted`` for a model with spot routing.
+
+        Raises
+        ------
+        IngestError
+            Missing feature, a non-finite or impossible reading, or ``df`` already has an
+            output column.
+        """
+        import pandas as pd
+
+        if not isinstance(df, pd.DataFrame):
+            df = pd.DataFrame(np.asarray(df), columns=list(self.features))
+        new = self.output_columns()
+        clash = [c for c in new if c in df.columns]
+        if clash:
+            raise IngestError(
+                f"input already has column(s) {', '.join(clash)}; rename or drop them before predicting"
+            )
+        x32 = self.as_array(df)
+        res = self.run(x32, self.spots_of(df) if spots is None else spots)
+        out = df.copy()
+        for k, v in self.result_columns(res).items():
+            out[k] = v
+        return out
+
+    def output_columns(self) -> list[str]:
+        """Names of the columns :meth:`predict_frame` and ``calib predict`` add, in order."""
+        cols = [f"{t}_pred" for t in self.targets]
+        if self.has_std:
+            cols.append(f"{self.target}_std")
+        cols.append(OUT_OF_RANGE_COLUMN)
+        if self.routes_spots:
+            cols.append(ADJUSTED_COLUMN)
+        return cols
+
+    def result_columns(self, res: Prediction) -> dict[str, np.ndarray]:
+        """The output columns of a :class:`Prediction` (name -> float64/bool values), in order."""
+        cols: dict[str, np.ndarray] = {}
+        if res.values.ndim == 1:
+            cols[f"{self.target}_pred"] = res.values.astype(np.float64)
+        else:
+            for j, t in enumerate(self.targets):
+                cols[f"{t}_pred"] = res.values[:, j].astype(np.float64)
+        if res.std is not None:
+            cols[f"{self.target}_std"] = res.std.astype(np.float64)
+        cols[OUT_OF_RANGE_COLUMN] = res.out_of_range
+        if res.adjusted is not None:
+            cols[ADJUSTED_COLUMN] = res.adjusted
+        return cols
+
+    def verify(self) -> dict[str, Any]:
+        """Check the artifact on disk again (see :func:`calib.artifact.verify_artifact`).
+
+        Raises
+        ------
+        IntegrityError, IncompatibleArtifactError, ArtifactError
+        """
+        return verify_artifact(self.path)
+
+
+# --------------------------------------------------------------------------- loading
+def _children_stamp(vdir: Path, name: str) -> Any:
+    """What changes when a child of ``name`` appears or gets a new version (mtimes of the folders)."""
+    root = vdir.parent.parent
+    try:
+        entries = [(e.name, e.stat().st_mtime_ns) for e in os.scandir(root)
+                   if e.name.startswith(f"{name}.") and e.is_dir()]
+        return root.stat().st_mtime_ns, tuple(sorted(entries))
+    except OSError:
+        return None
+
+
+def _scan_children(root: Path, pname: str, pid: str, group: Any) -> dict[str, tuple[str, Path]]:
+    if not root.is_dir():
+        return {}
+    found: dict[str, tuple[tuple[int, int, int], str, Path]] = {}
+    prefix = f"{pname}."
+    for entry in sorted(root.iterdir()):
+        if not (entry.name.startswith(prefix) and entry.is_dir()):
+            continue
+        for version in reversed(list_versions(entry)):
+            try:
+                cmeta = read_metadata(entry / version)
+            except ArtifactError:
+                continue
+            a = cmeta.get(SPOT_ADJUSTMENT_KEY)
+            if not isinstance(a, dict) or (a.get("parent") or {}).get("model_id") != pid:
+                continue
+            key = tuple(int(v) for v in version.split("."))
+            spot = str(a.get("spot_id"))
+            col = str(a.get("spot_column") or group or "")
+            if spot not in found or key > found[spot][0]:
+                found[spot] = (key, col, entry / version)
+    return {s: (c, p) for s, (_, c, p) in sorted(found.items())}
+
+
+def find_children(parent: str | Path, models_dir: str | Path | None = None) -> dict[str, tuple[str, Path]]:
+    """The spot children of a batch model: spot id -> (spot column, newest version folder).
+
+    Only children whose metadata names this parent's model id count (a child of another
+    version of the batch model is ignored). Reads ``calibration.json`` files only; a child
+    that is unreadable is skipped here and refused when it would be used.
+
+    Parameters
+    ----------
+    parent : str or Path
+        The batch model's version folder (or its name folder -> latest version).
+    models_dir : str or Path, optional
+        Default: the parent's models folder.
+    """
+    vdir = resolve_artifact(parent)
+    meta = read_metadata(vdir)
+    root = Path(models_dir) if models_dir is not None else Path(vdir).parent.parent
+    return _scan_children(root, str(meta.get("name", vdir.parent.name)), str(meta["model_id"]),
+                          (meta.get("data") or {}).get("group"))
+
+
+def load_model(path: str | Path, *, threads: int | None = None, spots: bool = True) -> CalibrationModel:
+    """Load a calibration artifact for inference, without TensorFlow.
+
+    Every file is checked against ``SHA256SUMS`` before anything is parsed; see
+    :func:`calib.artifact.verify_artifact` for the checks. The ONNX graph is run with ONNX
+    Runtime's CPU provider from the very bytes whose checksum was checked. The spot children
+    of a batch model (``calib adjust``) are found in its models folder and applied by spot
+    id (see :mod:`calib.runtime`); each child is verified when first used.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``models/<name>/<version>``, or ``models/<name>`` for its latest version.
+    threads : int, optional
+        ONNX Runtime intra-op threads (>= 1); by default ONNX Runtime chooses (one per
+        physical core).
+    spots : bool, default=True
+        Find and apply spot children. False loads the artifact alone (its own graph only);
+        a spot-normalised batch model then flags or refuses every reading.
+
+    Returns
+    -------
+    CalibrationModel
+
+    Raises
+    ------
+    IntegrityError
+        A file is missing, unlisted or modified.
+    IncompatibleArtifactError
+        Written with a newer schema major.
+    ArtifactError
+        No artifact at ``path``; a pickle or an unsafe Keras file inside; ONNX Runtime cannot
+        load the graph.
+    ConfigError
+        ``threads`` < 1.
+
+    Examples
+    --------
+    >>> m = load_model("models/foil-A")                                # doctest: +SKIP
+    >>> m.predict_frame(df)                     # routes rows by df["spot_id"]  # doctest: +SKIP
+    """
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads >= 1 must hold (or None for automatic), got threads={threads!r}")
+    vdir = resolve_artifact(path)
+    listed, kept = check_integrity(vdir, keep=(METADATA_FILE, ONNX_FILE))
+    meta = parse_metadata(vdir, kept[METADATA_FILE])
+    check_safe_files(vdir, sorted(listed))
+    return CalibrationModel(vdir, meta, kept[ONNX_FILE], threads, find_spots=spots)

@@ -1,0 +1,365 @@
+"""Spot children: the batch model adjusted to one spot, published as an artifact of its own.
+
+:func:`adjust_spots` computes every spot's two-point adjustment (:mod:`calib.spots.adjust`)
+and writes one child per spot, ``models/<parent>.<spot>/<version>/``: the parent's ONNX graph
+with the spot's correction folded in (still one file for lab software), a Keras model with
+the same correction, and metadata naming the parent's model id, the spot column and the
+reference file's SHA-256. Children are published through the same atomic
+:func:`calib.artifact.store.publish` as batch models; :func:`calib.load_model` finds them
+and applies them by spot id (:mod:`calib.runtime`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+from ..artifact.card import model_card
+from ..artifact.onnx import opset_of, stamp_onnx
+from ..artifact.store import CARD_FILE, KERAS_FILE, ONNX_FILE, Artifact, check_keras_file, publish
+from ..errors import ArtifactError, ConfigError
+from ..runtime import NORMALISATION_KEY as NORM_KEY
+from ..runtime import SPOT_ADJUSTMENT_KEY as META_KEY
+from ..serial import json_text
+from .adjust import SPOT_MAP, AdjustResult, SpotAdjustment, check_method, child_name, compute_adjustments, load_parent
+from .reference import spot_column_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..runtime import CalibrationModel
+
+__all__ = ["adjust_spots", "write_spot_artifact"]
+
+
+
+
+def _child_onnx(parent: CalibrationModel, adj: SpotAdjustment) -> Any:
+    """The parent's ONNX graph with the adjustment folded in (same input and output names)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    proto = onnx.load_model_from_string(parent.onnx_bytes)
+    g = proto.graph
+    inp = parent.input_name
+    pre = "calib_spot/"
+    if adj.method == SPOT_MAP:
+        # readings * input_scale + input_add -> the parent graph (outputs unchanged)
+        for node in g.node:
+            for i, name in enumerate(node.input):
+                if name == inp:
+                    node.input[i] = f"{pre}{inp}"
+        g.initializer.extend([
+            numpy_helper.from_array(np.asarray(adj.input_scale, dtype=np.float32), f"{pre}input_scale"),
+            numpy_helper.from_array(np.asarray(adj.input_add, dtype=np.float32), f"{pre}input_add"),
+        ])
+        g.node.insert(0, helper.make_node("Add", [f"{pre}{inp}_scaled", f"{pre}input_add"], [f"{pre}{inp}"],
+                                          name=f"{pre}map_add"))
+        g.node.insert(0, helper.make_node("Mul", [inp, f"{pre}input_scale"], [f"{pre}{inp}_scaled"],
+                                          name=f"{pre}map_mul"))
+        onnx.checker.check_model(proto, full_check=True)
+        return proto
+    outs = [parent.output_name] + ([parent.std_name] if parent.std_name else [])
+    raw = {o: f"{pre}{o}_batch" for o in outs}
+    for node in g.node:
+        for i, name in enumerate(node.input):
+            if name == inp:
+                node.input[i] = f"{pre}{inp}"
+            elif name in raw:
+                node.input[i] = raw[name]
+        for i, name in enumerate(node.output):
+            if name in raw:
+                node.output[i] = raw[name]
+    n_out = len(parent.targets)
+    if n_out == 1:
+        scale = np.array(adj.scale, dtype=np.float32)
+        intercept = np.array(adj.intercept, dtype=np.float32)
+    else:
+        scale = np.ones(n_out, dtype=np.float32)
+        scale[0] = adj.scale
+        intercept = np.zeros(n_out, dtype=np.float32)
+        intercept[0] = adj.intercept
+    g.initializer.extend([
+        numpy_helper.from_array(np.asarray(adj.input_offset, dtype=np.float32), f"{pre}input_offset"),
+        numpy_helper.from_array(scale, f"{pre}scale"),
+        numpy_helper.from_array(intercept, f"{pre}intercept"),
+        numpy_helper.from_array(np.array(abs(adj.scale), dtype=np.float32), f"{pre}std_scale"),
+    ])
+    g.node.insert(0, helper.make_node("Sub", [inp, f"{pre}input_offset"], [f"{pre}{inp}"], name=f"{pre}shift"))
+    target = parent.output_name
+    g.node.extend([
+        helper.make_node("Mul", [raw[target], f"{pre}scale"], [f"{pre}scaled"], name=f"{pre}scale"),
+        helper.make_node("Add", [f"{pre}scaled", f"{pre}intercept"], [target], name=f"{pre}intercept"),
+    ])
+    if parent.std_name:
+        g.node.append(helper.make_node("Mul", [raw[parent.std_name], f"{pre}std_scale"], [parent.std_name],
+                                       name=f"{pre}std"))
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def _child_keras(parent_keras: Any, adj: SpotAdjustment, n_targets: int) -> Any:
+    """The parent's Keras network between an input offset and an output scale (built-in layers only)."""
+    from .._tf import keras as _quiet_keras
+
+    keras = _quiet_keras()
+    n = len(adj.input_offset)
+    mean_out = np.zeros(n_targets)
+    mean_out[0] = adj.intercept
+    var_out = np.ones(n_targets)
+    var_out[0] = adj.scale ** 2
+    inp = keras.Input(shape=(n,), dtype="float32", name="readings")
+    if adj.input_scale:  # spot_map: x * m + c (invert: x * sqrt(variance) + mean; m > 0)
+        h = keras.layers.Normalization(mean=list(map(float, adj.input_add)),
+                                       variance=[float(v) ** 2 for v in adj.input_scale], invert=True,
+                                       name="spot_input_map")(inp)
+    else:
+        h = keras.layers.Normalization(mean=list(map(float, adj.input_offset)), variance=[1.0] * n,
+                                       name="spot_input_offset")(inp)
+    y = parent_keras(h)
+    out = keras.layers.Normalization(mean=mean_out.tolist(), variance=var_out.tolist(), invert=True,
+                                     name="spot_output_scale")(y)
+    return keras.Model(inp, out, name="calib_spot")
+
+
+def _child_metadata(parent: CalibrationModel, adj: SpotAdjustment, ref_info: Mapping[str, Any],
+                    spot_column: str) -> dict[str, Any]:
+    meta = parent.metadata
+    for key in ("schema_version", "model_id", "name", "version", "created_utc", "versions"):
+        meta.pop(key, None)
+    feats = []
+    scales = adj.input_scale or (1.0,) * len(adj.input_offset)
+    for f, off, m in zip(meta["features"], adj.input_offset, scales):
+        f = dict(f)
+        if off or m != 1.0:  # the parent's range in the child's raw readings (m > 0)
+            f["min"], f["max"] = (float(f["min"]) + off) / m, (float(f["max"]) + off) / m
+        feats.append(f)
+    meta["features"] = feats
+    # the child takes raw readings: the parent's normalisation is recorded in spot_adjustment
+    meta.pop(NORM_KEY, None)
+    meta[META_KEY] = {
+        **adj.to_dict(),
+        "spot_column": spot_column,
+        "parent": {"name": parent.name, "version": parent.version, "model_id": parent.model_id,
+                   "path": str(parent.path), "onnx_sha256": hashlib.sha256(parent.onnx_bytes).hexdigest()},
+        "reference": {"file": ref_info["file"], "sha256": ref_info["sha256"]},
+        "note": ("features[].min/max are the parent's calibrated ranges mapped back to this spot's raw "
+                 "readings; metrics (cv, test, baseline) are the parent's on spot-normalised readings"
+                 if adj.method == SPOT_MAP else
+                 "features[].min/max are the parent's calibrated ranges shifted by input_offset; "
+                 "metrics (cv, test, baseline) are the parent batch model's"),
+    }
+    return meta
+
+
+def _card_section(meta: Mapping[str, Any]) -> str:
+    a = meta[META_KEY]
+    p = a["parent"]
+    unit = a["unit"]
+    lines = [
+        "",
+        "## Spot adjustment",
+        "",
+        f"This model is the batch model `{p['name']}` {p['version']} (model id `{p['model_id']}`) "
+        f"adjusted to spot **{a['spot_id']}** (column `{a['spot_column']}`) by a two-point check "
+        f"(method `{a['method']}`):",
+        "",
+        f"    {a['formula']}",
+        "",
+        (f"- input map (scale, add): " + ", ".join(f"{k} ({a['input_scale'][k]:.6g}, {v:+.6g})"
+                                                   for k, v in a["input_add"].items())
+         + f"; the parent takes spot-normalised phases, anchored at {a['normalisation']['reference']['zero']:g} "
+         f"and {a['normalisation']['reference']['air']:g} {unit} at "
+         f"{a['normalisation']['reference']['temperature_degC']:g} degC."
+         if a["method"] == SPOT_MAP else
+         f"- phase shift {a['phase_shift']:.6g}, scale {a['scale']:.6g}, intercept {a['intercept']:.6g} {unit}; "
+         "input offset " + ", ".join(f"{k} {v:.6g}" for k, v in a["input_offset"].items()) + "."),
+        f"- Zero reference: {a['zero']['value']:.6g} {unit} (batch read {a['zero']['batch_reading']:.6g}); "
+        f"air reference: {a['air']['value']:.6g} {unit} (batch read {a['air']['batch_reading']:.6g}).",
+        f"- Reference file `{a['reference']['file']}`, SHA-256 `{a['reference']['sha256']}`, rows "
+        f"{', '.join(map(str, a['zero']['rows'] + a['air']['rows']))}.",
+        "- Metrics above are those of the batch model across spots; the two points fit exactly, so "
+        "they do not validate the adjustment. The calibrated input ranges are the parent's, mapped to "
+        "this spot's raw readings.",
+        "- Use this model only for readings of this spot; `calib predict` with the batch model picks "
+        "it for rows whose spot column names this spot.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_spot_artifact(
+    parent: CalibrationModel,
+    adjustment: SpotAdjustment,
+    reference: Mapping[str, Any],
+    *,
+    models_dir: str | Path | None = None,
+    spot_column: str | None = None,
+    parent_keras: Any = None,
+) -> Artifact:
+    """Write the child artifact of one spot (atomically, next version of its name).
+
+    Parameters
+    ----------
+    parent : CalibrationModel
+        The batch model.
+    adjustment : SpotAdjustment
+        From :func:`compute_adjustments` for this ``parent``.
+    reference : mapping
+        ``file`` and ``sha256`` of the reference data (``compute_adjustments``' first result).
+    models_dir : str or Path, optional
+        Default: the parent's models folder (``models`` of ``models/<name>/<version>``).
+    spot_column : str, optional
+        Spot column name recorded in the metadata; default: the parent's group column.
+    parent_keras : keras.Model, optional
+        The parent's ``model.keras`` already loaded (saves reloading it per spot).
+
+    Returns
+    -------
+    calib.artifact.Artifact
+
+    Raises
+    ------
+    ArtifactError
+        The folder cannot be written, or the parent's Keras file is unsafe.
+    """
+    if adjustment.features != tuple(parent.features):
+        raise ConfigError(
+            f"adjustment features {list(adjustment.features)} differ from the model's {list(parent.features)}"
+        )
+    scol = spot_column or spot_column_of(parent, None)
+    models_dir = Path(models_dir) if models_dir is not None else parent.path.parent.parent
+    name = child_name(parent.name, adjustment.spot_id)
+    meta = _child_metadata(parent, adjustment, reference, scol)
+    proto = _child_onnx(parent, adjustment)
+    if parent_keras is None:
+        parent_keras = _load_parent_keras(parent)
+    meta["onnx"] = {**meta["onnx"], "opset": opset_of(proto)}
+
+    def prepare(tmp: Path) -> None:
+        child_k = _child_keras(parent_keras, adjustment, len(parent.targets))
+        child_k.save(str(tmp / KERAS_FILE))
+        check_keras_file(tmp / KERAS_FILE)
+
+    def finish(tmp: Path, final: dict[str, Any]) -> None:
+        (tmp / ONNX_FILE).write_bytes(_stamp_child(proto, final))
+        card = model_card(final, []).decode("utf-8") + _card_section(final)
+        (tmp / CARD_FILE).write_text(card, encoding="utf-8")
+
+    return publish(models_dir, name, meta, prepare=prepare, finish=finish)
+
+
+def _stamp_child(proto: Any, meta: Mapping[str, Any]) -> bytes:
+    stamp_onnx(proto, meta)  # model version, doc string, standard properties
+    a = meta[META_KEY]
+    proto.doc_string += (f"; spot {a['spot_id']} adjustment ({a['method']}) of "
+                         f"{a['parent']['name']} {a['parent']['version']}")
+    for k, v in (("spot_id", a["spot_id"]), ("parent_model_id", a["parent"]["model_id"]),
+                 ("parent_version", a["parent"]["version"]), ("reference_sha256", a["reference"]["sha256"]),
+                 ("spot_adjustment", json_text(a))):
+        e = proto.metadata_props.add()
+        e.key, e.value = k, str(v)
+    return proto.SerializeToString()
+
+
+def _load_parent_keras(parent: CalibrationModel) -> Any:
+    from .._tf import keras as _quiet_keras
+
+    path = parent.path / KERAS_FILE
+    check_keras_file(path)
+    keras = _quiet_keras()
+    try:
+        return keras.models.load_model(str(path), safe_mode=True, compile=False)
+    except Exception as exc:  # Keras raises its own types
+        raise ArtifactError(f"{path}: Keras cannot load it ({type(exc).__name__}: {exc})") from None
+
+
+def adjust_spots(
+    model: CalibrationModel | str | Path,
+    reference: str | Path,
+    *,
+    method: str | None = None,
+    spots: Sequence[str] | None = None,
+    spot_column: str | None = None,
+    models_dir: str | Path | None = None,
+    sep: str | None = None,
+    decimal: str | None = None,
+    write: bool = True,
+) -> AdjustResult:
+    """Adjust a batch model to each spot of a two-point reference file and write the children.
+
+    Every spot is computed and checked before anything is written, so bad reference data
+    leaves the models folder unchanged.
+
+    Parameters
+    ----------
+    model : CalibrationModel or path
+        The batch model (``models/<name>`` -> latest version, or ``models/<name>/<version>``).
+    reference : str or Path
+        Reference readings, see the module notes.
+    method : {"linear", "phase_scale", "spot_map"} or None, default=None
+        ``None``: ``spot_map`` for a parent with ``spot_normalisation``, else ``linear``.
+    spots : sequence of str, optional
+        Only these spots; default every spot of ``reference``.
+    spot_column : str, optional
+        Default: the model's group column (``calibration.json`` ``data.group``).
+    models_dir : str or Path, optional
+        Where the children go; default: the parent's models folder.
+    sep, decimal : str, optional
+        CSV separator and decimal mark of ``reference``.
+    write : bool, default=True
+        False computes and reports only.
+
+    Returns
+    -------
+    AdjustResult
+
+    Raises
+    ------
+    IngestError, ConfigError, ArtifactError
+        See :func:`compute_adjustments` and :func:`write_spot_artifact`.
+    """
+    parent = load_parent(model)
+    info, adjustments = compute_adjustments(parent, reference, method=method, spots=spots,
+                                            spot_column=spot_column, sep=sep, decimal=decimal)
+    method = check_method(method, parent)
+    arts: list[Any] = []
+    if write and adjustments:
+        pk = _load_parent_keras(parent)
+        for adj in adjustments:
+            arts.append(write_spot_artifact(parent, adj, info, models_dir=models_dir,
+                                            spot_column=info["spot_column"], parent_keras=pk))
+    return AdjustResult(
+        parent={"name": parent.name, "version": parent.version, "model_id": parent.model_id,
+                "path": str(parent.path)},
+        reference=info,
+        method=method,
+        adjustments=adjustments,
+        artifacts=tuple(arts),
+    )
+def format_adjustment(result: AdjustResult) -> str:
+    """Plain-text summary of :func:`adjust_spots` (for ``calib adjust``), one line per spot."""
+    p = result.parent
+    lines = [f"{p['name']} {p['version']}: {len(result.adjustments)} spot(s) adjusted from "
+             f"{result.reference['file']} (method {result.method})"]
+    arts = list(result.artifacts) + [None] * (len(result.adjustments) - len(result.artifacts))
+    for a, art in zip(result.adjustments, arts):
+        u = a.unit
+        if a.method == SPOT_MAP:
+            ms = [a.input_scale[j] for j, s in enumerate(a.input_scale) if a.input_offset[j] or s != 1.0]
+            what = f"phase map of {len(ms)} input(s), scale {min(ms):.5f}..{max(ms):.5f}"
+        elif a.method == "phase_scale":
+            what = f"phase shift {a.phase_shift:+.4f}, scale {a.scale:.5f}"
+        else:
+            what = f"O2 = {a.intercept:+.4g} {u} + {a.scale:.5f} x batch"
+        lines.append(
+            f"  {a.spot_id}: {what}; batch read zero {a.zero.batch_reading:.4g} / air "
+            f"{a.air.batch_reading:.4g} {u}" + (f", adjusted {a.zero.adjusted_reading:.4g} / "
+                                                f"{a.air.adjusted_reading:.4g}" if a.method == SPOT_MAP else "")
+            + f" (references {a.zero.value:.4g} / {a.air.value:.4g})"
+            + ("" if art is None else f" -> {art.path}")
+        )
+    return "\n".join(lines)
+
+
