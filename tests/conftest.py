@@ -82,3 +82,69 @@ def tiny_calibration(tmp, csv, toml):
                              env={"CALIB_RUNS_DIR": str(Path(tmp) / "runs")})
     assert res.exit_code == 0, res.output
     return cfg, json.loads(res.output)
+
+
+# --------------------------------------------------------------------------- one tiny artifact
+#: Inputs of the hand-set ``linear`` batch model (:func:`linear_keras`).
+LINEAR_FEATURES = ("phase_5000hz_deg", "temperature_degC")
+
+
+def linear_keras(bias_scaled: float):
+    """A network without hidden layers set by hand: ``O2 = -10 * (phase - (60 - 0.1 T)) + bias`` (hPa).
+
+    With ``bias_scaled = -0.2`` exactly ``O2 = -10 phase - T + 600``; other biases shift it by
+    ``100 * (bias_scaled + 0.2)`` hPa (fold models 1 hPa apart give a known ``o2_hPa_std``).
+    """
+    from calib.model import ModelConfig, build_model
+    from calib.scaling import Scaler
+
+    # z_x = ((phase - 45)/10, (T - 20)/10), z_y = (O2 - 150)/100: z_y = -z1 - 0.1 z2 - 0.2
+    m = build_model(ModelConfig(hidden_layers=(), activation="identity"), 2, 1,
+                    Scaler("standard", (45.0, 20.0), (10.0, 10.0)), Scaler("standard", (150.0,), (100.0,)))
+    m.get_layer("output_scaled").set_weights([np.array([[-1.0], [-0.1]]), np.array([bias_scaled])])
+    return m
+
+
+def linear_metadata(rows: int, phase_range=(25.0, 65.0), t_range=(0.0, 40.0), group: str | None = "spot_id") -> dict:
+    """Metadata of the ``linear`` batch model (calibrated ranges, grouped by ``group``)."""
+    return {
+        "features": [
+            {"name": LINEAR_FEATURES[0], "unit": "deg", "frequency_hz": 5000.0, "min": phase_range[0],
+             "max": phase_range[1]},
+            {"name": LINEAR_FEATURES[1], "unit": "degC", "min": t_range[0], "max": t_range[1]},
+        ],
+        "target": {"name": "o2_hPa", "unit": "hPa", "min": 0.0, "max": 300.0},
+        "hyperparameters": {"seed": 0},
+        "data": {"file": "batch.csv", "sha256": "0" * 64, "rows": rows, "group": group},
+    }
+
+
+def lin_phase(po2, t, offset=0.0, k=1.0):
+    """Phase (deg) of a spot of the ``linear`` batch with phase offset and Ksv scale ``k``."""
+    return 60.0 - 0.1 * np.asarray(t) - k * np.asarray(po2) / 10.0 + offset
+
+
+def lin_ref_rows(spot: str, offset: float, k: float, t: float = 20.0, air: float = 212.0,
+                 spot_column: str = "spot_id") -> list[dict]:
+    """Two-point reference rows (zero and air, twice each) of one spot of the ``linear`` batch."""
+    return [{spot_column: spot, LINEAR_FEATURES[0]: round(float(lin_phase(p, t, offset, k)), 6),
+             LINEAR_FEATURES[1]: t, "o2_hPa": p} for p in (0.0, 0.0, air, air)]
+
+
+@pytest.fixture(scope="session")
+def linear_artifact(tmp_path_factory):
+    """The tiny batch artifact every runtime/spot test shares: the hand-set linear model + 2 fold models."""
+    from calib.artifact.export import export_artifact
+
+    models = tmp_path_factory.mktemp("linear-models")
+    return export_artifact(models, "lin", model=linear_keras(-0.2),
+                           fold_models=[linear_keras(-0.19), linear_keras(-0.21)], metadata=linear_metadata(100))
+
+
+def copy_artifact(art, tmp_path: Path, name: str | None = None) -> Path:
+    """A copy of an artifact version in ``tmp_path/models`` (its children go beside it)."""
+    import shutil
+
+    dst = tmp_path / "models" / (name or art.name) / art.version
+    shutil.copytree(art.path, dst)
+    return dst

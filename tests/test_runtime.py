@@ -1,0 +1,168 @@
+"""Tests of calib.runtime: the one inference path, through every door.
+
+The same readings of adjusted and unadjusted spots go through the CLI (``calib predict``),
+``load_model(...).predict``, ``predict_frame`` and the child's bare ``model.onnx`` in plain
+ONNX Runtime; every door must give the same numbers (to 1e-5) and the same flags.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import LINEAR_FEATURES, copy_artifact, lin_phase, lin_ref_rows, linear_keras, linear_metadata
+
+from calib.cli import cli
+from calib.errors import ConfigError, IngestError
+from calib.runtime import find_children, load_model
+
+SPOTS = {"A": (0.3, 1.05), "B": (-0.2, 0.97)}  # spot -> (phase offset deg, Ksv scale)
+P = np.array([0.0, 50.0, 100.0, 250.0])
+T = np.array([10.0, 20.0, 25.0, 35.0])
+
+
+def _readings(spot_column: str = "spot_id") -> pd.DataFrame:
+    """Readings of spots A and B (adjusted) and C (no check), with known true O2 ``P``."""
+    rows = []
+    for spot, (off, k) in {**SPOTS, "C": (0.0, 1.0)}.items():
+        for p, t in zip(P, T):
+            rows.append({spot_column: spot, "note": f"{spot}-{p:g}", LINEAR_FEATURES[0]: float(lin_phase(p, t, off, k)),
+                         LINEAR_FEATURES[1]: t, "o2_true": p})
+    return pd.DataFrame(rows)
+
+
+def _adjust(parent_dir, tmp_path, spot_column: str = "spot_id", extra_args=()):
+    ref = tmp_path / "ref.csv"
+    rows = [r for s, (off, k) in SPOTS.items() for r in lin_ref_rows(s, off, k, spot_column=spot_column)]
+    pd.DataFrame(rows).to_csv(ref, index=False)
+    res = CliRunner().invoke(cli, ["adjust", str(parent_dir), "--reference", str(ref), "--json", *extra_args])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
+def _cli_predict(model_dir, df: pd.DataFrame, tmp_path) -> pd.DataFrame:
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    df.to_csv(src, index=False)
+    res = CliRunner().invoke(cli, ["predict", str(model_dir), str(src), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    return pd.read_csv(out)
+
+
+def _onnx(path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    s = ort.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
+    return s.run(["o2_hPa"], {"readings": np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+
+# --------------------------------------------------------------------------- every door
+def test_every_door_gives_the_same_numbers_and_flags(linear_artifact, tmp_path):
+    parent_dir = copy_artifact(linear_artifact, tmp_path)
+    adj = _adjust(parent_dir, tmp_path)
+    children = {s["spot_id"]: s["artifact"] for s in adj["spots"]}
+    df = _readings()
+    x = df[list(LINEAR_FEATURES)]
+
+    cli_out = _cli_predict(parent_dir, df, tmp_path)
+    model = load_model(parent_dir)
+    frame = model.predict_frame(df)
+    api = model.predict(df)
+    api_spots = model.predict(x.to_numpy(), spots=df["spot_id"].to_numpy())
+    onnx = np.empty(len(df))
+    for spot in df["spot_id"].unique():
+        m = (df["spot_id"] == spot).to_numpy()
+        onnx[m] = _onnx(parent_dir if spot == "C" else Path(children[spot]), x[m].to_numpy())
+
+    for got in (cli_out["o2_hPa_pred"], frame["o2_hPa_pred"], api, api_spots):
+        np.testing.assert_allclose(np.asarray(got, dtype=np.float64), onnx, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(cli_out["o2_hPa_std"], frame["o2_hPa_std"], rtol=1e-6)
+    for col in ("out_of_range", "adjusted"):
+        np.testing.assert_array_equal(cli_out[col].to_numpy(), frame[col].to_numpy())
+    assert frame["adjusted"].tolist() == [s in SPOTS for s in df["spot_id"]]
+    # the adjusted spots are right (known answers); the unchecked spot C keeps the batch model
+    np.testing.assert_allclose(frame["o2_hPa_pred"], df["o2_true"], atol=5e-3)
+    # without spot ids the batch model answers, and says so
+    plain = model.predict_frame(x)
+    assert not plain["adjusted"].any()
+    np.testing.assert_allclose(plain["o2_hPa_pred"], _onnx(parent_dir, x.to_numpy()), rtol=1e-5, atol=1e-5)
+
+
+def test_children_of_a_model_without_group_are_applied_by_their_recorded_column(tmp_path):
+    """`calib adjust --spot-column serial_number` on a model without [data] group: used, never silent."""
+    from calib.artifact.export import export_artifact
+
+    art = export_artifact(tmp_path / "models", "nogroup", model=linear_keras(-0.2),
+                          metadata=linear_metadata(100, group=None))
+    adj = _adjust(art.path, tmp_path, spot_column="serial_number", extra_args=("--spot-column", "serial_number"))
+    assert {s["spot_id"] for s in adj["spots"]} == set(SPOTS)
+    assert set(find_children(art.path)) == set(SPOTS)
+    model = load_model(art.path)
+    assert model.spot_columns == ("serial_number",)
+    df = _readings("serial_number")
+    cli_out = _cli_predict(art.path, df, tmp_path)
+    frame = model.predict_frame(df)
+    assert cli_out["adjusted"].tolist() == frame["adjusted"].tolist() == [s in SPOTS for s in df["serial_number"]]
+    np.testing.assert_allclose(cli_out["o2_hPa_pred"], df["o2_true"], atol=5e-3)
+    np.testing.assert_allclose(frame["o2_hPa_pred"], cli_out["o2_hPa_pred"], rtol=1e-5, atol=1e-5)
+
+
+def test_a_child_written_after_loading_is_used_by_the_loaded_model(linear_artifact, tmp_path):
+    parent_dir = copy_artifact(linear_artifact, tmp_path)
+    model = load_model(parent_dir)  # e.g. a long-running service
+    df = _readings()
+    assert model.children == {} and not model.routes_spots
+    assert "adjusted" not in model.predict_frame(df).columns
+    _adjust(parent_dir, tmp_path)
+    assert set(model.children) == set(SPOTS)
+    np.testing.assert_allclose(model.predict(df), df["o2_true"], atol=5e-3)
+
+
+# --------------------------------------------------------------------------- flags and refusals
+def test_spot_normalised_model_refuses_or_flags_unchecked_readings(linear_artifact, tmp_path):
+    """A parent that must not be used unadjusted: predict refuses, predict_frame and the CLI flag."""
+    meta = linear_metadata(100)
+    meta["spot_normalisation"] = {"format": "calib.spotnorm"}  # only its presence matters here
+    from calib.artifact.export import export_artifact
+
+    art = export_artifact(tmp_path / "models", "norm", model=linear_keras(-0.2), metadata=meta)
+    model = load_model(art.path)
+    assert model.requires_adjustment and model.routes_spots
+    df = _readings()
+    with pytest.raises(ConfigError, match=r"spot-normalised phases .* 12 of 12 reading\(s\) cannot be adjusted"):
+        model.predict(df)
+    frame = model.predict_frame(df)
+    assert frame["out_of_range"].all() and not frame["adjusted"].any()
+    cli_out = _cli_predict(art.path, df, tmp_path)
+    assert cli_out["out_of_range"].all() and not cli_out["adjusted"].any()
+
+
+@pytest.mark.parametrize(
+    "column, values, match",
+    [
+        pytest.param("temperature_degC", pd.date_range("2026-01-01", periods=4), "expected real numbers", id="datetime"),
+        pytest.param("temperature_degC", [True, False, True, True], "expected real numbers", id="bool"),
+        pytest.param("temperature_degC", [1 + 1j] * 4, "expected real numbers", id="complex"),
+        pytest.param("phase_5000hz_deg", [1e30, 30.0, 30.0, 30.0], "not a finite number|impossible", id="huge-phase"),
+        pytest.param("phase_5000hz_deg", [120.0, 30.0, 30.0, 30.0], "impossible; expected a phase within 0..90", id="phase>90"),
+        pytest.param("temperature_degC", [20.0, 20.0, -50.0, 20.0], "index 2, column temperature_degC: -50 degC is impossible",
+                     id="cold"),
+    ],
+)
+def test_python_api_refuses_what_the_cli_refuses(linear_artifact, column, values, match):
+    df = pd.DataFrame({"phase_5000hz_deg": [30.0] * 4, "temperature_degC": [20.0] * 4})
+    df[column] = values
+    model = load_model(linear_artifact.path)
+    for door in (model.predict, model.predict_frame, model.out_of_range):
+        with pytest.raises(IngestError, match=match):
+            door(df)
+
+
+def test_a_model_loaded_without_spots_ignores_spot_ids(linear_artifact):
+    model = load_model(linear_artifact.path, spots=False)
+    assert model.children == {}
+    x = np.array([[30.0, 20.0], [40.0, 20.0]])
+    assert model.predict(x, spots=["A", "B"]).shape == (2,)  # no routing: spots are ignored
