@@ -166,3 +166,12 @@ def test_a_model_loaded_without_spots_ignores_spot_ids(linear_artifact):
     assert model.children == {}
     x = np.array([[30.0, 20.0], [40.0, 20.0]])
     assert model.predict(x, spots=["A", "B"]).shape == (2,)  # no routing: spots are ignored
+
+
+def test_children_written_elsewhere_are_not_applied_and_the_adjustment_says_so(linear_artifact, tmp_path):
+    parent_dir = copy_artifact(linear_artifact, tmp_path)
+    adj = _adjust(parent_dir, tmp_path, extra_args=("--models-dir", str(tmp_path / "elsewhere")))
+    assert "does not apply them" in adj["note"]
+    assert load_model(parent_dir).children == {}
+    child = load_model(adj["spots"][0]["artifact"])
+    assert child.is_child and not child.routes_spots and "adjusted" not in child.output_columns()

@@ -129,6 +129,9 @@ def stamp_onnx(proto: Any, meta: Mapping[str, Any]) -> bytes:
         "aux_targets": json.dumps([{"name": a["name"], "unit": a["unit"]} for a in meta["aux_targets"]]),
         "outputs": json.dumps(meta["onnx"]["outputs"]),
     }
+    if meta.get("spot_normalisation"):
+        props["use"] = ("spot-normalised batch model: its numbers are only right through a spot's child "
+                        "(models/<name>.<spot>/, calib adjust); do not apply this graph to raw readings")
     del proto.metadata_props[:]
     helper.set_model_props(proto, props)
     return proto.SerializeToString()

@@ -323,6 +323,9 @@ class AdjustResult:
     adjustments : tuple of SpotAdjustment
     artifacts : tuple of Artifact
         The child artifacts written, in the order of ``adjustments`` (empty with ``write=False``).
+    note : str or None
+        What a user must know, e.g. that children written outside the parent's models folder
+        are not applied by the batch model.
     """
 
     parent: dict[str, Any]
@@ -330,6 +333,7 @@ class AdjustResult:
     method: str
     adjustments: tuple[SpotAdjustment, ...]
     artifacts: tuple[Any, ...] = field(default=())
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         arts = list(self.artifacts) + [None] * (len(self.adjustments) - len(self.artifacts))
@@ -337,6 +341,7 @@ class AdjustResult:
             "parent": self.parent,
             "reference": self.reference,
             "method": self.method,
+            "note": self.note,
             "spots": [
                 {**a.to_dict(), **({} if art is None else
                                    {"artifact": str(art.path), "name": art.name, "version": art.version,

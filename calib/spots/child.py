@@ -305,7 +305,9 @@ def adjust_spots(
     spot_column : str, optional
         Default: the model's group column (``calibration.json`` ``data.group``).
     models_dir : str or Path, optional
-        Where the children go; default: the parent's models folder.
+        Where the children go; default: the parent's models folder. Only children beside
+        the parent are applied by it (:func:`calib.load_model` of the batch model); children
+        elsewhere must be loaded themselves (the result's ``note`` says so).
     sep, decimal : str, optional
         CSV separator and decimal mark of ``reference``.
     write : bool, default=True
@@ -337,12 +339,23 @@ def adjust_spots(
         method=method,
         adjustments=adjustments,
         artifacts=tuple(arts),
+        note=_placement_note(parent, models_dir) if arts else None,
     )
+
+
+def _placement_note(parent: CalibrationModel, models_dir: str | Path | None) -> str | None:
+    home = parent.path.parent.parent
+    if models_dir is None or Path(models_dir).resolve() == home.resolve():
+        return None
+    return (f"the children were written to {models_dir}, not beside the batch model ({home}): "
+            f"`calib predict {parent.path.parent}` does not apply them; predict with a child itself")
 def format_adjustment(result: AdjustResult) -> str:
     """Plain-text summary of :func:`adjust_spots` (for ``calib adjust``), one line per spot."""
     p = result.parent
     lines = [f"{p['name']} {p['version']}: {len(result.adjustments)} spot(s) adjusted from "
              f"{result.reference['file']} (method {result.method})"]
+    if result.note:
+        lines.append(f"  note: {result.note}")
     arts = list(result.artifacts) + [None] * (len(result.adjustments) - len(result.artifacts))
     for a, art in zip(result.adjustments, arts):
         u = a.unit
