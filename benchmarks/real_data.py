@@ -32,7 +32,7 @@ is predicted once, by a model that never saw it; MAE and RMSE are pooled over al
     outer-validation rows play no part in the choice: an honest estimate of what
     ``calib calibrate`` delivers. Also shown, as a diagnostic only: the bare lowest inner MAE
     (calib's rule before the one-standard-error rule).
-(b) the classical fit, :func:`calib.baseline.fit_baseline` with ``kind="auto"`` (inner-CV choice
+(b) the classical fit, :func:`calib.physics.fit_physics` with ``kind="auto"`` (inner-CV choice
     between SVU and two-site for a phase in deg, SBE63 for a delay in us), and each applicable
     form on its own (``svu``, ``two_site``; ``sbe63``), fitted on the outer-training rows;
 (c) scikit-learn ``MLPRegressor`` (2 x 32 tanh, L-BFGS, ``alpha=1e-4``, up to 20000 iterations)
@@ -133,13 +133,13 @@ def nested_calib(ds, folds, inner_folds: int, seed: int, jobs: int) -> tuple[dic
 
 
 def classical(ds, folds, kind: str) -> tuple[np.ndarray, list[str]]:
-    from calib.baseline import fit_baseline
+    from calib.physics import fit_physics
 
     x, y = ds.x(), ds.y()[:, 0]
     names, units = list(ds.feature_names), [c.unit for c in ds.features]
     pred, kinds = np.full(len(x), np.nan), []
     for tr, va in folds:
-        b = fit_baseline(x[tr], y[tr], names, units, ds.target.unit, kind=kind)
+        b = fit_physics(x[tr], y[tr], names, units, ds.target.unit, kind=kind)
         pred[va] = b.predict(x[va])
         kinds.append(b.kind)
     return pred, kinds

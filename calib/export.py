@@ -1547,7 +1547,7 @@ def export_artifact(
     fold_models : sequence of keras.Model, default=()
         The k (>= 2) cross-validation fold models; their predictions of the primary target
         give ``<target>_std`` (standard deviation across models, ddof=0).
-    physics : sequence of BaselineModel or None, optional
+    physics : sequence of PhysicsModel or None, optional
         One entry per model (``model`` first, then the fold models): the classical physics
         fit that the ``hybrid``/``physics`` families add to the network's first output
         (:mod:`calib.hybrid`); folded into the same ONNX graph (:mod:`calib.physics_onnx`).

@@ -9,12 +9,12 @@ calib's model family has three members, chosen by k-fold like any hyperparameter
 ``mlp``
     readings -> network -> O2.
 ``hybrid``
-    readings -> classical fit (:func:`calib.baseline.fit_baseline`, on the same training
+    readings -> classical fit (:func:`calib.physics.fit_physics`, on the same training
     rows) + network(readings) -> O2; the network learns the physics fit's residual.
 ``physics``
     readings -> classical fit -> O2 (the network's output layer is zero).
 
-Every member is a Keras network plus an optional :class:`~calib.baseline.BaselineModel`
+Every member is a Keras network plus an optional :class:`~calib.physics.PhysicsModel`
 (plain JSON numbers). The export step folds the baseline into the same ONNX graph
 (:mod:`calib.physics_onnx`), so lab software runs one file whatever the family.
 """
@@ -40,7 +40,7 @@ class Member:
     model : keras.Model
         The network (raw readings in, target(s) in their unit out; for ``hybrid`` the
         residual of the physics fit, for ``physics`` zero).
-    baseline : BaselineModel or None
+    baseline : PhysicsModel or None
         The classical fit added to the network's first output (``hybrid``, ``physics``).
     result : TrainResult or None
         The network's training record (``None`` for ``physics``).
@@ -72,10 +72,10 @@ class Member:
 
 
 def _baseline(x: np.ndarray, y0: np.ndarray, names: Sequence[str], units: Sequence[str], target_unit: str) -> Any:
-    from .baseline import fit_baseline
+    from .physics import fit_physics
 
     try:
-        return fit_baseline(x, y0, list(names), list(units), target_unit)
+        return fit_physics(x, y0, list(names), list(units), target_unit)
     except Exception as exc:  # a failing physics fit fails this trial, not the sweep
         raise TrainingError(f"the physics fit failed: {exc}") from None
 

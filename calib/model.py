@@ -190,7 +190,7 @@ class ModelConfig:
         Data loss on the scaled target (``huber`` with delta 1 in scaled units).
     family : {"mlp", "hybrid", "physics"}, default="mlp"
         ``mlp``: the network maps readings to O2. ``hybrid``: the classical physics fit
-        (:mod:`calib.baseline`, fitted on the same training rows) plus a network that learns
+        (:mod:`calib.physics`, fitted on the same training rows) plus a network that learns
         its residual. ``physics``: the classical fit alone. All three export to one ONNX
         graph; a sweep can choose between them by k-fold (see :mod:`calib.hybrid`).
     seed : int, default=0

@@ -7,7 +7,7 @@ Every fold builds a fresh model from the frozen config (as scikit-learn's
 folds, so a sensor spot is never in training and validation at once. Inside each fold,
 early stopping uses an inner dev part carved from the fold's training rows (by group
 too), so the validation fold is touched only to score. The classical baseline
-(:mod:`calib.baseline`) is fitted and scored on exactly the same folds.
+(:mod:`calib.physics`) is fitted and scored on exactly the same folds.
 
 Folds run in parallel worker processes (joblib/loky) when ``jobs > 1``; each worker
 limits TensorFlow to one intra-op and one inter-op thread before TensorFlow starts.
@@ -269,7 +269,7 @@ def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
     """Train and score one fold. Runs in a worker process; takes and returns plain data."""
     if task.get("limit_threads"):
         limit_threads()
-    from .baseline import fit_baseline
+    from .physics import fit_physics
     from .hybrid import fit_member, predict_member
     from .model import ModelConfig
 
@@ -314,7 +314,7 @@ def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
     if task.get("baseline", True):
         try:
             # hybrid/physics members already fitted the classical form on exactly these rows
-            b = member.baseline if member.baseline is not None else fit_baseline(
+            b = member.baseline if member.baseline is not None else fit_physics(
                 x_tr, y_tr[:, 0], task["feature_names"], task["feature_units"], task["target_unit"])
             out["baseline_val"] = score(y_va[:, 0], b.predict(x_va), tol)
             out["baseline_train"] = score(y_tr[:, 0], b.predict(x_tr), tol)

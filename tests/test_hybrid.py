@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calib.baseline import fit_baseline
+from calib.physics import fit_physics
 from calib.hybrid import fit_member, predict_member
 from calib.model import ModelConfig, export_onnx
 from calib.physics_onnx import attach_physics
@@ -49,7 +49,7 @@ def test_physics_family_equals_the_classical_fit(data):
     xtr, ytr, xte, yte = data
     m = fit_member(ModelConfig(family="physics"), xtr, ytr, feature_names=NAMES, feature_units=UNITS,
                    target_unit="hPa")
-    b = fit_baseline(xtr, ytr, NAMES, UNITS, "hPa")
+    b = fit_physics(xtr, ytr, NAMES, UNITS, "hPa")
     np.testing.assert_array_equal(predict_member(m, xte)[:, 0], b.predict(xte))  # exactly: the network adds 0.0
     assert m.result is None and m.best_epoch == 0
 
@@ -119,7 +119,7 @@ def test_refit_config_uses_the_median_best_epoch_and_falls_back_to_physics():
 @pytest.mark.parametrize("kind", ["svu", "two_site", "poly"])
 def test_physics_in_onnx_equals_python(tmp_path, data, kind):
     xtr, ytr, xte, _ = data
-    b = fit_baseline(xtr, ytr, NAMES, UNITS, "hPa", kind=kind)
+    b = fit_physics(xtr, ytr, NAMES, UNITS, "hPa", kind=kind)
     m = fit_member(ModelConfig(family="physics"), xtr, ytr, feature_names=NAMES, feature_units=UNITS,
                    target_unit="hPa")
     m = type(m)(m.model, b, None, m.x_scaler, m.y_scaler)
@@ -140,7 +140,7 @@ def test_sbe63_in_onnx_equals_python(tmp_path):
     v = rng.uniform(0.7, 1.4, 200) * 39.457071
     o2 = ((1.05 + 0.0015 * t + 0.4 * (v / 39.457071) ** 2) / (-0.15 + v / 39.457071) - 1) / (0.11 + 0.004 * t + 5e-5 * t * t)
     x = np.column_stack([v, t])
-    b = fit_baseline(x, o2, ["phase_delay_us", "temperature_degC"], ["us", "degC"], "mL_per_L", kind="sbe63")
+    b = fit_physics(x, o2, ["phase_delay_us", "temperature_degC"], ["us", "degC"], "mL_per_L", kind="sbe63")
     m = fit_member(ModelConfig(family="physics"), x, o2, feature_names=["phase_delay_us", "temperature_degC"],
                    feature_units=["us", "degC"], target_unit="mL_per_L")
     path = tmp_path / "net.onnx"
