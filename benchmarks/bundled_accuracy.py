@@ -79,8 +79,7 @@ def default_config(ds, cfg, tr: np.ndarray, te: np.ndarray) -> tuple[float, int]
     5-fold GroupKFold on train + dev gives the median best epoch; the network is refitted on
     train + dev for that many epochs (no early stopping) and scored once on the test part.
     """
-    from calib.hybrid import fit_member, predict_member
-    from calib.model import ModelConfig
+    from calib.nn import ModelConfig, fit_member, predict_member
     from calib.validate import cross_validate
 
     mc = ModelConfig.from_dict(dict(cfg.model)).replace(seed=cfg.split.seed)

@@ -10,7 +10,7 @@ Part 1 - bundled simulated batch (``data/readings.csv``, 12 spots, features and 
 held-out spots (3 -> 4 held-out spots each, so every spot is held out once). Each spot's
 two-point check is its rows at 22.5 +- 1 degC with O2 0 and 212 hPa (2 replicates each;
 :class:`calib.spotnorm.SpotReference`), written as a reference CSV in the natural form (spot,
-features, target). Per rotation two networks are trained with :func:`calib.hybrid.fit_member`
+features, target). Per rotation two networks are trained with :func:`calib.nn.fit_member`
 (``ModelConfig(hidden_layers=(64, 64), learning_rate=3e-3)``, auto epochs, early stopping on
 15 % random rows of the training spots, the same rows for both) and exported with
 :func:`calib.export.export_artifact`:
@@ -159,8 +159,7 @@ def fit_two_site_pinned(b, x, y):
 
 # --------------------------------------------------------------------------- part 1
 def fit_network(x, y, tr, dev, names, units, target_unit, seed):
-    from calib.hybrid import fit_member
-    from calib.model import ModelConfig
+    from calib.nn import ModelConfig, fit_member
 
     cfg = ModelConfig(hidden_layers=(64, 64), learning_rate=3e-3, seed=seed)
     m = fit_member(cfg, x[tr], y[tr], x[dev], y[dev], feature_names=names, feature_units=units,
@@ -382,7 +381,7 @@ def whoi(path: Path, args) -> dict | None:
     from calib.config import DataSpec
     from calib.export import describe_dataset, export_artifact, load_model
     from calib.ingest import load_dataset
-    from calib.model import ModelConfig, train
+    from calib.nn import ModelConfig, train
     from calib.scaling import fit_scaler
 
     csv = path / "optode_2021-06-09.csv"

@@ -987,7 +987,7 @@ def _child_onnx(parent: CalibrationModel, adj: SpotAdjustment) -> Any:
 
 def _child_keras(parent_keras: Any, adj: SpotAdjustment, n_targets: int) -> Any:
     """The parent's Keras network between an input offset and an output scale (built-in layers only)."""
-    from ._tf import keras as _quiet_keras
+    from .nn.tf import keras as _quiet_keras
 
     keras = _quiet_keras()
     n = len(adj.input_offset)
@@ -1202,7 +1202,7 @@ def _json_dumps(obj: Any) -> str:
 
 def _load_parent_keras(parent: CalibrationModel) -> Any:
     from . import export as E
-    from ._tf import keras as _quiet_keras
+    from .nn.tf import keras as _quiet_keras
 
     path = parent.path / E.KERAS_FILE
     E._check_keras_file(path)

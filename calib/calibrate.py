@@ -175,7 +175,7 @@ def calibrate(
     IngestError, ConfigError, TrainingError, ArtifactError
     """
     from .ingest import load_dataset, split_dataset
-    from .model import ModelConfig
+    from .nn import ModelConfig
     from .sweep import SweepSettings, run_sweep
 
     settings = settings or CalibrateSettings()
@@ -242,7 +242,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
             norm: Any = None, raw_ds: Any = None) -> CalibrationRun:
     from .physics import PhysicsModel, fit_physics
     from .export import describe_dataset, export_artifact
-    from .hybrid import fit_member, predict_member, rebuild_member, refit_config
+    from .nn import fit_member, predict_member, rebuild_member, refit_config
     from .metrics import score
     from .scaling import Scaler
     from .validate import cross_validate

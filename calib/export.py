@@ -95,7 +95,7 @@ __all__ = [
 SCHEMA_VERSION = "1.0"
 #: Newest schema major this version of calib reads.
 SUPPORTED_SCHEMA_MAJOR = 1
-#: Name of the ONNX graph's single input (same as ``calib.model.ONNX_INPUT_NAME``).
+#: Name of the ONNX graph's single input (same as ``calib.nn.ONNX_INPUT_NAME``).
 INPUT_NAME = "readings"
 
 ONNX_FILE = "model.onnx"
@@ -1179,7 +1179,7 @@ def _merge_onnx(protos: list[Any], target: str, n_features: int, n_out: int, std
     from onnx import TensorProto, helper, numpy_helper
     from onnx.compose import add_prefix
 
-    from .model import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME
+    from .nn import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME
 
     nodes, inits, vinfo = [], [], []
     outs = []
@@ -1494,7 +1494,7 @@ def _build_models(tmp: Path, model: Any, fold_models: Sequence[Any], n_features:
     """TensorFlow part: ONNX of every model (loaded back as protos) and model.keras."""
     import onnx
 
-    from .model import export_onnx
+    from .nn import export_onnx
 
     work = tmp / "work"
     work.mkdir()
@@ -1543,14 +1543,14 @@ def export_artifact(
     model : keras.Model
         The final trained model: raw readings in physical units (columns in the order of
         ``metadata["features"]``) -> target(s) in their unit; scaling inside the graph
-        (as built by :func:`calib.model.build_model`).
+        (as built by :func:`calib.nn.build_model`).
     fold_models : sequence of keras.Model, default=()
         The k (>= 2) cross-validation fold models; their predictions of the primary target
         give ``<target>_std`` (standard deviation across models, ddof=0).
     physics : sequence of PhysicsModel or None, optional
         One entry per model (``model`` first, then the fold models): the classical physics
         fit that the ``hybrid``/``physics`` families add to the network's first output
-        (:mod:`calib.hybrid`); folded into the same ONNX graph (:mod:`calib.physics_onnx`).
+        (:mod:`calib.nn.family`); folded into the same ONNX graph (:mod:`calib.physics_onnx`).
     metadata : mapping
         Must have ``features`` (ordered list of ``{name, unit, min, max}`` plus ``source``,
         ``source_unit``, ``frequency_hz``; ``min``/``max`` = range seen in training),

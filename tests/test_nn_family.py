@@ -1,13 +1,12 @@
-"""Tests of the model family (calib.hybrid) and the physics fits in ONNX (calib.physics_onnx)."""
+"""Tests of the model family (calib.nn.family) and the physics fits in ONNX (calib.physics_onnx)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from calib.nn import ModelConfig, export_onnx, fit_member, predict_member
 from calib.physics import fit_physics
-from calib.hybrid import fit_member, predict_member
-from calib.model import ModelConfig, export_onnx
 from calib.physics_onnx import attach_physics
 
 NAMES = ["phase_5000hz_deg", "temperature_degC"]
@@ -67,7 +66,7 @@ def test_hybrid_learns_the_residual_and_beats_physics(data):
 
 def test_untrained_hybrid_is_exactly_the_physics_fit(data):
     """The residual network starts at 0, so epoch 0 of a hybrid is the physics fit."""
-    from calib.model import build_model
+    from calib.nn import build_model
     from calib.scaling import fit_scaler
 
     xtr, ytr, xte, yte = data
@@ -101,7 +100,7 @@ def test_hybrid_keeps_the_physics_fit_when_no_epoch_helps(data, optimizer):
 
 
 def test_refit_config_uses_the_median_best_epoch_and_falls_back_to_physics():
-    from calib.hybrid import refit_config
+    from calib.nn import refit_config
 
     hyb = ModelConfig(family="hybrid")
     cfg, epochs = refit_config(hyb, [0, 0, 40], 100)
