@@ -18,7 +18,7 @@ seen in training or in any choice. Every figure is the MAE (hPa) on the test par
 * ``calib`` without the sweep: the ``[model]`` config of ``calib.toml`` (mlp, 2 x 32 tanh, Adam
   1e-3, batch 64, auto budget) validated by the same 5-fold GroupKFold and refitted on train + dev
   for its median best epoch, as the main job refits: what the sweep adds or costs;
-* the classical fit :func:`calib.baseline.fit_baseline` (``auto``, and ``svu`` / ``two_site`` on the
+* the classical fit :func:`calib.physics.fit_physics` (``auto``, and ``svu`` / ``two_site`` on the
   5 kHz phase), fitted on train + dev;
 * scikit-learn ``MLPRegressor`` (2 x 32 tanh, L-BFGS, ``alpha=1e-4``, up to 20000 iterations) on
   standardised inputs and target, fitted on train + dev;
@@ -79,8 +79,7 @@ def default_config(ds, cfg, tr: np.ndarray, te: np.ndarray) -> tuple[float, int]
     5-fold GroupKFold on train + dev gives the median best epoch; the network is refitted on
     train + dev for that many epochs (no early stopping) and scored once on the test part.
     """
-    from calib.hybrid import fit_member, predict_member
-    from calib.model import ModelConfig
+    from calib.nn import ModelConfig, fit_member, predict_member
     from calib.validate import cross_validate
 
     mc = ModelConfig.from_dict(dict(cfg.model)).replace(seed=cfg.split.seed)
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of MLPRegressor (calib's seeds come from the config)")
     args = ap.parse_args(argv)
 
-    from calib.baseline import fit_baseline
+    from calib.physics import fit_physics
     from calib.calibrate import CalibrateSettings, calibrate
     from calib.config import load_config
     from calib.export import load_model
@@ -141,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     kinds: dict[str, str] = {}
     names, units = list(ds.feature_names), [c.unit for c in ds.features]
     for kind in ("auto", "svu", "two_site"):
-        b = fit_baseline(x[tr], y[tr], names, units, ds.target.unit, kind=kind)
+        b = fit_physics(x[tr], y[tr], names, units, ds.target.unit, kind=kind)
         methods[f"classical_{kind}"] = float(np.mean(np.abs(b.predict(x[te]) - y[te])))
         kinds[kind] = b.kind
     t1 = time.perf_counter()

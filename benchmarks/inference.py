@@ -17,7 +17,7 @@ Measured, each the best of ``--repeats`` runs:
    Runtime's default threads; also from a DataFrame, and with the fold-model standard deviation.
    Target: >= 2M rows/s on 2 cores.
 2. Keras ``model.predict(x)`` with its defaults (batch_size 32) on ``--keras-rows`` readings, and
-   :func:`calib.model.predict` (direct calls on 65536-row chunks), in this process.
+   :func:`calib.nn.predict` (direct calls on 65536-row chunks), in this process.
 3. :func:`calib.predict.predict_file` (what ``calib predict`` runs after loading) on a
    ``--file-rows`` CSV vs ``pandas.read_csv`` + ``DataFrame.to_csv`` of the same file.
    Target: <= 2x.
@@ -90,7 +90,7 @@ def setup(folder: Path, n_rows: int, file_rows: int) -> tuple[Path, Path, Path, 
     from calib.config import DataSpec
     from calib.export import describe_dataset, export_artifact
     from calib.ingest import load_dataset
-    from calib.model import ModelConfig, train
+    from calib.nn import ModelConfig, train
     from calib.scaling import fit_scaler
 
     with open(ROOT / "data" / "calib.toml", "rb") as fh:
@@ -145,7 +145,7 @@ def main() -> None:
             sys.exit(child.stderr)
         r = json.loads(child.stdout.strip().splitlines()[-1])
 
-        from calib.model import predict
+        from calib.nn import predict
 
         xs = np.load(x_path)
         xk = xs[: args.keras_rows].astype(np.float32)
@@ -167,13 +167,13 @@ def main() -> None:
         ("  from a DataFrame (column lookup)", n / r["predict_df_s"]),
         ("  with return_std (final + 5 fold models)", n / r["predict_std_s"]),
         ("keras model.predict (defaults, batch 32)", nk / t_keras),
-        ("calib.model.predict (TF, 65536-row chunks)", n / t_direct),
+        ("calib.nn.predict (TF, 65536-row chunks)", n / t_direct),
     ]
     print(f"Inference on {n:,} readings ({xs.shape[1]} features, 2 x 32 tanh, 5 fold models), rows/s:")
     for label, v in rows:
         print(f"  {label:<46} {v:>14,.0f}")
     print(f"  ratio ORT / keras model.predict            {rate / (nk / t_keras):>14.1f}x")
-    print(f"  ratio ORT / calib.model.predict (TF)       {rate / (n / t_direct):>14.1f}x")
+    print(f"  ratio ORT / calib.nn.predict (TF)          {rate / (n / t_direct):>14.1f}x")
     print(f"  target >= 2,000,000 rows/s: {'met' if rate >= 2e6 else 'NOT met'}")
     ratio = r["predict_file_s"] / r["pandas_rw_s"]
     print(f"predict_file on {args.file_rows:,} CSV rows: {r['predict_file_s']:.3f} s; pandas read_csv + to_csv: "

@@ -20,19 +20,19 @@ Every method is scored on the same ``--folds`` outer folds (shuffled ``KFold``, 
 is predicted once, by a model that never saw it; MAE and RMSE are pooled over all rows (target unit):
 
 (a) ``calib``, nested CV: in each outer fold, the family is chosen among ``physics``, ``hybrid``
-    and ``mlp`` (each :class:`calib.model.ModelConfig` with its defaults: 2 x 32 tanh, Adam,
+    and ``mlp`` (each :class:`calib.nn.ModelConfig` with its defaults: 2 x 32 tanh, Adam,
     ``epochs = patience = "auto"``) by :func:`calib.validate.cross_validate` with
     ``--inner-folds`` folds on the outer-training rows only, and chosen as calib's sweep
     chooses (:func:`calib.sweep.one_se_choice`: the lowest inner MAE, except that ``physics``
     wins when within one standard error of it); the winner is refitted on all
-    outer-training rows with :func:`calib.hybrid.fit_member` for the median best epoch of its
-    inner folds (:func:`calib.hybrid.refit_config`, as the main job refits: a ``hybrid`` starts
+    outer-training rows with :func:`calib.nn.fit_member` for the median best epoch of its
+    inner folds (:func:`calib.nn.refit_config`, as the main job refits: a ``hybrid`` starts
     at the physics fit and whose folds mostly kept that epoch 0 refits as ``physics``) and
-    predicts the outer-validation rows with :func:`calib.hybrid.predict_member`. The
+    predicts the outer-validation rows with :func:`calib.nn.predict_member`. The
     outer-validation rows play no part in the choice: an honest estimate of what
     ``calib calibrate`` delivers. Also shown, as a diagnostic only: the bare lowest inner MAE
     (calib's rule before the one-standard-error rule).
-(b) the classical fit, :func:`calib.baseline.fit_baseline` with ``kind="auto"`` (inner-CV choice
+(b) the classical fit, :func:`calib.physics.fit_physics` with ``kind="auto"`` (inner-CV choice
     between SVU and two-site for a phase in deg, SBE63 for a delay in us), and each applicable
     form on its own (``svu``, ``two_site``; ``sbe63``), fitted on the outer-training rows;
 (c) scikit-learn ``MLPRegressor`` (2 x 32 tanh, L-BFGS, ``alpha=1e-4``, up to 20000 iterations)
@@ -96,8 +96,7 @@ def nested_calib(ds, folds, inner_folds: int, seed: int, jobs: int) -> tuple[dic
     within one standard error of the lowest inner MAE, Breiman's rule) and ``argmin``
     (diagnostic: the bare lowest inner MAE), and a record per outer fold.
     """
-    from calib.hybrid import fit_member, predict_member, refit_config
-    from calib.model import ModelConfig
+    from calib.nn import ModelConfig, fit_member, predict_member, refit_config
     from calib.validate import cross_validate
 
     x, y = ds.x(), ds.y()
@@ -133,13 +132,13 @@ def nested_calib(ds, folds, inner_folds: int, seed: int, jobs: int) -> tuple[dic
 
 
 def classical(ds, folds, kind: str) -> tuple[np.ndarray, list[str]]:
-    from calib.baseline import fit_baseline
+    from calib.physics import fit_physics
 
     x, y = ds.x(), ds.y()[:, 0]
     names, units = list(ds.feature_names), [c.unit for c in ds.features]
     pred, kinds = np.full(len(x), np.nan), []
     for tr, va in folds:
-        b = fit_baseline(x[tr], y[tr], names, units, ds.target.unit, kind=kind)
+        b = fit_physics(x[tr], y[tr], names, units, ds.target.unit, kind=kind)
         pred[va] = b.predict(x[va])
         kinds.append(b.kind)
     return pred, kinds

@@ -165,7 +165,7 @@ def t_inference(d: dict) -> list[str]:
         ("load_model(..., threads=2).predict", "ort_2threads_rows_per_s"),
         ("  with return_std (final + 5 fold models)", "ort_std_rows_per_s"),
         ("keras model.predict (defaults, batch 32)", "keras_predict_rows_per_s"),
-        ("calib.model.predict (TensorFlow, 65536-row chunks)", "calib_model_predict_rows_per_s"),
+        ("calib.nn.predict (TensorFlow, 65536-row chunks)", "calib_model_predict_rows_per_s"),
     )]
     out = [f"{d['rows']:,} readings, 5 features, 2 x 32 tanh with 5 fold models.", ""]
     out += _table(["path", "rows/s", "vs keras model.predict"], rows)

@@ -10,7 +10,7 @@ Part 1 - bundled simulated batch (``data/readings.csv``, 12 spots, features and 
 held-out spots (3 -> 4 held-out spots each, so every spot is held out once). Each spot's
 two-point check is its rows at 22.5 +- 1 degC with O2 0 and 212 hPa (2 replicates each;
 :class:`calib.spotnorm.SpotReference`), written as a reference CSV in the natural form (spot,
-features, target). Per rotation two networks are trained with :func:`calib.hybrid.fit_member`
+features, target). Per rotation two networks are trained with :func:`calib.nn.fit_member`
 (``ModelConfig(hidden_layers=(64, 64), learning_rate=3e-3)``, auto epochs, early stopping on
 15 % random rows of the training spots, the same rows for both) and exported with
 :func:`calib.export.export_artifact`:
@@ -30,7 +30,7 @@ MAE (hPa) on each spot's rows *other than* its reference rows:
     two-point output correction, and the spot-normalised network applied to raw readings
     (what a spot without its two-point check gets: it must not be used that way);
 (c) the lab's classical per-spot two-point recalibration: the classical two-site model
-    (:func:`calib.baseline.fit_baseline` kind ``two_site``, 5 kHz phase + temperature) fitted
+    (:func:`calib.physics.fit_physics` kind ``two_site``, 5 kHz phase + temperature) fitted
     on the training spots; per spot, theta0 shifted by the zero point,
     ``theta0_spot(T) = theta0_batch(T) + (P_zero - theta0_batch(T_zero))``, and both
     Stern-Volmer constants scaled by one factor ``s`` found by root-finding so that the model
@@ -75,10 +75,10 @@ KSV_PARAMS = ("ksv1_0", "ksv1_1", "ksv1_2", "ksv2_0", "ksv2_1")
 
 # --------------------------------------------------------------------------- classical (c)
 def _with_params(b, params):
-    from calib.baseline import BaselineModel
+    from calib.physics import PhysicsModel
 
-    return BaselineModel(b.kind, params, b.columns, b.n_features, b.feature_names, b.feature_units,
-                         b.target_unit, b.train_rmse)
+    return PhysicsModel(b.kind, params, b.columns, b.n_features, b.feature_names, b.feature_units,
+                        b.target_unit, b.train_rmse)
 
 
 def classical_recal(b, x_zero, x_air, air_value, *, shift_theta0=True):
@@ -87,7 +87,7 @@ def classical_recal(b, x_zero, x_air, air_value, *, shift_theta0=True):
     theta0(T) is shifted so that it equals the spot's mean zero-point phase at the zero point's
     temperature; then Ksv1(T) and Ksv2(T) are scaled by one factor ``s``, root-found so that
     the model reads exactly ``air_value`` at the spot's mean air point. Returns the
-    recalibrated :class:`~calib.baseline.BaselineModel` and ``s``.
+    recalibrated :class:`~calib.physics.PhysicsModel` and ``s``.
     """
     from scipy.optimize import brentq
 
@@ -111,17 +111,17 @@ def classical_recal(b, x_zero, x_air, air_value, *, shift_theta0=True):
 def fit_two_site_pinned(b, x, y):
     """The two-site form with theta0(T) *measured*: a line through the zero-O2 phases.
 
-    A lab takes theta0 from its zero-O2 readings; :func:`calib.baseline.fit_baseline` fits it
+    A lab takes theta0 from its zero-O2 readings; :func:`calib.physics.fit_physics` fits it
     freely, and on this simulated foil it lands 3-9 deg away from the measured zero phase
     (59.5 or 71 deg against 62 deg at 22.5 degC), which the per-spot theta0 shift of (c) then
     undoes. Here theta0(T) is the least-squares line through the training rows at O2 = 0 and
     f (linear in T), Ksv1 (quadratic) and Ksv2 (linear) are fitted in O2 space
-    (``scipy.optimize.least_squares``, 3 starts), in :func:`calib.baseline`'s parameterisation,
+    (``scipy.optimize.least_squares``, 3 starts), in :func:`calib.physics`'s parameterisation,
     so :func:`classical_recal` applies unchanged. ``b`` gives the columns and names.
     """
     from scipy.optimize import least_squares
 
-    from calib.baseline import two_site_inverse
+    from calib.physics import two_site_inverse
 
     pcol, tcol = b.columns
     p, t = x[:, pcol], x[:, tcol]
@@ -159,8 +159,7 @@ def fit_two_site_pinned(b, x, y):
 
 # --------------------------------------------------------------------------- part 1
 def fit_network(x, y, tr, dev, names, units, target_unit, seed):
-    from calib.hybrid import fit_member
-    from calib.model import ModelConfig
+    from calib.nn import ModelConfig, fit_member
 
     cfg = ModelConfig(hidden_layers=(64, 64), learning_rate=3e-3, seed=seed)
     m = fit_member(cfg, x[tr], y[tr], x[dev], y[dev], feature_names=names, feature_units=units,
@@ -174,7 +173,7 @@ def mae(a, b):
 
 def part1(args):
     from calib.adjust import adjust_spots, compute_adjustments, predict_spots
-    from calib.baseline import fit_baseline
+    from calib.physics import fit_physics
     from calib.config import load_config
     from calib.export import describe_dataset, export_artifact, load_model
     from calib.ingest import load_dataset
@@ -233,7 +232,7 @@ def part1(args):
                                               "spot_normalisation": norm.to_dict()})
             parent_n = load_model(art_n.path)
             # (c) classical two-site fit on the training spots
-            b2s = fit_baseline(x_all[train_rows], y_all[train_rows], feats, units, ds.target.unit, kind="two_site")
+            b2s = fit_physics(x_all[train_rows], y_all[train_rows], feats, units, ds.target.unit, kind="two_site")
             pinned = fit_two_site_pinned(b2s, x_all[train_rows], y_all[train_rows])
 
             ref_csv = tmp / f"reference-r{r}.csv"
@@ -382,7 +381,7 @@ def whoi(path: Path, args) -> dict | None:
     from calib.config import DataSpec
     from calib.export import describe_dataset, export_artifact, load_model
     from calib.ingest import load_dataset
-    from calib.model import ModelConfig, train
+    from calib.nn import ModelConfig, train
     from calib.scaling import fit_scaler
 
     csv = path / "optode_2021-06-09.csv"

@@ -43,7 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from calib.config import load_config  # noqa: E402
 from calib.ingest import load_dataset, split_dataset  # noqa: E402
-from calib.model import ModelConfig  # noqa: E402
+from calib.nn import ModelConfig  # noqa: E402
 from calib.sweep import format_leaderboard, run_sweep  # noqa: E402
 
 SCALING_SPACE = {

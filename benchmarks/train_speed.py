@@ -10,7 +10,7 @@ no weight penalty) is trained three ways on one fold (a seeded 80/20 split of th
 bundled ``data/readings.csv``; features and target from the ``[data]`` table of
 ``data/calib.toml``), each on standardised inputs and target:
 
-* ``calib``: :func:`calib.model.train` (scaling inside the graph, one ``tf.function`` call per
+* ``calib``: :func:`calib.nn.train` (scaling inside the graph, one ``tf.function`` call per
   epoch), as a plain graph (``jit_compile=False``, what ``train`` picks by itself for a single
   run of this size) and compiled with XLA (``jit_compile=True``, what it picks once a process
   has run about 15000 steps of one network shape, e.g. from the third or fourth fold on);
@@ -36,7 +36,7 @@ training is chaotic, the shuffling order alone decides the basin it ends in, eve
 same initial weights (measured: the same starting weights under calib, ``model.fit`` and
 ``MLPRegressor`` give 7.3 / 4.2 / 6.3 hPa for one seed and 5.4 / 5.6 / 5.3 for another). So
 "equal error" is a statement about the distribution over seeds, and calib's loop runs the
-update rules of Keras' Adam (checked step by step in ``tests/test_model.py``). For each peer the
+update rules of Keras' Adam (checked step by step in ``tests/test_nn_optimizers.py``). For each peer the
 script prints the difference of the mean MAEs (calib - peer) with its 95 % confidence interval
 (Welch). "Equal or better" holds when that interval reaches 0 or below: calib is not worse by
 more than the seed noise can explain. ``--seeds`` sets the number of seeds (more seeds, a
@@ -83,7 +83,7 @@ def load(csv: Path, toml: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]
 
 
 def run_calib(x_tr, y_tr, x_va, epochs: int, seed: int, jit: bool | None = None) -> tuple[float, np.ndarray]:
-    from calib.model import ModelConfig, predict, train
+    from calib.nn import ModelConfig, predict, train
     from calib.scaling import fit_scaler
 
     t0 = time.perf_counter()

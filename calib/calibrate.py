@@ -175,7 +175,7 @@ def calibrate(
     IngestError, ConfigError, TrainingError, ArtifactError
     """
     from .ingest import load_dataset, split_dataset
-    from .model import ModelConfig
+    from .nn import ModelConfig
     from .sweep import SweepSettings, run_sweep
 
     settings = settings or CalibrateSettings()
@@ -240,9 +240,9 @@ def calibrate(
 def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: CalibrateSettings, name: str,
             folds: int, seed: int, say: Callable[[str], None], space: dict[str, Any],
             norm: Any = None, raw_ds: Any = None) -> CalibrationRun:
-    from .baseline import BaselineModel, fit_baseline
     from .artifact.export import describe_dataset, export_artifact
-    from .hybrid import fit_member, predict_member, rebuild_member, refit_config
+    from .nn import fit_member, predict_member, rebuild_member, refit_config
+    from .physics import PhysicsModel, fit_physics
     from .metrics import score
     from .report import artifact_report
     from .scaling import Scaler
@@ -266,13 +266,13 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     p_te = predict_member(final, x_te)
     test = score(y_te[:, 0], p_te[:, 0], tol)
     folds_m = [rebuild_member(best, x.shape[1], y.shape[1], w, Scaler.from_dict(xsd), Scaler.from_dict(ysd),
-                              None if phys is None else BaselineModel.from_dict(phys))
+                              None if phys is None else PhysicsModel.from_dict(phys))
                for w, xsd, ysd, phys in cv.fold_weights]
     fold_pred = np.stack([predict_member(m, x_te)[:, 0] for m in folds_m])
     std = fold_pred.std(axis=0)
     test_baseline, bkind, bparams = None, None, None
     try:
-        b = fit_baseline(x, y[:, 0], list(ds.feature_names), [c.unit for c in ds.features], ds.target.unit)
+        b = fit_physics(x, y[:, 0], list(ds.feature_names), [c.unit for c in ds.features], ds.target.unit)
         test_baseline, bkind, bparams = score(y_te[:, 0], b.predict(x_te), tol), b.kind, b.to_dict()
     except Exception as exc:  # the baseline never sinks the main job
         bkind = f"failed: {type(exc).__name__}: {exc}"

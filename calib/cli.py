@@ -244,7 +244,7 @@ def _fmt_cv(cv: Any) -> str:
 
 
 def _model_config(cfg: Any, seed: int | None = None) -> Any:
-    from .model import ModelConfig
+    from .nn import ModelConfig
 
     mc = ModelConfig.from_dict(dict(cfg.model))
     return mc if seed is None else mc.replace(seed=seed)

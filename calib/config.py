@@ -33,7 +33,7 @@ named somewhere (config or ``--target``)::
     tolerance = "auto"             # target unit, for the Error Limited Accuracy ("auto": 1 hPa of pO2)
     noise_floor = 0.3              # target unit; default: estimated from replicate readings
 
-    [model]                        # see calib.model.ModelConfig
+    [model]                        # see calib.nn.ModelConfig
     [sweep]                        # see calib.sweep
 
     [adjust]                       # optional: a spot-normalised batch model (calib.spots.normalise)

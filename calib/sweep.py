@@ -1,4 +1,4 @@
-"""Hyperparameter sweep: a search space over :class:`~calib.model.ModelConfig` -> :class:`SweepResult`.
+"""Hyperparameter sweep: a search space over :class:`~calib.nn.ModelConfig` -> :class:`SweepResult`.
 
 Dataset + rows (the train part) + base config + :class:`SearchSpace` -> trials, each one
 config scored by k-fold validation (:func:`calib.validate.cross_validate`, mean validation
@@ -83,7 +83,7 @@ import numpy as np
 
 from .errors import CalibError, ConfigError, TrainingError
 from .progress import Progress
-from .model import ModelConfig
+from .nn import ModelConfig
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; optuna is imported where it is used
     import optuna
@@ -208,7 +208,7 @@ class ParamSpec:
     Parameters
     ----------
     name : str
-        A :class:`~calib.model.ModelConfig` field.
+        A :class:`~calib.nn.ModelConfig` field.
     choices : tuple, optional
         Candidate values as written in the config (``hidden_layers`` choices are lists,
         ``batch_size`` may be ``"full"``). Exclusive with ``low``/``high``.

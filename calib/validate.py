@@ -1,13 +1,13 @@
 """k-fold validation of a model configuration, with the classical baseline beside it.
 
-Dataset + rows (the train part) + :class:`~calib.model.ModelConfig` -> :class:`CVResult`.
+Dataset + rows (the train part) + :class:`~calib.nn.ModelConfig` -> :class:`CVResult`.
 
 Every fold builds a fresh model from the frozen config (as scikit-learn's
 ``clone()`` does). With a group column the folds are :class:`~sklearn.model_selection.GroupKFold`
 folds, so a sensor spot is never in training and validation at once. Inside each fold,
 early stopping uses an inner dev part carved from the fold's training rows (by group
 too), so the validation fold is touched only to score. The classical baseline
-(:mod:`calib.baseline`) is fitted and scored on exactly the same folds.
+(:mod:`calib.physics`) is fitted and scored on exactly the same folds.
 
 Folds run in parallel worker processes (joblib/loky) when ``jobs > 1``; each worker
 limits TensorFlow to one intra-op and one inter-op thread before TensorFlow starts.
@@ -114,7 +114,7 @@ class CVResult:
         Wall time of the whole validation.
     fold_weights : tuple, optional
         Each fold's ``(weights, x_scaler dict, y_scaler dict, physics baseline dict or None)``,
-        kept for the ensemble (:func:`calib.hybrid.rebuild_member`); not serialised.
+        kept for the ensemble (:func:`calib.nn.rebuild_member`); not serialised.
     """
 
     folds: tuple[FoldScore, ...]
@@ -252,7 +252,7 @@ def limit_threads() -> None:
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from ._tf import tensorflow as _quiet_tf
+    from .nn.tf import tensorflow as _quiet_tf
 
     def _one_thread(tf: Any) -> None:
         try:
@@ -269,9 +269,9 @@ def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
     """Train and score one fold. Runs in a worker process; takes and returns plain data."""
     if task.get("limit_threads"):
         limit_threads()
-    from .baseline import fit_baseline
-    from .hybrid import fit_member, predict_member
-    from .model import ModelConfig
+    from .physics import fit_physics
+    from .nn import fit_member, predict_member
+    from .nn import ModelConfig
 
     cfg = ModelConfig.from_dict(task["config"])
     x_tr, y_tr, x_va, y_va = task["x_tr"], task["y_tr"], task["x_va"], task["y_va"]
@@ -314,7 +314,7 @@ def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
     if task.get("baseline", True):
         try:
             # hybrid/physics members already fitted the classical form on exactly these rows
-            b = member.baseline if member.baseline is not None else fit_baseline(
+            b = member.baseline if member.baseline is not None else fit_physics(
                 x_tr, y_tr[:, 0], task["feature_names"], task["feature_units"], task["target_unit"])
             out["baseline_val"] = score(y_va[:, 0], b.predict(x_va), tol)
             out["baseline_train"] = score(y_tr[:, 0], b.predict(x_tr), tol)
@@ -322,7 +322,7 @@ def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
         except Exception as exc:  # the baseline must never sink a validation run
             out["baseline_kind"] = f"failed: {type(exc).__name__}: {exc}"
     try:  # free the graph and the model in long-lived workers
-        from ._tf import keras as _quiet_keras
+        from .nn.tf import keras as _quiet_keras
 
         keras = _quiet_keras()
 

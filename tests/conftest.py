@@ -95,7 +95,7 @@ def linear_keras(bias_scaled: float):
     With ``bias_scaled = -0.2`` exactly ``O2 = -10 phase - T + 600``; other biases shift it by
     ``100 * (bias_scaled + 0.2)`` hPa (fold models 1 hPa apart give a known ``o2_hPa_std``).
     """
-    from calib.model import ModelConfig, build_model
+    from calib.nn import ModelConfig, build_model
     from calib.scaling import Scaler
 
     # z_x = ((phase - 45)/10, (T - 20)/10), z_y = (O2 - 150)/100: z_y = -z1 - 0.1 z2 - 0.2

@@ -37,7 +37,7 @@ O2_LEVELS = (0.0, 20.0, 50.0, 100.0, 150.0, 212.0, 300.0)
 
 # --------------------------------------------------------------------------- fixtures
 def _linear_keras(bias_scaled: float):
-    from calib.model import ModelConfig, build_model
+    from calib.nn import ModelConfig, build_model
     from calib.scaling import Scaler
 
     # z_x = ((phase - 45)/10, (T - 20)/10), z_y = (O2 - 150)/100:
@@ -70,7 +70,7 @@ def linear(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from calib.model import ModelConfig, train
+    from calib.nn import ModelConfig, train
     from calib.scaling import fit_scaler
     from calib.simulate import SimulationConfig, simulate
 

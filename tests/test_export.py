@@ -49,7 +49,7 @@ def write_readings(path: Path, n_per_level: int = 2, seed: int = 0) -> Path:
 
 
 def _train(x, y, seed, epochs=6):
-    from calib.model import ModelConfig, train
+    from calib.nn import ModelConfig, train
     from calib.scaling import fit_scaler
 
     cfg = ModelConfig(hidden_layers=(8,), epochs=epochs, batch_size=32, patience=None, seed=seed)
@@ -62,7 +62,7 @@ def trained(tmp_path_factory):
     from calib.config import DataSpec
     from calib.ingest import load_dataset
     from calib.metrics import score
-    from calib.model import predict
+    from calib.nn import predict
 
     folder = tmp_path_factory.mktemp("data")
     csv = write_readings(folder / "readings.csv")
@@ -124,7 +124,7 @@ def rewrite_sums(vdir: Path) -> None:
 
 # --------------------------------------------------------------------------- round trip
 def test_onnx_predictions_equal_keras(trained, artifact):
-    from calib.model import predict
+    from calib.nn import predict
 
     m = load_model(artifact.path)
     expected = predict(trained["final"], trained["x_new"])
@@ -135,7 +135,7 @@ def test_onnx_predictions_equal_keras(trained, artifact):
 
 
 def test_std_output_equals_numpy_std_of_fold_models(trained, artifact):
-    from calib.model import predict
+    from calib.nn import predict
 
     m = load_model(artifact.path)
     pred, std = m.predict(trained["x_new"], return_std=True)
@@ -188,7 +188,7 @@ def test_missing_feature_column_is_named(artifact):
 def test_keras_file_loads_in_safe_mode(trained, artifact):
     import keras
 
-    from calib.model import predict
+    from calib.nn import predict
 
     k = keras.models.load_model(artifact.path / "model.keras", safe_mode=True)
     np.testing.assert_allclose(predict(k, trained["x_new"]), predict(trained["final"], trained["x_new"]), rtol=1e-6)
@@ -558,7 +558,7 @@ def test_threads_must_be_positive(artifact):
 
 # --------------------------------------------------------------------------- no TensorFlow
 def test_load_model_does_not_import_tensorflow(trained, artifact, tmp_path):
-    from calib.model import predict
+    from calib.nn import predict
 
     x_file = tmp_path / "x.npy"
     np.save(x_file, trained["x_new"])

@@ -40,7 +40,7 @@ def model(tmp_path_factory):
     """A two-output artifact (pO2 + umol/L) with 2 fold models, loaded without TensorFlow."""
     from calib.config import DataSpec
     from calib.ingest import load_dataset
-    from calib.model import ModelConfig, train
+    from calib.nn import ModelConfig, train
     from calib.scaling import fit_scaler
 
     folder = tmp_path_factory.mktemp("predict")

@@ -214,7 +214,7 @@ def test_output_equal_to_input_is_refused(art, tmp_path, how):
 EXPORT_CHILD = r"""
 import sys
 from calib.artifact.export import export_artifact
-from calib.model import ModelConfig, build_model
+from calib.nn import ModelConfig, build_model
 from calib.scaling import Scaler
 models_dir, name = sys.argv[1], sys.argv[2]
 cfg = ModelConfig(hidden_layers=(8,), seed=0)
@@ -296,7 +296,7 @@ def test_sigkill_during_export_leaves_only_complete_versions(tmp_path):
     past = time.time() - 2 * S.STALE_TMP_SECONDS
     for t in tmps:
         os.utime(name_dir / t, (past, past))
-    from calib.model import ModelConfig, build_model
+    from calib.nn import ModelConfig, build_model
     from calib.scaling import Scaler
 
     cfg = ModelConfig(hidden_layers=(8,))
@@ -433,7 +433,7 @@ def test_predict_write_errors_are_one_line(art, tmp_path, monkeypatch, fault, fm
 
 
 def _tiny_export_inputs():
-    from calib.model import ModelConfig, build_model
+    from calib.nn import ModelConfig, build_model
     from calib.scaling import Scaler
 
     cfg = ModelConfig(hidden_layers=(4,))

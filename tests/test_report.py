@@ -93,7 +93,7 @@ def built(tmp_path_factory):
     """A real 3-trial sweep journal and an artifact exported with a tiny trained model."""
     from calib.config import DataSpec
     from calib.ingest import load_dataset
-    from calib.model import ModelConfig, train
+    from calib.nn import ModelConfig, train
     from calib.scaling import fit_scaler
     from calib.sweep import SearchSpace, run_sweep
 

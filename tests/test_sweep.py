@@ -25,7 +25,7 @@ import pytest
 
 from calib.errors import ConfigError
 from calib.ingest import Column, Dataset
-from calib.model import ModelConfig
+from calib.nn import ModelConfig
 from calib.sweep import (
     DEFAULT_SPACE,
     SearchSpace,
@@ -412,7 +412,7 @@ def test_parallel_workers_recycled_and_resume_after_sigkill(ds, tmp_path):
     script = tmp_path / "sweep_script.py"
     script.write_text("from __future__ import annotations\n" + inspect.getsource(make_dataset) + textwrap.dedent(f"""
         import numpy as np
-        from calib.model import ModelConfig
+        from calib.nn import ModelConfig
         from calib.sweep import run_sweep
         ds = make_dataset()
         run_sweep(ds, np.arange(ds.n_rows), ModelConfig.from_dict({BASE.to_dict()!r}),

@@ -46,7 +46,7 @@ def test_more_folds_than_groups_is_config_error():
 
 
 def test_cross_validate_scores_network_and_baseline(batch):
-    from calib.model import ModelConfig
+    from calib.nn import ModelConfig
 
     ds, sp = batch
     cv = cross_validate(ds, sp.train_dev, ModelConfig(**FAST), folds=3, tolerance=5.0)
@@ -68,7 +68,7 @@ def test_cross_validate_scores_network_and_baseline(batch):
 
 
 def test_parallel_folds_equal_sequential(batch):
-    from calib.model import ModelConfig
+    from calib.nn import ModelConfig
 
     ds, sp = batch
     cfg = ModelConfig(**{**FAST, "epochs": 15})
@@ -78,7 +78,7 @@ def test_parallel_folds_equal_sequential(batch):
 
 
 def test_test_rows_are_never_used(batch):
-    from calib.model import ModelConfig
+    from calib.nn import ModelConfig
 
     ds, sp = batch
     cv = cross_validate(ds, sp.train_dev, ModelConfig(**{**FAST, "epochs": 5}), folds=2, baseline=False)

@@ -220,7 +220,7 @@ def _build_models(tmp: Path, model: Any, fold_models: Sequence[Any], n_features:
     """TensorFlow part: ONNX of every model (loaded back as protos) and model.keras."""
     import onnx
 
-    from ..model import export_onnx
+    from ..nn import export_onnx
 
     work = tmp / "work"
     work.mkdir()

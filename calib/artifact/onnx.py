@@ -31,7 +31,7 @@ def merge_onnx(protos: list[Any], target: str, n_features: int, n_out: int, std_
     from onnx import TensorProto, helper, numpy_helper
     from onnx.compose import add_prefix
 
-    from ..model import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME
+    from ..nn import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME
 
     nodes, inits, vinfo = [], [], []
     outs = []

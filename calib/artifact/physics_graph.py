@@ -1,13 +1,13 @@
 """The classical physics fits as ONNX nodes, so hybrid and physics models export as one graph.
 
 :func:`attach_physics` takes the ONNX export of a network (input ``readings`` [N, F],
-output ``prediction`` [N, K]) and a :class:`~calib.baseline.BaselineModel`, and returns a
+output ``prediction`` [N, K]) and a :class:`~calib.physics.PhysicsModel`, and returns a
 graph whose ``prediction`` is the network's output plus the physics fit on the first
-target column. Every form of :mod:`calib.baseline` is plain arithmetic (SVU, SBE63,
+target column. Every form of :mod:`calib.physics` is plain arithmetic (SVU, SBE63,
 two-site with its closed-form inverse, polynomial), written with standard ONNX ops
 (Gather, Add, Sub, Mul, Div, Tan, Sqrt, Max, Pow, ReduceProd, MatMul) that every ONNX
 Runtime (C#, MATLAB, LabVIEW, Python) runs. The graph computes in float32; the Python
-side (:meth:`BaselineModel.predict`) in float64; they agree to float32 precision.
+side (:meth:`PhysicsModel.predict`) in float64; they agree to float32 precision.
 """
 
 from __future__ import annotations

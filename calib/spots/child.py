@@ -101,7 +101,7 @@ def _child_onnx(parent: CalibrationModel, adj: SpotAdjustment) -> Any:
 
 def _child_keras(parent_keras: Any, adj: SpotAdjustment, n_targets: int) -> Any:
     """The parent's Keras network between an input offset and an output scale (built-in layers only)."""
-    from .._tf import keras as _quiet_keras
+    from ..nn.tf import keras as _quiet_keras
 
     keras = _quiet_keras()
     n = len(adj.input_offset)
@@ -264,7 +264,7 @@ def _stamp_child(proto: Any, meta: Mapping[str, Any]) -> bytes:
 
 
 def _load_parent_keras(parent: CalibrationModel) -> Any:
-    from .._tf import keras as _quiet_keras
+    from ..nn.tf import keras as _quiet_keras
 
     path = parent.path / KERAS_FILE
     check_keras_file(path)

@@ -1,14 +1,13 @@
-"""Tests of the model family (calib.hybrid) and the physics fits in ONNX (calib.physics_onnx)."""
+"""Tests of the model family (calib.nn.family) and the physics fits in ONNX (calib.artifact.physics_graph)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from calib.baseline import fit_baseline
-from calib.hybrid import fit_member, predict_member
-from calib.model import ModelConfig, export_onnx
 from calib.artifact.physics_graph import attach_physics
+from calib.nn import ModelConfig, export_onnx, fit_member, predict_member
+from calib.physics import fit_physics
 
 NAMES = ["phase_5000hz_deg", "temperature_degC"]
 UNITS = ["deg", "degC"]
@@ -49,7 +48,7 @@ def test_physics_family_equals_the_classical_fit(data):
     xtr, ytr, xte, yte = data
     m = fit_member(ModelConfig(family="physics"), xtr, ytr, feature_names=NAMES, feature_units=UNITS,
                    target_unit="hPa")
-    b = fit_baseline(xtr, ytr, NAMES, UNITS, "hPa")
+    b = fit_physics(xtr, ytr, NAMES, UNITS, "hPa")
     np.testing.assert_array_equal(predict_member(m, xte)[:, 0], b.predict(xte))  # exactly: the network adds 0.0
     assert m.result is None and m.best_epoch == 0
 
@@ -67,7 +66,7 @@ def test_hybrid_learns_the_residual_and_beats_physics(data):
 
 def test_untrained_hybrid_is_exactly_the_physics_fit(data):
     """The residual network starts at 0, so epoch 0 of a hybrid is the physics fit."""
-    from calib.model import build_model
+    from calib.nn import build_model
     from calib.scaling import fit_scaler
 
     xtr, ytr, xte, yte = data
@@ -101,7 +100,7 @@ def test_hybrid_keeps_the_physics_fit_when_no_epoch_helps(data, optimizer):
 
 
 def test_refit_config_uses_the_median_best_epoch_and_falls_back_to_physics():
-    from calib.hybrid import refit_config
+    from calib.nn import refit_config
 
     hyb = ModelConfig(family="hybrid")
     cfg, epochs = refit_config(hyb, [0, 0, 40], 100)
@@ -119,7 +118,7 @@ def test_refit_config_uses_the_median_best_epoch_and_falls_back_to_physics():
 @pytest.mark.parametrize("kind", ["svu", "two_site", "poly"])
 def test_physics_in_onnx_equals_python(tmp_path, data, kind):
     xtr, ytr, xte, _ = data
-    b = fit_baseline(xtr, ytr, NAMES, UNITS, "hPa", kind=kind)
+    b = fit_physics(xtr, ytr, NAMES, UNITS, "hPa", kind=kind)
     m = fit_member(ModelConfig(family="physics"), xtr, ytr, feature_names=NAMES, feature_units=UNITS,
                    target_unit="hPa")
     m = type(m)(m.model, b, None, m.x_scaler, m.y_scaler)
@@ -140,7 +139,7 @@ def test_sbe63_in_onnx_equals_python(tmp_path):
     v = rng.uniform(0.7, 1.4, 200) * 39.457071
     o2 = ((1.05 + 0.0015 * t + 0.4 * (v / 39.457071) ** 2) / (-0.15 + v / 39.457071) - 1) / (0.11 + 0.004 * t + 5e-5 * t * t)
     x = np.column_stack([v, t])
-    b = fit_baseline(x, o2, ["phase_delay_us", "temperature_degC"], ["us", "degC"], "mL_per_L", kind="sbe63")
+    b = fit_physics(x, o2, ["phase_delay_us", "temperature_degC"], ["us", "degC"], "mL_per_L", kind="sbe63")
     m = fit_member(ModelConfig(family="physics"), x, o2, feature_names=["phase_delay_us", "temperature_degC"],
                    feature_units=["us", "degC"], target_unit="mL_per_L")
     path = tmp_path / "net.onnx"

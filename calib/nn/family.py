@@ -9,12 +9,12 @@ calib's model family has three members, chosen by k-fold like any hyperparameter
 ``mlp``
     readings -> network -> O2.
 ``hybrid``
-    readings -> classical fit (:func:`calib.baseline.fit_baseline`, on the same training
+    readings -> classical fit (:func:`calib.physics.fit_physics`, on the same training
     rows) + network(readings) -> O2; the network learns the physics fit's residual.
 ``physics``
     readings -> classical fit -> O2 (the network's output layer is zero).
 
-Every member is a Keras network plus an optional :class:`~calib.baseline.BaselineModel`
+Every member is a Keras network plus an optional :class:`~calib.physics.PhysicsModel`
 (plain JSON numbers). The export step folds the baseline into the same ONNX graph
 (:mod:`calib.artifact.physics_graph`), so lab software runs one file whatever the family.
 """
@@ -26,7 +26,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import TrainingError
+from ..errors import TrainingError
+from ..scaling import fit_scaler
+from .network import build_model, predict
+from .training import train
 
 __all__ = ["Member", "fit_member", "predict_member", "rebuild_member", "refit_config"]
 
@@ -40,7 +43,7 @@ class Member:
     model : keras.Model
         The network (raw readings in, target(s) in their unit out; for ``hybrid`` the
         residual of the physics fit, for ``physics`` zero).
-    baseline : BaselineModel or None
+    baseline : PhysicsModel or None
         The classical fit added to the network's first output (``hybrid``, ``physics``).
     result : TrainResult or None
         The network's training record (``None`` for ``physics``).
@@ -71,11 +74,11 @@ class Member:
         return 0.0 if self.result is None else float(self.result.seconds)
 
 
-def _baseline(x: np.ndarray, y0: np.ndarray, names: Sequence[str], units: Sequence[str], target_unit: str) -> Any:
-    from .baseline import fit_baseline
+def _physics_fit(x: np.ndarray, y0: np.ndarray, names: Sequence[str], units: Sequence[str], target_unit: str) -> Any:
+    from ..physics import fit_physics  # scipy: loaded by the families that need it
 
     try:
-        return fit_baseline(x, y0, list(names), list(units), target_unit)
+        return fit_physics(x, y0, list(names), list(units), target_unit)
     except Exception as exc:  # a failing physics fit fails this trial, not the sweep
         raise TrainingError(f"the physics fit failed: {exc}") from None
 
@@ -122,9 +125,6 @@ def fit_member(
     TrainingError
         Diverging training, or a physics fit that fails for ``hybrid``/``physics``.
     """
-    from .model import build_model, train
-    from .scaling import fit_scaler
-
     y_train = np.asarray(y_train, dtype=np.float64).reshape(len(x_train), -1)
     if y_dev is not None:
         y_dev = np.asarray(y_dev, dtype=np.float64).reshape(len(x_dev), -1)
@@ -132,7 +132,7 @@ def fit_member(
     if config.family in ("hybrid", "physics"):
         px, py = physics_rows if physics_rows is not None else (x_train, y_train)
         py = np.asarray(py, dtype=np.float64).reshape(len(px), -1)
-        base = _baseline(np.asarray(px, dtype=np.float64), py[:, 0], feature_names, feature_units, target_unit)
+        base = _physics_fit(np.asarray(px, dtype=np.float64), py[:, 0], feature_names, feature_units, target_unit)
         y_train = y_train.copy()
         y_train[:, 0] -= base.predict(x_train)
         if y_dev is not None:
@@ -151,8 +151,6 @@ def fit_member(
 
 def predict_member(member: Member, x: np.ndarray) -> np.ndarray:
     """Predictions (n, n_targets) of a member: network + physics fit on the first target."""
-    from .model import predict
-
     x = np.asarray(x, dtype=np.float64)
     p = np.asarray(predict(member.model, x), dtype=np.float64).reshape(len(x), -1)
     if member.baseline is not None:
@@ -164,8 +162,6 @@ def predict_member(member: Member, x: np.ndarray) -> np.ndarray:
 def rebuild_member(config: Any, n_inputs: int, n_outputs: int, weights: Sequence[np.ndarray],
                    x_scaler: Any, y_scaler: Any, baseline: Any) -> Member:
     """Rebuild a member from plain parts (weights, scalers, baseline), e.g. after a worker process."""
-    from .model import build_model
-
     model = build_model(config, n_inputs, n_outputs, x_scaler, y_scaler)
     model.set_weights(list(weights))
     return Member(model, baseline, None, x_scaler, y_scaler)

@@ -1,10 +1,10 @@
-"""The classical calibration baseline reported beside every neural network.
+"""The classical physics calibration (SVU, two-site, SBE63, poly) reported beside every network.
 
 A lab calibrates an optode today with a closed-form physics model fitted by
 least squares. This module fits such a model on the same k-fold folds as the
 network, so that every run can say how much the network gains over it. It uses
 numpy, scipy and scikit-learn only (no TensorFlow) and stores a fitted model as
-plain JSON numbers (:meth:`BaselineModel.to_dict`), never as a pickle.
+plain JSON numbers (:meth:`PhysicsModel.to_dict`), never as a pickle.
 
 Kinds
 -----
@@ -58,15 +58,15 @@ from scipy.optimize import least_squares
 from .errors import ArtifactError, ConfigError, IncompatibleArtifactError, TrainingError
 
 __all__ = [
-    "BASELINE_KINDS",
-    "BaselineModel",
-    "fit_baseline",
+    "PHYSICS_KINDS",
+    "PhysicsModel",
+    "fit_physics",
     "two_site_inverse",
     "SBE63_US_PER_VOLT",
 ]
 
-BASELINE_KINDS = ("auto", "svu", "two_site", "sbe63", "poly")
-"""Accepted values of ``kind`` in :func:`fit_baseline`."""
+PHYSICS_KINDS = ("auto", "svu", "two_site", "sbe63", "poly")
+"""Accepted values of ``kind`` in :func:`fit_physics`."""
 
 SBE63_US_PER_VOLT = 39.457071
 """Sea-Bird's conversion of the SBE63 phase delay (us) to its voltage (V = delay / this)."""
@@ -101,7 +101,7 @@ _FREQ_RE = re.compile(r"(?:^|_)(\d+(?:\.\d+)?)(k?)hz(?:_|$)", re.IGNORECASE)
 
 # --------------------------------------------------------------------------- model
 @dataclass(frozen=True)
-class BaselineModel:
+class PhysicsModel:
     """A fitted classical calibration model.
 
     Parameters
@@ -183,7 +183,7 @@ class BaselineModel:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "BaselineModel":
+    def from_dict(cls, d: Mapping[str, Any]) -> "PhysicsModel":
         """Rebuild a model from :meth:`to_dict` output.
 
         Raises
@@ -233,7 +233,7 @@ class BaselineModel:
 
 
 # ------------------------------------------------------------------ public fitting
-def fit_baseline(
+def fit_physics(
     x: np.ndarray,
     y: np.ndarray,
     feature_names: Sequence[str],
@@ -241,8 +241,8 @@ def fit_baseline(
     target_unit: str,
     *,
     kind: str = "auto",
-) -> BaselineModel:
-    """Fit the classical calibration baseline.
+) -> PhysicsModel:
+    """Fit the classical physics calibration.
 
     Parameters
     ----------
@@ -266,7 +266,7 @@ def fit_baseline(
 
     Returns
     -------
-    BaselineModel
+    PhysicsModel
 
     Raises
     ------
@@ -283,7 +283,7 @@ def fit_baseline(
     --------
     >>> import numpy as np
     >>> x = np.linspace(0.0, 1.0, 20)[:, None]
-    >>> m = fit_baseline(x, 2.0 * x[:, 0] + 1.0, ["amplitude"], ["1"], "hPa")
+    >>> m = fit_physics(x, 2.0 * x[:, 0] + 1.0, ["amplitude"], ["1"], "hPa")
     >>> m.kind, round(float(m.predict(np.array([[0.5]]))[0]), 3)
     ('poly', 2.0)
     """
@@ -380,8 +380,8 @@ def two_site_inverse(
 
 # ------------------------------------------------------------------ validation
 def _validate(x, y, feature_names, feature_units, target_unit, kind):
-    if kind not in BASELINE_KINDS:
-        raise ConfigError(f"kind must be one of {list(BASELINE_KINDS)}, got kind={kind!r}")
+    if kind not in PHYSICS_KINDS:
+        raise ConfigError(f"kind must be one of {list(PHYSICS_KINDS)}, got kind={kind!r}")
     if not isinstance(target_unit, str) or not target_unit.strip():
         raise ConfigError(f"target_unit must be a non-empty string, got target_unit={target_unit!r}")
     x = np.asarray(x, dtype=np.float64)
@@ -430,7 +430,7 @@ def _physics_possible(t: np.ndarray, y: np.ndarray, kind: str) -> bool:
 
 
 # ------------------------------------------------------------------ auto selection
-def _auto_physics(x, y, cols, kinds, common) -> BaselineModel | None:
+def _auto_physics(x, y, cols, kinds, common) -> PhysicsModel | None:
     phase, temp = cols
     p, t = x[:, phase], x[:, temp]
     fits = {k: _FITTERS[k](p, t, y) for k in kinds if t.size > _N_FREE[k] + 1}
@@ -461,7 +461,7 @@ def _auto_physics(x, y, cols, kinds, common) -> BaselineModel | None:
 
 
 def _kind_order(kind: str) -> int:
-    return BASELINE_KINDS.index(kind)
+    return PHYSICS_KINDS.index(kind)
 
 
 def _kfold(n: int, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -470,10 +470,10 @@ def _kfold(n: int, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.sort(np.concatenate(parts[:i] + parts[i + 1:])), np.sort(parts[i])) for i in range(k)]
 
 
-def _finish(kind, params, cols, x, y, selection, common) -> BaselineModel:
+def _finish(kind, params, cols, x, y, selection, common) -> PhysicsModel:
     params = _plain(params)
     pred = _PREDICTORS[kind](params, x[:, list(cols)])
-    return BaselineModel(
+    return PhysicsModel(
         kind=kind,
         params=params,
         columns=tuple(int(c) for c in cols),

@@ -1,0 +1,397 @@
+"""The network's configuration: :class:`ModelConfig`, one network and how to train it.
+
+A frozen, validated dataclass: every rule is checked once, on creation, and a broken rule names
+the parameter, the rule and the value. Every fold and trial builds a fresh network from it
+(:func:`calib.nn.build_model`). The module imports neither TensorFlow nor Keras.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+
+__all__ = [
+    "ACTIVATIONS",
+    "AUTO",
+    "AUTO_PATIENCE_STEPS",
+    "AUTO_STEPS",
+    "FAMILIES",
+    "INITS",
+    "LBFGS_AUTO_ITERATIONS",
+    "LBFGS_AUTO_PATIENCE",
+    "LOSSES",
+    "LR_SCHEDULES",
+    "OPTIMIZERS",
+    "ModelConfig",
+    "is_int",
+    "rule_error",
+]
+
+ACTIVATIONS = ("relu", "elu", "tanh", "sigmoid", "identity")
+INITS = ("glorot", "he", "truncated_normal")
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "lbfgs")
+LR_SCHEDULES = ("constant", "exponential", "inverse_time")
+LOSSES = ("mse", "mae", "huber")
+#: Model families: a plain network, the classical physics fit plus a network learning its
+#: residual, or the classical physics fit alone (chosen by k-fold like any hyperparameter).
+FAMILIES = ("mlp", "hybrid", "physics")
+#: ``patience`` value meaning "derive it from the number of mini-batches per epoch".
+AUTO = -1
+#: Optimizer steps that ``epochs = "auto"`` aims at (clipped to 100..20000 epochs), and that
+#: ``patience = "auto"`` waits for without improvement (at least 50 epochs).
+AUTO_STEPS = 30_000
+AUTO_PATIENCE_STEPS = 2_000
+#: ``optimizer = "lbfgs"``: iterations of ``epochs = "auto"`` and of ``patience = "auto"``.
+LBFGS_AUTO_ITERATIONS = 5_000
+LBFGS_AUTO_PATIENCE = 500
+
+_INT_FIELDS = ("decay_steps", "seed")
+_FLOAT_FIELDS = (
+    "init_stddev",
+    "learning_rate",
+    "momentum",
+    "beta_1",
+    "beta_2",
+    "rho",
+    "epsilon",
+    "decay_rate",
+    "min_delta",
+    "l1",
+    "l2",
+    "dropout",
+)
+
+
+def _fmt(value: Any) -> str:
+    return repr(value)
+
+
+def rule_error(rule: str, name: str, value: Any) -> ConfigError:
+    """The :class:`ConfigError` for a broken rule: "<rule> must hold, got <name>=<value>"."""
+    return ConfigError(f"{rule} must hold, got {name}={_fmt(value)}")
+
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer (Python or numpy), not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A feed-forward regressor and how to train it; validated on creation.
+
+    Parameters
+    ----------
+    hidden_layers : tuple of int, default=(32, 32)
+        Width of each hidden ``Dense`` layer, each >= 1. An empty tuple gives a linear model.
+    activation : {"tanh", "relu", "elu", "sigmoid", "identity"}, default="tanh"
+        Activation of the hidden layers. ``tanh`` is the default because calibration curves
+        are smooth, low-dimensional and fitted from small data: tanh gives a smooth
+        (infinitely differentiable), zero-centred fit without the kinks of ``relu`` (a
+        piecewise-linear interpolant with visible corners and dead units in small networks),
+        and pairs with the ``glorot`` initialisation that was derived for it.
+    init : {"glorot", "he", "truncated_normal"}, default="glorot"
+        Kernel initialisation: Glorot uniform, He normal, or a truncated normal with
+        standard deviation ``init_stddev``. Biases start at zero.
+    init_stddev : float, default=0.05
+        Standard deviation of ``truncated_normal`` (> 0 must hold for that init).
+    optimizer : {"adam", "sgd", "momentum", "rmsprop", "lbfgs"}, default="adam"
+        ``sgd`` is plain mini-batch gradient descent, ``momentum`` is SGD with ``momentum``.
+        ``lbfgs`` is full-batch L-BFGS (one epoch = one iteration; ``batch_size``,
+        ``learning_rate`` and the schedule do not apply; no dropout); it often fits small,
+        smooth calibration data best.
+    learning_rate : float, default=1e-3
+        Initial learning rate (> 0).
+    momentum : float, default=0.9
+        Momentum of the ``momentum`` optimizer, 0 <= momentum < 1.
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's moment decay rates, each in [0, 1).
+    rho : float, default=0.9
+        RMSProp's decay rate, in [0, 1).
+    epsilon : float, default=1e-7
+        Adam's and RMSProp's denominator guard (> 0).
+    lr_schedule : {"constant", "exponential", "inverse_time"}, default="constant"
+        Learning-rate decay per optimizer step (iteration) ``t``:
+        ``exponential``: ``lr * decay_rate ** (t / decay_steps)``;
+        ``inverse_time``: ``lr / (1 + decay_rate * t / decay_steps)``.
+    decay_rate : float, default=0.5
+        Decay rate of the schedule (> 0).
+    decay_steps : int, default=1000
+        Decay period of the schedule in optimizer steps (>= 1).
+    batch_size : int or None, default=64
+        Rows per mini-batch (>= 1; 1 is stochastic gradient descent). ``None`` uses the full
+        training set as one batch; a batch larger than the training set is the full batch.
+    epochs : int or None, default=None ("auto")
+        Maximum number of passes over the training rows (>= 1). ``None`` (``"auto"`` in
+        TOML) adapts to the data: about 30000 optimizer steps, 100..20000 epochs (see
+        :meth:`budget`), so small certificates and large batch files both train enough.
+    patience : int, "auto" or None, default="auto"
+        Stop after this many epochs (>= 1) without an improvement of the monitored loss
+        (dev loss when dev data are given, else training loss) and restore the best weights.
+        ``"auto"`` waits about 2000 optimizer steps (at least 50 epochs); ``None``
+        (``"none"`` in TOML) disables early stopping: all epochs run, the last weights are kept.
+    min_delta : float, default=0.0
+        Smallest decrease of the monitored loss that counts as an improvement (>= 0).
+    l1, l2 : float, default=0.0
+        L1 and L2 penalty factors on the kernels of all Dense layers (>= 0).
+    dropout : float, default=0.0
+        Dropout rate after each hidden layer, 0 <= dropout < 1 (active in training only).
+    loss : {"mse", "mae", "huber"}, default="mse"
+        Data loss on the scaled target (``huber`` with delta 1 in scaled units).
+    family : {"mlp", "hybrid", "physics"}, default="mlp"
+        ``mlp``: the network maps readings to O2. ``hybrid``: the classical physics fit
+        (:mod:`calib.physics`, fitted on the same training rows) plus a network that learns
+        its residual. ``physics``: the classical fit alone. All three export to one ONNX
+        graph; a sweep can choose between them by k-fold (see :mod:`calib.nn.family`).
+    seed : int, default=0
+        Seed (>= 0) of the initial weights, dropout masks and shuffling.
+
+    Raises
+    ------
+    ConfigError
+        If a value breaks its rule; the message names the parameter, the rule and the value.
+
+    Examples
+    --------
+    >>> cfg = ModelConfig(hidden_layers=(16, 16), learning_rate=3e-3)
+    >>> cfg.replace(epochs=50).epochs
+    50
+    """
+
+    hidden_layers: tuple[int, ...] = (32, 32)
+    activation: str = "tanh"
+    init: str = "glorot"
+    init_stddev: float = 0.05
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    rho: float = 0.9
+    epsilon: float = 1e-7
+    lr_schedule: str = "constant"
+    decay_rate: float = 0.5
+    decay_steps: int = 1000
+    batch_size: int | None = 64
+    epochs: int | None = None
+    patience: int | None = AUTO
+    min_delta: float = 0.0
+    l1: float = 0.0
+    l2: float = 0.0
+    dropout: float = 0.0
+    loss: str = "mse"
+    family: str = "mlp"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        # ---- types (normalised so that equal configs compare and hash equal)
+        layers = self.hidden_layers
+        if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+            if is_int(layers):
+                layers = (layers,)
+            else:
+                raise ConfigError(
+                    f"hidden_layers must be a sequence of integers, got hidden_layers={layers!r}"
+                )
+        layers = tuple(layers)
+        for w in layers:
+            if not is_int(w):
+                raise ConfigError(
+                    f"hidden_layers must be a sequence of integers, got hidden_layers={layers!r}"
+                )
+        put("hidden_layers", tuple(int(w) for w in layers))
+        for name in _INT_FIELDS:
+            value = getattr(self, name)
+            if not is_int(value):
+                raise ConfigError(f"{name} must be an integer, got {name}={value!r}")
+            put(name, int(value))
+        for name in ("batch_size", "patience", "epochs"):
+            value = getattr(self, name)
+            if value is not None:
+                if not is_int(value):
+                    raise ConfigError(f"{name} must be an integer or None, got {name}={value!r}")
+                put(name, int(value))
+        for name in _FLOAT_FIELDS:
+            value = getattr(self, name)
+            if not _is_real(value) or not math.isfinite(float(value)):
+                raise ConfigError(f"{name} must be a finite number, got {name}={value!r}")
+            put(name, float(value))
+        for name, choices in (
+            ("activation", ACTIVATIONS),
+            ("init", INITS),
+            ("optimizer", OPTIMIZERS),
+            ("lr_schedule", LR_SCHEDULES),
+            ("loss", LOSSES),
+            ("family", FAMILIES),
+        ):
+            value = getattr(self, name)
+            if value not in choices:
+                raise ConfigError(
+                    f"{name} must be one of {', '.join(choices)}, got {name}={value!r}"
+                )
+
+        # ---- rules, one error each
+        if any(w < 1 for w in self.hidden_layers):
+            raise rule_error("every hidden layer width >= 1", "hidden_layers", self.hidden_layers)
+        if self.init == "truncated_normal" and not self.init_stddev > 0:
+            raise rule_error("init_stddev > 0", "init_stddev", self.init_stddev)
+        if not self.learning_rate > 0:
+            raise rule_error("learning_rate > 0", "learning_rate", self.learning_rate)
+        if not 0 <= self.momentum < 1:
+            raise rule_error("0 <= momentum < 1", "momentum", self.momentum)
+        if not 0 <= self.beta_1 < 1:
+            raise rule_error("0 <= beta_1 < 1", "beta_1", self.beta_1)
+        if not 0 <= self.beta_2 < 1:
+            raise rule_error("0 <= beta_2 < 1", "beta_2", self.beta_2)
+        if not 0 <= self.rho < 1:
+            raise rule_error("0 <= rho < 1", "rho", self.rho)
+        if not self.epsilon > 0:
+            raise rule_error("epsilon > 0", "epsilon", self.epsilon)
+        if not self.decay_rate > 0:
+            raise rule_error("decay_rate > 0", "decay_rate", self.decay_rate)
+        if not self.decay_steps >= 1:
+            raise rule_error("decay_steps >= 1", "decay_steps", self.decay_steps)
+        if self.batch_size is not None and not self.batch_size >= 1:
+            raise rule_error("batch_size >= 1 (or None for the full batch)", "batch_size", self.batch_size)
+        if self.epochs is not None and not self.epochs >= 1:
+            raise rule_error("epochs >= 1 (or \"auto\")", "epochs", self.epochs)
+        if self.patience is not None and self.patience != AUTO and not self.patience >= 1:
+            raise rule_error("patience >= 1 (or \"auto\", or \"none\" to disable early stopping)",
+                       "patience", self.patience)
+        if not self.min_delta >= 0:
+            raise rule_error("min_delta >= 0", "min_delta", self.min_delta)
+        if not self.l1 >= 0:
+            raise rule_error("l1 >= 0", "l1", self.l1)
+        if not self.l2 >= 0:
+            raise rule_error("l2 >= 0", "l2", self.l2)
+        if not 0 <= self.dropout < 1:
+            raise rule_error("0 <= dropout < 1", "dropout", self.dropout)
+        if not self.seed >= 0:
+            raise rule_error("seed >= 0", "seed", self.seed)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
+        """Build a config from a mapping, e.g. a TOML ``[model]`` table or :meth:`to_dict` output.
+
+        Parameters
+        ----------
+        d : Mapping
+            Keys are the field names; missing keys take their defaults. Lists become tuples;
+            ``batch_size = "full"`` or ``0`` means the full batch (``None``) and
+            ``patience = "none"`` disables early stopping, since TOML has no null.
+
+        Returns
+        -------
+        ModelConfig
+
+        Raises
+        ------
+        ConfigError
+            If ``d`` is not a mapping, has a key that is not a field (the message lists the
+            valid keys), or a value breaks its rule.
+        """
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"model config must be a table/mapping, got {type(d).__name__}")
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(str(k) for k in d if k not in valid)
+        if unknown:
+            from ..config import did_you_mean
+
+            raise ConfigError(
+                f"unknown model config key(s): {', '.join(unknown)}{did_you_mean(unknown[0], valid)} "
+                f"(valid keys: {', '.join(valid)})"
+            )
+        kwargs = dict(d)
+        if isinstance(kwargs.get("hidden_layers"), list):
+            kwargs["hidden_layers"] = tuple(kwargs["hidden_layers"])
+        bs = kwargs.get("batch_size", 64)
+        if (isinstance(bs, str) and bs.strip().lower() == "full") or (is_int(bs) and bs == 0):
+            kwargs["batch_size"] = None
+        pat = kwargs.get("patience", AUTO)
+        if isinstance(pat, str) and pat.strip().lower() == "none":
+            kwargs["patience"] = None
+        elif isinstance(pat, str) and pat.strip().lower() == "auto":
+            kwargs["patience"] = AUTO
+        ep = kwargs.get("epochs")
+        if isinstance(ep, str) and ep.strip().lower() == "auto":
+            kwargs["epochs"] = None
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (``hidden_layers`` as a list, ``None`` kept as ``null``)."""
+        d = dataclasses.asdict(self)
+        d["hidden_layers"] = list(self.hidden_layers)
+        if self.patience == AUTO:
+            d["patience"] = "auto"
+        if self.epochs is None:
+            d["epochs"] = "auto"
+        return d
+
+    def budget(self, n_batches: int) -> tuple[int, int | None]:
+        """The epochs and patience a training with ``n_batches`` mini-batches per epoch runs.
+
+        ``epochs = "auto"`` aims at :data:`AUTO_STEPS` optimizer steps (so a 40-row
+        certificate trained full-batch gets as many updates as a 100k-row batch file),
+        clipped to 100..20000 epochs; ``patience = "auto"`` waits
+        :data:`AUTO_PATIENCE_STEPS` steps, at least 50 epochs.
+        """
+        nb = max(1, int(n_batches))
+        epochs = self.epochs if self.epochs is not None else int(min(20_000, max(100, -(-AUTO_STEPS // nb))))
+        if self.patience == AUTO:
+            patience: int | None = int(max(50, -(-AUTO_PATIENCE_STEPS // nb)))
+        else:
+            patience = self.patience
+        return epochs, patience
+
+    def learning_rate_at(self, step: int) -> float:
+        """Learning rate the schedule gives at optimizer step ``step`` (0-based iterations).
+
+        The formulas of ``keras.optimizers.schedules`` (``staircase=False``), applied per
+        optimizer step, not per epoch. ``train`` uses the same in its compiled loop.
+
+        Examples
+        --------
+        >>> ModelConfig(lr_schedule="exponential", learning_rate=0.1, decay_rate=0.5,
+        ...             decay_steps=10).learning_rate_at(20)
+        0.025
+        """
+        if self.lr_schedule == "exponential":
+            return self.learning_rate * self.decay_rate ** (step / self.decay_steps)
+        if self.lr_schedule == "inverse_time":
+            return self.learning_rate / (1.0 + self.decay_rate * step / self.decay_steps)
+        return self.learning_rate
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """Return a copy with ``changes`` applied, validated like a new config.
+
+        Raises
+        ------
+        ConfigError
+            If a change names an unknown field or breaks a rule.
+        """
+        valid = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(k for k in changes if k not in valid)
+        if unknown:
+            from ..config import did_you_mean
+
+            raise ConfigError(
+                f"unknown model config key(s): {', '.join(unknown)}{did_you_mean(unknown[0], valid)} "
+                f"(valid keys: {', '.join(valid)})"
+            )
+        return dataclasses.replace(self, **changes)
