@@ -36,7 +36,6 @@ HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0
 
 
-# --------------------------------------------------------------------------- processes
 def _proc_start(pid: int) -> str | None:
     """A token that tells process ``pid`` apart from a later one with the same id."""
     try:
@@ -85,6 +84,7 @@ def _process_alive(pid: int, start: str | None) -> bool:
 
 
 def worker_id() -> dict[str, Any]:
+    """This process as recorded on its trial: host, pid and process start token."""
     pid = os.getpid()
     return {"host": socket.gethostname(), "pid": pid, "start": _proc_start(pid)}
 
@@ -105,6 +105,7 @@ def is_stale(t: Any, now: float, host: str) -> bool:
 
 
 def counts_or_runs(t: Any, now: float, host: str) -> bool:
+    """Whether a trial counts toward ``n_trials`` or is RUNNING in a live process."""
     from optuna.trial import TrialState
 
     return trial_counts(t) or (t.state == TrialState.RUNNING and not is_stale(t, now, host))

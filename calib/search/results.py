@@ -1,9 +1,9 @@
 """What a sweep returns: :class:`TrialRecord`, :class:`SweepResult`, the choice of the best trial
 (:func:`one_se_choice`) and the leaderboard (:func:`leaderboard`, :func:`write_leaderboard`).
 
-Also the reading of an Optuna study into these records (:func:`trial_records`,
+Also the reading of an Optuna study into these records (:func:`_trial_records`,
 :func:`build_result`) and the rule of which trials count toward ``n_trials``
-(:func:`counted_reason`, :func:`trial_counts`).
+(:func:`_counted_reason`, :func:`trial_counts`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from .storage import mask_url
 _UNCOUNTED = ("interrupted", "surplus", "error")
 
 
-# --------------------------------------------------------------------------- results
 @dataclass(frozen=True)
 class TrialRecord:
     """One trial as recorded in the storage.
@@ -66,7 +65,7 @@ class TrialRecord:
     @property
     def counts(self) -> bool:
         """Whether this trial counts toward ``n_trials`` (finished, not interrupted)."""
-        return self.state == "COMPLETE" or (self.state == "FAIL" and counted_reason(self.reason))
+        return self.state == "COMPLETE" or (self.state == "FAIL" and _counted_reason(self.reason))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,19 +131,22 @@ class SweepResult:
         }
 
 
-def counted_reason(reason: Any) -> bool:
+def _counted_reason(reason: Any) -> bool:
+    """Whether a FAIL reason counts toward ``n_trials`` (not interrupted, surplus or an error)."""
     return isinstance(reason, str) and bool(reason) and not reason.startswith(_UNCOUNTED)
 
 
 def trial_counts(t: Any) -> bool:
+    """Whether an Optuna trial counts toward ``n_trials``: COMPLETE, or FAIL with a counted reason."""
     from optuna.trial import TrialState
 
     return t.state == TrialState.COMPLETE or (
-        t.state == TrialState.FAIL and counted_reason(t.user_attrs.get("reason"))
+        t.state == TrialState.FAIL and _counted_reason(t.user_attrs.get("reason"))
     )
 
 
-def trial_records(study: Any, space: SearchSpace) -> tuple[TrialRecord, ...]:
+def _trial_records(study: Any, space: SearchSpace) -> tuple[TrialRecord, ...]:
+    """The study's trials as :class:`TrialRecord`, by number; parameters in the space's order."""
     out = []
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
         ua = t.user_attrs
@@ -221,7 +223,8 @@ def _family(space: SearchSpace, base: ModelConfig, params: dict[str, Any]) -> st
 
 def build_result(study: Any, space: SearchSpace, base: ModelConfig, spec: str, study_name: str,
                  strategy: str, seconds: float, unit: str) -> SweepResult:
-    recs = trial_records(study, space)
+    """The :class:`SweepResult` of ``study``: its trials, the best one (:func:`one_se_choice`), its config."""
+    recs = _trial_records(study, space)
     done = sorted((r for r in recs if r.state == "COMPLETE"), key=lambda r: r.number)
     best = None
     if done:
@@ -239,6 +242,7 @@ def build_result(study: Any, space: SearchSpace, base: ModelConfig, spec: str, s
 
 
 def progress_state(study: Any) -> tuple[int, float | None]:
+    """(trials that count toward ``n_trials``, lowest COMPLETE score so far) of ``study``."""
     done, best = 0, None
     for t in study.get_trials(deepcopy=False):
         if trial_counts(t):

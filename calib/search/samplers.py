@@ -23,7 +23,6 @@ from .space import SearchSpace, check_strategy, encode_value, is_int
 from .storage import quiet_optuna
 
 
-# --------------------------------------------------------------------------- samplers
 def _trial_seed(seed: int, number: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(number)]).generate_state(1)[0])
 

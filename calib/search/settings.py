@@ -95,5 +95,6 @@ class SweepSettings:
 
 
 def check_jobs(jobs: Any) -> None:
+    """Raise :class:`~calib.errors.ConfigError` unless ``jobs >= 1`` or ``jobs == -1`` (every core)."""
     if not is_int(jobs) or jobs == 0 or jobs < -1:
         raise ConfigError(f"jobs >= 1 (or -1 for every core) must hold, got jobs={jobs!r}")

@@ -36,10 +36,12 @@ _RANGE_KEYS = ("low", "high", "log", "step", "num")
 
 # --------------------------------------------------------------------------- small helpers
 def is_int(v: Any) -> bool:
+    """Whether ``v`` is an integer (a bool is not)."""
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def is_num(v: Any) -> bool:
+    """Whether ``v`` is a finite real number (a bool is not)."""
     return (
         isinstance(v, (int, float, np.integer, np.floating))
         and not isinstance(v, (bool, np.bool_))
@@ -65,6 +67,7 @@ def _tidy(v: float) -> float:
 
 
 def value_key(v: Any) -> str:
+    """A canonical text form of ``v`` to compare values by (JSON, keys sorted)."""
     return json.dumps(v, sort_keys=True, default=repr)
 
 
@@ -434,5 +437,6 @@ DEFAULT_SPACE = SearchSpace.from_dict(
 
 
 def check_strategy(strategy: Any) -> None:
+    """Raise :class:`~calib.errors.ConfigError` unless ``strategy`` is one of :data:`STRATEGIES`."""
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got strategy={strategy!r}")

@@ -28,7 +28,6 @@ DEFAULT_STORAGE = "runs/sweep.journal"
 _URL_SCHEMES = ("sqlite", "postgresql", "mysql", "mariadb", "oracle", "mssql")
 
 
-# --------------------------------------------------------------------------- storage
 def mask_url(spec: str) -> str:
     """Hide a password in a database URL."""
     if "://" not in spec:
@@ -63,6 +62,7 @@ def storage_spec(storage: str | os.PathLike[str] | None) -> str:
 
 
 def is_url(spec: str) -> bool:
+    """Whether a normalised storage spec is a database URL (else a journal file)."""
     return "://" in spec
 
 
@@ -94,6 +94,18 @@ _STUDIES: dict[tuple[str, str], Any] = {}
 
 
 def open_storage(spec: str) -> Any:
+    """Open the Optuna storage of ``spec`` (see :func:`storage_spec`).
+
+    An ``RDBStorage`` for a database URL; else a ``JournalStorage`` over the journal file, its
+    folder created and a torn last record dropped.
+
+    Raises
+    ------
+    ConfigError
+        The database cannot be opened (bad URL, unreachable server, missing driver).
+    CalibError
+        The journal's folder cannot be created.
+    """
     import optuna
 
     if is_url(spec):
@@ -175,6 +187,7 @@ def claim_lock(spec: str, study_name: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def quiet_optuna() -> Iterator[None]:
+    """Within the block, Optuna logs warnings and errors only."""
     import optuna
 
     old = optuna.logging.get_verbosity()

@@ -33,7 +33,6 @@ from .workers import run_dask, run_here, run_local
 _log = logging.getLogger(__name__)
 
 
-# --------------------------------------------------------------------------- the sweep
 def _data_fingerprint(ds: Any, rows: np.ndarray) -> str:
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(ds.x(rows), dtype=np.float64).tobytes())

@@ -2,7 +2,7 @@
 config by k-fold validation, record the outcome (:func:`run_one_trial` on a :class:`TrialJob`).
 
 Also what a worker process does first (:func:`init_worker`: one TensorFlow thread, quiet
-Optuna, exit when the sweep's main process dies) and after each trial (:func:`release_tf`).
+Optuna, exit when the sweep's main process dies) and after each trial (:func:`_release_tf`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from .storage import claim_lock, open_study
 _log = logging.getLogger(__name__)
 
 
-def rss_mb() -> tuple[float | None, float | None]:
+def _rss_mb() -> tuple[float | None, float | None]:
     """(current, peak) resident memory of this process in MiB."""
     cur = peak = None
     try:
@@ -86,7 +86,7 @@ def init_worker(watch_pid: int | None = None) -> None:
                          daemon=True).start()
 
 
-def release_tf() -> None:
+def _release_tf() -> None:
     if "keras" in sys.modules:
         with contextlib.suppress(Exception):
             sys.modules["keras"].backend.clear_session(free_memory=True)
@@ -184,11 +184,11 @@ def run_one_trial(job: TrialJob) -> dict[str, Any] | None:
             outcome["reason"] = "interrupted"
             pending = exc
     outcome["seconds"] = time.perf_counter() - t0
-    cur, peak = rss_mb()
+    cur, peak = _rss_mb()
     try:
         trial.set_user_attr("seconds", outcome["seconds"])
         if cur is not None:
-            trial.set_user_attr("rss_mb", round(cur, 1))
+            trial.set_user_attr("_rss_mb", round(cur, 1))
         if peak is not None:
             trial.set_user_attr("peak_rss_mb", round(peak, 1))
         if outcome["state"] == "COMPLETE":
@@ -199,7 +199,7 @@ def run_one_trial(job: TrialJob) -> dict[str, Any] | None:
     except Exception as exc:  # marked interrupted by another process meanwhile
         _log.warning("trial %d could not be recorded: %s", trial.number, exc)
     finally:
-        release_tf()
+        _release_tf()
     if pending is not None:
         raise pending
     return outcome

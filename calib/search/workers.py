@@ -16,6 +16,7 @@ from .trial import TrialJob, init_worker, run_one_trial
 
 
 def run_here(job: TrialJob, missing: int, after_trial: Callable[[], None]) -> None:
+    """Run up to ``missing`` trials one after another in this process."""
     for _ in range(missing):
         if run_one_trial(job) is None:
             return
