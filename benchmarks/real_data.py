@@ -23,7 +23,7 @@ is predicted once, by a model that never saw it; MAE and RMSE are pooled over al
     and ``mlp`` (each :class:`calib.nn.ModelConfig` with its defaults: 2 x 32 tanh, Adam,
     ``epochs = patience = "auto"``) by :func:`calib.validate.cross_validate` with
     ``--inner-folds`` folds on the outer-training rows only, and chosen as calib's sweep
-    chooses (:func:`calib.sweep.one_se_choice`: the lowest inner MAE, except that ``physics``
+    chooses (:func:`calib.search.one_se_choice`: the lowest inner MAE, except that ``physics``
     wins when within one standard error of it); the winner is refitted on all
     outer-training rows with :func:`calib.nn.fit_member` for the median best epoch of its
     inner folds (:func:`calib.nn.refit_config`, as the main job refits: a ``hybrid`` starts
@@ -79,8 +79,8 @@ def _metrics(y: np.ndarray, p: np.ndarray, folds: list[tuple[np.ndarray, np.ndar
 
 
 def one_se_family(cvs: dict) -> str:
-    """calib's choice among the families' inner CV results (calib.sweep.one_se_choice)."""
-    from calib.sweep import one_se_choice
+    """calib's choice among the families' inner CV results (calib.search.one_se_choice)."""
+    from calib.search import one_se_choice
 
     entries = []
     for fam in FAMILIES:

@@ -13,7 +13,7 @@ validated on the train + dev rows by group k-fold.
 1. Scaling: the same random sweep (``--trials`` trials, seed 0, small networks, a fixed
    number of epochs, no early stopping, ``--folds`` folds) with ``jobs=1`` and ``jobs=2``,
    each into a fresh journal file (300 epochs by default, so that training, not the
-   workers' start-up and TensorFlow import of ~5-8 s, dominates). Wall time of :func:`calib.sweep.run_sweep` (worker start-up
+   workers' start-up and TensorFlow import of ~5-8 s, dominates). Wall time of :func:`calib.search.run_sweep` (worker start-up
    and TensorFlow import included), the ratio, and a check that both runs drew the same
    configs and got the same scores (draws depend on the trial number only).
 2. Memory: ``--memory-trials`` tiny trials (4 small shapes, 5 epochs, 2 folds) with
@@ -44,7 +44,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from calib.config import load_config  # noqa: E402
 from calib.ingest import load_dataset, split_dataset  # noqa: E402
 from calib.nn import ModelConfig  # noqa: E402
-from calib.sweep import format_leaderboard, run_sweep  # noqa: E402
+from calib.search import format_leaderboard, run_sweep  # noqa: E402
 
 SCALING_SPACE = {
     "learning_rate": {"low": 1e-3, "high": 3e-2},

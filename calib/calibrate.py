@@ -3,7 +3,7 @@
 readings + :class:`~calib.config.Config` -> :class:`CalibrationRun` (artifact path, CV and test metrics).
 
 1. Ingest and split (:mod:`calib.ingest`); the test part is set aside.
-2. Sweep hyperparameters by k-fold on the train part (:mod:`calib.sweep`), recorded in a
+2. Sweep hyperparameters by k-fold on the train part (:mod:`calib.search`), recorded in a
    journal under ``runs/`` so a re-run resumes instead of starting over.
 3. Re-validate the best config by k-fold, keeping the fold models (their spread is the
    per-reading standard deviation), with the classical baseline on the same folds.
@@ -89,7 +89,7 @@ class CalibrationRun:
     """What the main job produced."""
 
     artifact: Any  # calib.artifact.Artifact
-    sweep: Any  # calib.sweep.SweepResult
+    sweep: Any  # calib.search.SweepResult
     cv: Any  # calib.validate.CVResult
     test: Any  # calib.metrics.Metrics
     test_baseline: Any  # Metrics or None
@@ -157,7 +157,7 @@ def calibrate(
     progress : callable, optional
         Called with a one-line message at each stage.
     sweep_progress : callable, optional
-        Passed to :func:`calib.sweep.run_sweep`.
+        Passed to :func:`calib.search.run_sweep`.
     spot_reference : calib.spots.normalise.SpotReference, optional
         Train on spot-normalised phases (:mod:`calib.spots.normalise`): the batch-typical anchors are
         fitted on the train + dev spots, every spot (test spots too: that is their two-point
@@ -176,7 +176,7 @@ def calibrate(
     """
     from .ingest import load_dataset, split_dataset
     from .nn import ModelConfig
-    from .sweep import SweepSettings, run_sweep
+    from .search import SweepSettings, run_sweep
 
     settings = settings or CalibrateSettings()
     say = progress or (lambda msg: None)
@@ -314,7 +314,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
 
 
 def _leaderboard(sw: Any) -> list[dict[str, Any]]:
-    from .sweep import leaderboard
+    from .search import leaderboard
 
     try:
         return json.loads(json.dumps(leaderboard(sw), default=str))

@@ -313,7 +313,7 @@ def sweep(data: Path | None, config_path: Path | None, features: str | None, tar
     from dataclasses import replace as dc_replace
 
     from .ingest import load_dataset, split_dataset
-    from .sweep import SweepSettings, format_leaderboard, make_progress, run_sweep, write_leaderboard
+    from .search import SweepSettings, format_leaderboard, make_progress, run_sweep, write_leaderboard
 
     data, config_path = _resolve_data(data, config_path)
     cfg = _load(config_path, features, target, group, seed=seed)
@@ -367,7 +367,7 @@ def calibrate(data: Path | None, config_path: Path | None, features: str | None,
     from dataclasses import replace as dc_replace
 
     from .calibrate import CalibrateSettings, calibrate as run_calibrate
-    from .sweep import make_progress
+    from .search import make_progress
 
     data, config_path = _resolve_data(data, config_path)
     cfg = _load(config_path, features, target, group, folds=folds, seed=seed)

@@ -34,7 +34,7 @@ named somewhere (config or ``--target``)::
     noise_floor = 0.3              # target unit; default: estimated from replicate readings
 
     [model]                        # see calib.nn.ModelConfig
-    [sweep]                        # see calib.sweep
+    [sweep]                        # see calib.search
 
     [adjust]                       # optional: a spot-normalised batch model (calib.spots.normalise)
     temperature_degC = 22.5        # the two-point check's temperature

@@ -899,22 +899,22 @@ def _failed(trials: Sequence[Any]) -> list[str]:
 
 def _sweep_from_storage(spec: str, study_name: str | None) -> tuple[dict[str, Any], str]:
     """Sweep view (leaderboard, space, ...) of a journal file or database URL, and its unit."""
-    from . import sweep as S
+    from . import search as S
 
-    storage = S._storage_spec(spec)
-    with S._quiet_optuna():
+    storage = S.storage_spec(spec)
+    with S.quiet_optuna():
         if study_name is None:
             import optuna
 
-            names = optuna.get_all_study_names(storage=S._open_storage(storage))
+            names = optuna.get_all_study_names(storage=S.open_storage(storage))
             if not names:
-                raise ConfigError(f"storage {S._mask(storage)} holds no study")
+                raise ConfigError(f"storage {S.mask_url(storage)} holds no study")
             study_name = "calib" if "calib" in names or len(names) != 1 else names[0]
             if study_name not in names:
-                raise ConfigError(f"storage {S._mask(storage)} holds several studies ({', '.join(sorted(names))}); "
+                raise ConfigError(f"storage {S.mask_url(storage)} holds several studies ({', '.join(sorted(names))}); "
                                   "name one with study_name")
         result = S.load_result(storage, study_name)
-        space = dict(S._load_study(storage, study_name).user_attrs.get("space") or {})
+        space = dict(S.open_study(storage, study_name).user_attrs.get("space") or {})
     view = {"strategy": result.strategy, "study_name": result.study_name, "storage": result.storage,
             "trials": len(result.trials), "space": space, "leaderboard": S.leaderboard(result),
             "failed": _failed(result.trials)}

@@ -8,7 +8,7 @@
   monkeypatching OS calls, and on a real tiny tmpfs when the tests run as root).
 - Security: tampered artifacts are refused end to end, and calib's source never unpickles.
 
-Not repeated here: SIGKILL during a sweep (tests/test_sweep.py) and the determinism of the main
+Not repeated here: SIGKILL during a sweep (tests/test_search_sweep.py) and the determinism of the main
 job with a fixed seed (tests/test_calibrate.py::test_calibrate_predict_tamper_and_determinism).
 """
 

@@ -53,7 +53,7 @@ def _curve(n: int, best: int, seed: int) -> tuple[list[float], list[float]]:
 
 def _metadata(ds, sweep_res, space) -> dict:
     """Metadata shaped like calib.calibrate's, with known numbers (hPa)."""
-    from calib.sweep import leaderboard
+    from calib.search import leaderboard
     from calib.validate import diagnose
 
     def m(mae):
@@ -95,7 +95,7 @@ def built(tmp_path_factory):
     from calib.ingest import load_dataset
     from calib.nn import ModelConfig, train
     from calib.scaling import fit_scaler
-    from calib.sweep import SearchSpace, run_sweep
+    from calib.search import SearchSpace, run_sweep
 
     root = tmp_path_factory.mktemp("report")
     ds = load_dataset(_readings(root / "readings.csv"),
@@ -239,7 +239,7 @@ def test_text_from_the_metadata_is_escaped(built):
 
 # --------------------------------------------------------------------------- sweep-only report
 def test_sweep_report_from_journal(built):
-    from calib.sweep import leaderboard, load_result
+    from calib.search import leaderboard, load_result
 
     html_text = R.build_report(built["journal"])
     assert _sections(html_text) == list(R.SWEEP_SECTION_IDS)
@@ -252,7 +252,7 @@ def test_sweep_report_from_journal(built):
 
 
 def test_sweep_report_from_leaderboard_folder(built, tmp_path):
-    from calib.sweep import write_leaderboard
+    from calib.search import write_leaderboard
 
     _, json_path = write_leaderboard(built["sweep"], tmp_path / "board")
     html_text = R.build_report(json_path.parent)

@@ -1,0 +1,255 @@
+"""The sweep: :func:`run_sweep` (validate, open the study, run the missing trials, read the
+result back) and :func:`load_result` (read a finished or running sweep, no training).
+
+See :mod:`calib.search` for the search space, the strategies, durability and processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..nn import ModelConfig
+from .liveness import counts_or_runs, mark_interrupted
+from .results import SweepResult, build_result, progress_state
+from .samplers import make_sampler
+from .settings import check_jobs
+from .space import DEFAULT_SPACE, SearchSpace, check_strategy, is_int, is_num, value_key
+from .storage import is_url, mask_url, open_study, quiet_optuna, storage_spec
+from .trial import TrialJob
+from .workers import run_dask, run_here, run_local
+
+_log = logging.getLogger(__name__)
+
+
+def _data_fingerprint(ds: Any, rows: np.ndarray) -> str:
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(ds.x(rows), dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(ds.y(rows), dtype=np.float64).tobytes())
+    g = ds.groups(rows)
+    if g is not None:
+        h.update("\0".join(map(str, g)).encode())
+    h.update(json.dumps([list(ds.feature_names), list(ds.target_names)]).encode())
+    return h.hexdigest()[:16]
+
+
+def _bind_study(study: Any, spec: str, study_name: str, attrs: dict[str, Any]) -> None:
+    """Record the sweep's identity on a new study; refuse to resume a different one."""
+    have = study.user_attrs
+    if "strategy" not in have:
+        for k, v in attrs.items():
+            study.set_user_attr(k, v)
+        return
+    labels = {
+        "space": "search space", "strategy": "strategy", "folds": "number of folds", "seed": "seed",
+        "base_config": "base model config", "scaling": "scaling", "data": "data (rows or values)",
+    }
+    for k, label in labels.items():
+        if k in have and value_key(have[k]) != value_key(attrs[k]):
+            detail = "" if k in ("space", "base_config", "data") else f" ({have[k]!r}, now {attrs[k]!r})"
+            raise ConfigError(
+                f"storage {mask_url(spec)} holds a study {study_name!r} with another {label}{detail}; "
+                "use a new --storage (or another --study name)"
+            )
+
+
+def run_sweep(
+    ds: Any,
+    rows: np.ndarray,
+    base_config: ModelConfig,
+    space: SearchSpace | Mapping[str, Any] | None = None,
+    *,
+    strategy: str = "random",
+    n_trials: int = 20,
+    folds: int = 5,
+    jobs: int = 1,
+    storage: str | os.PathLike[str] | None = None,
+    study_name: str = "calib",
+    seed: int = 0,
+    tolerance: float = 1.0,
+    scaling: str = "standard",
+    noise_floor: float | None = None,
+    scheduler: str | None = None,
+    progress: Callable[[int, int, float | None], None] | None = None,
+    recycle_every: int | None = 10,
+) -> SweepResult:
+    """Search hyperparameters: each trial is one config scored by k-fold validation.
+
+    Parameters
+    ----------
+    ds : Dataset
+    rows : ndarray of int
+        Rows to validate on (train and dev parts; never the test rows).
+    base_config : ModelConfig
+        Every trial is ``base_config.replace(**params)``; fix epochs, patience, ... here.
+    space : SearchSpace or mapping, optional
+        The ``[sweep.space]`` table; :data:`DEFAULT_SPACE` when ``None``.
+    strategy : {"random", "grid", "bayes"}, default="random"
+    n_trials : int, default=20
+        Total trials the study should reach (>= 1), resumed ones included; trials
+        interrupted by a killed process do not count. ``grid``: at most the grid size.
+    folds : int, default=5
+        k of the k-fold (>= 2; GroupKFold with a group column).
+    jobs : int, default=1
+        Trials run at once: worker processes on this machine (-1: one per core), or
+        concurrent tasks on the Dask cluster with ``scheduler`` (1 or -1: one per worker
+        thread of the cluster).
+    storage : str or path, optional
+        Journal file (default ``runs/sweep.journal``; its folder is created) or an RDB URL
+        (``sqlite:///sweep.db``, ``postgresql://user:pw@host/db``) that several machines share.
+    study_name : str, default="calib"
+    seed : int, default=0
+        Seed of the sampler and of the fold assignment (>= 0).
+    tolerance : float, default=1.0
+        Error Limited Accuracy bound (target unit), recorded with each fold.
+    scaling : str, default="standard"
+        Input/target scaling fitted per fold.
+    noise_floor : float, optional
+        Best achievable MAE (target unit), passed to validation.
+    scheduler : str, optional
+        ``"tcp://HOST:PORT"`` of a Dask scheduler: run the trials there (joblib's dask
+        backend) instead of in local worker processes.
+    progress : callable, optional
+        ``progress(done, total, best_score)``: once at the start (trials already done when
+        resuming) and after each trial; see :func:`make_progress`.
+    recycle_every : int or None, default=10
+        Replace a local worker process by a fresh one after this many trials, which keeps
+        memory flat. ``None`` keeps workers for the whole sweep, and with ``jobs=1`` runs the
+        trials in this process. Not used with ``scheduler``.
+
+    Returns
+    -------
+    SweepResult
+        Every trial in the study, the best one and its config.
+
+    Raises
+    ------
+    ConfigError
+        Before any trial starts: an invalid argument or space entry, more folds than groups,
+        a storage holding this study with another space/strategy/seed/folds/config/data, an
+        unreachable scheduler. During the sweep: a trial's config error (recorded, then raised).
+    CalibError
+        Worker processes keep dying (e.g. out of memory).
+
+    Examples
+    --------
+    >>> res = run_sweep(ds, splits.train_dev, ModelConfig(epochs=200), strategy="bayes",
+    ...                 n_trials=30, storage="runs/foil7.journal", jobs=2)  # doctest: +SKIP
+    >>> print(format_leaderboard(res, top=5))  # doctest: +SKIP
+    """
+    t_start = time.perf_counter()
+    # ---- validate everything before touching the storage
+    check_strategy(strategy)
+    if not isinstance(base_config, ModelConfig):
+        raise ConfigError(f"base_config must be a ModelConfig, got {type(base_config).__name__}")
+    space = DEFAULT_SPACE if space is None else SearchSpace.from_dict(space)
+    if not is_int(n_trials) or n_trials < 1:
+        raise ConfigError(f"n_trials >= 1 must hold, got n_trials={n_trials!r}")
+    if not is_int(folds) or folds < 2:
+        raise ConfigError(f"folds >= 2 must hold, got folds={folds!r}")
+    check_jobs(jobs)
+    if not is_int(seed) or seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0, got seed={seed!r}")
+    if not is_num(tolerance) or not tolerance > 0:
+        raise ConfigError(f"tolerance > 0 must hold, got tolerance={tolerance!r}")
+    from ..scaling import SCALING_KINDS
+
+    if scaling not in SCALING_KINDS:
+        raise ConfigError(f"scaling must be one of {', '.join(SCALING_KINDS)}, got scaling={scaling!r}")
+    if noise_floor is not None and (not is_num(noise_floor) or noise_floor < 0):
+        raise ConfigError(f"noise_floor >= 0 must hold, got noise_floor={noise_floor!r}")
+    if recycle_every is not None and (not is_int(recycle_every) or recycle_every < 1):
+        raise ConfigError(f"recycle_every >= 1 (or None) must hold, got recycle_every={recycle_every!r}")
+    if not isinstance(study_name, str) or not study_name.strip():
+        raise ConfigError(f"study_name must be a non-empty name, got study_name={study_name!r}")
+    if scheduler is not None and (not isinstance(scheduler, str) or "://" not in scheduler):
+        raise ConfigError(f"scheduler must be an address such as tcp://host:8786, got scheduler={scheduler!r}")
+    if progress is not None and not callable(progress):
+        raise ConfigError(f"progress must be callable, got {type(progress).__name__}")
+    space.check(base_config, strategy)
+    rows = np.asarray(rows)
+    from ..validate import make_folds
+
+    make_folds(len(rows), folds, ds.groups(rows), seed)  # ConfigError: too few rows/groups
+    spec = storage_spec(storage)
+    total = n_trials
+    if strategy == "grid":
+        size = space.grid_size()
+        if n_trials > size:
+            _log.info("grid has %d points: running %d trials, not %d", size, size, n_trials)
+        total = min(n_trials, size)
+
+    # ---- open the study, check it is this sweep, mark interrupted trials
+    with quiet_optuna():
+        study = open_study(spec, study_name, make_sampler(strategy, space, seed), create=True)
+    attrs = {
+        "strategy": strategy, "space": space.to_dict(), "folds": int(folds), "seed": int(seed),
+        "base_config": base_config.to_dict(), "scaling": scaling, "data": _data_fingerprint(ds, rows),
+    }
+    _bind_study(study, spec, study_name, attrs)
+    n_int = mark_interrupted(study)
+    done0, best0 = progress_state(study)
+    if done0 or n_int:
+        _log.info("resuming study %r in %s: %d of %d trials done, %d interrupted trial(s) marked failed",
+                  study_name, mask_url(spec), done0, total, n_int)
+    if progress is not None:
+        progress(done0, total, best0)
+
+    job = TrialJob(storage=spec, study_name=study_name, n_trials=total, strategy=strategy, space=space,
+                   seed=int(seed), base=base_config.to_dict(), ds=ds, rows=rows, folds=int(folds),
+                   tolerance=float(tolerance), scaling=scaling, noise_floor=noise_floor,
+                   in_worker=True, watch_pid=os.getpid())
+
+    def after_trial() -> None:
+        if progress is not None:
+            progress(*_with_total(progress_state(study), total))
+
+    now, host = time.time(), socket.gethostname()
+    busy = sum(counts_or_runs(t, now, host) for t in study.get_trials(deepcopy=False))
+    missing = max(0, total - busy)
+    if missing:
+        if scheduler is not None:
+            run_dask(job, missing, jobs, scheduler, after_trial)
+        elif jobs == 1 and recycle_every is None:
+            run_here(dataclasses.replace(job, in_worker=False, watch_pid=None), missing, after_trial)
+        else:
+            n_workers = (os.cpu_count() or 1) if jobs == -1 else jobs
+            run_local(job, missing, min(n_workers, missing), recycle_every, study, after_trial)
+    unit = getattr(getattr(ds, "target", None), "unit", "") or ""
+    return build_result(study, space, base_config, spec, study_name, strategy,
+                        time.perf_counter() - t_start, unit)
+
+
+def _with_total(state: tuple[int, float | None], total: int) -> tuple[int, int, float | None]:
+    return state[0], total, state[1]
+
+
+def load_result(storage: str | os.PathLike[str] | None = None, study_name: str = "calib") -> SweepResult:
+    """Read a sweep's trials back from its storage (no training).
+
+    Raises
+    ------
+    ConfigError
+        If the storage holds no such study, or the study was not written by :func:`run_sweep`.
+    """
+    spec = storage_spec(storage)
+    if not is_url(spec) and not Path(spec).exists():
+        raise ConfigError(f"storage {spec} does not exist")
+    with quiet_optuna():
+        study = open_study(spec, study_name)
+    ua = study.user_attrs
+    if "space" not in ua or "base_config" not in ua:
+        raise ConfigError(f"study {study_name!r} in {mask_url(spec)} was not written by calib's sweep")
+    return build_result(study, SearchSpace.from_dict(ua["space"]), ModelConfig.from_dict(ua["base_config"]),
+                        spec, study_name, ua.get("strategy", ""), 0.0, "")

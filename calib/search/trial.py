@@ -1,0 +1,205 @@
+"""One trial, as a worker process runs it: claim a trial in the shared study, score its
+config by k-fold validation, record the outcome (:func:`run_one_trial` on a :class:`TrialJob`).
+
+Also what a worker process does first (:func:`init_worker`: one TensorFlow thread, quiet
+Optuna, exit when the sweep's main process dies) and after each trial (:func:`_release_tf`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import math
+import os
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, TrainingError
+from ..nn import ModelConfig
+from .liveness import Heartbeat, counts_or_runs, worker_id
+from .samplers import make_sampler
+from .space import SearchSpace
+from .storage import claim_lock, open_study
+
+_log = logging.getLogger(__name__)
+
+
+def _rss_mb() -> tuple[float | None, float | None]:
+    """(current, peak) resident memory of this process in MiB."""
+    cur = peak = None
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                cur = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) / 1024
+    except OSError:
+        try:
+            import psutil
+
+            cur = psutil.Process().memory_info().rss / 2**20
+        except Exception:
+            pass
+    if peak is None:
+        try:
+            import resource
+
+            r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            peak = r / 2**20 if sys.platform == "darwin" else r / 1024
+        except Exception:
+            pass
+    return cur, peak
+
+
+_WATCHING = False
+
+
+def _watch_parent(pid: int) -> None:
+    """Exit this worker at once when the sweep's main process ``pid`` dies (SIGKILL, crash):
+    a running trial stays RUNNING and the next run marks it interrupted."""
+    while True:
+        if os.getppid() != pid:
+            os._exit(70)
+        time.sleep(0.5)
+
+
+def init_worker(watch_pid: int | None = None) -> None:
+    """First thing in a worker process: one TF thread, quiet Optuna, watch the parent."""
+    global _WATCHING
+    from ..validate import limit_threads
+
+    limit_threads()
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if watch_pid is not None and not _WATCHING:
+        _WATCHING = True
+        threading.Thread(target=_watch_parent, args=(watch_pid,), name="calib-sweep-watchdog",
+                         daemon=True).start()
+
+
+def _release_tf() -> None:
+    if "keras" in sys.modules:
+        with contextlib.suppress(Exception):
+            sys.modules["keras"].backend.clear_session(free_memory=True)
+    gc.collect()
+
+
+# --------------------------------------------------------------------------- one trial
+@dataclass(frozen=True)
+class TrialJob:
+    """Everything a worker needs to run one trial (picklable)."""
+
+    storage: str
+    study_name: str
+    n_trials: int
+    strategy: str
+    space: SearchSpace
+    seed: int
+    base: dict[str, Any]
+    ds: Any
+    rows: np.ndarray
+    folds: int
+    tolerance: float
+    scaling: str
+    noise_floor: float | None
+    in_worker: bool
+    watch_pid: int | None
+
+
+def run_one_trial(job: TrialJob) -> dict[str, Any] | None:
+    """Claim one trial in the shared study, run it, record it. ``None``: the total is reached.
+
+    Runs in a worker process (or in the caller for ``jobs=1, recycle_every=None``).
+    """
+    if job.in_worker:
+        init_worker(job.watch_pid)
+    from optuna.trial import TrialState
+
+    from ..validate import cross_validate
+
+    sampler = make_sampler(job.strategy, job.space, job.seed)
+    study = open_study(job.storage, job.study_name, sampler)
+    host = socket.gethostname()
+    with claim_lock(job.storage, job.study_name):
+        now = time.time()
+        if sum(counts_or_runs(t, now, host) for t in study.get_trials(deepcopy=False)) >= job.n_trials:
+            return None
+        trial = study.ask()
+        try:
+            trial.set_user_attr("worker", worker_id())
+            trial.set_user_attr("heartbeat", time.time())
+        except BaseException:  # Ctrl-C right after ask: do not leave an anonymous RUNNING trial
+            with contextlib.suppress(Exception):
+                trial.set_user_attr("reason", "interrupted")
+                study.tell(trial, state=TrialState.FAIL)
+            raise
+    # another machine may have asked at the same time (RDB storage, no shared lock)
+    now = time.time()
+    ahead = sum(
+        1 for t in study.get_trials(deepcopy=False)
+        if t.number < trial.number and counts_or_runs(t, now, host)
+    )
+    if ahead >= job.n_trials:
+        trial.set_user_attr("reason", f"surplus: the study already had {job.n_trials} trials")
+        study.tell(trial, state=TrialState.FAIL)
+        return None
+
+    base = ModelConfig.from_dict(job.base)
+    t0 = time.perf_counter()
+    outcome: dict[str, Any] = {"number": trial.number, "state": "FAIL", "score": None, "reason": None}
+    pending: BaseException | None = None
+    with Heartbeat(trial):
+        try:
+            params = job.space.suggest(trial)
+            config = job.space.to_config(base, params)
+            cv = cross_validate(job.ds, job.rows, config, folds=job.folds, jobs=1,
+                                tolerance=job.tolerance, scaling=job.scaling, seed=job.seed,
+                                noise_floor=job.noise_floor, baseline=False)
+            score, std = cv.score, cv.mean_std("mae")[1]
+            trial.set_user_attr("score_std", float(std))
+            trial.set_user_attr("best_epochs", [int(e) for e in cv.best_epochs])
+            trial.set_user_attr("train_mae", float(cv.mean_std("mae", "train")[0]))
+            if math.isfinite(score):
+                outcome.update(state="COMPLETE", score=float(score))
+            else:
+                outcome["reason"] = f"validation MAE is {score} (non-finite predictions)"
+        except TrainingError as exc:
+            outcome["reason"] = str(exc)
+        except ConfigError as exc:
+            outcome["reason"] = f"config error: {exc}"
+            pending = exc
+        except Exception as exc:  # a bug or an environment problem: record it, stop the sweep
+            outcome["reason"] = f"error: {type(exc).__name__}: {exc}"
+            pending = exc
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit
+            outcome["reason"] = "interrupted"
+            pending = exc
+    outcome["seconds"] = time.perf_counter() - t0
+    cur, peak = _rss_mb()
+    try:
+        trial.set_user_attr("seconds", outcome["seconds"])
+        if cur is not None:
+            trial.set_user_attr("_rss_mb", round(cur, 1))
+        if peak is not None:
+            trial.set_user_attr("peak_rss_mb", round(peak, 1))
+        if outcome["state"] == "COMPLETE":
+            study.tell(trial, outcome["score"])
+        else:
+            trial.set_user_attr("reason", outcome["reason"])
+            study.tell(trial, state=TrialState.FAIL)
+    except Exception as exc:  # marked interrupted by another process meanwhile
+        _log.warning("trial %d could not be recorded: %s", trial.number, exc)
+    finally:
+        _release_tf()
+    if pending is not None:
+        raise pending
+    return outcome

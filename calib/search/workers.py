@@ -1,0 +1,130 @@
+"""Where trials run: in this process, in local worker processes (joblib's loky, recycled every
+``recycle_every`` trials) or on an existing Dask cluster (joblib's dask backend).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import CalibError, ConfigError
+from .liveness import mark_interrupted
+from .results import progress_state
+from .trial import TrialJob, init_worker, run_one_trial
+
+
+def run_here(job: TrialJob, missing: int, after_trial: Callable[[], None]) -> None:
+    """Run up to ``missing`` trials one after another in this process."""
+    for _ in range(missing):
+        if run_one_trial(job) is None:
+            return
+        after_trial()
+
+
+class _Slot:
+    """One local worker process (a single-worker loky executor), replaced every M trials."""
+
+    def __init__(self) -> None:
+        self.executor: Any = None
+        self.ran = 0
+        self.retired = False
+
+    def submit(self, job: TrialJob, recycle_every: int | None) -> Any:
+        from joblib.externals.loky import ProcessPoolExecutor
+
+        if self.executor is not None and recycle_every is not None and self.ran >= recycle_every:
+            self.executor.shutdown(wait=True)
+            self.executor = None
+        if self.executor is None:
+            self.executor = ProcessPoolExecutor(
+                max_workers=1, initializer=init_worker, initargs=(job.watch_pid,),
+                env={"TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1",
+                     "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"},
+            )
+            self.ran = 0
+        self.ran += 1
+        return self.executor.submit(run_one_trial, job)
+
+    def kill(self) -> None:
+        if self.executor is not None:
+            with contextlib.suppress(Exception):
+                self.executor.shutdown(wait=True, kill_workers=True)
+            self.executor = None
+
+
+def run_local(job: TrialJob, missing: int, n_workers: int, recycle_every: int | None, study: Any,
+              after_trial: Callable[[], None]) -> None:
+    """``n_workers`` worker processes pull trials until the study holds ``job.n_trials``."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool as _StdBroken
+
+    from joblib.externals.loky.process_executor import BrokenProcessPool
+
+    slots = [_Slot() for _ in range(n_workers)]
+    pending: dict[Any, _Slot] = {}
+    submitted, crashes = 0, 0
+    ok = False
+    try:
+        for slot in slots:
+            pending[slot.submit(job, recycle_every)] = slot
+            submitted += 1
+        while pending:
+            finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                slot = pending.pop(fut)
+                try:
+                    out = fut.result()
+                except (BrokenProcessPool, _StdBroken) as exc:
+                    crashes += 1
+                    slot.kill()
+                    mark_interrupted(study, "interrupted: worker process died")
+                    if crashes > max(2, n_workers):
+                        raise CalibError(f"sweep worker processes keep dying ({crashes} times; last: "
+                                         f"{exc}); out of memory? lower jobs or the network size") from None
+                    out = {}
+                if out is None:
+                    slot.retired = True
+                    continue
+                if out:
+                    after_trial()
+                done, _ = progress_state(study)
+                if done + len(pending) < job.n_trials and not slot.retired:
+                    pending[slot.submit(job, recycle_every)] = slot
+                    submitted += 1
+        ok = True
+    finally:
+        for slot in slots:
+            if ok:
+                if slot.executor is not None:
+                    slot.executor.shutdown(wait=True)
+            else:
+                slot.kill()
+        if not ok:
+            mark_interrupted(study)
+
+
+def run_dask(job: TrialJob, missing: int, jobs: int, scheduler: str, after_trial: Callable[[], None]) -> None:
+    """Run the trials as joblib tasks on an existing Dask cluster."""
+    import joblib
+
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ConfigError("scheduler needs dask.distributed: pip install 'calib[cluster]'") from None
+    try:
+        client = Client(scheduler, set_as_default=False, timeout=30)
+    except (OSError, TimeoutError) as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler {scheduler} ({exc})") from None
+    job = dataclasses.replace(job, watch_pid=None)
+    # joblib runs n_jobs=1 sequentially in this process: jobs=1 means the whole cluster here
+    n_jobs = -1 if jobs == 1 else jobs
+    try:
+        with joblib.parallel_config(backend="dask", client=client):
+            par = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered", pre_dispatch="n_jobs")
+            for out in par(joblib.delayed(run_one_trial)(job) for _ in range(missing)):
+                if out is not None:
+                    after_trial()
+    finally:
+        client.close()

@@ -1,0 +1,101 @@
+"""Tests of calib.search.space: the forms of a search space, its rules and its check against ModelConfig."""
+
+from __future__ import annotations
+
+import pytest
+
+from calib.errors import ConfigError
+from calib.nn import ModelConfig
+from calib.search import DEFAULT_SPACE, SearchSpace
+
+BASE = ModelConfig(hidden_layers=(4,), epochs=20, patience=None, batch_size=None, seed=0)
+
+
+def test_space_forms_and_defaults():
+    space = SearchSpace.from_dict({
+        "learning_rate": {"low": 1e-4, "high": 1e-2},
+        "dropout": {"low": 0.0, "high": 0.3, "step": 0.1},
+        "epochs": {"low": 100, "high": 400, "step": 100},
+        "l2": {"choices": [0.0, 1e-5, 1e-4]},
+        "hidden_layers": {"choices": [[16], [32, 32], 8]},
+        "batch_size": {"choices": [16, "FULL"]},
+    })
+    p = {x.name: x for x in space.params}
+    assert p["learning_rate"].log and not p["learning_rate"].is_int
+    assert not p["dropout"].log and p["dropout"].grid_values() == [0.0, 0.1, 0.2, 0.3]
+    assert p["epochs"].is_int and p["epochs"].grid_values() == [100, 200, 300, 400]
+    assert p["hidden_layers"].grid_values() == [[16], [32, 32], [8]]
+    assert p["batch_size"].grid_values() == [16, "full"]
+    assert SearchSpace.from_dict(space.to_dict()) == space
+    cfg = space.to_config(BASE, {"hidden_layers": [32, 32], "batch_size": "full", "l2": 0.0})
+    assert cfg.hidden_layers == (32, 32) and cfg.batch_size is None and cfg.l2 == 0.0
+    space.check(BASE, "random")
+
+
+def test_default_space_is_valid():
+    assert set(DEFAULT_SPACE.names) == {"learning_rate", "hidden_layers", "activation", "l2", "batch_size", "family", "optimizer"}
+    DEFAULT_SPACE.check(BASE, "random")
+    lr = DEFAULT_SPACE.params[0]
+    assert (lr.low, lr.high, lr.log) == (1e-4, 3e-2, True)
+
+
+@pytest.mark.parametrize("space, match", [
+    pytest.param({"learnig_rate": {"low": 1e-4, "high": 1e-2}},
+                 r"unknown search-space parameter 'learnig_rate'.*valid parameters are: hidden_layers, "
+                 r"activation", id="unknown-parameter"),
+    pytest.param({"l2": {"low": 0.0, "high": 1e-3}},
+                 r"low > 0 must hold for a log range, got l2 low=0.0 \(log = true\)", id="log-low-zero"),
+    pytest.param({"dropout": {"low": -0.1, "high": 0.3, "log": True}},
+                 r"low > 0 must hold for a log range, got dropout low=-0.1", id="log-low-negative"),
+    pytest.param({"learning_rate": {"low": 1e-2, "high": 1e-3}},
+                 r"low < high must hold, got learning_rate low=0.01, high=0.001", id="low-above-high"),
+    pytest.param({"learning_rate": {"choices": [1e-3], "low": 1e-4, "high": 1e-2}},
+                 r"either choices or a range", id="choices-and-range"),
+    pytest.param({"learning_rate": {"low": 1e-4}}, r"needs choices = \[...\] or both low and high",
+                 id="range-without-high"),
+    pytest.param({"activation": {"choices": []}}, r"choices must be a non-empty list", id="empty-choices"),
+    pytest.param({"activation": {"choices": "tanh"}}, r"choices must be a non-empty list, got choices='tanh'",
+                 id="choices-not-a-list"),
+    pytest.param({"activation": {"choices": ["tanh", "tanh"]}}, r"choices must not repeat a value",
+                 id="repeated-choice"),
+    pytest.param({"activation": {"values": ["tanh"]}},
+                 r"unknown key\(s\) 'values' in \[sweep.space\] activation; valid keys: choices, low",
+                 id="unknown-entry-key"),
+    pytest.param({"activation": "tanh"}, r"activation must be a table", id="entry-not-a-table"),
+    pytest.param({"hidden_layers": {"low": 1, "high": 3}}, r"hidden_layers takes choices, not a range",
+                 id="range-on-non-numeric"),
+    pytest.param({"dropout": {"low": 0.0, "high": 0.3, "step": -0.1}}, r"step > 0 must hold, got dropout step=-0.1",
+                 id="negative-step"),
+    pytest.param({"learning_rate": {"low": 1e-4, "high": 1e-2, "step": 1e-4, "log": True}},
+                 r"step and log = true cannot be combined", id="step-with-log"),
+    pytest.param({"dropout": {"low": 0.0, "high": 0.25, "step": 0.1}},
+                 r"high - low must be a multiple of step", id="step-not-dividing"),
+    pytest.param({"dropout": {"low": 0.0, "high": 0.3, "num": 1}}, r"num >= 2 must hold, got dropout num=1",
+                 id="num-below-2"),
+    pytest.param({"dropout": {"low": "a", "high": 0.3}}, r"dropout low must be a finite number, got low='a'",
+                 id="non-numeric-bound"),
+    pytest.param({}, r"must name at least one parameter", id="empty-space"),
+])
+def test_space_rules(space, match):
+    with pytest.raises(ConfigError, match=match):
+        SearchSpace.from_dict(space)
+
+
+@pytest.mark.parametrize("space, strategy, match", [
+    pytest.param({"activation": {"choices": ["tanh", "swish"]}}, "random",
+                 r"\[sweep.space\] activation: activation must be one of .*got activation='swish'",
+                 id="bad-choice"),
+    pytest.param({"dropout": {"low": 0.0, "high": 1.5}}, "random",
+                 r"\[sweep.space\] dropout: 0 <= dropout < 1 must hold, got dropout=1.5", id="bad-bound"),
+    pytest.param({"epochs": {"low": 10.0, "high": 20.0}}, "random",
+                 r"epochs must be an integer or None, got epochs=10.0", id="float-range-for-int"),
+    pytest.param({"hidden_layers": {"choices": [[8], [0]]}}, "random",
+                 r"every hidden layer width >= 1 must hold", id="bad-layer"),
+    pytest.param({"learning_rate": {"low": 1e-4, "high": 1e-2}}, "grid",
+                 r"grid strategy needs num = N points for the range learning_rate", id="grid-without-num"),
+    pytest.param({"epochs": {"low": 10, "high": 12, "num": 5}}, "grid",
+                 r"num <= 3 must hold for the integer range epochs 10..12, got num=5", id="grid-int-repeats"),
+])
+def test_space_checked_against_model_config(space, strategy, match):
+    with pytest.raises(ConfigError, match=match):
+        SearchSpace.from_dict(space).check(BASE, strategy)

@@ -1,0 +1,37 @@
+"""Tests of calib.search.storage: the storage argument, masked URLs, a journal with a torn last record."""
+
+from __future__ import annotations
+
+import pytest
+
+from calib.errors import ConfigError
+from calib.search import mask_url, open_study, storage_spec
+
+
+def test_mask_url_hides_only_the_password():
+    assert mask_url("postgresql://calib:s3cret@db.lab:5432/sweeps") == "postgresql://calib:***@db.lab:5432/sweeps"
+    assert mask_url("sqlite:///runs/sweep.db") == "sqlite:///runs/sweep.db"
+    assert mask_url("runs/sweep.journal") == "runs/sweep.journal"
+
+
+def test_storage_spec(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert storage_spec(None) == str(tmp_path / "runs" / "sweep.journal")
+    assert storage_spec(tmp_path / "a.journal") == str(tmp_path / "a.journal")
+    assert storage_spec(" sqlite:///x.db ") == "sqlite:///x.db"
+    with pytest.raises(ConfigError, match=r"storage URL scheme must be one of sqlite.*got storage='redis://u:\*\*\*@h/0'"):
+        storage_spec("redis://u:pw@h/0")
+    with pytest.raises(ConfigError, match=r"storage must be a file path or a database URL, got storage=''"):
+        storage_spec("")
+
+
+def test_torn_journal_record_is_dropped_and_the_study_reads(tmp_path):
+    spec = storage_spec(tmp_path / "s.journal")
+    open_study(spec, "calib", create=True).set_user_attr("strategy", "random")
+    with open(spec, "ab") as fh:
+        fh.write(b'{"op_code": 5, "worker_id": "x", "study_id"')  # a process killed mid-write
+    assert open_study(spec, "calib", create=True).user_attrs["strategy"] == "random"
+    with open(spec, "rb") as fh:
+        assert fh.read().endswith(b"\n")
+    with pytest.raises(ConfigError, match=r"holds no study named 'other'"):
+        open_study(spec, "other")

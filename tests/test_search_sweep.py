@@ -1,0 +1,236 @@
+"""Tests of calib.search.sweep: sweeps end to end, durability/resume, failures, parallel runs.
+
+Trials train tiny networks (one hidden layer of 4 units, full batch, 20 epochs, 2 folds)
+on 60 seeded synthetic readings of 6 sensor spots, so a trial takes about a second.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calib.errors import ConfigError
+from calib.ingest import Column, Dataset
+from calib.nn import ModelConfig
+from calib.search import format_leaderboard, load_result, preview_trials, run_sweep
+
+BASE = ModelConfig(hidden_layers=(4,), epochs=20, patience=None, batch_size=None, seed=0)
+SPACE = {"learning_rate": {"low": 1e-3, "high": 1e-1}, "activation": {"choices": ["tanh", "relu"]}}
+
+
+def make_dataset(n_groups: int = 6, per_group: int = 10, seed: int = 0) -> Dataset:
+    """Seeded synthetic readings: Stern-Volmer phase at 5 kHz with a temperature term."""
+    import numpy as np
+    import pandas as pd
+
+    from calib.ingest import Column, Dataset
+
+    rng = np.random.default_rng(seed)
+    n = n_groups * per_group
+    temp = rng.uniform(5.0, 35.0, n)
+    o2 = rng.uniform(0.0, 250.0, n)
+    tau_ratio = 1.0 / (1.0 + 0.03 * o2 * (1.0 + 0.01 * (temp - 20.0)))
+    phase = np.degrees(np.arctan(2 * np.pi * 5000 * 60e-6 * tau_ratio)) + rng.normal(0, 0.01, n)
+    frame = pd.DataFrame({
+        "phase_deg": phase, "temperature_degC": temp, "o2_hPa": o2,
+        "spot_id": np.repeat([f"S{i}" for i in range(n_groups)], per_group),
+    })
+    return Dataset(
+        frame=frame,
+        features=(Column("phase_deg", "phase_deg", "deg", "deg", "phase", 5000.0),
+                  Column("temperature_degC", "temperature_degC", "degC", "degC", "temperature")),
+        target=Column("o2_hPa", "o2_hPa", "hPa", "hPa", "o2"),
+        group="spot_id",
+    )
+
+
+@pytest.fixture(scope="module")
+def ds() -> Dataset:
+    return make_dataset()
+
+
+def _rows(ds: Dataset) -> np.ndarray:
+    return np.arange(ds.n_rows)
+
+
+def _journal_trials(path: Path) -> list:
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name="calib", storage=JournalStorage(JournalFileBackend(str(path))))
+    return study.get_trials(deepcopy=False)
+
+
+# --------------------------------------------------------------------------- sweeps in this process
+def _sweep(ds, tmp_path, name="s.journal", **kw):
+    kw.setdefault("n_trials", 3)
+    kw.setdefault("folds", 2)
+    kw.setdefault("jobs", 1)
+    kw.setdefault("recycle_every", None)
+    space = kw.pop("space", SPACE)
+    return run_sweep(ds, _rows(ds), BASE, space, storage=tmp_path / name, **kw)
+
+
+def test_same_seed_gives_same_trials_and_scores(ds, tmp_path):
+    a = _sweep(ds, tmp_path, "a.journal")
+    b = _sweep(ds, tmp_path, "b.journal")
+    assert [t.params for t in a.trials] == [t.params for t in b.trials] == preview_trials(SPACE, 3, seed=0)
+    assert [t.state for t in a.trials] == ["COMPLETE"] * 3
+    for x, y in zip(a.trials, b.trials):
+        assert x.score == pytest.approx(y.score, rel=1e-9)
+        assert x.score_std == pytest.approx(y.score_std, rel=1e-6)
+        assert x.best_epochs == y.best_epochs == (20, 20)
+    assert a.best.score == min(t.score for t in a.trials)
+    assert a.best_config == BASE.replace(learning_rate=a.best.params["learning_rate"],
+                                         activation=a.best.params["activation"])
+    assert a.unit == "hPa" and a.n_counted == 3
+    assert a.to_dict()["best"]["number"] == a.best.number
+    assert json.loads(json.dumps(a.to_dict()))["trials"][0]["params"] == a.trials[0].params
+
+
+def test_diverging_trial_is_failed_with_reason_and_sweep_goes_on(ds, tmp_path):
+    space = {"learning_rate": {"choices": [1e6, 1e-2]}, "optimizer": {"choices": ["sgd"]}}
+    res = _sweep(ds, tmp_path, strategy="grid", space=space, n_trials=5)
+    assert len(res.trials) == 2  # the grid has 2 points
+    by_lr = {t.params["learning_rate"]: t for t in res.trials}
+    bad, good = by_lr[1e6], by_lr[1e-2]
+    assert bad.state == "FAIL" and bad.score is None
+    assert "training diverged" in bad.reason and "learning_rate=1e+06" in bad.reason
+    assert good.state == "COMPLETE" and res.best is good
+    assert bad.counts and res.n_counted == 2
+    assert "1 failed trial(s): #%d training diverged" % bad.number in format_leaderboard(res)
+
+
+def test_more_trials_adds_only_the_missing_ones(ds, tmp_path):
+    first = _sweep(ds, tmp_path, n_trials=2)
+    calls = []
+    more = _sweep(ds, tmp_path, n_trials=3, progress=lambda *a: calls.append(a))
+    assert [t.number for t in more.trials] == [0, 1, 2]
+    assert [(t.params, t.score) for t in more.trials[:2]] == [(t.params, t.score) for t in first.trials]
+    assert calls[0] == (2, 3, first.best.score) and calls[-1][:2] == (3, 3)
+    again = _sweep(ds, tmp_path, n_trials=3, progress=lambda *a: calls.append(a))
+    assert again.trials == more.trials  # nothing re-run
+    loaded = load_result(tmp_path / "s.journal")
+    assert loaded.trials == more.trials and loaded.best_config == more.best_config
+    with pytest.raises(ConfigError, match=r"holds a study 'calib' with another search space; use a new --storage"):
+        _sweep(ds, tmp_path, n_trials=4, space={"learning_rate": {"low": 1e-3, "high": 1e-2}})
+    with pytest.raises(ConfigError, match=r"with another strategy \('random', now 'bayes'\)"):
+        _sweep(ds, tmp_path, n_trials=4, strategy="bayes")
+    assert len(_journal_trials(tmp_path / "s.journal")) == 3
+
+
+@pytest.mark.parametrize("kw, match", [
+    pytest.param(dict(space={"activation": {"choices": ["tanh", "swish"]}}), r"got activation='swish'",
+                 id="bad-space"),
+    pytest.param(dict(folds=7), r"folds <= number of groups must hold, got folds=7 with 6 groups",
+                 id="too-many-folds"),
+    pytest.param(dict(strategy="grid", space={"learning_rate": {"low": 1e-3, "high": 1e-1}}),
+                 r"grid strategy needs num = N", id="grid-range"),
+    pytest.param(dict(n_trials=0), r"n_trials >= 1 must hold, got n_trials=0", id="n-trials"),
+    pytest.param(dict(scaling="log"), r"scaling must be one of standard", id="scaling"),
+    pytest.param(dict(recycle_every=0), r"recycle_every >= 1 \(or None\) must hold", id="recycle"),
+])
+def test_config_errors_stop_before_any_trial(ds, tmp_path, kw, match):
+    with pytest.raises(ConfigError, match=match):
+        _sweep(ds, tmp_path, **kw)
+    assert not (tmp_path / "s.journal").exists()  # storage untouched: no study, no trial
+
+
+# --------------------------------------------------------------------------- worker processes
+def test_parallel_workers_recycled_and_resume_after_sigkill(ds, tmp_path):
+    """Two worker processes, a fresh one per trial; then a sweep killed by SIGKILL resumes."""
+    res = _sweep(ds, tmp_path, "par.journal", n_trials=3, jobs=2, recycle_every=1)
+    trials = _journal_trials(tmp_path / "par.journal")
+    assert [t.state for t in res.trials] == ["COMPLETE"] * 3
+    assert len({t.user_attrs["worker"]["pid"] for t in trials}) == 3  # recycled after each trial
+    assert os.getpid() not in {t.user_attrs["worker"]["pid"] for t in trials}
+    # random draws depend on the trial number only, whichever worker ran it
+    assert [t.params for t in res.trials] == preview_trials(SPACE, 3, seed=0)
+
+    journal = tmp_path / "kill.journal"
+    script = tmp_path / "sweep_script.py"
+    script.write_text("from __future__ import annotations\n" + inspect.getsource(make_dataset) + textwrap.dedent(f"""
+        import numpy as np
+        from calib.nn import ModelConfig
+        from calib.search import run_sweep
+        ds = make_dataset()
+        run_sweep(ds, np.arange(ds.n_rows), ModelConfig.from_dict({BASE.to_dict()!r}),
+                  {SPACE!r}, n_trials=5, folds=2, jobs=1, storage={str(journal)!r})
+        """))
+    log = (tmp_path / "sweep_script.log").open("w")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    running = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+            if not journal.exists():
+                continue
+            try:
+                trials = _journal_trials(journal)
+            except Exception:  # study not created yet
+                continue
+            complete = [t for t in trials if t.state.name == "COMPLETE"]
+            running = [t for t in trials if t.state.name == "RUNNING" and "worker" in t.user_attrs]
+            if len(complete) >= 2 and running:
+                break
+        assert running, "the sweep never had 2 complete trials and a running one: " + (
+            tmp_path / "sweep_script.log").read_text()[-2000:]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        before = {t.number: (t.params, t.value) for t in trials if t.state.name == "COMPLETE"}
+        worker = running[0].user_attrs["worker"]["pid"]
+        for _ in range(100):  # the orphaned worker notices its parent died and exits
+            if not Path(f"/proc/{worker}").exists() or Path(f"/proc/{worker}/stat").read_text().split(") ")[1][0] in "ZX":
+                break
+            time.sleep(0.1)
+        else:
+            info = Path(f"/proc/{worker}/stat").read_text()
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail(f"the orphaned worker process kept running: {info} {[ (t.number, t.state.name) for t in _journal_trials(journal)]}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    res = run_sweep(ds, _rows(ds), BASE, SPACE, n_trials=5, folds=2, jobs=1, recycle_every=None, storage=journal)
+    after = {t.number: t for t in res.trials}
+    for number, (params, value) in before.items():  # nothing lost, nothing re-run
+        assert after[number].params == params and after[number].score == value
+    killed = after[running[0].number]
+    assert killed.state == "FAIL" and killed.reason == "interrupted" and not killed.counts
+    assert res.n_counted == 5 and len(after) == len(res.trials)
+    assert all(t.state != "RUNNING" for t in res.trials)
+    assert len({t.number for t in res.trials}) == len(res.trials)
+
+
+@pytest.mark.slow
+def test_sweep_on_a_dask_cluster(ds, tmp_path):
+    pytest.importorskip("distributed")
+    from dask.distributed import LocalCluster
+
+    t0 = time.monotonic()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        res = run_sweep(ds, _rows(ds), BASE, SPACE, n_trials=3, folds=2, jobs=2, seed=0,
+                        storage=tmp_path / "dask.journal", scheduler=cluster.scheduler_address)
+        pids = {t.user_attrs["worker"]["pid"] for t in _journal_trials(tmp_path / "dask.journal")}
+        worker_pids = set(cluster.scheduler_info["workers"][w]["pid"] if "pid" in cluster.scheduler_info["workers"][w]
+                          else -1 for w in cluster.scheduler_info["workers"])
+    assert [t.state for t in res.trials] == ["COMPLETE"] * 3
+    assert [t.params for t in res.trials] == preview_trials(SPACE, 3, seed=0)
+    assert os.getpid() not in pids and (pids <= worker_pids or -1 in worker_pids)
+    assert all(math.isfinite(t.score) for t in res.trials)
+    assert time.monotonic() - t0 < 60
