@@ -1,4 +1,4 @@
-"""Tests of calib.adjust: two-point spot adjustment into child artifacts, and spot-aware prediction.
+"""Tests of calib.spots: two-point spot adjustment into child artifacts (routing: test_runtime.py)."""
 
 Two batch models are exported once per module:
 

@@ -1,4 +1,4 @@
-"""Tests of calib.export: the versioned artifact, its verification and TF-free loading."""
+"""Tests of calib.artifact: the versioned artifact (store, export, ONNX), its verification and TF-free loading."""
 
 from __future__ import annotations
 
