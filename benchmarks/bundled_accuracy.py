@@ -13,7 +13,7 @@ seen in training or in any choice. Every figure is the MAE (hPa) on the test par
   (``[sweep]``: bayes, 12 trials over learning rate, width/depth, activation, L2, batch size and
   family mlp/hybrid/physics; ``--trials`` changes the budget) by 5-fold GroupKFold on train + dev,
   then the refit on train + dev and the single evaluation on the test spots; the exported ONNX
-  artifact is loaded (:func:`calib.export.load_model`) and scored on the same rows as a check;
+  artifact is loaded (:func:`calib.load_model`) and scored on the same rows as a check;
   ``--jobs 1`` by default, so that the bayes sweep is reproducible;
 * ``calib`` without the sweep: the ``[model]`` config of ``calib.toml`` (mlp, 2 x 32 tanh, Adam
   1e-3, batch 64, auto budget) validated by the same 5-fold GroupKFold and refitted on train + dev
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     from calib.physics import fit_physics
     from calib.calibrate import CalibrateSettings, calibrate
     from calib.config import load_config
-    from calib.export import load_model
+    from calib.runtime import load_model
     from calib.ingest import load_dataset, split_dataset
 
     cfg = load_config(TOML)

@@ -7,7 +7,7 @@ Run from the repository root::
 
 Set-up (not timed): a 2 x 32 tanh network and 5 fold models are trained briefly (speed does not
 depend on accuracy) on the bundled ``data/readings.csv`` (features and target from
-``data/calib.toml``) and exported with :func:`calib.export.export_artifact` to a temporary folder.
+``data/calib.toml``) and exported with :func:`calib.artifact.export_artifact` to a temporary folder.
 Readings are drawn uniformly inside the calibrated ranges.
 
 Measured, each the best of ``--repeats`` runs:
@@ -21,7 +21,7 @@ Measured, each the best of ``--repeats`` runs:
 3. :func:`calib.predict.predict_file` (what ``calib predict`` runs after loading) on a
    ``--file-rows`` CSV vs ``pandas.read_csv`` + ``DataFrame.to_csv`` of the same file.
    Target: <= 2x.
-4. Import time of ``calib.export`` and time of ``load_model`` (fresh interpreter, no TensorFlow).
+4. Import time of ``calib.runtime`` and time of ``load_model`` (fresh interpreter, no TensorFlow).
 
 Prints the figures, the ratios and one JSON line.
 """
@@ -48,9 +48,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
-import calib.export
+import calib.runtime
 t_import = time.perf_counter() - t0
-from calib.export import load_model
+from calib.runtime import load_model
 from calib.predict import predict_file
 import numpy as np
 args = json.loads(sys.argv[1])
@@ -88,7 +88,7 @@ print(json.dumps({
 
 def setup(folder: Path, n_rows: int, file_rows: int) -> tuple[Path, Path, Path, object]:
     from calib.config import DataSpec
-    from calib.export import describe_dataset, export_artifact
+    from calib.artifact.export import describe_dataset, export_artifact
     from calib.ingest import load_dataset
     from calib.nn import ModelConfig, train
     from calib.scaling import fit_scaler
@@ -178,7 +178,7 @@ def main() -> None:
     ratio = r["predict_file_s"] / r["pandas_rw_s"]
     print(f"predict_file on {args.file_rows:,} CSV rows: {r['predict_file_s']:.3f} s; pandas read_csv + to_csv: "
           f"{r['pandas_rw_s']:.3f} s; ratio {ratio:.2f} (target <= 2: {'met' if ratio <= 2 else 'NOT met'})")
-    print(f"import calib.export: {r['import_s'] * 1000:.0f} ms; load_model: {r['load_s'] * 1000:.0f} ms; "
+    print(f"import calib.runtime: {r['import_s'] * 1000:.0f} ms; load_model: {r['load_s'] * 1000:.0f} ms; "
           f"tensorflow imported: {r['tensorflow_imported']}, keras imported: {r['keras_imported']}")
     print(json.dumps({"rows": n, "ort_rows_per_s": rate, "ort_2threads_rows_per_s": n / r["predict_2threads_s"],
                       "ort_std_rows_per_s": n / r["predict_std_s"], "keras_predict_rows_per_s": nk / t_keras,

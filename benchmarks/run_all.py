@@ -170,7 +170,7 @@ def t_inference(d: dict) -> list[str]:
     out = [f"{d['rows']:,} readings, 5 features, 2 x 32 tanh with 5 fold models.", ""]
     out += _table(["path", "rows/s", "vs keras model.predict"], rows)
     out += ["", f"`predict_file` on a 100,000-row CSV: {d['predict_file_s']:.3f} s vs pandas read_csv + to_csv "
-                f"{d['pandas_rw_s']:.3f} s (ratio {d['file_ratio']:.2f}, target <= 2). `import calib.export` "
+                f"{d['pandas_rw_s']:.3f} s (ratio {d['file_ratio']:.2f}, target <= 2). `import calib.runtime` "
                 f"{d['import_s'] * 1000:.0f} ms, `load_model` {d['load_s'] * 1000:.0f} ms, TensorFlow imported: "
                 f"{'yes' if d['tensorflow_imported'] else 'no'}."]
     return out

@@ -9,14 +9,14 @@ Part 1 - bundled simulated batch (``data/readings.csv``, 12 spots, features and 
 ``data/calib.toml``). The spots are shuffled (seeded) and cut into ``--rotations`` groups of
 held-out spots (3 -> 4 held-out spots each, so every spot is held out once). Each spot's
 two-point check is its rows at 22.5 +- 1 degC with O2 0 and 212 hPa (2 replicates each;
-:class:`calib.spotnorm.SpotReference`), written as a reference CSV in the natural form (spot,
+:class:`calib.spots.normalise.SpotReference`), written as a reference CSV in the natural form (spot,
 features, target). Per rotation two networks are trained with :func:`calib.nn.fit_member`
 (``ModelConfig(hidden_layers=(64, 64), learning_rate=3e-3)``, auto epochs, early stopping on
 15 % random rows of the training spots, the same rows for both) and exported with
-:func:`calib.export.export_artifact`:
+:func:`calib.artifact.export_artifact`:
 
 - the *batch network* on raw readings;
-- the *spot-normalised network* (:mod:`calib.spotnorm`): batch-typical anchors fitted on the
+- the *spot-normalised network* (:mod:`calib.spots.normalise`): batch-typical anchors fitted on the
   training spots, every spot's phases mapped with its own two-point anchors, the network
   trained on the mapped readings; ``calibration.json`` carries ``spot_normalisation``.
 
@@ -24,8 +24,8 @@ MAE (hPa) on each spot's rows *other than* its reference rows:
 
 (a) the batch network alone;
 (b) the spot-normalised network adjusted to each spot by its two-point check with
-    :func:`calib.adjust.adjust_spots` (default method ``spot_map``; the held-out spots' child
-    ONNX artifacts, run through :func:`calib.adjust.predict_spots`, are checked to give the
+    :func:`calib.spots.adjust_spots` (default method ``spot_map``; the held-out spots' child
+    ONNX artifacts, run through ``load_model(parent).predict_frame`` (spot routing, :mod:`calib.runtime`), are checked to give the
     Python-side numbers) [the main result]; secondary rows: the batch network + ``linear``
     two-point output correction, and the spot-normalised network applied to raw readings
     (what a spot without its two-point check gets: it must not be used that way);
@@ -172,13 +172,15 @@ def mae(a, b):
 
 
 def part1(args):
-    from calib.adjust import adjust_spots, compute_adjustments, predict_spots
+    from calib.spots.adjust import compute_adjustments
+    from calib.spots.child import adjust_spots
     from calib.physics import fit_physics
     from calib.config import load_config
-    from calib.export import describe_dataset, export_artifact, load_model
+    from calib.artifact.export import describe_dataset, export_artifact
+    from calib.runtime import load_model
     from calib.ingest import load_dataset
     from calib.simulate import SimulationConfig, spot_parameters
-    from calib.spotnorm import SpotReference, fit_normalisation
+    from calib.spots.normalise import SpotReference, fit_normalisation
 
     cfg = load_config(ROOT / "data" / "calib.toml")
     ds = load_dataset(ROOT / "data" / "readings.csv", cfg.data)
@@ -243,7 +245,7 @@ def part1(args):
             smap = {a.spot_id: a for a in compute_adjustments(parent_n, ref_csv)[1]}
             lin = {a.spot_id: a for a in compute_adjustments(parent, ref_csv, method="linear")[1]}
             eval_mask = ~is_ref & np.isin(groups, held)
-            got = predict_spots(parent_n, ds.frame.loc[eval_mask, [ds.group, *feats]])
+            got = parent_n.predict_frame(ds.frame.loc[eval_mask, [ds.group, *feats]])
             for spot in spots:
                 kind = "held" if spot in held else "seen"
                 rows = np.flatnonzero((groups == spot) & ~is_ref)
@@ -256,7 +258,7 @@ def part1(args):
                     "a_batch": parent.predict(x),
                     "b_spot_map": smap[spot].apply(parent_n, x),
                     "b_linear": lin[spot].apply(parent, x),
-                    "b_unadjusted": parent_n.predict(x),
+                    "b_unadjusted": parent_n.predict_graph(parent_n.as_array(x), want_std=False)[0].astype(np.float64),
                     "c_two_site": recal.predict(x),
                     "c0_two_site": b2s.predict(x),
                     "c_s_only": s_only.predict(x),
@@ -326,7 +328,7 @@ def part1(args):
     print(f"held-out: (b)/(a) = {b_h / a_h:.3f} (target <= 0.5: {'met' if b_h <= 0.5 * a_h else 'NOT met'}); "
           f"(b)/(c) = {b_h / c_h:.4f} ((b) beats (c): {'yes' if b_h < c_h else 'NO'}); (b)/(best classical, "
           f"{best_c}) = {b_h / bc_h:.3f}; linear on the batch network: {lin_h / a_h:.3f} of (a)")
-    print(f"child ONNX (predict_spots) vs Python-side spot_map: max |diff| {onnx_vs_python:.2e} hPa")
+    print(f"child ONNX (predict_frame routing) vs Python-side spot_map: max |diff| {onnx_vs_python:.2e} hPa")
     print()
     print("held-out spots: the simulator's spot deviations, the fitted maps (spot_map at 5 kHz: scale m, add c "
           "deg; linear: intercept a hPa, slope b; classical Ksv factor s) and MAE (hPa)")
@@ -367,7 +369,7 @@ def whoi(path: Path, args) -> dict | None:
     1. the noise and drift of the two levels (TCPhase, temperature) in their last 10 minutes;
     2. a cross-sensor demonstration: a batch network trained on the *Aanderaa 4330 S/N 1463*
        certificate (another sensor and foil batch; 63 points; umol/L) is adjusted to this
-       optode with :func:`calib.adjust.adjust_spots` from a reference file in the ``level``
+       optode with :func:`calib.spots.adjust_spots` from a reference file in the ``level``
        form (zero/air + ``air_pressure_hPa``: the air value is computed at 100 % saturation),
        with both methods; then (i) the spread of the adjustment when the two-point check is
        repeated on each 1-minute window of the last 10 minutes of both levels (how repeatable
@@ -377,9 +379,11 @@ def whoi(path: Path, args) -> dict | None:
     """
     import pandas as pd
 
-    from calib.adjust import adjust_spots, compute_adjustments
+    from calib.spots.adjust import compute_adjustments
+    from calib.spots.child import adjust_spots
     from calib.config import DataSpec
-    from calib.export import describe_dataset, export_artifact, load_model
+    from calib.artifact.export import describe_dataset, export_artifact
+    from calib.runtime import load_model
     from calib.ingest import load_dataset
     from calib.nn import ModelConfig, train
     from calib.scaling import fit_scaler

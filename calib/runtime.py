@@ -507,8 +507,12 @@ class CalibrationModel:
         IngestError
             ``spots`` does not have one id per row.
         """
-        values, std = self.predict_graph(x32, want_std=True)
-        oor = self.range_flags(x32)
+        return self._route(x32, spots, want_std=True, want_flags=True)
+
+    def _route(self, x32: np.ndarray, spots: Any, *, want_std: bool, want_flags: bool) -> Prediction:
+        # want_flags=False (predict without flags) skips the range check; routing is the same
+        values, std = self.predict_graph(x32, want_std=want_std)
+        oor = self.range_flags(x32) if want_flags else np.zeros(0, dtype=bool)
         if not self.routes_spots:
             return Prediction(values, std, oor)
         n = len(x32)
@@ -523,14 +527,15 @@ class CalibrationModel:
             if not rows.size:
                 continue
             child = self.child(spot)
-            p, s = child.predict_graph(np.ascontiguousarray(x32[rows]), want_std=True)
+            p, s = child.predict_graph(np.ascontiguousarray(x32[rows]), want_std=want_std)
             values[rows] = p
             if std is not None and s is not None:
                 std[rows] = s
-            oor[rows] = child.range_flags(x32[rows])
+            if want_flags:
+                oor[rows] = child.range_flags(x32[rows])
             adjusted[rows] = True
             used[spot] = child.version
-        if self.requires_adjustment:
+        if self.requires_adjustment and want_flags:
             oor |= ~adjusted  # a spot-normalised batch model on unchecked spots: not vouched for
         return Prediction(values, std, oor, adjusted, used)
 
@@ -582,7 +587,7 @@ class CalibrationModel:
         if return_std and not self.has_std:
             raise ArtifactError(f"{self.path}: exported without fold models; no standard deviation available")
         x32 = self.as_array(X)
-        res = self.run(x32, self.spots_of(X) if spots is None else spots)
+        res = self._route(x32, self.spots_of(X) if spots is None else spots, want_std=return_std, want_flags=False)
         if self.requires_adjustment and res.adjusted is not None and not res.adjusted.all():
             raise ConfigError(self._unadjusted_message(res.adjusted, X if spots is None else None, spots))
         if return_std:
