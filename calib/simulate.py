@@ -719,9 +719,10 @@ optimizer = "lbfgs"     # full-batch quasi-Newton: best on small smooth calibrat
 epochs = "auto"         # lbfgs: 5000 iterations; adam & co: about 30000 optimizer steps
 patience = "auto"       # early stopping on an inner dev part, best weights restored
 
-[sweep]
+[sweep]                 # read by calib sweep and calib calibrate alike
 strategy = "bayes"      # Optuna TPE
-trials = 12             # the main job's default budget
+trials = 12             # total trials the study should reach
+jobs = 2                # worker processes
 
 [sweep.space]
 optimizer = { choices = ["lbfgs", "adam"] }
@@ -733,7 +734,6 @@ family = { choices = ["mlp", "hybrid", "physics"] }
 
 [calibrate]
 name = "sim-ptp-batch"
-jobs = 2
 """
 
 
