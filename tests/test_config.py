@@ -301,7 +301,7 @@ def test_model_section_is_validated_at_load_by_every_command(tmp_path, small_bat
 
 
 def test_calibrate_aliases_are_deprecated_and_read_as_sweep_keys(tmp_path):
-    with pytest.warns(DeprecationWarning, match=r"\[calibrate\] jobs is deprecated; write it as \[sweep\] jobs"):
+    with pytest.warns(DeprecationWarning, match=r"\[calibrate\] (jobs|trials) is deprecated; write it as \[sweep\] (jobs|trials)"):
         cfg = load_config(_write(tmp_path, '[calibrate]\nname = "a"\njobs = 2\ntrials = 3\n'))
     assert cfg.sweep.jobs == 2 and cfg.sweep.trials == 3 and cfg.calibrate.name == "a"
     with pytest.warns(DeprecationWarning):
