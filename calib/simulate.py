@@ -355,8 +355,8 @@ class SimulationConfig:
         set_("frequencies_hz", tuple(int(v) for v in freqs))
         temps = self._numbers("temperature_levels_degC")
         o2 = self._numbers("o2_levels_hPa")
-        if not all(0.0 <= v <= 1100.0 for v in o2):
-            raise ConfigError(f"0 <= o2_levels_hPa <= 1100 must hold, got o2_levels_hPa={o2}")
+        check_params({"o2_levels_hPa": o2},
+                     {"o2_levels_hPa": [SeqOf(Interval(Real, 0, 1100, closed="both"), what="0 <= {name} <= 1100")]})
         set_("temperature_levels_degC", temps)
         set_("o2_levels_hPa", o2)
 
