@@ -106,12 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     from calib.calibrate import CalibrateSettings, calibrate
     from calib.config import load_config
     from calib.runtime import load_model
-    from calib.ingest import load_dataset, split_dataset
+    from calib.ingest import prepare
 
     cfg = load_config(TOML)
-    ds = load_dataset(DATA, cfg.data)
-    sp = split_dataset(ds, test_fraction=cfg.split.test_fraction, dev_fraction=cfg.split.dev_fraction,
-                       seed=cfg.split.seed)
+    ds, sp = prepare(DATA, cfg)
     tr, te = sp.train_dev, sp.test
     x, y = ds.x(), ds.y()[:, 0]
     spots_te = sorted(map(str, np.unique(ds.groups(te))))
@@ -120,10 +118,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        base = CalibrateSettings.from_dict(dict(cfg.calibrate))
         settings = CalibrateSettings(name="bench-bundled", models_dir=str(Path(tmp) / "models"),
-                                     runs_dir=str(Path(tmp) / "runs"), trials=args.trials,
-                                     strategy=base.strategy, jobs=args.jobs)
+                                     runs_dir=str(Path(tmp) / "runs"), trials=args.trials, jobs=args.jobs)
         run = calibrate(DATA, cfg, settings, progress=lambda m: print(f"  calibrate: {m}", flush=True))
         m = load_model(run.artifact.path)
         p_onnx = m.predict(x[te])

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from calib.config import load_config  # noqa: E402
-from calib.ingest import load_dataset, split_dataset  # noqa: E402
+from calib.ingest import prepare  # noqa: E402
 from calib.nn import ModelConfig  # noqa: E402
 from calib.search import format_leaderboard, run_sweep  # noqa: E402
 
@@ -60,9 +60,7 @@ MEMORY_SPACE = {  # several shapes, so that new graphs are traced along the swee
 
 def load_bundled():
     cfg = load_config(ROOT / "data" / "calib.toml")
-    ds = load_dataset(ROOT / "data" / "readings.csv", cfg.data)
-    sp = split_dataset(ds, test_fraction=cfg.split.test_fraction, dev_fraction=cfg.split.dev_fraction,
-                       seed=cfg.split.seed)
+    ds, sp = prepare(ROOT / "data" / "readings.csv", cfg)
     return cfg, ds, sp.train_dev
 
 

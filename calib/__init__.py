@@ -30,6 +30,7 @@ __all__ = [
     "load_dataset",
     "load_model",
     "split_dataset",
+    "prepare",
     "CalibError",
     "IngestError",
     "ConfigError",
@@ -43,7 +44,7 @@ __all__ = [
 
 def __getattr__(name: str):
     # lazy: pandas-heavy stages load on first use
-    if name in ("load_dataset", "split_dataset"):
+    if name in ("load_dataset", "split_dataset", "prepare"):
         from . import ingest
 
         return getattr(ingest, name)

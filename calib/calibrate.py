@@ -17,15 +17,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
-from .config import Config
+from .config import CalibrateSpec, Config, SweepSpec, sweep_settings
+from .constraints import check_keys, check_params, require
 from .errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,55 +33,52 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["CalibrateSettings", "CalibrationRun", "calibrate"]
 
-DEFAULT_TRIALS = 12
 _NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
-class CalibrateSettings:
-    """Options of the main job (the ``[calibrate]`` table and CLI options).
+class CalibrateSettings(CalibrateSpec):
+    """Options of the main job: the ``[calibrate]`` table plus sweep options given in Python or
+    on the command line.
 
     Attributes
     ----------
-    name : str or None
-        Artifact name; default: the data file's stem.
-    models_dir : str, default="models"
-        Folder of all artifacts.
-    runs_dir : str, default="runs"
-        Folder of sweep journals (resumable); the ``CALIB_RUNS_DIR`` environment variable
-        changes the default.
-    trials : int or None
-        Sweep budget; default: ``[sweep] trials`` if set, else 12.
-    strategy : str or None
-        ``grid``, ``random`` or ``bayes``; default: ``[sweep] strategy``, else random.
-    jobs : int, default=1
-        Parallel worker processes.
+    name, models_dir, runs_dir
+        As :class:`calib.config.CalibrateSpec`.
+    trials, strategy, jobs, storage : optional
+        Override ``[sweep]`` trials, strategy, jobs and storage (``None``: the config's
+        value, see :func:`calib.config.sweep_settings`); the same rules as there.
+
+    Examples
+    --------
+    >>> CalibrateSettings(name="foil-7", trials=4).trials
+    4
     """
 
-    name: str | None = None
-    models_dir: str = "models"
-    runs_dir: str = field(default_factory=lambda: os.environ.get("CALIB_RUNS_DIR", "runs"))
     trials: int | None = None
     strategy: str | None = None
-    jobs: int = 1
+    jobs: int | None = None
+    storage: str | None = None
 
     def __post_init__(self) -> None:
-        if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
-            raise ConfigError(f"name must be letters, digits, '.', '_' or '-', got name={self.name!r}")
-        if self.trials is not None and (isinstance(self.trials, bool) or not isinstance(self.trials, int)
-                                        or self.trials < 1):
-            raise ConfigError(f"trials >= 1 must hold, got trials={self.trials!r}")
-        if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs == 0 or self.jobs < -1:
-            raise ConfigError(f"jobs >= 1 (or -1 for every core) must hold, got jobs={self.jobs!r}")
+        super().__post_init__()
+        check_params(_sweep_overrides(self), {k: [None, *v] for k, v in SweepSpec.rules.items()})
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CalibrateSettings":
-        allowed = tuple(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - set(allowed))
-        if unknown:
-            raise ConfigError(f"unknown key {', '.join(map(repr, unknown))} in [calibrate]; valid keys: "
-                              f"{', '.join(allowed)}")
+    def from_spec(cls, spec: CalibrateSpec, **overrides: Any) -> "CalibrateSettings":
+        """The ``[calibrate]`` section with options applied (``None`` keeps the section's value)."""
+        base = {f.name: getattr(spec, f.name) for f in fields(CalibrateSpec)}
+        return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "CalibrateSettings":
+        """Build from a ``[calibrate]``-like table (its keys plus the sweep options)."""
+        check_keys("calibrate", d, tuple(f.name for f in fields(cls)))
         return cls(**d)
+
+
+def _sweep_overrides(settings: CalibrateSettings) -> dict[str, Any]:
+    return {k: getattr(settings, k) for k in ("trials", "strategy", "jobs", "storage")}
 
 
 @dataclass(frozen=True)
@@ -121,18 +118,12 @@ class CalibrationRun:
         }
 
 
-def _run_key(ds: Any, cfg: Config, strategy: str, folds: int, seed: int) -> str:
+def _run_key(ds: Any, cfg: Config, ss: SweepSpec) -> str:
     blob = json.dumps({"data": ds.sha256, "features": ds.feature_names, "target": ds.target_names,
-                       "group": ds.group, "model": dict(cfg.model), "sweep": _plain(cfg.sweep),
-                       "split": [cfg.split.test_fraction, cfg.split.dev_fraction, cfg.split.scaling],
-                       "strategy": strategy, "folds": folds, "seed": seed}, sort_keys=True, default=str)
+                       "group": ds.group, "model": dict(cfg.model), "sweep": ss.to_dict(),
+                       "split": [cfg.split.test_fraction, cfg.split.dev_fraction, cfg.split.scaling]},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def _plain(m: Any) -> Any:
-    if hasattr(m, "items"):
-        return {k: _plain(v) for k, v in m.items()}
-    return m
 
 
 def calibrate(
@@ -151,9 +142,14 @@ def calibrate(
     data : str or Path
         Readings file of the calibration (CSV, Parquet, Excel).
     cfg : Config
-        Columns, split, validation, ``[model]`` base config and ``[sweep]`` space.
+        Columns, split, validation, ``[model]`` base config and ``[sweep]`` settings: the sweep
+        runs with :func:`calib.config.sweep_settings` (as ``calib sweep`` does), its ``seed``
+        also seeds the folds of the re-validation and, unless ``[model] seed`` is set, the
+        network; ``[split] seed`` seeds the split.
     settings : CalibrateSettings, optional
-        Name, folders, budget, strategy, jobs.
+        Name, folders and sweep options; default: ``cfg.calibrate``. Without a ``storage``
+        (here or in ``[sweep]``), the trial record is ``<runs_dir>/<name>/sweep-<key>.journal``,
+        one per data and settings, so an interrupted main job resumes.
     progress : callable, optional
         Called with a one-line message at each stage.
     sweep_progress : callable, optional
@@ -174,37 +170,28 @@ def calibrate(
     ------
     IngestError, ConfigError, TrainingError, ArtifactError
     """
-    from .ingest import load_dataset, split_dataset
-    from .nn import ModelConfig
-    from .search import SweepSettings, run_sweep
+    from .ingest import prepare
+    from .spots.normalise import SpotReference
+    from .search import run_sweep
 
-    settings = settings or CalibrateSettings()
+    settings = settings or CalibrateSettings.from_spec(cfg.calibrate)
     say = progress or (lambda msg: None)
-    base = ModelConfig.from_dict(dict(cfg.model))
-    sweep_cfg = dict(cfg.sweep)
-    ss = SweepSettings.from_dict(sweep_cfg)  # validated before any data is read
-    strategy = settings.strategy or ss.strategy
-    trials = settings.trials or (ss.trials if "trials" in sweep_cfg else DEFAULT_TRIALS)
-    folds = ss.folds or cfg.validate.folds
-    seed = cfg.split.seed
-    base = base.replace(seed=seed) if "seed" not in cfg.model else base
+    ss = sweep_settings(cfg, **_sweep_overrides(settings))  # the same resolution as `calib sweep`
+    base = cfg.model_config()
+    base = base.replace(seed=ss.seed) if "seed" not in cfg.model else base
 
     # --- spot normalisation [adjust] (calib.spots.normalise): reference validated before any data is read
-    from .spots.normalise import SpotReference
-
-    if spot_reference is None:
-        spot_reference = SpotReference.from_config(cfg)
+    if spot_reference is None and cfg.adjust is not None:
+        spot_reference = cfg.adjust.reference()
     if spot_reference is not None and not isinstance(spot_reference, SpotReference):
         raise ConfigError(f"spot_reference must be a SpotReference or None, got {type(spot_reference).__name__}")
     # --- end spot normalisation
 
-    ds = load_dataset(data, cfg.data)
-    sp = split_dataset(ds, test_fraction=cfg.split.test_fraction, dev_fraction=cfg.split.dev_fraction, seed=seed)
-    if len(sp.test) == 0:
-        raise ConfigError("test_fraction > 0 must hold for calibrate (the test part is evaluated once), "
-                          f"got test_fraction={cfg.split.test_fraction}")
+    ds, sp = prepare(data, cfg)
+    require(len(sp.test) > 0, "test_fraction > 0", test_fraction=cfg.split.test_fraction,
+            note=" (calibrate evaluates the test part once)")
     name = settings.name or _NAME_RE.sub("-", Path(data).stem).strip("-.") or "calibration"
-    key = _run_key(ds, cfg, strategy, folds, seed)
+    key = _run_key(ds, cfg, ss)
     # --- spot normalisation: fit B0/B1 on the train + dev spots, map every spot with its own
     # anchors; the journal key includes the normalisation (same file, other inputs)
     raw_ds, norm = ds, None
@@ -218,13 +205,17 @@ def calibrate(
             f"{len(norm.anchors)} calibration spots ({spot_reference.zero:g}/{spot_reference.air:g} "
             f"{ds.target.unit} at {spot_reference.temperature_degC:g} degC)")
     # --- end spot normalisation
-    storage = str(Path(settings.runs_dir) / name / f"sweep-{key}.journal")
-    Path(storage).parent.mkdir(parents=True, exist_ok=True)
+    storage = ss.storage
+    if storage is None:  # one journal per data and settings, so an interrupted main job resumes
+        storage = str(Path(settings.runs_dir) / name / f"sweep-{key}.journal")
+        Path(storage).parent.mkdir(parents=True, exist_ok=True)
     say(f"data: {ds.n_rows} rows, train+dev {len(sp.train_dev)}, test {len(sp.test)}"
         + (f" ({len(np.unique(ds.groups(sp.test)))} held-out {ds.group})" if ds.group else ""))
-    say(f"sweep: {strategy}, {trials} trials x {folds} folds, jobs {settings.jobs}, record {storage}")
-    sw = run_sweep(ds, sp.train_dev, base, ss.space, strategy=strategy, n_trials=trials, folds=folds,
-                   jobs=settings.jobs, storage=storage, study_name=ss.study, seed=seed,
+    say(f"sweep: {ss.strategy}, {ss.trials} trials x {ss.folds} folds, jobs {ss.jobs}, seed {ss.seed}, "
+        f"record {storage}")
+    space = ss.search_space()
+    sw = run_sweep(ds, sp.train_dev, base, space, strategy=ss.strategy, n_trials=ss.trials, folds=ss.folds,
+                   jobs=ss.jobs, storage=storage, study_name=ss.study, seed=ss.seed,
                    tolerance=cfg.validate.resolve_tolerance(ds.target.unit), scaling=cfg.split.scaling,
                    noise_floor=cfg.validate.noise_floor, progress=sweep_progress)
     if sw.best_config is None:
@@ -233,12 +224,11 @@ def calibrate(
 
         raise TrainingError(f"every sweep trial failed ({reasons}); check the [model] and [sweep] settings")
     best = sw.best_config
-    return _finish(ds, sp, cfg, best, sw, settings, name, folds, seed, say, ss.space.to_dict(),
-                   norm=norm, raw_ds=raw_ds)
+    return _finish(ds, sp, cfg, best, sw, settings, ss, name, say, space.to_dict(), norm=norm, raw_ds=raw_ds)
 
 
-def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: CalibrateSettings, name: str,
-            folds: int, seed: int, say: Callable[[str], None], space: dict[str, Any],
+def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: CalibrateSettings, ss: SweepSpec,
+            name: str, say: Callable[[str], None], space: dict[str, Any],
             norm: Any = None, raw_ds: Any = None) -> CalibrationRun:
     from .artifact.export import describe_dataset, export_artifact
     from .nn import fit_member, predict_member, rebuild_member, refit_config
@@ -250,8 +240,8 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
 
     say(f"best trial #{sw.best.number}: MAE {sw.best.score:.4g} {ds.target.unit}; re-validating with fold models")
     tol = cfg.validate.resolve_tolerance(ds.target.unit)
-    cv = cross_validate(ds, sp.train_dev, best, folds=folds, jobs=settings.jobs, tolerance=tol,
-                        scaling=cfg.split.scaling, seed=seed, noise_floor=cfg.validate.noise_floor,
+    cv = cross_validate(ds, sp.train_dev, best, folds=ss.folds, jobs=ss.jobs, tolerance=tol,
+                        scaling=cfg.split.scaling, seed=ss.seed, noise_floor=cfg.validate.noise_floor,
                         baseline=True, keep_weights=True)
     rows = sp.train_dev
     x, y = ds.x(rows), ds.y(rows)
@@ -300,7 +290,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
         # spot normalisation (calib.spots.normalise): the model's inputs are mapped phases
         **({} if norm is None else {"spot_normalisation": norm.to_dict()}),
         "split": {"test_fraction": cfg.split.test_fraction, "dev_fraction": cfg.split.dev_fraction,
-                  "seed": seed, "scaling": cfg.split.scaling, "by_group": sp.by_group,
+                  "seed": cfg.split.seed, "scaling": cfg.split.scaling, "by_group": sp.by_group,
                   "train_rows": int(len(sp.train)), "dev_rows": int(len(sp.dev)), "test_rows": int(len(sp.test))},
         "sweep": {"strategy": sw.strategy, "trials": len(sw.trials), "storage": sw.storage,
                   "space": space, "leaderboard": _leaderboard(sw)},

@@ -86,6 +86,21 @@ def data_options(f: Callable) -> Callable:
     return f
 
 
+def sweep_options(f: Callable) -> Callable:
+    """Options of the sweep shared by ``calib sweep`` and ``calib calibrate`` (override ``[sweep]``)."""
+    f = click.option("--seed", type=int, help="Seed of the split, the folds and the sampler (default: [split] "
+                     "seed, [sweep] seed; calibrate: the network's too unless [model] seed is set).")(f)
+    f = click.option("--storage", metavar="PATH_OR_URL", help="Trial record: a journal file or an RDB URL "
+                     "(default: [sweep] storage, else runs/sweep.journal; calibrate: runs/<name>/sweep-<key>.journal).")(f)
+    f = click.option("--jobs", type=int, help="Parallel worker processes (-1: all cores; default: [sweep] jobs, else 1).")(f)
+    f = click.option("--folds", type=int, help="k of the k-fold (default: [sweep] folds, else [validate] folds).")(f)
+    f = click.option("--trials", type=int, help="Total trials the study should reach, resumed ones included "
+                     "(default: [sweep] trials, else 12).")(f)
+    f = click.option("--strategy", type=click.Choice(["grid", "random", "bayes"]),
+                     help="Search strategy (default: [sweep] strategy, else random).")(f)
+    return f
+
+
 def _load(config_path: Path | None, features: str | None, target: str | None, group: str | None, **over: Any):
     from .config import load_config, parse_column_list
 
@@ -150,7 +165,7 @@ def ingest(data: Path, config_path: Path | None, features: str | None, target: s
     Example:
       calib ingest aadi4330.csv --target o2_umol_per_L -o aadi.parquet
     """
-    from .ingest import load_dataset, split_dataset, summarize
+    from .ingest import prepare, summarize
     from .fsutil import atomic_write
 
     cfg = _load(config_path, features, target, group)
@@ -158,8 +173,7 @@ def ingest(data: Path, config_path: Path | None, features: str | None, target: s
         raise CalibError(f"{output}: refusing to overwrite the input file; choose another -o path")
     if output.suffix.lower() not in (".parquet", ".pq", ".csv"):
         raise CalibError(f"{output}: unsupported output type; expected a .parquet or .csv path")
-    ds = load_dataset(data, cfg.data)
-    sp = split_dataset(ds, test_fraction=cfg.split.test_fraction, dev_fraction=cfg.split.dev_fraction, seed=cfg.split.seed)
+    ds, sp = prepare(data, cfg)
     frame = ds.frame.copy()
     frame["split"] = sp.labels(ds.n_rows)
 
@@ -244,9 +258,7 @@ def _fmt_cv(cv: Any) -> str:
 
 
 def _model_config(cfg: Any, seed: int | None = None) -> Any:
-    from .nn import ModelConfig
-
-    mc = ModelConfig.from_dict(dict(cfg.model))
+    mc = cfg.model_config()
     return mc if seed is None else mc.replace(seed=seed)
 
 
@@ -267,15 +279,13 @@ def validate(data: Path | None, config_path: Path | None, features: str | None, 
     Example:
       calib validate data/readings.csv --config data/calib.toml --folds 5 --jobs 2
     """
-    from .ingest import load_dataset, split_dataset
+    from .ingest import prepare
     from .validate import cross_validate
 
     data, config_path = _resolve_data(data, config_path)
     cfg = _load(config_path, features, target, group, folds=folds, seed=seed)
     mc = _model_config(cfg, seed)
-    ds = load_dataset(data, cfg.data)
-    sp = split_dataset(ds, test_fraction=cfg.split.test_fraction, dev_fraction=cfg.split.dev_fraction,
-                       seed=cfg.split.seed)
+    ds, sp = prepare(data, cfg)
     cv = cross_validate(ds, sp.train_dev, mc, folds=cfg.validate.folds, jobs=jobs,
                         tolerance=cfg.validate.resolve_tolerance(ds.target.unit), scaling=cfg.split.scaling,
                         seed=cfg.split.seed,
@@ -290,13 +300,8 @@ def validate(data: Path | None, config_path: Path | None, features: str | None, 
 @cli.command()
 @click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @data_options
-@click.option("--strategy", type=click.Choice(["grid", "random", "bayes"]), help="Search strategy (default: [sweep] strategy, else random).")
-@click.option("--trials", type=int, help="Total trials the study should reach (resumed ones count).")
-@click.option("--folds", type=int, help="k of the k-fold (default: [sweep] folds, else [validate] folds).")
-@click.option("--jobs", type=int, help="Parallel worker processes (-1: all cores).")
-@click.option("--storage", metavar="PATH_OR_URL", help="Trial record: a journal file or an RDB URL (default: runs/sweep.journal).")
+@sweep_options
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the trials on this Dask cluster.")
-@click.option("--seed", type=int, help="Seed of the sampler, the split and the folds.")
 @click.option("--json", "as_json", is_flag=True, help="Print every trial and the best as JSON.")
 def sweep(data: Path | None, config_path: Path | None, features: str | None, target: str | None, group: str | None,
           strategy: str | None, trials: int | None, folds: int | None, jobs: int | None, storage: str | None,
@@ -310,24 +315,18 @@ def sweep(data: Path | None, config_path: Path | None, features: str | None, tar
     Example:
       calib sweep data/readings.csv --config data/calib.toml --strategy bayes --trials 30 --jobs 2
     """
-    from dataclasses import replace as dc_replace
-
-    from .ingest import load_dataset, split_dataset
-    from .search import SweepSettings, format_leaderboard, make_progress, run_sweep, write_leaderboard
+    from .config import sweep_settings
+    from .ingest import prepare
+    from .search import DEFAULT_STORAGE, format_leaderboard, make_progress, run_sweep, write_leaderboard
 
     data, config_path = _resolve_data(data, config_path)
-    cfg = _load(config_path, features, target, group, seed=seed)
+    cfg = _load(config_path, features, target, group, folds=folds, seed=seed)
     mc = _model_config(cfg)
-    ss = SweepSettings.from_dict(dict(cfg.sweep))
-    over = {k: v for k, v in (("strategy", strategy), ("trials", trials), ("folds", folds), ("jobs", jobs),
-                              ("storage", storage), ("seed", seed)) if v is not None}
-    ss = dc_replace(ss, **over) if over else ss
-    ds = load_dataset(data, cfg.data)
-    sp = split_dataset(ds, test_fraction=cfg.split.test_fraction, dev_fraction=cfg.split.dev_fraction,
-                       seed=cfg.split.seed)
+    ss = sweep_settings(cfg, strategy=strategy, trials=trials, jobs=jobs, storage=storage)
+    ds, sp = prepare(data, cfg)
     prog = make_progress(ss.trials, enabled=not as_json and _verbosity() >= 0)
-    res = run_sweep(ds, sp.train_dev, mc, ss.space, strategy=ss.strategy, n_trials=ss.trials,
-                    folds=ss.folds or cfg.validate.folds, jobs=ss.jobs, storage=ss.storage, study_name=ss.study,
+    res = run_sweep(ds, sp.train_dev, mc, ss.search_space(), strategy=ss.strategy, n_trials=ss.trials,
+                    folds=ss.folds, jobs=ss.jobs, storage=ss.storage or DEFAULT_STORAGE, study_name=ss.study,
                     seed=ss.seed, tolerance=cfg.validate.resolve_tolerance(ds.target.unit),
                     scaling=cfg.split.scaling,
                     noise_floor=cfg.validate.noise_floor, scheduler=scheduler, progress=prog)
@@ -344,17 +343,14 @@ def sweep(data: Path | None, config_path: Path | None, features: str | None, tar
 @cli.command()
 @click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @data_options
-@click.option("--folds", type=int, help="k of the k-fold (default: [validate] folds).")
-@click.option("--trials", type=int, help="Sweep budget (default: [calibrate]/[sweep] trials, else 12).")
-@click.option("--strategy", type=click.Choice(["grid", "random", "bayes"]), help="Sweep strategy.")
-@click.option("--jobs", type=int, help="Parallel worker processes (-1: all cores).")
-@click.option("--seed", type=int, help="Seed of the split, the folds, the sweep and the network.")
+@sweep_options
 @click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path), help="Folder of artifacts (default: models).")
 @click.option("--name", help="Artifact name (default: [calibrate] name, else the data file's stem).")
 @click.option("--json", "as_json", is_flag=True, help="Print artifact, version, cv and test metrics as JSON.")
 def calibrate(data: Path | None, config_path: Path | None, features: str | None, target: str | None,
-              group: str | None, folds: int | None, trials: int | None, strategy: str | None, jobs: int | None,
-              seed: int | None, models_dir: Path | None, name: str | None, as_json: bool) -> None:
+              group: str | None, strategy: str | None, trials: int | None, folds: int | None, jobs: int | None,
+              storage: str | None, seed: int | None, models_dir: Path | None, name: str | None,
+              as_json: bool) -> None:
     """The main job: ingest -> sweep -> refit -> test once -> export a versioned model.
 
     \b
@@ -364,19 +360,13 @@ def calibrate(data: Path | None, config_path: Path | None, features: str | None,
     Example:
       calib calibrate data/readings.csv --config data/calib.toml --trials 12 --jobs 2
     """
-    from dataclasses import replace as dc_replace
-
     from .calibrate import CalibrateSettings, calibrate as run_calibrate
     from .search import make_progress
 
     data, config_path = _resolve_data(data, config_path)
     cfg = _load(config_path, features, target, group, folds=folds, seed=seed)
-    cs = CalibrateSettings.from_dict(dict(cfg.calibrate))
-    over = {k: v for k, v in (("name", name), ("trials", trials), ("strategy", strategy), ("jobs", jobs),
-                              ("models_dir", None if models_dir is None else str(models_dir))) if v is not None}
-    cs = dc_replace(cs, **over) if over else cs
-    if folds is not None and "folds" in cfg.sweep:
-        cfg = dc_replace(cfg, sweep={**cfg.sweep, "folds": folds})
+    cs = CalibrateSettings.from_spec(cfg.calibrate, name=name, models_dir=None if models_dir is None else str(models_dir),
+                                     trials=trials, strategy=strategy, jobs=jobs, storage=storage)
     say = None if as_json else _info
     prog_holder: dict[str, Any] = {}
 

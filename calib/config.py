@@ -33,59 +33,114 @@ named somewhere (config or ``--target``)::
     tolerance = "auto"             # target unit, for the Error Limited Accuracy ("auto": 1 hPa of pO2)
     noise_floor = 0.3              # target unit; default: estimated from replicate readings
 
-    [model]                        # see calib.nn.ModelConfig
-    [sweep]                        # see calib.search
+    [model]                        # calib.nn.ModelConfig, validated at load
+
+    [sweep]                        # read by `calib sweep` and `calib calibrate` alike
+    strategy = "random"            # grid | random | bayes
+    trials = 12                    # total trials the study should reach
+    seed = 0                       # sampler and fold assignment (and the main job's network)
+    folds = 5                      # default: [validate] folds
+    jobs = 1                       # worker processes (-1: every core)
+    storage = "runs/sweep.journal" # default: runs/sweep.journal (sweep), runs/<name>/sweep-<key>.journal (calibrate)
+    study = "calib"
+    [sweep.space]                  # calib.search.SearchSpace, validated at load
+
+    [calibrate]                    # the main job's artifact
+    name = "my-foil-batch"         # default: the data file's stem
+    models_dir = "models"
+    runs_dir = "runs"              # default: $CALIB_RUNS_DIR, else runs
 
     [adjust]                       # optional: a spot-normalised batch model (calib.spots.normalise)
     temperature_degC = 22.5        # the two-point check's temperature
     air = 212.0                    # target value of the air level (zero level: 0)
 
-Unknown sections and keys are errors, not silently ignored.
+Unknown sections and keys are errors, not silently ignored (one message, with a "did you
+mean" hint). ``[calibrate] trials``, ``strategy`` and ``jobs`` are deprecated aliases of the
+``[sweep]`` keys of the same name (see :func:`config_from_dict`).
 """
 
 from __future__ import annotations
 
-import math
+import os
 import tomllib
-from dataclasses import dataclass, field, replace
+import warnings
+from dataclasses import dataclass, field, fields, replace
+from numbers import Integral, Real
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
+from .constraints import (
+    FOLDS,
+    JOBS,
+    SEED,
+    Interval,
+    Satisfies,
+    SeqOf,
+    StrOptions,
+    check_keys,
+    check_param,
+    check_params,
+    did_you_mean,
+    require,
+)
 from .errors import ConfigError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .nn import ModelConfig
+    from .spots.normalise import SpotReference
+    from .search import SearchSpace
+
 __all__ = [
+    "AdjustSpec",
+    "CalibrateSpec",
     "Config",
+    "DEFAULT_TRIALS",
     "DataSpec",
     "SplitSpec",
+    "SweepSpec",
     "ValidateSpec",
+    "config_from_dict",
+    "did_you_mean",
     "load_config",
     "parse_column_list",
+    "sweep_settings",
 ]
+
+#: The one default sweep budget (``[sweep] trials``) of ``calib sweep`` and ``calib calibrate``.
+DEFAULT_TRIALS = 12
 
 _SECTIONS = ("data", "conditions", "split", "validate", "model", "sweep", "calibrate", "adjust")
 _CONDITION_KEYS = ("temperature_degC", "pressure_hPa", "salinity_psu")
+#: ``[calibrate]`` keys that are deprecated aliases of the ``[sweep]`` keys of the same name.
+CALIBRATE_ALIASES = ("trials", "strategy", "jobs")
+
+# ---- rules shared by several sections (one place each)
+NAME_RULE = Satisfies(lambda v: isinstance(v, str) and bool(v.strip()), "{name} is a non-empty string")
+TRIALS_RULE = [Interval(Integral, 1, None)]
+_COLUMN = Satisfies(lambda v: isinstance(v, str) and bool(v), "{name} is a non-empty column name")
+_FRACTION = [Interval(Real, 0, 1, closed="left")]
 
 
 def _freeze(d: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(d or {}))
 
 
-def did_you_mean(word: str, options: Sequence[str]) -> str:
-    """``"; did you mean 'x'?"`` for the closest option, or ``""``."""
-    import difflib
-
-    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+def _deep_freeze(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return MappingProxyType({k: _deep_freeze(x) for k, x in v.items()})
+    return v
 
 
-def _check_keys(where: str, given: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(given) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in [{where}]"
-            f"{did_you_mean(unknown[0], allowed)} (valid keys: {', '.join(allowed)})"
-        )
+def plain(v: Any) -> Any:
+    """A frozen mapping (nested) as plain dicts, e.g. for JSON."""
+    if isinstance(v, Mapping):
+        return {k: plain(x) for k, x in v.items()}
+    return v
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
 def parse_column_list(text: str | None) -> tuple[str, ...] | None:
@@ -96,6 +151,7 @@ def parse_column_list(text: str | None) -> tuple[str, ...] | None:
     return cols or None
 
 
+# --------------------------------------------------------------------------- [data] + [conditions]
 @dataclass(frozen=True)
 class DataSpec:
     """Which columns are inputs, target and group, and their units.
@@ -114,13 +170,13 @@ class DataSpec:
     units : mapping of str to str
         Unit of each column whose name has no unit suffix (or to override it).
     frequencies : mapping of str to float
-        Modulation frequency (Hz) of a phase-delay column, to convert microseconds to degrees.
+        Modulation frequency (Hz, > 0) of a phase-delay column, to convert microseconds to degrees.
     convert_target_to : str or None
         O2 unit to convert the target to (needs the inputs in ``conditions``).
     conditions : mapping of str to (str or float)
         ``temperature_degC``, ``pressure_hPa``, ``salinity_psu``: a column name or a constant.
     sep, decimal : str or None
-        CSV separator and decimal mark; ``None`` = detected.
+        CSV separator (``,`` ``;`` tab ``|``) and decimal mark (``.`` ``,``); ``None`` = detected.
     sheet : str or int or None
         Excel sheet name or index; ``None`` = the first.
     """
@@ -137,40 +193,35 @@ class DataSpec:
     decimal: str | None = None
     sheet: str | int | None = None
 
+    rules: ClassVar[Mapping[str, list]] = {
+        "features": [None, SeqOf(str, min_len=1, unique=True, what="{name} names >= 1 column, none twice")],
+        "target": [None, _COLUMN],
+        "group": [None, _COLUMN],
+        "aux_targets": [SeqOf(str, what="{name} is a list of column names")],
+        "convert_target_to": [None, NAME_RULE],
+        "sep": [None, StrOptions([",", ";", "\t", "|"])],
+        "decimal": [None, StrOptions([".", ","])],
+        "sheet": [None, NAME_RULE, Interval(Integral, 0, None)],
+    }
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "units", _freeze(self.units))
         object.__setattr__(self, "frequencies", _freeze(self.frequencies))
         object.__setattr__(self, "conditions", _freeze(self.conditions))
-        if self.features is not None and len(self.features) == 0:
-            raise ConfigError("features must name at least one column, got features=[]")
-        if self.features is not None and len(set(self.features)) != len(self.features):
-            dup = sorted({f for f in self.features if self.features.count(f) > 1})
-            raise ConfigError(f"features must not repeat a column, got {', '.join(dup)} twice")
-        if self.sep is not None and self.sep not in (",", ";", "\t", "|"):
-            raise ConfigError(f"sep must be one of ',', ';', '\\t', '|', got sep={self.sep!r}")
-        if self.decimal is not None and self.decimal not in (".", ","):
-            raise ConfigError(f"decimal must be '.' or ',', got decimal={self.decimal!r}")
-        if self.sep is not None and self.sep == self.decimal:
-            raise ConfigError(f"sep and decimal must differ, got both {self.sep!r}")
+        check_params(_fields(self), self.rules)
+        if self.sep is not None:
+            require(self.sep != self.decimal, "sep != decimal", sep=self.sep, decimal=self.decimal)
+        check_keys("conditions", self.conditions, _CONDITION_KEYS)
         for key, value in self.conditions.items():
-            if key not in _CONDITION_KEYS:
-                raise ConfigError(
-                    f"unknown key {key!r} in [conditions]; valid keys: {', '.join(_CONDITION_KEYS)}"
-                )
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                raise ConfigError(
-                    f"[conditions] {key} must be a column name or a number, got {key}={value!r}"
-                )
+            check_param(key, value, [_COLUMN, Interval(Real, None, None)])
         for col, freq in self.frequencies.items():
-            if not (isinstance(freq, (int, float)) and math.isfinite(freq) and freq > 0):
-                raise ConfigError(f"frequency_hz > 0 must hold, got frequency_hz={freq!r} for column {col!r}")
-        for name in (self.target, self.group, *(self.aux_targets or ())):
-            if name is not None and (not isinstance(name, str) or not name):
-                raise ConfigError(f"column names must be non-empty strings, got {name!r}")
-        if self.target is not None and self.group == self.target:
-            raise ConfigError(f"group and target must differ, got both {self.target!r}")
+            check_param("frequency_hz", freq, [Interval(Real, 0, None, closed="neither")],
+                        note=f" for column {col!r}")
+        if self.target is not None:
+            require(self.group != self.target, "group != target", group=self.group, target=self.target)
 
 
+# --------------------------------------------------------------------------- [split]
 @dataclass(frozen=True)
 class SplitSpec:
     """How rows are split into train, dev and test parts, and how inputs are scaled.
@@ -182,7 +233,7 @@ class SplitSpec:
     dev_fraction : float, default=0.2
         Share of rows (or groups) for the dev part, 0 <= x < 1, with test + dev < 1.
     seed : int, default=0
-        Seed of the split: the same seed gives the same split.
+        Seed of the split (>= 0): the same seed gives the same split.
     scaling : {"standard", "minmax", "robust", "none"}, default="standard"
         Input and target scaling, fitted on training rows only.
     """
@@ -192,26 +243,17 @@ class SplitSpec:
     seed: int = 0
     scaling: str = "standard"
 
+    rules: ClassVar[Mapping[str, list]] = {"test_fraction": _FRACTION, "dev_fraction": _FRACTION, "seed": SEED}
+
     def __post_init__(self) -> None:
-        from .scaling import SCALING_KINDS
+        from .scaling import SCALING
 
-        for name in ("test_fraction", "dev_fraction"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < 1):
-                raise ConfigError(f"0 <= {name} < 1 must hold, got {name}={v!r}")
-        if self.test_fraction + self.dev_fraction >= 1:
-            raise ConfigError(
-                "test_fraction + dev_fraction < 1 must hold, got "
-                f"test_fraction={self.test_fraction}, dev_fraction={self.dev_fraction}"
-            )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be an integer >= 0, got seed={self.seed!r}")
-        if self.scaling not in SCALING_KINDS:
-            raise ConfigError(
-                f"scaling must be one of {', '.join(SCALING_KINDS)}, got scaling={self.scaling!r}"
-            )
+        check_params(_fields(self), {**self.rules, "scaling": SCALING})
+        require(self.test_fraction + self.dev_fraction < 1, "test_fraction + dev_fraction < 1",
+                test_fraction=self.test_fraction, dev_fraction=self.dev_fraction)
 
 
+# --------------------------------------------------------------------------- [validate]
 @dataclass(frozen=True)
 class ValidateSpec:
     """k-fold validation settings.
@@ -226,26 +268,22 @@ class ValidateSpec:
         (at 20 degC, salinity 0, 1013.25 hPa: 1 hPa, 0.48 % air saturation, 1.37 umol/L,
         0.031 mL/L, ...), 1.0 for a target that is not an O2 unit (:meth:`resolve_tolerance`).
     noise_floor : float or None, default=None
-        Best achievable MAE in the target's unit (measurement noise); ``None`` = estimated
-        from replicate readings where the data has them.
+        Best achievable MAE in the target's unit (measurement noise), >= 0; ``None`` =
+        estimated from replicate readings where the data has them.
     """
 
     folds: int = 5
     tolerance: float | str = "auto"
     noise_floor: float | None = None
 
+    rules: ClassVar[Mapping[str, list]] = {
+        "folds": FOLDS,
+        "tolerance": [Interval(Real, 0, None, closed="neither"), StrOptions(["auto"], label='"auto"')],
+        "noise_floor": [None, Interval(Real, 0, None)],
+    }
+
     def __post_init__(self) -> None:
-        if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:
-            raise ConfigError(f"folds >= 2 must hold, got folds={self.folds!r}")
-        if self.tolerance != "auto" and (
-            isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float))
-            or not self.tolerance > 0
-        ):
-            raise ConfigError(f"tolerance > 0 (or \"auto\") must hold, got tolerance={self.tolerance!r}")
-        if self.noise_floor is not None and (
-            not isinstance(self.noise_floor, (int, float)) or not self.noise_floor >= 0
-        ):
-            raise ConfigError(f"noise_floor >= 0 must hold, got noise_floor={self.noise_floor!r}")
+        check_params(_fields(self), self.rules)
 
     def resolve_tolerance(self, target_unit: str) -> float:
         """The Error Limited Accuracy bound in ``target_unit``.
@@ -280,25 +318,254 @@ def auto_tolerance(target_unit: str) -> float:
     return value if value > 0 and value == value else 1.0
 
 
+# --------------------------------------------------------------------------- [sweep]
+@dataclass(frozen=True)
+class SweepSpec:
+    """The ``[sweep]`` table: how hyperparameters are searched, by ``calib sweep`` and by the
+    main job (``calib calibrate``) alike.
+
+    Attributes
+    ----------
+    strategy : {"grid", "random", "bayes"}, default="random"
+        Search strategy (bayes: Optuna TPE).
+    trials : int, default=12
+        Total trials the study should reach (>= 1), resumed ones included (:data:`DEFAULT_TRIALS`).
+    seed : int, default=0
+        Seed of the sampler and of the fold assignment (>= 0); the main job also seeds the
+        network with it unless ``[model] seed`` is set.
+    folds : int or None, default=None
+        k of the k-fold (>= 2); ``None``: ``[validate] folds`` (:func:`sweep_settings` resolves it).
+    jobs : int, default=1
+        Parallel worker processes (>= 1, or -1 for every core).
+    storage : str or None, default=None
+        Journal file or RDB URL of the trial record. ``None``: the command's own default,
+        ``runs/sweep.journal`` for ``calib sweep`` and ``<runs_dir>/<name>/sweep-<key>.journal``
+        (one per data and settings, so a main job resumes) for ``calib calibrate``.
+    study : str, default="calib"
+        Study name inside the storage.
+    space : mapping or None, default=None
+        The ``[sweep.space]`` table (validated as a :class:`calib.search.SearchSpace` at load);
+        ``None``: :data:`calib.search.DEFAULT_SPACE`.
+
+    Raises
+    ------
+    ConfigError
+        A value that breaks its rule, an invalid space entry, or a grid over a continuous range.
+    """
+
+    strategy: str = "random"
+    trials: int = DEFAULT_TRIALS
+    seed: int = 0
+    folds: int | None = None
+    jobs: int = 1
+    storage: str | None = None
+    study: str = "calib"
+    space: Mapping[str, Any] | None = None
+
+    rules: ClassVar[Mapping[str, list]] = {
+        "strategy": [StrOptions(["grid", "random", "bayes"])],
+        "trials": TRIALS_RULE,
+        "seed": SEED,
+        "folds": [None, *FOLDS],
+        "jobs": JOBS,
+        "storage": [None, Satisfies(lambda v: isinstance(v, str) and bool(v.strip()),
+                                    "{name} is a file path or a database URL")],
+        "study": [NAME_RULE],
+    }
+
+    def __post_init__(self) -> None:
+        check_params(_fields(self), self.rules)
+        if self.space is not None:
+            if not isinstance(self.space, Mapping):
+                raise ConfigError(f"[sweep.space] must be a table, got {self.space!r:.80}")
+            object.__setattr__(self, "space", _deep_freeze(self.space))
+        space = self.search_space()  # validated here, once
+        if self.strategy == "grid":
+            for p in space.params:
+                p.grid_values()
+
+    def search_space(self) -> SearchSpace:
+        """The :class:`calib.search.SearchSpace` of ``space`` (the default space when ``None``)."""
+        from .search import DEFAULT_SPACE, SearchSpace
+
+        return DEFAULT_SPACE if self.space is None else SearchSpace.from_dict(plain(self.space))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (``space`` as nested dicts)."""
+        d = _fields(self)
+        d["space"] = plain(self.space)
+        return d
+
+
+def sweep_settings(cfg: Config, **overrides: Any) -> SweepSpec:
+    """The sweep settings a command runs with: ``[sweep]``, then the options given.
+
+    ``calib sweep`` and ``calib calibrate`` both call this, so the same config gives the
+    same strategy, trials, seed, folds, jobs and storage.
+
+    Parameters
+    ----------
+    cfg : Config
+    **overrides
+        ``strategy``, ``trials``, ``seed``, ``folds``, ``jobs``, ``storage``, ``study``;
+        ``None`` keeps the config's value.
+
+    Returns
+    -------
+    SweepSpec
+        With ``folds`` resolved (``[validate] folds`` when ``[sweep]`` has none).
+
+    Raises
+    ------
+    ConfigError
+        An unknown override or a value that breaks its rule.
+
+    Examples
+    --------
+    >>> sweep_settings(Config(), trials=3, jobs=None).trials
+    3
+    """
+    check_keys("sweep options", overrides, tuple(f.name for f in fields(SweepSpec) if f.name != "space"))
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    spec = replace(cfg.sweep, **changes) if changes else cfg.sweep
+    return spec if spec.folds is not None else replace(spec, folds=cfg.validate.folds)
+
+
+# --------------------------------------------------------------------------- [calibrate]
+@dataclass(frozen=True)
+class CalibrateSpec:
+    """The ``[calibrate]`` table: where the main job writes its artifact and journal.
+
+    Attributes
+    ----------
+    name : str or None, default=None
+        Artifact name (letters, digits, ``.``, ``_``, ``-``); ``None``: the data file's stem.
+    models_dir : str, default="models"
+        Folder of all artifacts.
+    runs_dir : str, default=$CALIB_RUNS_DIR or "runs"
+        Folder of the main job's sweep journals (resumable).
+    """
+
+    name: str | None = None
+    models_dir: str = "models"
+    runs_dir: str = field(default_factory=lambda: os.environ.get("CALIB_RUNS_DIR", "runs"))
+
+    rules: ClassVar[Mapping[str, list]] = {
+        "name": [None, Satisfies(lambda v: isinstance(v, str) and _is_artifact_name(v),
+                                 "{name} is letters, digits, '.', '_' or '-'")],
+        "models_dir": [NAME_RULE],
+        "runs_dir": [NAME_RULE],
+    }
+
+    def __post_init__(self) -> None:
+        check_params(_fields(self), self.rules)
+
+
+def _is_artifact_name(v: str) -> bool:
+    import re
+
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v) is not None
+
+
+# --------------------------------------------------------------------------- [adjust]
+@dataclass(frozen=True)
+class AdjustSpec:
+    """The ``[adjust]`` table: the two-point check of a spot-normalised batch model.
+
+    The rules are :class:`calib.spots.normalise.SpotReference`'s (checked at load by building one).
+
+    Attributes
+    ----------
+    temperature_degC : float
+        Temperature of the two-point check, degC.
+    air : float
+        Target value of the air level, target unit (> zero).
+    temperature_tolerance_degC : float, default=1.0
+        Rows within this many degC of ``temperature_degC`` (inclusive) are at the check's temperature.
+    zero : float, default=0.0
+        Target value of the zero level, target unit (>= 0).
+    level_tolerance : float, default=1e-6
+        Relative to ``air`` (0 <= x < 0.1).
+    """
+
+    temperature_degC: float
+    air: float
+    temperature_tolerance_degC: float = 1.0
+    zero: float = 0.0
+    level_tolerance: float = 1e-6
+
+    def __post_init__(self) -> None:
+        ref = self.reference()  # the rules live in calib.spots.normalise
+        for f in fields(self):
+            object.__setattr__(self, f.name, getattr(ref, f.name))
+
+    def reference(self) -> SpotReference:
+        """This table as a :class:`calib.spots.normalise.SpotReference`."""
+        from .spots.normalise import SpotReference
+
+        return SpotReference(**_fields(self))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AdjustSpec:
+        """Build from the ``[adjust]`` table (unknown and missing keys are errors)."""
+        allowed = tuple(f.name for f in fields(cls))
+        check_keys("adjust", d, allowed)
+        missing = [k for k in ("temperature_degC", "air") if k not in d]
+        if missing:
+            raise ConfigError(f"[adjust] must give {' and '.join(missing)} (the two-point check's "
+                              "temperature in degC and the air level in the target unit)")
+        return cls(**dict(d))
+
+
+# --------------------------------------------------------------------------- Config
 @dataclass(frozen=True)
 class Config:
-    """A whole configuration: data, split and validation specs, plus the raw
-    ``[model]``, ``[sweep]`` and ``[calibrate]`` tables (validated by their own stages)."""
+    """A whole configuration, every section validated when it is built.
+
+    Attributes
+    ----------
+    data : DataSpec
+        ``[data]``, ``[data.units]`` and ``[conditions]``.
+    split : SplitSpec
+    validate : ValidateSpec
+    model : mapping
+        The ``[model]`` table as written (validated as a :class:`calib.nn.ModelConfig`;
+        :meth:`model_config` builds it).
+    sweep : SweepSpec
+    calibrate : CalibrateSpec
+    adjust : AdjustSpec or None
+        ``None`` without an ``[adjust]`` table.
+    path : str or None
+        The file it was read from.
+    """
 
     data: DataSpec = field(default_factory=DataSpec)
     split: SplitSpec = field(default_factory=SplitSpec)
     validate: ValidateSpec = field(default_factory=ValidateSpec)
     model: Mapping[str, Any] = field(default_factory=dict)
-    sweep: Mapping[str, Any] = field(default_factory=dict)
-    calibrate: Mapping[str, Any] = field(default_factory=dict)
-    adjust: Mapping[str, Any] = field(default_factory=dict)
+    sweep: SweepSpec = field(default_factory=SweepSpec)
+    calibrate: CalibrateSpec = field(default_factory=CalibrateSpec)
+    adjust: AdjustSpec | None = None
     path: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "adjust", _freeze(self.adjust))
+        for name, cls in (("data", DataSpec), ("split", SplitSpec), ("validate", ValidateSpec),
+                          ("sweep", SweepSpec), ("calibrate", CalibrateSpec)):
+            if not isinstance(getattr(self, name), cls):
+                raise ConfigError(f"{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+        if self.adjust is not None and not isinstance(self.adjust, AdjustSpec):
+            raise ConfigError(f"adjust must be an AdjustSpec or None, got {type(self.adjust).__name__}")
+        if not isinstance(self.model, Mapping):
+            raise ConfigError(f"[model] must be a table, got {self.model!r:.80}")
         object.__setattr__(self, "model", _freeze(self.model))
-        object.__setattr__(self, "sweep", _freeze(self.sweep))
-        object.__setattr__(self, "calibrate", _freeze(self.calibrate))
+        self.model_config()  # validated here, once
+
+    def model_config(self) -> ModelConfig:
+        """The ``[model]`` table as a :class:`calib.nn.ModelConfig` (defaults for missing keys)."""
+        from .nn import ModelConfig
+
+        check_keys("model", self.model, tuple(f.name for f in fields(ModelConfig)))
+        return ModelConfig.from_dict(dict(self.model))
 
     def with_overrides(
         self,
@@ -308,8 +575,12 @@ class Config:
         group: str | None = None,
         folds: int | None = None,
         seed: int | None = None,
-    ) -> "Config":
-        """Return a copy with CLI options applied (``None`` keeps the config's value)."""
+    ) -> Config:
+        """Return a copy with CLI options applied (``None`` keeps the config's value).
+
+        ``folds`` sets ``[validate] folds`` and ``[sweep] folds``; ``seed`` sets ``[split] seed``
+        and ``[sweep] seed`` (the seed of the split, the folds and the sweep).
+        """
         data = self.data
         changes: dict[str, Any] = {}
         if features is not None:
@@ -322,22 +593,25 @@ class Config:
             data = replace(data, **changes)
         validate = self.validate if folds is None else replace(self.validate, folds=folds)
         split = self.split if seed is None else replace(self.split, seed=seed)
-        return replace(self, data=data, validate=validate, split=split)
+        sweep_changes = {k: v for k, v in (("folds", folds), ("seed", seed)) if v is not None}
+        sweep = replace(self.sweep, **sweep_changes) if sweep_changes else self.sweep
+        return replace(self, data=data, validate=validate, split=split, sweep=sweep)
 
 
+# --------------------------------------------------------------------------- building from TOML
 def _data_spec(d: Mapping[str, Any], conditions: Mapping[str, Any]) -> DataSpec:
     allowed = (
         "features", "target", "group", "aux_targets", "units", "convert_target_to",
         "sep", "decimal", "sheet",
     )
-    _check_keys("data", d, allowed)
+    check_keys("data", d, allowed)
     units: dict[str, str] = {}
     freqs: dict[str, float] = {}
     for col, spec in dict(d.get("units", {})).items():
         if isinstance(spec, str):
             units[col] = spec
         elif isinstance(spec, Mapping):
-            _check_keys(f"data.units.{col}", spec, ("unit", "frequency_hz"))
+            check_keys(f"data.units.{col}", spec, ("unit", "frequency_hz"))
             if "unit" not in spec:
                 raise ConfigError(f"[data.units] {col} must give a unit, e.g. {{ unit = \"us\", frequency_hz = 5000 }}")
             units[col] = str(spec["unit"])
@@ -352,9 +626,7 @@ def _data_spec(d: Mapping[str, Any], conditions: Mapping[str, Any]) -> DataSpec:
             return None
         if isinstance(v, str):
             return parse_column_list(v) or ()
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise ConfigError(f"[data] {key} must be a list of column names, got {key}={v!r}")
-        return tuple(v)
+        return tuple(v) if isinstance(v, list) else v
 
     return DataSpec(
         features=_list("features"),
@@ -372,36 +644,53 @@ def _data_spec(d: Mapping[str, Any], conditions: Mapping[str, Any]) -> DataSpec:
 
 
 def _spec(cls: type, where: str, d: Mapping[str, Any]) -> Any:
-    allowed = tuple(cls.__dataclass_fields__)
-    _check_keys(where, d, allowed)
-    try:
-        return cls(**d)
-    except TypeError as exc:  # pragma: no cover - guarded by _check_keys
-        raise ConfigError(f"[{where}]: {exc}") from exc
+    check_keys(where, d, tuple(f.name for f in fields(cls)))
+    return cls(**d)
 
 
-def _checked_adjust(d: Mapping[str, Any]) -> Mapping[str, Any]:
-    if d:
-        from .spots.normalise import SpotReference
-
-        SpotReference.from_dict(dict(d))  # validated where it enters
-    return d
+def _move_aliases(calibrate: Mapping[str, Any], sweep: Mapping[str, Any]) -> tuple[dict, dict]:
+    """Move the deprecated ``[calibrate]`` trials/strategy/jobs to ``[sweep]``."""
+    cal, sw = dict(calibrate), dict(sweep)
+    for key in CALIBRATE_ALIASES:
+        if key not in cal:
+            continue
+        value = cal.pop(key)
+        if key in sw and sw[key] != value:
+            raise ConfigError(
+                f"[calibrate] {key} is a deprecated alias of [sweep] {key} and they differ "
+                f"([calibrate] {key}={value!r}, [sweep] {key}={sw[key]!r}); keep only [sweep] {key}"
+            )
+        sw[key] = value
+        warnings.warn(f"[calibrate] {key} is deprecated; write it as [sweep] {key} (read by calib sweep "
+                      "and calib calibrate alike)", DeprecationWarning, stacklevel=4)
+    return cal, sw
 
 
 def config_from_dict(d: Mapping[str, Any], path: str | None = None) -> Config:
-    """Build a validated :class:`Config` from a parsed TOML mapping."""
-    _check_keys("top level", d, _SECTIONS)
+    """Build a validated :class:`Config` from a parsed TOML mapping.
+
+    ``[calibrate] trials``, ``strategy`` and ``jobs`` are deprecated aliases: given there
+    only, they are read as the ``[sweep]`` key of the same name (with a
+    ``DeprecationWarning``); given in both tables, they must be equal.
+
+    Raises
+    ------
+    ConfigError
+        An unknown section or key, or a value that breaks its rule.
+    """
+    check_keys("top level", d, _SECTIONS)
     for section in _SECTIONS:
         if section in d and not isinstance(d[section], Mapping):
             raise ConfigError(f"[{section}] must be a table, got {d[section]!r}")
+    cal, sw = _move_aliases(d.get("calibrate", {}), d.get("sweep", {}))
     return Config(
         data=_data_spec(d.get("data", {}), d.get("conditions", {})),
         split=_spec(SplitSpec, "split", d.get("split", {})),
         validate=_spec(ValidateSpec, "validate", d.get("validate", {})),
         model=d.get("model", {}),
-        sweep=d.get("sweep", {}),
-        calibrate=d.get("calibrate", {}),
-        adjust=_checked_adjust(d.get("adjust", {})),
+        sweep=_spec(SweepSpec, "sweep", sw),
+        calibrate=_spec(CalibrateSpec, "calibrate", cal),
+        adjust=AdjustSpec.from_dict(d["adjust"]) if d.get("adjust") else None,
         path=path,
     )
 

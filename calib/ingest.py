@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from . import units as U
-from .config import DataSpec
+from .config import Config, DataSpec, SplitSpec
+from .constraints import check_params, require
 from .errors import ConfigError, IngestError, UnitError
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "read_table",
     "load_dataset",
     "split_dataset",
+    "prepare",
     "parse_numeric",
     "check_physical",
     "summarize",
@@ -677,11 +679,9 @@ def split_dataset(ds: Dataset, *, test_fraction: float = 0.2, dev_fraction: floa
     ConfigError
         If the parts would be empty (too few rows or groups for the fractions).
     """
-    if not (0 <= test_fraction < 1 and 0 <= dev_fraction < 1 and test_fraction + dev_fraction < 1):
-        raise ConfigError(
-            f"0 <= test_fraction, dev_fraction and their sum < 1 must hold, got "
-            f"test_fraction={test_fraction}, dev_fraction={dev_fraction}"
-        )
+    params = {"test_fraction": test_fraction, "dev_fraction": dev_fraction, "seed": seed}
+    check_params(params, SplitSpec.rules)
+    require(test_fraction + dev_fraction < 1, "test_fraction + dev_fraction < 1", **params)
     rng = np.random.default_rng(seed)
     n = ds.n_rows
     groups = ds.groups()
@@ -714,6 +714,36 @@ def split_dataset(ds: Dataset, *, test_fraction: float = 0.2, dev_fraction: floa
     mask[dev] = False
     return Splits(train=np.flatnonzero(mask), dev=np.asarray(dev, dtype=np.int64),
                   test=np.asarray(test, dtype=np.int64), seed=seed, by_group=groups is not None)
+
+
+def prepare(data: str | Path, cfg: Config) -> tuple[Dataset, Splits]:
+    """Load ``data`` with ``cfg.data`` and split it with ``cfg.split``: the start of every stage.
+
+    Parameters
+    ----------
+    data : str or Path
+        Readings file (CSV, Parquet, Excel).
+    cfg : Config
+        Its ``data`` (columns, units) and ``split`` (fractions, seed) sections are used.
+
+    Returns
+    -------
+    (Dataset, Splits)
+
+    Raises
+    ------
+    IngestError, ConfigError
+        As :func:`load_dataset` and :func:`split_dataset`.
+
+    Examples
+    --------
+    >>> from calib.config import load_config
+    >>> ds, splits = prepare("data/readings.csv", load_config("data/calib.toml"))  # doctest: +SKIP
+    """
+    ds = load_dataset(data, cfg.data)
+    sp = split_dataset(ds, test_fraction=cfg.split.test_fraction, dev_fraction=cfg.split.dev_fraction,
+                       seed=cfg.split.seed)
+    return ds, sp
 
 
 # --------------------------------------------------------------------------- summary

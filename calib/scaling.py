@@ -14,11 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from .constraints import StrOptions, check_param, require
 from .errors import ConfigError
 
-__all__ = ["Scaler", "fit_scaler", "SCALING_KINDS"]
+__all__ = ["Scaler", "fit_scaler", "SCALING_KINDS", "SCALING"]
 
 SCALING_KINDS = ("standard", "minmax", "robust", "none")
+#: The rule of a ``scaling`` parameter.
+SCALING = [StrOptions(SCALING_KINDS)]
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,8 @@ class Scaler:
             raise ConfigError(
                 f"scaler center and scale must have equal length, got {len(center)} and {len(scale)}"
             )
-        if not all(np.isfinite(center)) or not all(s > 0 and np.isfinite(s) for s in scale):
-            raise ConfigError("scaler center must be finite and scale > 0 must hold")
+        require(all(np.isfinite(center)) and all(s > 0 and np.isfinite(s) for s in scale),
+                "finite center and scale > 0", center=center, scale=scale)
         return cls(kind, center, scale)
 
 
@@ -92,8 +95,7 @@ def fit_scaler(x: np.ndarray, kind: str = "standard") -> Scaler:
     ConfigError
         If ``kind`` is unknown or ``x`` has no rows.
     """
-    if kind not in SCALING_KINDS:
-        raise ConfigError(f"scaling must be one of {', '.join(SCALING_KINDS)}, got scaling={kind!r}")
+    check_param("scaling", kind, SCALING)
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 1:
         x = x[:, None]

@@ -70,11 +70,13 @@ import math
 import os
 import secrets
 from dataclasses import dataclass, field, fields
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .constraints import SEED, Interval, Satisfies, SeqOf, check_params, require
 from .errors import ConfigError
 
 __all__ = [
@@ -107,6 +109,14 @@ def _pair(name: str, value: object) -> tuple[float, float]:
     if not (math.isfinite(a) and math.isfinite(b)):
         raise ConfigError(f"{name} must be finite, got {name}={value!r}")
     return (a, b)
+
+
+_FOIL_RULES = {  # each value of the pair (the anchors' values)
+    "tau0_us": [SeqOf(Interval(Real, 0, None, closed="neither"), what="{name} > 0")],
+    "f": [SeqOf(Interval(Real, 0, 1, closed="right"), what="0 < {name} <= 1")],
+    "ksv1_per_hPa": [SeqOf(Interval(Real, 0, None), what="{name} >= 0")],
+    "ksv2_per_hPa": [SeqOf(Interval(Real, 0, None), what="{name} >= 0")],
+}
 
 
 @dataclass(frozen=True)
@@ -143,17 +153,8 @@ class FoilModel:
         for fl in fields(self):
             object.__setattr__(self, fl.name, _pair(fl.name, getattr(self, fl.name)))
         t0, t1 = self.t_anchor_degC
-        if not t0 < t1:
-            raise ConfigError(
-                f"t_anchor_degC[0] < t_anchor_degC[1] must hold, got t_anchor_degC={self.t_anchor_degC}"
-            )
-        if min(self.tau0_us) <= 0:
-            raise ConfigError(f"tau0_us > 0 must hold, got tau0_us={self.tau0_us}")
-        if not all(0.0 < v <= 1.0 for v in self.f):
-            raise ConfigError(f"0 < f <= 1 must hold, got f={self.f}")
-        for name in ("ksv1_per_hPa", "ksv2_per_hPa"):
-            if min(getattr(self, name)) < 0:
-                raise ConfigError(f"{name} >= 0 must hold, got {name}={getattr(self, name)}")
+        require(t0 < t1, "t_anchor_degC[0] < t_anchor_degC[1]", t_anchor_degC=self.t_anchor_degC)
+        check_params({f.name: getattr(self, f.name) for f in fields(self)}, _FOIL_RULES)
 
     def at(self, temperature_degC: np.ndarray | float) -> dict[str, np.ndarray]:
         """Parameters at ``temperature_degC`` (degC), vectorised.
@@ -221,22 +222,17 @@ def phase_deg(
     t = np.asarray(temperature_degC, dtype=np.float64)
     nu = np.asarray(frequency_hz, dtype=np.float64)
     lo, hi = TEMPERATURE_RANGE_DEGC
-    if not np.all(np.isfinite(p) & (p >= 0)):
-        raise ConfigError(f"po2_hPa >= 0 must hold, got min po2_hPa={np.nanmin(p)!r}")
-    if not np.all((t >= lo) & (t <= hi)):
-        raise ConfigError(
-            f"{lo} <= temperature_degC <= {hi} must hold (validity of the temperature laws), "
-            f"got temperature_degC in [{np.nanmin(t)}, {np.nanmax(t)}]"
-        )
-    if not np.all(np.isfinite(nu) & (nu > 0)):
-        raise ConfigError(f"frequency_hz > 0 must hold, got min frequency_hz={np.nanmin(nu)!r}")
+    require(bool(np.all(np.isfinite(p) & (p >= 0))), "po2_hPa >= 0", min_po2_hPa=float(np.nanmin(p)))
+    require(bool(np.all((t >= lo) & (t <= hi))), f"{lo} <= temperature_degC <= {hi}",
+            min_temperature_degC=float(np.nanmin(t)), max_temperature_degC=float(np.nanmax(t)),
+            note=" (validity of the temperature laws)")
+    require(bool(np.all(np.isfinite(nu) & (nu > 0))), "frequency_hz > 0", min_frequency_hz=float(np.nanmin(nu)))
     for name, v in (("tau0_scale", tau0_scale), ("ksv1_scale", ksv1_scale), ("ksv2_scale", ksv2_scale)):
-        if not np.all(np.asarray(v, dtype=np.float64) > 0):
-            raise ConfigError(f"{name} > 0 must hold, got {name}={v!r}")
+        require(bool(np.all(np.asarray(v, dtype=np.float64) > 0)), f"{name} > 0", **{name: v})
     par = foil.at(t)
     f1 = par["f"] + np.asarray(f_shift, dtype=np.float64)
-    if not np.all((f1 >= 0) & (f1 <= 1)):
-        raise ConfigError(f"0 <= f + f_shift <= 1 must hold, got f + f_shift in [{f1.min()}, {f1.max()}]")
+    require(bool(np.all((f1 >= 0) & (f1 <= 1))), "0 <= f + f_shift <= 1",
+            min_f_plus_f_shift=float(f1.min()), max_f_plus_f_shift=float(f1.max()))
     tau0_s = par["tau0_us"] * np.asarray(tau0_scale, dtype=np.float64) * 1e-6
     omega = 2.0 * np.pi * nu
     num = np.zeros(np.broadcast_shapes(p.shape, t.shape, nu.shape, f1.shape, tau0_s.shape))
@@ -260,6 +256,21 @@ def phase_column(frequency_hz: int) -> str:
 
 _DEFAULT_T_LEVELS = tuple(float(v) for v in np.linspace(5.0, 40.0, 9))
 _DEFAULT_O2_LEVELS = (0.0, 5.0, 20.0, 50.0, 100.0, 150.0, 212.0, 250.0, 300.0)
+
+
+_NON_NEGATIVE = [Interval(Real, 0, None)]
+_SIMULATION_RULES = {
+    "n_spots": [Interval(Integral, 1, None)],
+    "replicates": [Interval(Integral, 1, None)],
+    "seed": SEED,
+    "batch_id": [Satisfies(lambda v: isinstance(v, str) and bool(v.strip()) and not any(c in v for c in ',"\n\r'),
+                           "{name} is a non-empty string without comma, quote or newline")],
+    "foil": [Satisfies(lambda v: isinstance(v, FoilModel), "{name} is a FoilModel")],
+    **{name: _NON_NEGATIVE for name in (
+        "temperature_jitter_degC", "tau0_scale_sd", "ksv_scale_sd", "f_shift_sd", "phase_offset_sd_deg",
+        "temperature_offset_sd_degC", "phase_noise_deg", "temperature_noise_degC", "reference_rel_error",
+        "reference_abs_error_hPa")},
+}
 
 
 @dataclass(frozen=True)
@@ -333,25 +344,9 @@ class SimulationConfig:
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        check_params({f.name: getattr(self, f.name) for f in fields(self)}, _SIMULATION_RULES)
         for name in ("n_spots", "replicates", "seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise ConfigError(f"{name} must be an integer, got {name}={v!r}")
-            set_(name, int(v))
-        if self.n_spots < 1:
-            raise ConfigError(f"n_spots >= 1 must hold, got n_spots={self.n_spots}")
-        if self.replicates < 1:
-            raise ConfigError(f"replicates >= 1 must hold, got replicates={self.replicates}")
-        if self.seed < 0:
-            raise ConfigError(f"seed >= 0 must hold, got seed={self.seed}")
-        if not isinstance(self.batch_id, str) or not self.batch_id.strip() or any(
-            c in self.batch_id for c in ',"\n\r'
-        ):
-            raise ConfigError(
-                f"batch_id must be a non-empty string without comma, quote or newline, got batch_id={self.batch_id!r}"
-            )
-        if not isinstance(self.foil, FoilModel):
-            raise ConfigError(f"foil must be a FoilModel, got foil={self.foil!r}")
+            set_(name, int(getattr(self, name)))
 
         # sequences
         freqs = self._numbers("frequencies_hz")
@@ -360,8 +355,8 @@ class SimulationConfig:
         set_("frequencies_hz", tuple(int(v) for v in freqs))
         temps = self._numbers("temperature_levels_degC")
         o2 = self._numbers("o2_levels_hPa")
-        if not all(0.0 <= v <= 1100.0 for v in o2):
-            raise ConfigError(f"0 <= o2_levels_hPa <= 1100 must hold, got o2_levels_hPa={o2}")
+        check_params({"o2_levels_hPa": o2},
+                     {"o2_levels_hPa": [SeqOf(Interval(Real, 0, 1100, closed="both"), what="0 <= {name} <= 1100")]})
         set_("temperature_levels_degC", temps)
         set_("o2_levels_hPa", o2)
 
@@ -378,22 +373,13 @@ class SimulationConfig:
             "reference_rel_error",
             "reference_abs_error_hPa",
         ):
-            v = getattr(self, name)
-            try:
-                fv = float(v)
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"{name} must be a number, got {name}={v!r}") from exc
-            if not (math.isfinite(fv) and fv >= 0):
-                raise ConfigError(f"{name} >= 0 must hold, got {name}={v!r}")
-            set_(name, fv)
+            set_(name, float(getattr(self, name)))  # checked by _SIMULATION_RULES
         lo, hi = TEMPERATURE_RANGE_DEGC
         j = self.temperature_jitter_degC
-        if min(temps) - j < lo or max(temps) + j > hi:
-            raise ConfigError(
-                f"{lo} <= temperature_levels_degC -/+ temperature_jitter_degC <= {hi} must hold "
-                f"(validity of the temperature laws), got temperature_levels_degC={temps}, "
-                f"temperature_jitter_degC={j}"
-            )
+        require(min(temps) - j >= lo and max(temps) + j <= hi,
+                f"{lo} <= temperature_levels_degC -/+ temperature_jitter_degC <= {hi}",
+                temperature_levels_degC=temps, temperature_jitter_degC=j,
+                note=" (validity of the temperature laws)")
 
     def _numbers(self, name: str) -> tuple[float, ...]:
         value = getattr(self, name)
@@ -612,9 +598,9 @@ def noise_floor_table(config: SimulationConfig, *, include_spot_variation: bool 
     ConfigError
         If ``phase_noise_deg`` or ``temperature_noise_degC`` is 0 (the floor is then 0).
     """
-    for name in ("phase_noise_deg", "temperature_noise_degC"):
-        if getattr(config, name) <= 0:
-            raise ConfigError(f"{name} > 0 must hold for a noise floor, got {name}={getattr(config, name)}")
+    check_params({n: getattr(config, n) for n in ("phase_noise_deg", "temperature_noise_degC")},
+                 dict.fromkeys(("phase_noise_deg", "temperature_noise_degC"),
+                               [Satisfies(lambda v: v > 0, "{name} > 0 for a noise floor")]))
     tt, pp = np.meshgrid(config.temperature_levels_degC, config.o2_levels_hPa, indexing="ij")
     temp, po2 = tt.ravel(), pp.ravel()
     jac = _measurement_jacobian(config, po2, temp)
@@ -719,9 +705,10 @@ optimizer = "lbfgs"     # full-batch quasi-Newton: best on small smooth calibrat
 epochs = "auto"         # lbfgs: 5000 iterations; adam & co: about 30000 optimizer steps
 patience = "auto"       # early stopping on an inner dev part, best weights restored
 
-[sweep]
+[sweep]                 # read by calib sweep and calib calibrate alike
 strategy = "bayes"      # Optuna TPE
-trials = 12             # the main job's default budget
+trials = 12             # total trials the study should reach
+jobs = 2                # worker processes
 
 [sweep.space]
 optimizer = { choices = ["lbfgs", "adam"] }
@@ -733,7 +720,6 @@ family = { choices = ["mlp", "hybrid", "physics"] }
 
 [calibrate]
 name = "sim-ptp-batch"
-jobs = 2
 """
 
 

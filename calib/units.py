@@ -85,11 +85,13 @@ References
 from __future__ import annotations
 
 import re
+from numbers import Real
 from typing import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .constraints import Interval, check_param, require
 from .errors import UnitError
 
 __all__ = [
@@ -326,8 +328,7 @@ _TO_CANONICAL: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
 
 
 def _check_frequency(frequency_hz: float | None) -> None:
-    if frequency_hz is not None and not (np.isfinite(frequency_hz) and frequency_hz > 0):
-        raise UnitError(f"frequency_hz > 0 must hold, got frequency_hz={frequency_hz!r}")
+    check_param("frequency_hz", frequency_hz, [None, Interval(Real, 0, None, closed="neither")], error=UnitError)
 
 
 def canonical_unit(unit: str, frequency_hz: float | None = None) -> str:
@@ -693,24 +694,21 @@ def convert_o2(
 
     cond = {name: np.asarray(given[name], dtype=np.float64) for name in needs}
     t, p, s = cond.get(_T), cond.get(_P), cond.get(_S)
-    if t is not None and (np.any(t < -5.0) or np.any(t > 80.0)):
-        bad = float(t[(t < -5.0) | (t > 80.0)].flat[0])
-        raise UnitError(
-            f"-5 <= temperature_degC <= 80 must hold (degC, not K), got temperature_degC={bad}"
-        )
-    if s is not None and np.any(s < 0.0):
-        bad = float(s[s < 0.0].flat[0])
-        raise UnitError(f"salinity_psu >= 0 must hold, got salinity_psu={bad}")
+    if t is not None:
+        bad_t = (t < -5.0) | (t > 80.0)
+        require(not np.any(bad_t), "-5 <= temperature_degC <= 80", error=UnitError, note=" (degC, not K)",
+                temperature_degC=float(t[bad_t].flat[0]) if np.any(bad_t) else None)
+    if s is not None:
+        require(not np.any(s < 0.0), "salinity_psu >= 0", error=UnitError,
+                salinity_psu=float(s[s < 0.0].flat[0]) if np.any(s < 0.0) else None)
     if p is not None:
         ph2o = vapour_pressure_hPa(t, s)
         bad_p = np.broadcast_to(p <= ph2o, np.broadcast_shapes(p.shape, ph2o.shape))
         if np.any(bad_p):
             p_b = float(np.broadcast_to(p, bad_p.shape)[bad_p].flat[0])
             w_b = float(np.broadcast_to(ph2o, bad_p.shape)[bad_p].flat[0])
-            raise UnitError(
-                "pressure_hPa > water vapour pressure must hold (total pressure in hPa), "
-                f"got pressure_hPa={p_b} with vapour pressure {w_b:.2f} hPa"
-            )
+            require(False, "pressure_hPa > water vapour pressure", error=UnitError, pressure_hPa=p_b,
+                    note=f" with vapour pressure {w_b:.2f} hPa (total pressure in hPa)")
 
     v = np.asarray(values, dtype=np.float64)
     if src == dst:

@@ -16,6 +16,7 @@ limits TensorFlow to one intra-op and one inter-op thread before TensorFlow star
 from __future__ import annotations
 
 import math
+from numbers import Real
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,7 +24,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import ConfigError, TrainingError
+from .constraints import FOLDS, JOBS, SEED, Interval, check_params, require
+from .errors import TrainingError
 from .metrics import Metrics, score
 
 __all__ = ["FoldScore", "CVResult", "Diagnosis", "cross_validate", "make_folds", "diagnose",
@@ -210,9 +212,8 @@ def make_folds(n_rows: int, k: int, groups: np.ndarray | None, seed: int = 0) ->
     """
     if groups is not None:
         labels = np.unique(groups)
-        if len(labels) < k:
-            raise ConfigError(f"folds <= number of groups must hold, got folds={k} with {len(labels)} groups "
-                              "in the train part; lower --folds or drop --group")
+        require(len(labels) >= k, "folds <= number of groups", folds=k,
+                note=f" with {len(labels)} groups in the train part; lower --folds or drop --group")
         from sklearn.model_selection import GroupKFold
 
         # shuffle group order reproducibly, then balanced GroupKFold
@@ -220,8 +221,7 @@ def make_folds(n_rows: int, k: int, groups: np.ndarray | None, seed: int = 0) ->
         perm = {g: i for i, g in enumerate(rng.permutation(labels))}
         coded = np.array([perm[g] for g in groups])
         return [(tr, va) for tr, va in GroupKFold(n_splits=k).split(np.zeros(n_rows), groups=coded)]
-    if n_rows < k:
-        raise ConfigError(f"folds <= number of rows must hold, got folds={k} with {n_rows} rows")
+    require(n_rows >= k, "folds <= number of rows", folds=k, note=f" with {n_rows} rows")
     from sklearn.model_selection import KFold
 
     return list(KFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(n_rows)))
@@ -333,6 +333,16 @@ def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: Rules of :func:`cross_validate`'s settings.
+CV_RULES = {
+    "folds": FOLDS,
+    "jobs": JOBS,
+    "seed": SEED,
+    "tolerance": [Interval(Real, 0, None, closed="neither")],
+    "noise_floor": [None, Interval(Real, 0, None)],
+}
+
+
 def cross_validate(
     ds: Any,
     rows: np.ndarray,
@@ -390,10 +400,8 @@ def cross_validate(
     TrainingError
         A fold diverged (NaN/inf loss).
     """
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ConfigError(f"folds >= 2 must hold, got folds={folds!r}")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs == 0 or jobs < -1:
-        raise ConfigError(f"jobs >= 1 (or -1 for every core) must hold, got jobs={jobs!r}")
+    check_params({"folds": folds, "jobs": jobs, "seed": seed, "tolerance": tolerance, "noise_floor": noise_floor},
+                 CV_RULES)
     rows = np.asarray(rows)
     x, y = ds.x(rows), ds.y(rows)
     g = ds.groups(rows)

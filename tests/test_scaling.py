@@ -66,5 +66,5 @@ def test_from_dict_rules(bad, match):
 
 
 def test_unknown_kind(x):
-    with pytest.raises(ConfigError, match="scaling must be one of"):
+    with pytest.raises(ConfigError, match=r"scaling in \{'standard', .* must hold, got scaling="):
         fit_scaler(x, "log")

@@ -247,10 +247,10 @@ def test_spot_parameter_spread_matches_config():
     "kwargs, match",
     [
         pytest.param(dict(n_spots=0), r"n_spots >= 1 must hold, got n_spots=0", id="n_spots"),
-        pytest.param(dict(n_spots=2.5), r"n_spots must be an integer, got n_spots=2.5", id="n_spots-int"),
+        pytest.param(dict(n_spots=2.5), r"n_spots >= 1 must hold, got n_spots=2.5 \(not an integer\)", id="n_spots-int"),
         pytest.param(dict(replicates=0), r"replicates >= 1 must hold, got replicates=0", id="replicates"),
         pytest.param(dict(seed=-1), r"seed >= 0 must hold, got seed=-1", id="seed"),
-        pytest.param(dict(batch_id=""), r"batch_id must be a non-empty string", id="batch_id-empty"),
+        pytest.param(dict(batch_id=""), r"batch_id is a non-empty string without comma, quote or newline must hold", id="batch_id-empty"),
         pytest.param(dict(batch_id="a,b"), r"without comma.*got batch_id='a,b'", id="batch_id-comma"),
         pytest.param(dict(frequencies_hz=()), r"frequencies_hz must not be empty", id="freq-empty"),
         pytest.param(dict(frequencies_hz=(1000, -5)), r"whole numbers > 0.*got frequencies_hz", id="freq-neg"),
@@ -267,8 +267,8 @@ def test_spot_parameter_spread_matches_config():
         pytest.param(dict(temperature_jitter_degC=-0.1), r"temperature_jitter_degC >= 0 must hold", id="jitter"),
         pytest.param(dict(phase_noise_deg=-0.01), r"phase_noise_deg >= 0 must hold", id="phase-noise"),
         pytest.param(dict(ksv_scale_sd=float("inf")), r"ksv_scale_sd >= 0 must hold", id="ksv-sd-inf"),
-        pytest.param(dict(reference_rel_error="x"), r"reference_rel_error must be a number", id="ref-type"),
-        pytest.param(dict(foil="foil"), r"foil must be a FoilModel", id="foil-type"),
+        pytest.param(dict(reference_rel_error="x"), r"reference_rel_error >= 0 must hold, got reference_rel_error=\'x\' \(not a number\)", id="ref-type"),
+        pytest.param(dict(foil="foil"), r"foil is a FoilModel must hold, got foil='foil'", id="foil-type"),
     ],
 )
 def test_config_validation(kwargs, match):
@@ -328,7 +328,7 @@ def test_noise_floor_of_default_batch():
 
 
 def test_noise_floor_needs_noise():
-    with pytest.raises(ConfigError, match=r"phase_noise_deg > 0 must hold for a noise floor"):
+    with pytest.raises(ConfigError, match=r"phase_noise_deg > 0 for a noise floor must hold"):
         noise_floor_hPa(SimulationConfig(phase_noise_deg=0.0))
 
 

@@ -1,4 +1,4 @@
-"""Tests of calib.spotnorm (per-spot two-point phase normalisation) and its use in the main job
+"""Tests of calib.spots.normalise (per-spot two-point phase normalisation) and its use in the main job
 and in ``calib adjust`` (method ``spot_map``).
 
 A hand-made batch gives known anchors; a small simulated batch (5 spots, 2 frequencies, 3

@@ -311,7 +311,7 @@ class ModelConfig:
         valid = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(str(k) for k in d if k not in valid)
         if unknown:
-            from ..config import did_you_mean
+            from ..constraints import did_you_mean
 
             raise ConfigError(
                 f"unknown model config key(s): {', '.join(unknown)}{did_you_mean(unknown[0], valid)} "
@@ -388,7 +388,7 @@ class ModelConfig:
         valid = [f.name for f in dataclasses.fields(self)]
         unknown = sorted(k for k in changes if k not in valid)
         if unknown:
-            from ..config import did_you_mean
+            from ..constraints import did_you_mean
 
             raise ConfigError(
                 f"unknown model config key(s): {', '.join(unknown)}{did_you_mean(unknown[0], valid)} "

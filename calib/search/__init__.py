@@ -71,7 +71,6 @@ from __future__ import annotations
 from .output import format_leaderboard, make_progress
 from .results import SIMPLICITY, SweepResult, TrialRecord, leaderboard, one_se_choice, write_leaderboard
 from .samplers import preview_trials
-from .settings import SweepSettings
 from .space import DEFAULT_SPACE, LOG_BY_DEFAULT, STRATEGIES, ParamSpec, SearchSpace
 from .storage import DEFAULT_STORAGE, mask_url, open_storage, open_study, quiet_optuna, storage_spec
 from .sweep import load_result, run_sweep
@@ -83,7 +82,6 @@ __all__ = [
     "DEFAULT_SPACE",
     "ParamSpec",
     "SearchSpace",
-    "SweepSettings",
     "TrialRecord",
     "SweepResult",
     "SIMPLICITY",

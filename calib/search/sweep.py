@@ -24,7 +24,6 @@ from ..nn import ModelConfig
 from .liveness import counts_or_runs, mark_interrupted
 from .results import SweepResult, build_result, progress_state
 from .samplers import make_sampler
-from .settings import check_jobs
 from .space import DEFAULT_SPACE, SearchSpace, check_strategy, is_int, is_num, value_key
 from .storage import is_url, mask_url, open_study, quiet_optuna, storage_spec
 from .trial import TrialJob
@@ -253,3 +252,9 @@ def load_result(storage: str | os.PathLike[str] | None = None, study_name: str =
         raise ConfigError(f"study {study_name!r} in {mask_url(spec)} was not written by calib's sweep")
     return build_result(study, SearchSpace.from_dict(ua["space"]), ModelConfig.from_dict(ua["base_config"]),
                         spec, study_name, ua.get("strategy", ""), 0.0, "")
+
+
+def check_jobs(jobs: Any) -> None:
+    """Raise :class:`~calib.errors.ConfigError` unless ``jobs >= 1`` or ``jobs == -1`` (every core)."""
+    if not is_int(jobs) or jobs == 0 or jobs < -1:
+        raise ConfigError(f"jobs >= 1 (or -1 for every core) must hold, got jobs={jobs!r}")
