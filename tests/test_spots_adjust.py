@@ -1,8 +1,8 @@
-"""Tests of calib.spots: two-point spot adjustment into child artifacts (routing: test_runtime.py)."""
+"""Tests of calib.spots: two-point spot adjustment into child artifacts (routing: test_runtime.py).
 
-Two batch models are exported once per module:
+Two batch models:
 
-- ``linear``: a network without hidden layers whose weights are set by hand, so the batch model
+- ``linear`` (the session's tiny artifact, conftest ``linear_artifact``): a network without hidden layers whose weights are set by hand, so the batch model
   is exactly ``O2 = -10 * (phase - (60 - 0.1 * T))`` (hPa; phase in deg, T in degC), with two
   fold models 1 hPa apart (a known ``o2_hPa_std`` of 1 hPa). A spot with phase offset ``d`` and
   Stern-Volmer scale ``k`` reads ``phase = 60 - 0.1 T - k * pO2 / 10 + d``, so the adjustments
@@ -29,6 +29,8 @@ from calib.artifact import export as E
 from calib.artifact import store as S
 from calib.runtime import find_children, load_model
 from calib.errors import ConfigError, IngestError
+from conftest import copy_artifact as copy_parent
+from conftest import lin_phase, lin_ref_rows, linear_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 FEATURES = ("phase_5000hz_deg", "temperature_degC")
@@ -36,36 +38,9 @@ O2_LEVELS = (0.0, 20.0, 50.0, 100.0, 150.0, 212.0, 300.0)
 
 
 # --------------------------------------------------------------------------- fixtures
-def _linear_keras(bias_scaled: float):
-    from calib.nn import ModelConfig, build_model
-    from calib.scaling import Scaler
-
-    # z_x = ((phase - 45)/10, (T - 20)/10), z_y = (O2 - 150)/100:
-    # O2 = -10 phase - T + 600  <=>  z_y = -z1 - 0.1 z2 - 0.2
-    m = build_model(ModelConfig(hidden_layers=(), activation="identity"), 2, 1,
-                    Scaler("standard", (45.0, 20.0), (10.0, 10.0)), Scaler("standard", (150.0,), (100.0,)))
-    m.get_layer("output_scaled").set_weights([np.array([[-1.0], [-0.1]]), np.array([bias_scaled])])
-    return m
-
-
-def _meta(rows: int, phase_range=(25.0, 65.0), t_range=(0.0, 40.0)) -> dict:
-    return {
-        "features": [
-            {"name": FEATURES[0], "unit": "deg", "frequency_hz": 5000.0, "min": phase_range[0], "max": phase_range[1]},
-            {"name": FEATURES[1], "unit": "degC", "min": t_range[0], "max": t_range[1]},
-        ],
-        "target": {"name": "o2_hPa", "unit": "hPa", "min": 0.0, "max": 300.0},
-        "hyperparameters": {"seed": 0},
-        "data": {"file": "batch.csv", "sha256": "0" * 64, "rows": rows, "group": "spot_id"},
-    }
-
-
-@pytest.fixture(scope="module")
-def linear(tmp_path_factory):
-    models = tmp_path_factory.mktemp("models")
-    art = E.export_artifact(models, "lin", model=_linear_keras(-0.2),
-                            fold_models=[_linear_keras(-0.19), _linear_keras(-0.21)], metadata=_meta(100))
-    return art
+@pytest.fixture
+def linear(linear_artifact):
+    return linear_artifact
 
 
 @pytest.fixture(scope="module")
@@ -83,21 +58,9 @@ def trained(tmp_path_factory):
     x, y = df[list(FEATURES)].to_numpy(), df[["o2_hPa"]].to_numpy()
     cfg = ModelConfig(hidden_layers=(16, 16), learning_rate=0.01, batch_size=None, epochs=1500, patience=None, seed=0)
     model = train(cfg, x, y, x_scaler=fit_scaler(x), y_scaler=fit_scaler(y)).model
-    meta = _meta(len(df), (float(x[:, 0].min()), float(x[:, 0].max())), (float(x[:, 1].min()), float(x[:, 1].max())))
+    meta = linear_metadata(len(df), (float(x[:, 0].min()), float(x[:, 0].max())), (float(x[:, 1].min()), float(x[:, 1].max())))
     models = tmp_path_factory.mktemp("models")
     return E.export_artifact(models, "sim", model=model, metadata=meta)
-
-
-def copy_parent(art: S.Artifact, tmp_path: Path) -> Path:
-    """The parent in a fresh models folder of this test (children go next to it)."""
-    dst = tmp_path / "models" / art.name / art.version
-    shutil.copytree(art.path, dst)
-    return dst
-
-
-def lin_phase(po2, t, offset=0.0, k=1.0):
-    """Phase (deg) of a spot of the ``linear`` batch with phase offset and Ksv scale."""
-    return 60.0 - 0.1 * np.asarray(t) - k * np.asarray(po2) / 10.0 + offset
 
 
 def write_ref(path: Path, rows: list[dict], columns: list[str] | None = None) -> Path:
@@ -107,10 +70,6 @@ def write_ref(path: Path, rows: list[dict], columns: list[str] | None = None) ->
     df.to_csv(path, index=False, columns=columns)
     return path
 
-
-def lin_ref_rows(spot: str, offset: float, k: float, t: float = 20.0, air: float = 212.0) -> list[dict]:
-    return [{"spot_id": spot, FEATURES[0]: round(float(lin_phase(p, t, offset, k)), 6), FEATURES[1]: t, "o2_hPa": p}
-            for p in (0.0, 0.0, air, air)]
 
 
 def sim_spot(k: float = 1.0, offset: float = 0.0, seed: int = 5):
