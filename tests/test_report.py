@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from calib.artifact import store as S
 
 from calib.runtime import load_model
 from calib import report as R
+from calib.report import page as report_page
 from calib.errors import ConfigError, IntegrityError
 
 UNIT = "hPa"
@@ -126,6 +128,13 @@ def _sections(html_text: str) -> list[str]:
 
 def _imgs(html_text: str) -> list[str]:
     return re.findall(r"<img [^>]*>", html_text)
+
+
+def test_import_loads_neither_matplotlib_nor_tensorflow():
+    code = ("import sys, calib.report; "
+            "bad = [m for m in ('matplotlib', 'tensorflow', 'keras') if m in sys.modules]; assert not bad, bad")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
 
 
 # --------------------------------------------------------------------------- artifact report
@@ -272,7 +281,7 @@ def test_write_report_is_atomic(built, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(R, "render_report", boom)
+    monkeypatch.setattr(report_page, "render_report", boom)  # where build_report looks it up
     with pytest.raises(RuntimeError, match="disk on fire"):
         R.write_report(built["art"].path, out)
     assert out.read_text(encoding="utf-8") == first
@@ -321,7 +330,7 @@ def test_export_report_off_and_failure(built, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise ValueError("no <fonts> here")
 
-    monkeypatch.setattr(R, "render_report", boom)
+    monkeypatch.setattr(report_page, "render_report", boom)  # where artifact_report looks it up
     bad = E.export_artifact(tmp_path, "foil-bad", model=built["model"], metadata=meta, report=R.artifact_report)
     text = (bad.path / "report.html").read_text(encoding="utf-8")
     assert "could not be drawn: ValueError: no &lt;fonts&gt; here" in text
