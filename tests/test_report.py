@@ -384,3 +384,11 @@ def test_report_renders_in_headless_chromium(built, tmp_path):
     body = px[400:]
     assert len(np.unique(body.reshape(-1, 3), axis=0)) > 200  # figures and text, not a blank page
     assert (body.std(axis=(0, 1)) > 10).all()
+
+
+def test_log_scaled_parameters_match_the_search_default():
+    """The report keeps its own copy (it must not import the sweep machinery); the two must agree."""
+    from calib.report import metadata
+    from calib.search import LOG_BY_DEFAULT
+
+    assert set(metadata._LOG_NAMES) == set(LOG_BY_DEFAULT)

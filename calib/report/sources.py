@@ -13,12 +13,12 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..artifact.store import REPORT_FILE
 from ..errors import ArtifactError, CalibError, ConfigError
 from . import page
 
 __all__ = ["build_report", "write_report", "artifact_report"]
 
-_REPORT_FILE = "report.html"
 _PRED_FILE = "test_predictions.csv"
 
 
@@ -94,7 +94,7 @@ def _classify(source: str | os.PathLike[str]) -> tuple[str, Any]:
         raise ConfigError(f"source {s} does not exist (give an artifact folder, a sweep journal, a database URL "
                           "or a folder holding leaderboard.json)")
     if p.is_file():
-        if p.name in (*REQUIRED_FILES, SUMS_FILE, _PRED_FILE, _REPORT_FILE) and (
+        if p.name in (*REQUIRED_FILES, SUMS_FILE, _PRED_FILE, REPORT_FILE) and (
                 (p.parent / SUMS_FILE).exists() or (p.parent / METADATA_FILE).exists()):
             return "artifact", resolve_artifact(p.parent)
         if p.name.endswith(".json"):
