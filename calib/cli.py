@@ -360,7 +360,7 @@ def calibrate(data: Path | None, config_path: Path | None, features: str | None,
     Example:
       calib calibrate data/readings.csv --config data/calib.toml --trials 12 --jobs 2
     """
-    from .calibrate import CalibrateSettings, calibrate as run_calibrate
+    from .pipeline import CalibrateSettings, calibrate as run_calibrate
     from .search import make_progress
 
     data, config_path = _resolve_data(data, config_path)
