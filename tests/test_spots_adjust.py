@@ -1,4 +1,4 @@
-"""Tests of calib.spots: two-point spot adjustment into child artifacts (routing: test_runtime.py)."""
+"""Tests of calib.spots: two-point spot adjustment into child artifacts (routing: test_runtime.py).
 
 Two batch models are exported once per module:
 
