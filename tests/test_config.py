@@ -327,7 +327,7 @@ def test_sweep_and_calibrate_commands_resolve_the_same_settings(tmp_path, small_
     """One config, both commands: the same strategy, trials, folds, jobs, storage and seed reach run_sweep."""
     from click.testing import CliRunner
 
-    import calib.sweep
+    import calib.search
     from calib.cli import cli
 
     csv, toml = small_batch
@@ -340,7 +340,7 @@ def test_sweep_and_calibrate_commands_resolve_the_same_settings(tmp_path, small_
         seen.append({k: kw[k] for k in ("strategy", "n_trials", "folds", "jobs", "storage", "seed", "study_name")})
         raise Stop
 
-    monkeypatch.setattr(calib.sweep, "run_sweep", fake_run_sweep)
+    monkeypatch.setattr(calib.search, "run_sweep", fake_run_sweep)
     head = Path(toml).read_text().split("[model]")[0]
     assert "\nseed = 0\n" in head  # [split] seed
     cfg = _write(tmp_path, head.replace("\nseed = 0\n", "\nseed = 1\n") + f"""
