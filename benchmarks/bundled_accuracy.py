@@ -9,7 +9,7 @@ Data: the bundled simulated batch ``data/readings.csv`` with ``data/calib.toml``
 spot (:func:`calib.ingest.split_dataset`, test fraction 0.2, seed 0): the test spots are never
 seen in training or in any choice. Every figure is the MAE (hPa) on the test part's rows:
 
-* ``calib``: the main job itself, :func:`calib.calibrate.calibrate` with the config's sweep
+* ``calib``: the main job itself, :func:`calib.pipeline.calibrate` with the config's sweep
   (``[sweep]``: bayes, 12 trials over learning rate, width/depth, activation, L2, batch size and
   family mlp/hybrid/physics; ``--trials`` changes the budget) by 5-fold GroupKFold on train + dev,
   then the refit on train + dev and the single evaluation on the test spots; the exported ONNX
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from calib.physics import fit_physics
-    from calib.calibrate import CalibrateSettings, calibrate
+    from calib.pipeline import CalibrateSettings, calibrate
     from calib.config import load_config
     from calib.runtime import load_model
     from calib.ingest import prepare

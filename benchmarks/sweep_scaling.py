@@ -44,7 +44,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from calib.config import load_config  # noqa: E402
 from calib.ingest import prepare  # noqa: E402
 from calib.nn import ModelConfig  # noqa: E402
-from calib.search import format_leaderboard, run_sweep  # noqa: E402
+from calib.cli.format import format_leaderboard  # noqa: E402
+from calib.search import run_sweep  # noqa: E402
 
 SCALING_SPACE = {
     "learning_rate": {"low": 1e-3, "high": 3e-2},

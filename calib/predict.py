@@ -48,7 +48,7 @@ from .runtime import CalibrationModel, find_children
 if TYPE_CHECKING:  # pragma: no cover
     from .ingest import RawTable
 
-__all__ = ["predict_file", "inspect_artifact", "format_inspection"]
+__all__ = ["predict_file", "inspect_artifact"]
 
 _PARQUET = (".parquet", ".pq")
 _EXCEL = (".xlsx", ".xlsm", ".xls")
@@ -332,54 +332,3 @@ def inspect_artifact(path: str | Path, verify: bool = False) -> dict[str, Any]:
         "requires_adjustment": bool(meta.get("spot_normalisation")),
         "verification": verification,
     }
-
-
-def _num(v: Any) -> str:
-    return f"{v:.6g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
-
-
-def format_inspection(info: dict[str, Any]) -> str:
-    """Plain-text form of :func:`inspect_artifact` output (for ``calib inspect``)."""
-    t = info.get("target") or {}
-    lines = [
-        f"{info.get('name')} {info.get('version')}  ({info.get('path')})",
-        f"  model id {info.get('model_id')}, created {info.get('created_utc')}, schema {info.get('schema_version')}",
-        f"  predicts {t.get('name')} in {t.get('unit')} (trained on {_num(t.get('min'))}..{_num(t.get('max'))})"
-        + ("; with per-reading std across fold models" if info.get("has_std") else ""),
-    ]
-    for a in info.get("aux_targets") or []:
-        lines.append(f"  also predicts {a.get('name')} in {a.get('unit')}")
-    lines.append("  inputs (in order, calibrated range):")
-    for f in info.get("features") or []:
-        src = ""
-        if f.get("source") and (f.get("source") != f.get("name") or f.get("source_unit") != f.get("unit")):
-            src = f"  [from {f.get('source')} in {f.get('source_unit')}]"
-        lines.append(f"    {f.get('name')} ({f.get('unit')}): {_num(f.get('min'))} .. {_num(f.get('max'))}{src}")
-    m = info.get("metrics") or {}
-    cv = m.get("cv")
-    if isinstance(cv, dict) and isinstance(cv.get("val"), dict):
-        mae = cv["val"].get("mae") or {}
-        lines.append(f"  cv MAE {_num(mae.get('mean'))} +/- {_num(mae.get('std'))} {t.get('unit')}")
-    test = m.get("test")
-    if isinstance(test, dict) and "mae" in test:
-        lines.append(f"  test MAE {_num(test['mae'])} {t.get('unit')}")
-    d = info.get("data") or {}
-    if d:
-        lines.append(f"  data {d.get('file')} ({d.get('rows')} rows, sha256 {str(d.get('sha256'))[:12]}...)")
-    kids = info.get("spot_children") or {}
-    if kids:
-        lines.append(f"  spot children ({len(kids)}, applied by spot id): {', '.join(list(kids)[:10])}"
-                     + (" ..." if len(kids) > 10 else ""))
-    if info.get("requires_adjustment"):
-        lines.append("  trained on spot-normalised phases: only readings of spots with a child are trustworthy")
-    versions = info.get("versions") or []
-    if versions:
-        lines.append(f"  versions: {', '.join(versions)}")
-    v = info.get("verification")
-    if v is None:
-        lines.append("  verification: not run (use --verify)")
-    elif v.get("ok"):
-        lines.append(f"  verification: OK ({len(v.get('files', []))} files match SHA256SUMS, no unsafe content)")
-    else:
-        lines.append(f"  verification: FAILED ({v.get('kind')}): {v.get('error')}")
-    return "\n".join(lines)

@@ -15,6 +15,7 @@ limits TensorFlow to one intra-op and one inter-op thread before TensorFlow star
 
 from __future__ import annotations
 
+import logging
 import math
 from numbers import Real
 import os
@@ -265,10 +266,25 @@ def limit_threads() -> None:
     _THREADS_LIMITED = True
 
 
+def _show_training_log() -> None:
+    """In a worker process of a verbose run: the per-epoch losses on stderr, as the parent shows them.
+
+    The parent's logging set-up (``calib -v``) does not reach a fresh worker process.
+    """
+    log = logging.getLogger("calib.nn.training")
+    if not log.hasHandlers():
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
 def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
     """Train and score one fold. Runs in a worker process; takes and returns plain data."""
     if task.get("limit_threads"):
         limit_threads()
+        if task.get("verbose"):
+            _show_training_log()
     from .physics import fit_physics
     from .nn import fit_member, predict_member
     from .nn import ModelConfig
@@ -387,7 +403,8 @@ def cross_validate(
     progress : callable, optional
         Called as ``progress(done, total)`` after each fold.
     verbose : bool, default=False
-        Print each fold's losses per epoch to stderr.
+        Log each fold's losses per epoch (logger ``calib.nn.training``, INFO); with worker
+        processes (``jobs > 1``) each worker writes them to its stderr.
 
     Returns
     -------

@@ -173,6 +173,29 @@ def test_quiet_prints_no_progress(pipeline):
     res = CliRunner().invoke(cli, ["-q", "validate", str(csv), "--config", str(cfg), "--folds", "2"])
     assert res.exit_code == 0
     assert "folds done" not in res.output and "k-fold validation of" in res.output
+    assert "train_loss=" not in loud.output + res.output
+
+
+def test_verbose_shows_the_training_log_of_each_epoch(pipeline):
+    tmp, csv, cfg, _ = pipeline
+    res = CliRunner().invoke(cli, ["-v", "validate", str(csv), "--config", str(cfg), "--folds", "2"])
+    assert res.exit_code == 0, res.output
+    epochs = [line for line in res.output.splitlines() if line.startswith("epoch 1/")]
+    assert len(epochs) == 2 and "train_loss=" in epochs[0]  # one per fold, the library's text
+    import logging
+
+    assert not logging.getLogger("calib").handlers  # the handler goes with the command
+
+
+def test_predict_and_inspect_are_tensorflow_free(pipeline):
+    tmp, csv, _, run = pipeline
+    code = ("import sys; from calib.cli import cli; "
+            f"cli.main(['-q', 'predict', {run['artifact']!r}, {str(csv)!r}, '-o', {str(tmp / 'tf_free.csv')!r}], "
+            "standalone_mode=False); "
+            f"cli.main(['inspect', {run['artifact']!r}, '--verify'], standalone_mode=False); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[-2:] == ["False", "False"] and (tmp / "tf_free.csv").exists()
 
 
 def test_json_adjust_then_predict_applies_the_spot_models(pipeline, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
@@ -221,15 +222,18 @@ def test_multi_task_two_targets(data):
     assert res.dev_loss[-1] < 0.1 and scaled_mse(res.model, xd, yd2, ys2) == pytest.approx(res.dev_loss[-1], rel=1e-4)
 
 
-def test_progress_and_verbose(data, capsys):
+def test_progress_and_verbose(data, capsys, caplog):
     x, y, xd, yd, xs, ys = data
     seen = []
-    res = train(ModelConfig(**{**BASE, "epochs": 12}), x, y, xd, yd, x_scaler=xs, y_scaler=ys,
-                verbose=True, progress=lambda *a: seen.append(a), jit_compile=False)
+    with caplog.at_level(logging.INFO, logger="calib.nn.training"):
+        res = train(ModelConfig(**{**BASE, "epochs": 12}), x, y, xd, yd, x_scaler=xs, y_scaler=ys,
+                    verbose=True, progress=lambda *a: seen.append(a), jit_compile=False)
     assert seen == [(i + 1, t, d) for i, (t, d) in enumerate(zip(res.train_loss, res.dev_loss))]
-    lines = capsys.readouterr().err.splitlines()  # stderr: stdout stays for --json
+    lines = [r.getMessage() for r in caplog.records if r.name == "calib.nn.training"]  # logged, not printed
     assert len(lines) == 11 and lines[0].startswith("epoch 1/12: train_loss=") and "dev_loss=" in lines[0]
+    assert lines[0] == f"epoch 1/12: train_loss={res.train_loss[0]:.6g} dev_loss={res.dev_loss[0]:.6g}"
     assert lines[-1].startswith("epoch 12/12:")
+    assert capsys.readouterr() == ("", "")
 
 
 def test_compiled_epoch_is_reused_across_folds_and_trials():

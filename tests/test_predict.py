@@ -11,7 +11,7 @@ import pytest
 from calib.errors import ConfigError, IngestError
 from calib.artifact.export import describe_dataset, export_artifact
 from calib.runtime import load_model
-from calib.predict import format_inspection, inspect_artifact, predict_file
+from calib.predict import inspect_artifact, predict_file
 
 HEADER = "spot_id,phase_5000hz_deg,temperature_degC,o2_hPa,o2_umol_per_L,comment"
 
@@ -292,9 +292,8 @@ def test_inspect_artifact(model, tmp_path):
     assert info["features"][0]["frequency_hz"] == 5000.0
     assert info["outputs"] == ["o2_hPa", "o2_hPa_std"] and info["has_std"]
     ok = inspect_artifact(model.path, verify=True)
-    assert ok["verification"]["ok"] is True
-    text = format_inspection(ok)
-    assert "foil 1.0.0" in text and "phase_5000hz_deg (deg)" in text and "verification: OK" in text
+    assert ok["verification"]["ok"] is True  # its text: tests/test_cli_format.py
+    assert (ok["name"], ok["version"]) == ("foil", "1.0.0") and ok["features"][0]["unit"] == "deg"
 
     bad = tmp_path / "foil" / "1.0.0"
     shutil.copytree(model.path, bad)
@@ -302,4 +301,4 @@ def test_inspect_artifact(model, tmp_path):
         fh.write("edited\n")
     info = inspect_artifact(bad, verify=True)
     assert info["verification"]["ok"] is False and info["verification"]["kind"] == "IntegrityError"
-    assert "checksum mismatch for MODEL_CARD.md" in format_inspection(info)
+    assert "checksum mismatch for MODEL_CARD.md" in info["verification"]["error"]

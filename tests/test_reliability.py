@@ -9,7 +9,7 @@
 - Security: tampered artifacts are refused end to end, and calib's source never unpickles.
 
 Not repeated here: SIGKILL during a sweep (tests/test_search_sweep.py) and the determinism of the main
-job with a fixed seed (tests/test_calibrate.py::test_calibrate_predict_tamper_and_determinism).
+job with a fixed seed (tests/test_pipeline.py::test_calibrate_predict_tamper_and_determinism).
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def _curve(n: int, best: int, seed: int) -> tuple[list[float], list[float]]:
 
 
 def _metadata(ds, sweep_res, space) -> dict:
-    """Metadata shaped like calib.calibrate's, with known numbers (hPa)."""
+    """Metadata shaped like calib.pipeline's, with known numbers (hPa)."""
     from calib.search import leaderboard
     from calib.validate import diagnose
 

@@ -191,7 +191,7 @@ FEATURES = ["phase_2000hz_deg", "phase_5000hz_deg", "temperature_degC"]
 
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory):
-    from calib.calibrate import CalibrateSettings, calibrate
+    from calib.pipeline import CalibrateSettings, calibrate
     from calib.simulate import SimulationConfig, simulate
 
     root = tmp_path_factory.mktemp("spotnorm")

@@ -114,7 +114,7 @@ def fit_member(
         Rows to fit the physics part on (default: the training rows). The physics fit has a
         handful of parameters and no early stopping, so it may use the dev rows too.
     verbose : bool, default=False
-        Print the network's losses per epoch to stderr.
+        Log the network's losses per epoch (logger ``calib.nn.training``, INFO).
 
     Returns
     -------

@@ -25,8 +25,8 @@ and scikit-learn's ``MLPRegressor``.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -43,6 +43,9 @@ from .network import build_model, dense_layers
 from .optimizers import H_DROPOUT, H_L1, H_L2, hyper_vector, n_slots, tf_apply_updates, tf_learning_rate
 
 __all__ = ["TrainResult", "train"]
+
+#: Per-epoch losses (``verbose=True``) are logged here at INFO; ``calib -v`` shows them on stderr.
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -403,8 +406,8 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
         if progress is not None:
             progress(it, tl, dl)
         if verbose and (it <= 10 or it % 10 == 0):
-            print(f"iteration {it}/{max_iter}: train_loss={tl:.6g}"
-                  + ("" if dl is None else f" dev_loss={dl:.6g}"), file=sys.stderr, flush=True)
+            logger.info("iteration %s/%s: train_loss=%.6g%s", it, max_iter, tl,
+                        "" if dl is None else f" dev_loss={dl:.6g}")
         if patience is None:
             return
         current = dl if dl is not None else tl
@@ -459,7 +462,9 @@ def train(
     x_scaler, y_scaler : Scaler
         Fitted on the training rows only; built into the model's graph.
     verbose : bool, default=False
-        Print the losses after epochs 1-10, every 10th epoch and the last one.
+        Log the losses after epochs 1-10, every 10th epoch and the last one, at INFO on the
+        ``calib.nn.training`` logger (``epoch 3/200: train_loss=0.0123 dev_loss=0.0145``);
+        the library prints nothing itself.
     progress : callable, optional
         Called after every epoch as ``progress(epoch, train_loss, dev_loss_or_None)``.
     jit_compile : bool or None, default=None
@@ -606,7 +611,7 @@ def train(
             progress(epoch, tl, dl if monitor_dev else None)
         if verbose and (epoch <= 10 or epoch % 10 == 0 or epoch == max_epochs):
             dev_txt = f" dev_loss={dl:.6g}" if monitor_dev else ""
-            print(f"epoch {epoch}/{max_epochs}: train_loss={tl:.6g}{dev_txt}", file=sys.stderr, flush=True)
+            logger.info("epoch %s/%s: train_loss=%.6g%s", epoch, max_epochs, tl, dev_txt)
         if patience is None:
             continue
         current = dl if monitor_dev else tl

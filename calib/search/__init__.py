@@ -62,13 +62,13 @@ Modules
 :mod:`~calib.search.storage` (journal / RDB), :mod:`~calib.search.samplers`,
 :mod:`~calib.search.liveness` (heartbeats, interrupted trials), :mod:`~calib.search.trial`
 (one trial in a worker), :mod:`~calib.search.workers` (local processes, Dask),
-:mod:`~calib.search.sweep` (:func:`run_sweep`), :mod:`~calib.search.output` (terminal text).
+:mod:`~calib.search.sweep` (:func:`run_sweep`). Its terminal text (leaderboard, progress bar) is
+the command line's, :mod:`calib.cli.format` and :mod:`calib.cli.progress`.
 Importing this package does not import TensorFlow.
 """
 
 from __future__ import annotations
 
-from .output import format_leaderboard, make_progress
 from .results import SIMPLICITY, SweepResult, TrialRecord, leaderboard, one_se_choice, write_leaderboard
 from .samplers import preview_trials
 from .space import DEFAULT_SPACE, LOG_BY_DEFAULT, STRATEGIES, ParamSpec, SearchSpace
@@ -90,9 +90,7 @@ __all__ = [
     "load_result",
     "preview_trials",
     "leaderboard",
-    "format_leaderboard",
     "write_leaderboard",
-    "make_progress",
     "storage_spec",
     "open_storage",
     "open_study",

@@ -349,30 +349,3 @@ def _placement_note(parent: CalibrationModel, models_dir: str | Path | None) -> 
         return None
     return (f"the children were written to {models_dir}, not beside the batch model ({home}): "
             f"`calib predict {parent.path.parent}` does not apply them; predict with a child itself")
-def format_adjustment(result: AdjustResult) -> str:
-    """Plain-text summary of :func:`adjust_spots` (for ``calib adjust``), one line per spot."""
-    p = result.parent
-    lines = [f"{p['name']} {p['version']}: {len(result.adjustments)} spot(s) adjusted from "
-             f"{result.reference['file']} (method {result.method})"]
-    if result.note:
-        lines.append(f"  note: {result.note}")
-    arts = list(result.artifacts) + [None] * (len(result.adjustments) - len(result.artifacts))
-    for a, art in zip(result.adjustments, arts):
-        u = a.unit
-        if a.method == SPOT_MAP:
-            ms = [a.input_scale[j] for j, s in enumerate(a.input_scale) if a.input_offset[j] or s != 1.0]
-            what = f"phase map of {len(ms)} input(s), scale {min(ms):.5f}..{max(ms):.5f}"
-        elif a.method == "phase_scale":
-            what = f"phase shift {a.phase_shift:+.4f}, scale {a.scale:.5f}"
-        else:
-            what = f"O2 = {a.intercept:+.4g} {u} + {a.scale:.5f} x batch"
-        lines.append(
-            f"  {a.spot_id}: {what}; batch read zero {a.zero.batch_reading:.4g} / air "
-            f"{a.air.batch_reading:.4g} {u}" + (f", adjusted {a.zero.adjusted_reading:.4g} / "
-                                                f"{a.air.adjusted_reading:.4g}" if a.method == SPOT_MAP else "")
-            + f" (references {a.zero.value:.4g} / {a.air.value:.4g})"
-            + ("" if art is None else f" -> {art.path}")
-        )
-    return "\n".join(lines)
-
-

@@ -1,4 +1,4 @@
-"""End-to-end tests of the main job: calibrate -> artifact -> predict (issue 5)."""
+"""End-to-end tests of calib.pipeline, the main job: calibrate -> artifact -> predict (issue 5)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from calib.cli import cli
-from calib.calibrate import CalibrateSettings
+from calib.pipeline import CalibrateSettings
 from calib.errors import ConfigError
 
 TINY = """

@@ -1,16 +1,35 @@
-"""Progress display: a live tqdm bar on a terminal, plain one-line log messages otherwise.
+"""What the commands show on stderr: progress, stage messages and log lines, as -v/-q say.
 
-Used for trials (sweep), folds (validate) and the stages of the main job. Output goes to
-stderr so that ``--json`` output on stdout stays machine-readable; ``-q`` turns it off.
+:class:`Progress` draws a live tqdm bar on a terminal and plain one-line messages otherwise;
+it is used for trials (sweep), folds (validate) and the stages of the main job.
+:func:`show_log` routes the library's :mod:`logging` records (the training loop's per-epoch
+losses, logger ``calib.nn.training``) to stderr with ``-v``. Everything goes to stderr so
+that ``--json`` output on stdout stays machine-readable; ``-q`` turns it off.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
-__all__ = ["Progress", "hms"]
+import click
+
+__all__ = ["Progress", "hms", "make_progress", "verbosity", "info", "show_log"]
+
+
+def verbosity() -> int:
+    """-1 with -q, 0 by default, 1+ with -v (of the running ``calib`` command)."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return int((obj or {}).get("verbosity", 0))
+
+
+def info(msg: str) -> None:
+    """A stage message on stderr, unless -q."""
+    if verbosity() >= 0:
+        click.echo(msg, err=True)
 
 
 def hms(seconds: float) -> str:
@@ -90,3 +109,58 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def make_progress(total: int, enabled: bool = True, stream: Any = None) -> Progress:
+    """A ``progress`` callable for :func:`calib.search.run_sweep`.
+
+    On a terminal (``stream.isatty()``) it draws a live tqdm bar: trials done, best MAE so far,
+    ETA; otherwise (a log file, CI) it prints one plain line per trial, e.g.
+    ``sweep: 3/20 trials done, best MAE 0.4123, elapsed 0:01:02, ETA 0:05:51``.
+
+    Parameters
+    ----------
+    total : int
+        Trials the study should reach.
+    enabled : bool, default=True
+        ``False`` gives a silent callable.
+    stream : file, optional
+        Where to draw; standard error by default.
+
+    Returns
+    -------
+    callable
+        ``progress(done, total, best_score)``, with a ``close()`` method.
+    """
+    return Progress(total, label="sweep", unit="trial", metric="best MAE", enabled=enabled, stream=stream)
+
+
+class _EchoHandler(logging.Handler):
+    """Writes a record's message to the current stderr (click's, so CliRunner captures it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:  # pragma: no cover - logging must never sink a command
+            self.handleError(record)
+
+
+def show_log(level: int, logger: str = "calib") -> Callable[[], None]:
+    """Show ``logger``'s records from ``level`` up on stderr, as plain messages; returns the undo.
+
+    ``calib -v`` calls it with ``logging.INFO`` so the training loop's per-epoch losses appear
+    (the text of each line is the library's). Call the returned function when the command ends.
+    """
+    log = logging.getLogger(logger)
+    handler = _EchoHandler(level)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    old_level = log.level
+    log.addHandler(handler)
+    if log.getEffectiveLevel() > level:
+        log.setLevel(level)
+
+    def undo() -> None:
+        log.removeHandler(handler)
+        log.setLevel(old_level)
+
+    return undo

@@ -1,0 +1,72 @@
+"""Options shared by several commands, as decorators (sqlite-utils' ``output_options``), and the
+step from those options to the library's :class:`~calib.config.Config`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from ..errors import CalibError
+
+__all__ = ["BUNDLED_DATA", "BUNDLED_CONFIG", "data_options", "sweep_options", "json_option",
+           "load_config", "resolve_data", "model_config"]
+
+BUNDLED_DATA = Path(__file__).resolve().parents[2] / "data" / "readings.csv"
+BUNDLED_CONFIG = Path(__file__).resolve().parents[2] / "data" / "calib.toml"
+
+
+def data_options(f: Callable) -> Callable:
+    """Shared options naming the columns (config file values are overridden)."""
+    f = click.option("--group", "group", metavar="COL", help="Column identifying the sensor spot (splits by spot).")(f)
+    f = click.option("--target", "target", metavar="COL", help="Reference O2 column (its unit by name suffix or config).")(f)
+    f = click.option("--features", "features", metavar="A,B,...", help="Input columns, comma separated, in model order.")(f)
+    f = click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="TOML config file ([data], [split], [validate], [model], [sweep]).")(f)
+    return f
+
+
+def sweep_options(f: Callable) -> Callable:
+    """Options of the sweep shared by ``calib sweep`` and ``calib calibrate`` (override ``[sweep]``)."""
+    f = click.option("--seed", type=int, help="Seed of the split, the folds and the sampler (default: [split] "
+                     "seed, [sweep] seed; calibrate: the network's too unless [model] seed is set).")(f)
+    f = click.option("--storage", metavar="PATH_OR_URL", help="Trial record: a journal file or an RDB URL "
+                     "(default: [sweep] storage, else runs/sweep.journal; calibrate: runs/<name>/sweep-<key>.journal).")(f)
+    f = click.option("--jobs", type=int, help="Parallel worker processes (-1: all cores; default: [sweep] jobs, else 1).")(f)
+    f = click.option("--folds", type=int, help="k of the k-fold (default: [sweep] folds, else [validate] folds).")(f)
+    f = click.option("--trials", type=int, help="Total trials the study should reach, resumed ones included "
+                     "(default: [sweep] trials, else 12).")(f)
+    f = click.option("--strategy", type=click.Choice(["grid", "random", "bayes"]),
+                     help="Search strategy (default: [sweep] strategy, else random).")(f)
+    return f
+
+
+def json_option(help: str) -> Callable[[Callable], Callable]:
+    """``--json`` (parameter ``as_json``): print the result as JSON on stdout instead of text."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def load_config(config_path: Path | None, features: str | None, target: str | None, group: str | None,
+                **over: Any) -> Any:
+    """The :class:`~calib.config.Config` of ``--config`` with the column options (and ``over``) applied."""
+    from ..config import load_config as load, parse_column_list
+
+    cfg = load(config_path)
+    return cfg.with_overrides(features=parse_column_list(features), target=target, group=group, **over)
+
+
+def resolve_data(data: Path | None, config_path: Path | None) -> tuple[Path, Path | None]:
+    """No DATA means the bundled dataset and its config."""
+    if data is None:
+        if not BUNDLED_DATA.exists():
+            raise CalibError(f"no DATA given and the bundled dataset {BUNDLED_DATA} is missing")
+        return BUNDLED_DATA, config_path or BUNDLED_CONFIG
+    return data, config_path
+
+
+def model_config(cfg: Any, seed: int | None = None) -> Any:
+    """The ``[model]`` config, with ``--seed`` when given."""
+    mc = cfg.model_config()
+    return mc if seed is None else mc.replace(seed=seed)

@@ -1,0 +1,134 @@
+"""Commands that train: ``calib validate`` (k-fold), ``calib sweep`` and ``calib calibrate`` (the main job)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .format import format_calibration_run, format_cv, format_json, format_leaderboard, format_sweep_files
+from .options import data_options, json_option, load_config, model_config, resolve_data, sweep_options
+from .progress import Progress, info, make_progress, verbosity
+
+__all__ = ["validate", "sweep", "calibrate"]
+
+
+@click.command()
+@click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@data_options
+@click.option("--folds", type=int, help="Number of folds (default: [validate] folds, else 5).")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Folds trained in parallel processes (-1: all cores).")
+@click.option("--seed", type=int, help="Seed of the split, the folds and the network.")
+@json_option("Print the result (per fold, mean/std, learning curves) as JSON.")
+def validate(data: Path | None, config_path: Path | None, features: str | None, target: str | None,
+             group: str | None, folds: int | None, jobs: int, seed: int | None, as_json: bool) -> None:
+    """k-fold validation of the [model] config on the train part of DATA, beside the classical baseline.
+
+    \b
+    Folds are GroupKFold folds when a group column is set (no spot in training and
+    validation at once); the test part is left untouched. With no DATA, the bundled data.
+    Example:
+      calib validate data/readings.csv --config data/calib.toml --folds 5 --jobs 2
+    """
+    from ..ingest import prepare
+    from ..validate import cross_validate
+
+    data, config_path = resolve_data(data, config_path)
+    cfg = load_config(config_path, features, target, group, folds=folds, seed=seed)
+    mc = model_config(cfg, seed)
+    ds, sp = prepare(data, cfg)
+    progress = Progress(cfg.validate.folds, label="k-fold", unit="fold", metric="",
+                        enabled=verbosity() >= 0 and not as_json, start_now=True)
+    cv = cross_validate(ds, sp.train_dev, mc, folds=cfg.validate.folds, jobs=jobs,
+                        tolerance=cfg.validate.resolve_tolerance(ds.target.unit), scaling=cfg.split.scaling,
+                        seed=cfg.split.seed,
+                        noise_floor=cfg.validate.noise_floor, verbose=verbosity() > 0,
+                        progress=progress)
+    if as_json:
+        click.echo(format_json(cv.to_dict()))
+    else:
+        click.echo(format_cv(cv))
+
+
+@click.command()
+@click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@data_options
+@sweep_options
+@click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the trials on this Dask cluster.")
+@json_option("Print every trial and the best as JSON.")
+def sweep(data: Path | None, config_path: Path | None, features: str | None, target: str | None, group: str | None,
+          strategy: str | None, trials: int | None, folds: int | None, jobs: int | None, storage: str | None,
+          scheduler: str | None, seed: int | None, as_json: bool) -> None:
+    """Search hyperparameters ([sweep.space] in the config): each trial is a k-fold validation.
+
+    \b
+    Every finished trial is recorded as it finishes; re-running the same command resumes
+    (no finished trial is lost or re-run). The leaderboard is printed and written as CSV and
+    JSON next to the trial record.
+    Example:
+      calib sweep data/readings.csv --config data/calib.toml --strategy bayes --trials 30 --jobs 2
+    """
+    from ..config import sweep_settings
+    from ..ingest import prepare
+    from ..search import DEFAULT_STORAGE, run_sweep, write_leaderboard
+
+    data, config_path = resolve_data(data, config_path)
+    cfg = load_config(config_path, features, target, group, folds=folds, seed=seed)
+    mc = model_config(cfg)
+    ss = sweep_settings(cfg, strategy=strategy, trials=trials, jobs=jobs, storage=storage)
+    ds, sp = prepare(data, cfg)
+    prog = make_progress(ss.trials, enabled=not as_json and verbosity() >= 0)
+    res = run_sweep(ds, sp.train_dev, mc, ss.search_space(), strategy=ss.strategy, n_trials=ss.trials,
+                    folds=ss.folds, jobs=ss.jobs, storage=ss.storage or DEFAULT_STORAGE, study_name=ss.study,
+                    seed=ss.seed, tolerance=cfg.validate.resolve_tolerance(ds.target.unit),
+                    scaling=cfg.split.scaling,
+                    noise_floor=cfg.validate.noise_floor, scheduler=scheduler, progress=prog)
+    prog.close()
+    folder = Path(res.storage).parent if "://" not in res.storage else Path(".")
+    csv_path, json_path = write_leaderboard(res, folder)
+    if as_json:
+        click.echo(format_json(res.to_dict()))
+    else:
+        click.echo(format_leaderboard(res))
+        click.echo(format_sweep_files(res.storage, csv_path, json_path))
+
+
+@click.command()
+@click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@data_options
+@sweep_options
+@click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path), help="Folder of artifacts (default: models).")
+@click.option("--name", help="Artifact name (default: [calibrate] name, else the data file's stem).")
+@json_option("Print artifact, version, cv and test metrics as JSON.")
+def calibrate(data: Path | None, config_path: Path | None, features: str | None, target: str | None,
+              group: str | None, strategy: str | None, trials: int | None, folds: int | None, jobs: int | None,
+              storage: str | None, seed: int | None, models_dir: Path | None, name: str | None,
+              as_json: bool) -> None:
+    """The main job: ingest -> sweep -> refit -> test once -> export a versioned model.
+
+    \b
+    With no DATA it runs on the bundled dataset and config (data/). The artifact
+    models/<name>/<version>/ holds model.onnx, model.keras, calibration.json, MODEL_CARD.md
+    and SHA256SUMS; re-running bumps the version and never overwrites one.
+    Example:
+      calib calibrate data/readings.csv --config data/calib.toml --trials 12 --jobs 2
+    """
+    from ..pipeline import CalibrateSettings, calibrate as run_calibrate
+
+    data, config_path = resolve_data(data, config_path)
+    cfg = load_config(config_path, features, target, group, folds=folds, seed=seed)
+    cs = CalibrateSettings.from_spec(cfg.calibrate, name=name, models_dir=None if models_dir is None else str(models_dir),
+                                     trials=trials, strategy=strategy, jobs=jobs, storage=storage)
+    say = None if as_json else info
+    prog_holder: dict[str, Any] = {}
+
+    def sweep_progress(done: int, total: int, best: float | None) -> None:
+        if "p" not in prog_holder:
+            prog_holder["p"] = make_progress(total, enabled=not as_json and verbosity() >= 0)
+        prog_holder["p"](done, total, best)
+
+    run = run_calibrate(data, cfg, cs, progress=say, sweep_progress=sweep_progress)
+    if "p" in prog_holder:
+        prog_holder["p"].close()
+    click.echo(format_json(run.to_dict()) if as_json else format_calibration_run(run.to_dict()))
