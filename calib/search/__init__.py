@@ -57,7 +57,7 @@ trial starts: the whole space is checked up front by building one config per cho
 
 Modules
 -------
-:mod:`~calib.search.space` (the space), :mod:`~calib.search.settings` (``[sweep]``),
+:mod:`~calib.search.space` (the space; the `[sweep]` table is :class:`calib.config.SweepSpec`),
 :mod:`~calib.search.results` (records, the best trial, the leaderboard),
 :mod:`~calib.search.storage` (journal / RDB), :mod:`~calib.search.samplers`,
 :mod:`~calib.search.liveness` (heartbeats, interrupted trials), :mod:`~calib.search.trial`
