@@ -84,7 +84,7 @@ def default_config(ds, cfg, tr: np.ndarray, te: np.ndarray) -> tuple[float, int]
 
     mc = ModelConfig.from_dict(dict(cfg.model)).replace(seed=cfg.split.seed)
     cv = cross_validate(ds, tr, mc, folds=cfg.validate.folds, seed=cfg.split.seed, scaling=cfg.split.scaling,
-                        baseline=False)
+                        physics=False)
     epochs = max(1, int(np.median([b for b in cv.best_epochs if b > 0] or [1])))
     member = fit_member(mc.replace(epochs=epochs, patience=None), ds.x(tr), ds.y(tr), scaling=cfg.split.scaling,
                         feature_names=list(ds.feature_names), feature_units=[c.unit for c in ds.features],
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for label, v in rows:
         print(f"  {label:52s} {v:8.3f}   {v / methods['calib']:6.2f}x calib")
-    cvb = run.cv.summary()["baseline_val"]["mae"]
+    cvb = run.cv.summary()["physics_val"]["mae"]
     print("cross-validation MAE on train+dev (the main job's 5 folds by spot), mean +/- sd over folds:")
     print(f"  calib (chosen config) {cvm['mean']:.3f} +/- {cvm['std']:.3f}; classical {cvb['mean']:.3f} +/- "
           f"{cvb['std']:.3f}; sklearn MLPRegressor {np.mean(mlp_cv):.3f} +/- {np.std(mlp_cv, ddof=1):.3f}")

@@ -107,7 +107,7 @@ def nested_calib(ds, folds, inner_folds: int, seed: int, jobs: int) -> tuple[dic
         cvs = {}
         for fam in FAMILIES:
             cfg = ModelConfig(family=fam, seed=seed)
-            cvs[fam] = cross_validate(ds, tr, cfg, folds=inner_folds, jobs=jobs, seed=seed, baseline=False)
+            cvs[fam] = cross_validate(ds, tr, cfg, folds=inner_folds, jobs=jobs, seed=seed, physics=False)
         scores = {f: cvs[f].score for f in FAMILIES}
         choice = {"argmin": min(FAMILIES, key=lambda f: (scores[f], FAMILIES.index(f))), "one_se": one_se_family(cvs)}
         fitted: dict[str, tuple[np.ndarray, int]] = {}

@@ -6,9 +6,9 @@ readings + :class:`~calib.config.Config` -> :class:`CalibrationRun` (artifact pa
 2. Sweep hyperparameters by k-fold on the train part (:mod:`calib.search`), recorded in a
    journal under ``runs/`` so a re-run resumes instead of starting over.
 3. Re-validate the best config by k-fold, keeping the fold models (their spread is the
-   per-reading standard deviation), with the classical baseline on the same folds.
+   per-reading standard deviation), with the physics fit on the same folds.
 4. Refit the best config on train + dev for the median best epoch of the folds.
-5. Evaluate once on the held-out test part, network and baseline.
+5. Evaluate once on the held-out test part, network and the physics fit alone.
 6. Export the versioned artifact (:mod:`calib.artifact`) with its report (:mod:`calib.report`).
 """
 
@@ -89,8 +89,8 @@ class CalibrationRun:
     sweep: Any  # calib.search.SweepResult
     cv: Any  # calib.validate.CVResult
     test: Any  # calib.metrics.Metrics
-    test_baseline: Any  # Metrics or None
-    baseline_kind: str | None
+    test_physics: Any  # Metrics or None
+    physics_kind: str | None
     config: Any  # ModelConfig
     epochs: int
     test_std_mean: float | None
@@ -108,8 +108,8 @@ class CalibrationRun:
             "epochs": self.epochs,
             "cv": self.cv.summary(),
             "test": self.test.to_dict(),
-            "test_baseline": None if self.test_baseline is None else self.test_baseline.to_dict(),
-            "baseline_kind": self.baseline_kind,
+            "test_physics": None if self.test_physics is None else self.test_physics.to_dict(),
+            "physics_kind": self.physics_kind,
             "test_std_mean": self.test_std_mean,
             "diagnosis": diag.to_dict(),
             "sweep": {"storage": self.sweep.storage, "strategy": self.sweep.strategy,
@@ -242,7 +242,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     tol = cfg.validate.resolve_tolerance(ds.target.unit)
     cv = cross_validate(ds, sp.train_dev, best, folds=ss.folds, jobs=ss.jobs, tolerance=tol,
                         scaling=cfg.split.scaling, seed=ss.seed, noise_floor=cfg.validate.noise_floor,
-                        baseline=True, keep_weights=True)
+                        physics=True, keep_weights=True)
     rows = sp.train_dev
     x, y = ds.x(rows), ds.y(rows)
     final_cfg, epochs = refit_config(best, cv.best_epochs, len(rows))
@@ -260,14 +260,14 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
                for w, xsd, ysd, phys in cv.fold_weights]
     fold_pred = np.stack([predict_member(m, x_te)[:, 0] for m in folds_m])
     std = fold_pred.std(axis=0)
-    test_baseline, bkind, bparams = None, None, None
+    test_physics, bkind, bparams = None, None, None
     try:
         b = fit_physics(x, y[:, 0], list(ds.feature_names), [c.unit for c in ds.features], ds.target.unit)
-        test_baseline, bkind, bparams = score(y_te[:, 0], b.predict(x_te), tol), b.kind, b.to_dict()
-    except Exception as exc:  # the baseline never sinks the main job
+        test_physics, bkind, bparams = score(y_te[:, 0], b.predict(x_te), tol), b.kind, b.to_dict()
+    except Exception as exc:  # the physics fit never sinks the main job
         bkind = f"failed: {type(exc).__name__}: {exc}"
     say(f"test ({len(sp.test)} rows, touched once): MAE {test.mae:.4g} {ds.target.unit}"
-        + ("" if test_baseline is None else f", classical baseline {test_baseline.mae:.4g}"))
+        + ("" if test_physics is None else f", physics fit {test_physics.mae:.4g}"))
 
     frame = (ds if raw_ds is None else raw_ds).frame.iloc[sp.test].copy()  # readings as measured
     frame[f"{ds.target.name}_pred"] = p_te[:, 0]
@@ -278,13 +278,13 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     meta = {
         **describe_dataset(ds, rows=rows),
         "hyperparameters": {**best.to_dict(), "final_epochs": epochs, "final_family": final_cfg.family},
-        "physics": None if final.baseline is None else final.baseline.to_dict(),
+        "physics": None if final.physics is None else final.physics.to_dict(),
         "cv": cv.to_dict(test.mae),
         "test": {**test.to_dict(), "rows": int(len(sp.test)), "std_mean": float(std.mean()),
                  "groups": None if ds.group is None else sorted(map(str, np.unique(ds.groups(sp.test))))},
-        "baseline": {"kind": bkind, "params": bparams,
-                     "test": None if test_baseline is None else test_baseline.to_dict(),
-                     "cv": cv.summary()["baseline_val"]},
+        "physics_fit": {"kind": bkind, "params": bparams,
+                     "test": None if test_physics is None else test_physics.to_dict(),
+                     "cv": cv.summary()["physics_val"]},
         "noise_floor": cv.noise_floor,
         "diagnosis": diag.to_dict(),
         # spot normalisation (calib.spots.normalise): the model's inputs are mapped phases
@@ -296,11 +296,11 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
                   "space": space, "leaderboard": _leaderboard(sw)},
     }
     art = export_artifact(settings.models_dir, name, model=final.model, fold_models=[m.model for m in folds_m],
-                          physics=[final.baseline, *(m.baseline for m in folds_m)], metadata=meta,
+                          physics=[final.physics, *(m.physics for m in folds_m)], metadata=meta,
                           extra_files={"test_predictions.csv": buf.getvalue()}, report=artifact_report)
     say(f"exported {art.path}")
-    return CalibrationRun(artifact=art, sweep=sw, cv=cv, test=test, test_baseline=test_baseline,
-                          baseline_kind=bkind, config=best, epochs=epochs, test_std_mean=float(std.mean()))
+    return CalibrationRun(artifact=art, sweep=sw, cv=cv, test=test, test_physics=test_physics,
+                          physics_kind=bkind, config=best, epochs=epochs, test_std_mean=float(std.mean()))
 
 
 def _leaderboard(sw: Any) -> list[dict[str, Any]]:

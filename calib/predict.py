@@ -288,7 +288,7 @@ def inspect_artifact(path: str | Path, verify: bool = False) -> dict[str, Any]:
         ``path``, ``name``, ``version``, ``versions`` (all versions of the name),
         ``model_id``, ``created_utc``, ``schema_version``, ``software``, ``features``,
         ``target``, ``aux_targets``, ``outputs``, ``has_std``, ``hyperparameters``, ``data``,
-        ``metrics`` (``cv`` summary, ``test``, ``baseline``), ``spot_children`` ({spot: child
+        ``metrics`` (``cv`` summary, ``test``, ``physics_fit``), ``spot_children`` ({spot: child
         folder}), ``requires_adjustment`` and ``verification``: None when
         not run, else ``{"ok": True, ...}`` or ``{"ok": False, "error": ..., "kind": ...}``.
 
@@ -326,7 +326,7 @@ def inspect_artifact(path: str | Path, verify: bool = False) -> dict[str, Any]:
         "metrics": {
             "cv": cv.get("summary", cv) if isinstance(cv, dict) else cv,
             "test": meta.get("test"),
-            "baseline": meta.get("baseline"),
+            "physics_fit": meta.get("physics_fit", meta.get("baseline")),
         },
         "spot_children": {s: str(p) for s, (_, p) in find_children(vdir).items()},
         "requires_adjustment": bool(meta.get("spot_normalisation")),

@@ -1,4 +1,4 @@
-"""k-fold validation of a model configuration, with the classical baseline beside it.
+"""k-fold validation of a model configuration, with the physics fit beside it.
 
 Dataset + rows (the train part) + :class:`~calib.nn.ModelConfig` -> :class:`CVResult`.
 
@@ -6,7 +6,7 @@ Every fold builds a fresh model from the frozen config (as scikit-learn's
 ``clone()`` does). With a group column the folds are :class:`~sklearn.model_selection.GroupKFold`
 folds, so a sensor spot is never in training and validation at once. Inside each fold,
 early stopping uses an inner dev part carved from the fold's training rows (by group
-too), so the validation fold is touched only to score. The classical baseline
+too), so the validation fold is touched only to score. The physics fit
 (:mod:`calib.physics`) is fitted and scored on exactly the same folds.
 
 Folds run in parallel worker processes (joblib/loky) when ``jobs > 1``; each worker
@@ -46,9 +46,9 @@ class FoldScore:
         Rows the fold trained on (inner dev included) and was scored on.
     val, train : Metrics
         The network on the validation fold and on its own training rows (target unit).
-    baseline_val, baseline_train : Metrics or None
-        The classical baseline on the same rows.
-    baseline_kind : str or None
+    physics_val, physics_train : Metrics or None
+        The physics fit on the same rows.
+    physics_kind : str or None
         Which classical form was fitted (``svu``, ``two_site``, ``sbe63``, ``poly``).
     train_loss, dev_loss : tuple of float
         Learning curve: data loss per epoch (scaled units) on the training rows and on the inner
@@ -65,9 +65,9 @@ class FoldScore:
     n_val: int
     val: Metrics
     train: Metrics
-    baseline_val: Metrics | None
-    baseline_train: Metrics | None
-    baseline_kind: str | None
+    physics_val: Metrics | None
+    physics_train: Metrics | None
+    physics_kind: str | None
     train_loss: tuple[float, ...]
     dev_loss: tuple[float, ...]
     best_epoch: int
@@ -116,7 +116,7 @@ class CVResult:
     seconds : float
         Wall time of the whole validation.
     fold_weights : tuple, optional
-        Each fold's ``(weights, x_scaler dict, y_scaler dict, physics baseline dict or None)``,
+        Each fold's ``(weights, x_scaler dict, y_scaler dict, physics fit dict or None)``,
         kept for the ensemble (:func:`calib.nn.rebuild_member`); not serialised.
     """
 
@@ -132,7 +132,7 @@ class CVResult:
 
     def mean_std(self, metric: str, which: str = "val") -> tuple[float, float]:
         """Mean and standard deviation over folds of ``metric`` of ``which``
-        (``val``, ``train``, ``baseline_val``, ``baseline_train``)."""
+        (``val``, ``train``, ``physics_val``, ``physics_train``)."""
         vals = [getattr(getattr(f, which), metric) for f in self.folds if getattr(f, which) is not None]
         if not vals:
             return float("nan"), float("nan")
@@ -149,9 +149,9 @@ class CVResult:
         return [f.best_epoch for f in self.folds]
 
     def summary(self) -> dict[str, Any]:
-        """Mean +/- std of every metric for the network and the baseline."""
+        """Mean +/- std of every metric for the network and the physics fit."""
         out: dict[str, Any] = {}
-        for which in ("val", "train", "baseline_val", "baseline_train"):
+        for which in ("val", "train", "physics_val", "physics_train"):
             out[which] = {m: dict(zip(("mean", "std"), self.mean_std(m, which)))
                           for m in ("mae", "rmse", "max_abs", "r2", "ela")}
         return out
@@ -324,19 +324,19 @@ def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
         "weights": [np.asarray(w) for w in member.model.get_weights()] if task.get("keep_weights") else None,
         "x_scaler": member.x_scaler.to_dict(),
         "y_scaler": member.y_scaler.to_dict(),
-        "physics": None if member.baseline is None else member.baseline.to_dict(),
-        "baseline_val": None, "baseline_train": None, "baseline_kind": None,
+        "physics": None if member.physics is None else member.physics.to_dict(),
+        "physics_val": None, "physics_train": None, "physics_kind": None,
     }
-    if task.get("baseline", True):
+    if task.get("physics", True):
         try:
             # hybrid/physics members already fitted the classical form on exactly these rows
-            b = member.baseline if member.baseline is not None else fit_physics(
+            b = member.physics if member.physics is not None else fit_physics(
                 x_tr, y_tr[:, 0], task["feature_names"], task["feature_units"], task["target_unit"])
-            out["baseline_val"] = score(y_va[:, 0], b.predict(x_va), tol)
-            out["baseline_train"] = score(y_tr[:, 0], b.predict(x_tr), tol)
-            out["baseline_kind"] = b.kind
-        except Exception as exc:  # the baseline must never sink a validation run
-            out["baseline_kind"] = f"failed: {type(exc).__name__}: {exc}"
+            out["physics_val"] = score(y_va[:, 0], b.predict(x_va), tol)
+            out["physics_train"] = score(y_tr[:, 0], b.predict(x_tr), tol)
+            out["physics_kind"] = b.kind
+        except Exception as exc:  # the physics fit must never sink a validation run
+            out["physics_kind"] = f"failed: {type(exc).__name__}: {exc}"
     try:  # free the graph and the model in long-lived workers
         from .nn.tf import keras as _quiet_keras
 
@@ -370,7 +370,7 @@ def cross_validate(
     scaling: str = "standard",
     seed: int = 0,
     noise_floor: float | None = None,
-    baseline: bool = True,
+    physics: bool = True,
     keep_weights: bool = False,
     progress: Callable[[int, int], None] | None = None,
     verbose: bool = False,
@@ -396,8 +396,8 @@ def cross_validate(
         Seed of the fold assignment.
     noise_floor : float, optional
         Best achievable MAE (target unit); estimated from replicates when ``None``.
-    baseline : bool, default=True
-        Also fit and score the classical baseline on the same folds.
+    physics : bool, default=True
+        Also fit and score the physics fit on the same folds.
     keep_weights : bool, default=False
         Keep each fold's trained weights in ``CVResult.fold_weights`` (for an ensemble).
     progress : callable, optional
@@ -430,7 +430,7 @@ def cross_validate(
         "fold": i, "config": cfg_dict, "x_tr": x[tr], "y_tr": y[tr], "x_va": x[va], "y_va": y[va],
         "g_tr": None if g is None else g[tr], "tolerance": tolerance, "scaling": scaling,
         "feature_names": list(ds.feature_names), "feature_units": [c.unit for c in ds.features],
-        "target_unit": ds.target.unit, "baseline": baseline, "keep_weights": keep_weights,
+        "target_unit": ds.target.unit, "physics": physics, "keep_weights": keep_weights,
         "limit_threads": n_jobs > 1, "verbose": verbose,
     } for i, (tr, va) in enumerate(pairs)]
     t0 = time.perf_counter()

@@ -87,7 +87,7 @@ def trained(tmp_path_factory):
             "summary": {"val": {"mae": {"mean": float(maes.mean()), "std": float(maes.std(ddof=1))}}},
         },
         "test": score(y[:, 0], predict(final, x)).to_dict(),
-        "baseline": {"kind": "svu", "mae": 2.5},
+        "physics_fit": {"kind": "svu", "mae": 2.5},
         "noise_floor": 0.4,
         "operator": "test-suite",
     }
@@ -209,7 +209,7 @@ def test_artifact_files_and_checksums(artifact):
 
 def test_calibration_json_content(trained, artifact):
     meta = json.loads((artifact.path / "calibration.json").read_text())
-    assert meta["schema_version"] == "1.0"
+    assert meta["schema_version"] == S.SCHEMA_VERSION == "1.1"
     assert uuid.UUID(meta["model_id"]).version == 4
     assert (meta["name"], meta["version"]) == ("foil-A", "1.0.0")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", meta["created_utc"])
@@ -236,7 +236,7 @@ def test_onnx_metadata_props_readable_with_onnx(artifact):
     props = {p.key: p.value for p in proto.metadata_props}
     meta = json.loads((artifact.path / "calibration.json").read_text())
     assert props["model_id"] == meta["model_id"]
-    assert props["version"] == "1.0.0" and props["schema_version"] == "1.0"
+    assert props["version"] == "1.0.0" and props["schema_version"] == "1.1"
     assert props["calib_version"] == meta["versions"]["calib"]
     assert [f["name"] for f in json.loads(props["features"])] == ["phase_deg", "temp_degC"]
     assert (props["target"], props["unit"]) == ("o2_hPa", "hPa")

@@ -102,13 +102,13 @@ def test_validate_json(tmp_path, small_batch):
 
 
 @pytest.mark.slow
-def test_validate_on_bundled_data_beats_the_classical_baseline():
-    """Issue 3: on the bundled data, GroupKFold validation beats the classical baseline's MAE."""
+def test_validate_on_bundled_data_beats_the_physics_fit():
+    """Issue 3: on the bundled data, GroupKFold validation beats the physics fit's MAE."""
     res = CliRunner().invoke(cli, ["validate", "--jobs", "2", "--json"])
     assert res.exit_code == 0, res.output
     d = json.loads(res.output)
     assert d["group_kfold"]
-    nn, base = d["summary"]["val"]["mae"]["mean"], d["summary"]["baseline_val"]["mae"]["mean"]
+    nn, base = d["summary"]["val"]["mae"]["mean"], d["summary"]["physics_val"]["mae"]["mean"]
     assert nn < base, (nn, base)
 
 
@@ -131,7 +131,7 @@ def _json(args):
 def test_json_calibrate(pipeline):
     run = pipeline[3]
     assert {"artifact", "version", "model_id", "cv", "test", "diagnosis", "hyperparameters", "sweep"} <= set(run)
-    assert run["version"] == "1.0.0" and set(run["cv"]) >= {"val", "baseline_val"}
+    assert run["version"] == "1.0.0" and set(run["cv"]) >= {"val", "physics_val"}
     assert {"mae", "rmse", "max_abs", "r2", "ela"} <= set(run["test"])
 
 

@@ -72,7 +72,7 @@ def test_untrained_hybrid_is_exactly_the_physics_fit(data):
     xtr, ytr, xte, yte = data
     kw = dict(feature_names=NAMES, feature_units=UNITS, target_unit="hPa")
     phys = fit_member(ModelConfig(family="physics"), xtr, ytr, **kw)
-    resid = ytr - phys.baseline.predict(xtr)
+    resid = ytr - phys.physics.predict(xtr)
     net = build_model(ModelConfig(family="hybrid", seed=3), 2, 1, fit_scaler(xtr), fit_scaler(resid[:, None]))
     assert np.all(net.get_layer("output_scaled").get_weights()[0][:, 0] == 0)
     np.testing.assert_allclose(np.asarray(net(xte.astype(np.float32))), 0.0, atol=1e-4)
@@ -88,7 +88,7 @@ def test_hybrid_keeps_the_physics_fit_when_no_epoch_helps(data, optimizer):
     kw = dict(feature_names=NAMES, feature_units=UNITS, target_unit="hPa")
     phys = fit_member(ModelConfig(family="physics"), xtr, ytr, **kw)
     # dev targets exactly on the physics fit: any residual the network learns makes the dev loss worse
-    y_dev = phys.baseline.predict(xte)
+    y_dev = phys.physics.predict(xte)
     cfg = ModelConfig(family="hybrid", optimizer=optimizer, learning_rate=1e-2, epochs=60, patience=20,
                       batch_size=None)
     hyb = fit_member(cfg, xtr, ytr, xte, y_dev, **kw)
@@ -166,7 +166,7 @@ def test_hybrid_member_exports_into_one_artifact(tmp_path, data):
         "data": {"file": "synthetic", "sha256": "0" * 64, "rows": len(xtr)},
     }
     art = export_artifact(tmp_path, "hyb", model=members[0].model, fold_models=[m.model for m in members[1:]],
-                          physics=[m.baseline for m in members], metadata=meta)
+                          physics=[m.physics for m in members], metadata=meta)
     lm = load_model(art.path)
     pred, std = lm.predict(xte, return_std=True)
     np.testing.assert_allclose(pred, predict_member(members[0], xte)[:, 0], rtol=1e-4, atol=2e-3)

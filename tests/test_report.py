@@ -68,19 +68,19 @@ def _metadata(ds, sweep_res, space) -> dict:
     for i, best in enumerate(BEST_EPOCHS):
         tr, dv = _curve(10 + 2 * i, best, i)
         folds.append({"fold": i, "n_train": 40, "n_val": 20, "val": m(2.5), "train": m(1.0),
-                      "baseline_val": m(4.0), "baseline_train": m(3.5), "baseline_kind": "svu",
+                      "physics_val": m(4.0), "physics_train": m(3.5), "physics_kind": "svu",
                       "train_loss": tr, "dev_loss": dv, "best_epoch": best, "seconds": 0.5})
     diag = diagnose(1.0, 2.5, 2.25, 0.2, "replicates").to_dict()
-    summary = {"val": ms(2.5, 0.3), "train": ms(1.0, 0.1), "baseline_val": ms(4.0, 0.5),
-               "baseline_train": ms(3.5, 0.4)}
+    summary = {"val": ms(2.5, 0.3), "train": ms(1.0, 0.1), "physics_val": ms(4.0, 0.5),
+               "physics_train": ms(3.5, 0.4)}
     return {
         **E.describe_dataset(ds),
         "hyperparameters": {**sweep_res.best_config.to_dict(), "final_epochs": 7},
         "cv": {"target": "o2_hPa", "unit": UNIT, "group_kfold": True, "n_folds": 3, "config": {},
                "summary": summary, "folds": folds, "diagnosis": diag, "seconds": 1.5},
         "test": {**m(2.25), "tolerance": 1.0, "n": 30, "rows": 30, "std_mean": 0.5, "groups": list(HELD_OUT)},
-        "baseline": {"kind": "svu", "params": None, "test": {**m(4.5), "tolerance": 1.0, "n": 30},
-                     "cv": summary["baseline_val"]},
+        "physics_fit": {"kind": "svu", "params": None, "test": {**m(4.5), "tolerance": 1.0, "n": 30},
+                     "cv": summary["physics_val"]},
         "noise_floor": 0.2,
         "diagnosis": diag,
         "split": {"test_fraction": 0.5, "dev_fraction": 0.2, "seed": 0, "scaling": "standard", "by_group": True,
@@ -171,7 +171,7 @@ def test_metrics_table_and_diagnosis_show_known_numbers(built):
     row = re.search(r"<tr><td>MAE \(hPa\)</td>(.*?)</tr>", metrics).group(1)
     assert re.findall(r'<td class="n">([^<]*)</td>', row) == [
         "2.5 \u00b1 0.3", "4 \u00b1 0.5", "2.25", "4.5", "1 \u00b1 0.1"]
-    assert "baseline (svu)" in metrics and "<b>0.5\u00d7</b>" in metrics
+    assert "physics fit (svu)" in metrics and "<b>0.5\u00d7</b>" in metrics
     assert "RMSE (hPa)" in metrics and "within \u00b11 hPa (%)" in metrics
     diag = re.search(r'<section id="diagnosis">.*?</section>', html_text, re.S).group(0)
     assert "<b>high variance</b>" in diag  # diagnose(1.0, 2.5, 2.25, 0.2): variance 1.5 > bias 0.8
@@ -236,7 +236,7 @@ def test_text_from_the_metadata_is_escaped(built):
     evil = '<script>alert("x")</script>'
     meta = json.loads(json.dumps(built["meta"]))
     meta["data"]["file"] = evil
-    meta["baseline"]["kind"] = evil
+    meta["physics_fit"]["kind"] = evil
     meta["diagnosis"]["verdict"] = evil
     meta["hyperparameters"]["activation"] = evil
     meta["sweep"]["leaderboard"][0]["params"]["activation"] = evil
@@ -392,3 +392,12 @@ def test_log_scaled_parameters_match_the_search_default():
     from calib.search import LOG_BY_DEFAULT
 
     assert set(metadata._LOG_NAMES) == set(LOG_BY_DEFAULT)
+
+
+def test_a_schema_1_0_artifact_names_the_physics_fit_baseline_and_still_reports_it(built):
+    """Artifacts written before schema 1.1 call the physics fit alone `baseline` (and `baseline_val`)."""
+    old = json.loads(json.dumps(built["meta"]).replace('"physics_fit"', '"baseline"').replace('"physics_val"',
+                                                                                               '"baseline_val"'))
+    metrics = re.search(r'<section id="cv-metrics">.*?</section>', R.render_report(old), re.S).group(0)
+    row = re.search(r"<tr><td>MAE \(hPa\)</td>(.*?)</tr>", metrics).group(1)
+    assert re.findall(r'<td class="n">([^<]*)</td>', row)[1:4] == ["4 \u00b1 0.5", "2.25", "4.5"]

@@ -54,7 +54,7 @@ def test_cross_validate_scores_network_and_baseline(batch):
     for f in cv.folds:
         assert f.val.n == f.n_val and f.n_train + f.n_val == len(sp.train_dev)
         assert len(f.train_loss) == 40 and len(f.dev_loss) == 40
-        assert f.baseline_val is not None and f.baseline_kind in ("svu", "two_site", "poly")
+        assert f.physics_val is not None and f.physics_kind in ("svu", "two_site", "poly")
         assert np.isfinite([f.val.mae, f.val.rmse, f.val.max_abs, f.val.r2]).all()
         assert 0 <= f.val.ela <= 1 and f.val.max_abs >= f.val.rmse >= f.val.mae
     mean, std = cv.mean_std("mae")
@@ -63,7 +63,7 @@ def test_cross_validate_scores_network_and_baseline(batch):
     # a trained network is far better than predicting the mean (~90 hPa MAE here)
     assert mean < 30
     d = cv.to_dict()
-    assert set(d["summary"]) == {"val", "train", "baseline_val", "baseline_train"}
+    assert set(d["summary"]) == {"val", "train", "physics_val", "physics_train"}
     assert d["diagnosis"]["verdict"]
 
 
@@ -72,8 +72,8 @@ def test_parallel_folds_equal_sequential(batch):
 
     ds, sp = batch
     cfg = ModelConfig(**{**FAST, "epochs": 15})
-    a = cross_validate(ds, sp.train_dev, cfg, folds=2, jobs=1, baseline=False)
-    b = cross_validate(ds, sp.train_dev, cfg, folds=2, jobs=2, baseline=False)
+    a = cross_validate(ds, sp.train_dev, cfg, folds=2, jobs=1, physics=False)
+    b = cross_validate(ds, sp.train_dev, cfg, folds=2, jobs=2, physics=False)
     np.testing.assert_allclose([f.val.mae for f in a.folds], [f.val.mae for f in b.folds], rtol=1e-4)
 
 
@@ -81,7 +81,7 @@ def test_test_rows_are_never_used(batch):
     from calib.nn import ModelConfig
 
     ds, sp = batch
-    cv = cross_validate(ds, sp.train_dev, ModelConfig(**{**FAST, "epochs": 5}), folds=2, baseline=False)
+    cv = cross_validate(ds, sp.train_dev, ModelConfig(**{**FAST, "epochs": 5}), folds=2, physics=False)
     assert sum(f.n_val for f in cv.folds) == len(sp.train_dev)
     assert len(sp.test) > 0 and len(set(sp.test) & set(sp.train_dev)) == 0
 

@@ -44,11 +44,11 @@ def _metrics_section(meta: Mapping[str, Any], unit: str) -> list[str]:
     if isinstance(summary, dict) and isinstance(summary.get("val"), dict):
         n = cv.get("n_folds") or len(cv.get("folds") or []) or "k"
         lines += [f"**{n}-fold cross-validation** (mean +/- std over folds):", "",
-                  "| metric | network (validation) | network (train) | baseline (validation) |",
+                  "| metric | network (validation) | network (train) | physics fit (validation) |",
                   "|---|---|---|---|"]
         for m in ("mae", "rmse", "max_abs", "r2", "ela"):
             cells = []
-            for which in ("val", "train", "baseline_val"):
+            for which in ("val", "train", "physics_val"):
                 s = (summary.get(which) or {}).get(m)
                 if isinstance(s, dict) and s.get("mean") is not None:
                     cells.append(f"{_fmt_num(s['mean'])} +/- {_fmt_num(s.get('std'))}")
@@ -60,8 +60,8 @@ def _metrics_section(meta: Mapping[str, Any], unit: str) -> list[str]:
         lines += ["**Cross-validation:**", ""] + [f"- {k}: {_fmt_num(v)}" for k, v in _flat_metrics(cv)] + [""]
     else:
         lines += ["Cross-validation: not recorded.", ""]
-    for key, title in (("test", "Test set (touched once)"), ("baseline", "Classical baseline")):
-        v = meta.get(key)
+    for key, title in (("test", "Test set (touched once)"), ("physics_fit", "Physics fit alone (classical)")):
+        v = meta.get(key) if key in meta else meta.get("baseline")  # schema 1.0 named it baseline
         if v:
             lines += [f"**{title}:** " + ", ".join(f"{k} = {_fmt_num(x)}" for k, x in _flat_metrics(v)), ""]
         else:

@@ -171,7 +171,7 @@ def validate_metadata(metadata: Any) -> dict[str, Any]:
         raise ConfigError(f"metadata data.sha256 must be 64 lower-case hex digits, got {data['sha256']!r}")
     if not isinstance(data["rows"], int) or data["rows"] < 1:
         raise ConfigError(f"metadata data.rows >= 1 must hold, got rows={data['rows']!r}")
-    for key in ("cv", "test", "baseline"):
+    for key in ("cv", "test", "physics_fit"):
         v = meta.setdefault(key, None)
         if v is not None and not isinstance(v, dict):
             raise ConfigError(f"metadata {key} must be an object (metrics) or absent, got {v!r:.80}")
@@ -282,7 +282,7 @@ def export_artifact(
         ``source_unit``, ``frequency_hz``; ``min``/``max`` = range seen in training),
         ``target`` (``{name, unit, min, max, ...}``), ``hyperparameters`` (including
         ``seed``) and ``data`` (``{file, sha256, rows}``); should have ``cv``, ``test``,
-        ``baseline`` (metrics; null when absent) and may have ``aux_targets``,
+        ``physics_fit`` (the physics fit alone: kind, params, metrics; null when absent) and may have ``aux_targets``,
         ``noise_floor`` and any other JSON-serialisable keys. :func:`describe_dataset` gives
         the ``features``/``target``/``aux_targets``/``data`` entries. ``schema_version``,
         ``model_id``, ``name``, ``version``, ``created_utc``, ``versions`` and ``onnx`` are

@@ -132,23 +132,23 @@ def _poly(b: _Builder, x: str, cols: tuple[int, ...], p: dict[str, Any]) -> str:
 _FORMS = {"svu": _svu, "sbe63": _sbe63, "two_site": _two_site, "poly": _poly}
 
 
-def physics_graph(baseline: Any, input_name: str, prefix: str = "physics/", opset: int = 15) -> tuple[list, list, str]:
-    """ONNX nodes and initializers computing ``baseline.predict`` on ``input_name`` [N, F].
+def physics_graph(fit: Any, input_name: str, prefix: str = "physics/", opset: int = 15) -> tuple[list, list, str]:
+    """ONNX nodes and initializers computing ``fit.predict`` on ``input_name`` [N, F].
 
     Returns
     -------
     nodes, initializers, output_name
-        The output is float32 [N, 1], in the baseline's target unit.
+        The output is float32 [N, 1], in the fit's target unit.
     """
-    form = _FORMS.get(baseline.kind)
+    form = _FORMS.get(fit.kind)
     if form is None:
-        raise ArtifactError(f"no ONNX form for physics kind {baseline.kind!r}")
+        raise ArtifactError(f"no ONNX form for physics kind {fit.kind!r}")
     b = _Builder(prefix, opset)
-    out = form(b, input_name, tuple(int(c) for c in baseline.columns), dict(baseline.params))
+    out = form(b, input_name, tuple(int(c) for c in fit.columns), dict(fit.params))
     return b.nodes, b.inits, out
 
 
-def attach_physics(proto: Any, baseline: Any, n_outputs: int, *, output_name: str = "prediction") -> Any:
+def attach_physics(proto: Any, fit: Any, n_outputs: int, *, output_name: str = "prediction") -> Any:
     """Return a copy of the network ``proto`` whose ``output_name`` is network + physics fit.
 
     The physics fit is added to the first output column only (the O2 target); further
@@ -167,7 +167,7 @@ def attach_physics(proto: Any, baseline: Any, n_outputs: int, *, output_name: st
         node.output[:] = [nn_out if o == output_name else o for o in node.output]
         node.input[:] = [nn_out if i == output_name else i for i in node.input]
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=15)
-    nodes, inits, phys = physics_graph(baseline, g.input[0].name, opset=opset)
+    nodes, inits, phys = physics_graph(fit, g.input[0].name, opset=opset)
     onehot = np.zeros((1, n_outputs), dtype=np.float32)
     onehot[0, 0] = 1.0
     from onnx import numpy_helper

@@ -84,7 +84,7 @@ __all__ = [
 ]
 
 #: Schema of ``calibration.json`` written by this version of calib ("major.minor").
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 #: Newest schema major this version of calib reads.
 SUPPORTED_SCHEMA_MAJOR = 1
 #: Name of the ONNX graph's single input (same as ``calib.nn.ONNX_INPUT_NAME``).
@@ -581,7 +581,7 @@ def _write_sums(folder: Path) -> None:
 def _ordered(meta: dict[str, Any]) -> dict[str, Any]:
     """Metadata with the identifying keys first (readable calibration.json)."""
     first = ("schema_version", "model_id", "name", "version", "created_utc", "versions", "features",
-             "target", "aux_targets", "hyperparameters", "cv", "test", "baseline", "data", "onnx")
+             "target", "aux_targets", "hyperparameters", "cv", "test", "physics", "physics_fit", "data", "onnx")
     out = {k: meta[k] for k in first if k in meta}
     out.update({k: v for k, v in meta.items() if k not in out})
     return out

@@ -99,7 +99,7 @@ def report(source: Path, output: Path, study: str | None, as_json: bool) -> None
 
     \b
     SOURCE is an artifact (models/<name> or a version folder): learning curves, parity and
-    residual plots of the test part, CV metrics beside the classical baseline, the bias/
+    residual plots of the test part, CV metrics beside the physics fit, the bias/
     variance verdict, the sweep leaderboard and score vs each hyperparameter, the metadata.
     Or a sweep record (journal file, RDB URL, or a folder with leaderboard.json): the sweep
     sections only. Every exported artifact already holds its report.html.

@@ -67,7 +67,7 @@ def format_ingest_summary(s: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- calib validate
 def format_cv(cv: Any) -> str:
-    """``calib validate``: a table per fold beside the baseline, mean +/- std, the bias/variance verdict.
+    """``calib validate``: a table per fold beside the physics fit, mean +/- std, the bias/variance verdict.
 
     ``cv`` is a :class:`calib.validate.CVResult`.
     """
@@ -76,7 +76,7 @@ def format_cv(cv: Any) -> str:
     lines = [f"k-fold validation of {cv.target} [{unit}], {len(cv.folds)} folds"
              + (" by group (GroupKFold)" if cv.group_kfold else ""), head]
     for f in cv.folds:
-        b = f.baseline_val
+        b = f.physics_val
         lines.append(f"{f.fold + 1:>5} {f.n_val:>6} {f.val.mae:>9.4g} {f.val.rmse:>9.4g} {f.val.max_abs:>9.4g} "
                      f"{f.val.r2:>7.4f} {f.val.ela:>6.1%} | {b.mae if b else float('nan'):>9.4g} "
                      f"{b.rmse if b else float('nan'):>9.4g}  {f.best_epoch}")
@@ -88,14 +88,14 @@ def format_cv(cv: Any) -> str:
 
     lines.append(f"network : MAE {ms('val', 'mae')}, RMSE {ms('val', 'rmse')}, max {ms('val', 'max_abs')}, "
                  f"R2 {ms('val', 'r2')}, within {cv.folds[0].val.tolerance:g} {unit}: {ms('val', 'ela', True)}")
-    kinds = sorted({f.baseline_kind for f in cv.folds if f.baseline_kind})
-    if cv.folds[0].baseline_val is not None:
-        lines.append(f"baseline: MAE {ms('baseline_val', 'mae')}, RMSE {ms('baseline_val', 'rmse')}, "
-                     f"max {ms('baseline_val', 'max_abs')} ({'/'.join(kinds)})")
-        nn, base = s["val"]["mae"]["mean"], s["baseline_val"]["mae"]["mean"]
+    kinds = sorted({f.physics_kind for f in cv.folds if f.physics_kind})
+    if cv.folds[0].physics_val is not None:
+        lines.append(f"physics fit: MAE {ms('physics_val', 'mae')}, RMSE {ms('physics_val', 'rmse')}, "
+                     f"max {ms('physics_val', 'max_abs')} ({'/'.join(kinds)})")
+        nn, base = s["val"]["mae"]["mean"], s["physics_val"]["mae"]["mean"]
         if base > 0:
             verdict = "equal" if abs(nn / base - 1) < 0.005 else ("better" if nn < base else "worse")
-            lines.append(f"calib's MAE is {nn / base:.2f}x the classical baseline's ({verdict})")
+            lines.append(f"calib's MAE is {nn / base:.2f}x the physics fit's ({verdict})")
     d = cv.diagnosis()
     floor = "unknown" if d.noise_floor is None else f"{d.noise_floor:.3g} {unit} ({d.noise_floor_source})"
     lines.append(f"noise floor {floor}; train MAE {d.train_mae:.4g}, validation MAE {d.val_mae:.4g}"
@@ -165,7 +165,7 @@ def format_sweep_files(storage: str, csv_path: Any, json_path: Any) -> str:
 
 # --------------------------------------------------------------------------- calib calibrate
 def format_calibration_run(d: dict[str, Any]) -> str:
-    """``calib calibrate``: the artifact, CV and test metrics beside the baseline, the verdict.
+    """``calib calibrate``: the artifact, CV and test metrics beside the physics fit, the verdict.
 
     ``d`` is :meth:`calib.pipeline.CalibrationRun.to_dict`.
     """
@@ -179,10 +179,10 @@ def format_calibration_run(d: dict[str, Any]) -> str:
         f"test MAE {t['mae']:.4g} {unit}, RMSE {t['rmse']:.4g}, max {t['max_abs']:.4g}, R2 {t['r2']:.5f}, "
         f"within {t['tolerance']:g} {unit}: {t['ela']:.1%}",
     ]
-    if d["test_baseline"]:
-        b = d["test_baseline"]
-        lines.append(f"classical baseline ({d['baseline_kind']}) test MAE {b['mae']:.4g} {unit} "
-                     f"-> the network's error is {t['mae'] / b['mae']:.2f}x the baseline's")
+    if d["test_physics"]:
+        b = d["test_physics"]
+        lines.append(f"physics fit ({d['physics_kind']}) test MAE {b['mae']:.4g} {unit} "
+                     f"-> the network's error is {t['mae'] / b['mae']:.2f}x the physics fit's")
     lines.append(f"verdict: {d['diagnosis']['verdict']}")
     return "\n".join(lines)
 

@@ -23,7 +23,7 @@ __all__ = ["validate", "sweep", "calibrate"]
 @json_option("Print the result (per fold, mean/std, learning curves) as JSON.")
 def validate(data: Path | None, config_path: Path | None, features: str | None, target: str | None,
              group: str | None, folds: int | None, jobs: int, seed: int | None, as_json: bool) -> None:
-    """k-fold validation of the [model] config on the train part of DATA, beside the classical baseline.
+    """k-fold validation of the [model] config on the train part of DATA, beside the physics fit.
 
     \b
     Folds are GroupKFold folds when a group column is set (no spot in training and

@@ -15,7 +15,7 @@ calib's model family has three members, chosen by k-fold like any hyperparameter
     readings -> classical fit -> O2 (the network's output layer is zero).
 
 Every member is a Keras network plus an optional :class:`~calib.physics.PhysicsModel`
-(plain JSON numbers). The export step folds the baseline into the same ONNX graph
+(plain JSON numbers). The export step folds the physics fit into the same ONNX graph
 (:mod:`calib.artifact.physics_graph`), so lab software runs one file whatever the family.
 """
 
@@ -43,7 +43,7 @@ class Member:
     model : keras.Model
         The network (raw readings in, target(s) in their unit out; for ``hybrid`` the
         residual of the physics fit, for ``physics`` zero).
-    baseline : PhysicsModel or None
+    physics : PhysicsModel or None
         The classical fit added to the network's first output (``hybrid``, ``physics``).
     result : TrainResult or None
         The network's training record (``None`` for ``physics``).
@@ -52,7 +52,7 @@ class Member:
     """
 
     model: Any
-    baseline: Any
+    physics: Any
     result: Any
     x_scaler: Any
     y_scaler: Any
@@ -153,18 +153,18 @@ def predict_member(member: Member, x: np.ndarray) -> np.ndarray:
     """Predictions (n, n_targets) of a member: network + physics fit on the first target."""
     x = np.asarray(x, dtype=np.float64)
     p = np.asarray(predict(member.model, x), dtype=np.float64).reshape(len(x), -1)
-    if member.baseline is not None:
+    if member.physics is not None:
         p = p.copy()
-        p[:, 0] += member.baseline.predict(x)
+        p[:, 0] += member.physics.predict(x)
     return p
 
 
 def rebuild_member(config: Any, n_inputs: int, n_outputs: int, weights: Sequence[np.ndarray],
-                   x_scaler: Any, y_scaler: Any, baseline: Any) -> Member:
-    """Rebuild a member from plain parts (weights, scalers, baseline), e.g. after a worker process."""
+                   x_scaler: Any, y_scaler: Any, physics: Any) -> Member:
+    """Rebuild a member from plain parts (weights, scalers, physics fit), e.g. after a worker process."""
     model = build_model(config, n_inputs, n_outputs, x_scaler, y_scaler)
     model.set_weights(list(weights))
-    return Member(model, baseline, None, x_scaler, y_scaler)
+    return Member(model, physics, None, x_scaler, y_scaler)
 
 
 def refit_config(best: Any, best_epochs: Sequence[int], n_rows: int) -> tuple[Any, int]:

@@ -10,7 +10,7 @@ HTML-escaped.
 
 An artifact report has the sections (``<section id=...>``, in this order)
 ``metadata`` (ids, versions, data checksum, inputs with units and calibrated ranges),
-``cv-metrics`` (k-fold metrics of the network beside the classical baseline, and both on the
+``cv-metrics`` (k-fold metrics of the network beside the physics fit, and both on the
 test part), ``diagnosis`` (bias / variance / dev-overfitting against the noise floor),
 ``learning-curves`` (per fold, training vs dev loss, log scale, kept epoch marked),
 ``parity`` and ``residuals`` (test part, coloured by group, fold-model spread as error

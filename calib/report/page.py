@@ -30,7 +30,7 @@ _NAV = {"metadata": "Artifact", "cv-metrics": "Metrics", "diagnosis": "Diagnosis
         "leaderboard": "Leaderboard", "hyperparameters": "Hyperparameters"}
 _TITLES = {
     "metadata": "Artifact",
-    "cv-metrics": "Metrics: network vs classical baseline",
+    "cv-metrics": "Metrics: network vs physics fit",
     "diagnosis": "Bias / variance diagnosis",
     "learning-curves": "Learning curves",
     "parity": "Predicted vs reference (test part)",
@@ -152,21 +152,27 @@ def _sec_metadata(meta: Mapping[str, Any]) -> str:
             f"<details><summary>Hyperparameters of the final model ({len(hp)})</summary>{hp_html}</details>")
 
 
-def _baseline_label(meta: Mapping[str, Any]) -> tuple[str, str | None]:
-    kind = lookup(meta, "baseline", "kind")
+def _physics_fit(meta: Mapping[str, Any]) -> Any:
+    """The physics fit scored alone (``physics_fit``; ``baseline`` in schema 1.0 artifacts)."""
+    return meta.get("physics_fit") if "physics_fit" in meta else meta.get("baseline")
+
+
+def _physics_label(meta: Mapping[str, Any]) -> tuple[str, str | None]:
+    kind = lookup(_physics_fit(meta), "kind")
     if isinstance(kind, str) and kind.startswith("failed"):
-        return "classical baseline", kind
-    return (f"classical baseline ({kind})" if kind else "classical baseline"), None
+        return "physics fit", kind
+    return (f"physics fit ({kind})" if kind else "physics fit"), None
 
 
 def _sec_cv_metrics(meta: Mapping[str, Any]) -> str:
     unit = target_unit(meta)
     summ = lookup(meta, "cv", "summary") or {}
     test = meta.get("test") if isinstance(meta.get("test"), Mapping) else {}
-    btest = lookup(meta, "baseline", "test")
+    btest = lookup(_physics_fit(meta), "test")
     btest = btest if isinstance(btest, Mapping) else {}
-    bcv = lookup(summ, "baseline_val") or lookup(meta, "baseline", "cv") or {}
-    blabel, bfail = _baseline_label(meta)
+    bcv = (lookup(summ, "physics_val") or lookup(summ, "baseline_val") or lookup(_physics_fit(meta), "cv")
+           or {})
+    blabel, bfail = _physics_label(meta)
     tol = as_number(test.get("tolerance"))
     if not summ and not test:
         return note("This artifact records no cross-validation or test metrics.")
@@ -186,8 +192,8 @@ def _sec_cv_metrics(meta: Mapping[str, Any]) -> str:
     k = lookup(meta, "cv", "n_folds")
     by = " by group" if lookup(meta, "cv", "group_kfold") else ""
     n_test = test.get("rows", test.get("n"))
-    bshort = f"baseline ({lookup(meta, 'baseline', 'kind')})" if not bfail and lookup(meta, "baseline", "kind") \
-        else "baseline"
+    bkind = lookup(_physics_fit(meta), "kind")
+    bshort = f"physics fit ({bkind})" if not bfail and bkind else "physics fit"
     top = (f'<tr><th rowspan="2">metric</th>'
            f'<th colspan="2" class="c">k-fold CV, validation folds<br><small>mean \u00b1 std over '
            f"{escape(k)} folds{by}</small></th>"
@@ -201,10 +207,10 @@ def _sec_cv_metrics(meta: Mapping[str, Any]) -> str:
     m, b = as_number(test.get("mae")), as_number(btest.get("mae"))
     if m is not None and b is not None and b > 0:
         word = "below" if m < b else "above"
-        out += (f'<p>On the test part the network\u2019s MAE is <b>{fmt(m / b, 3)}\u00d7</b> the classical '
-                f"baseline\u2019s ({fmt(m)} vs {fmt(b)} {escape(unit)}, {word} it).</p>")
+        out += (f'<p>On the test part the network\u2019s MAE is <b>{fmt(m / b, 3)}\u00d7</b> the physics '
+                f"fit\u2019s ({fmt(m)} vs {fmt(b)} {escape(unit)}, {word} it).</p>")
     if bfail:
-        out += note(f"The classical baseline could not be fitted: {bfail}")
+        out += note(f"The physics fit could not be fitted: {bfail}")
     sm = as_number(test.get("std_mean"))
     if sm is not None:
         out += note(f"Mean spread of the fold models on the test rows (the {lookup(meta, 'target', 'name')}_std "
@@ -217,11 +223,11 @@ def _sec_cv_metrics(meta: Mapping[str, Any]) -> str:
                 continue
             frows.append([escape(f.get("fold", i)), fmt(f.get("n_train")), fmt(f.get("n_val")),
                           fmt(lookup(f, "val", "mae")), fmt(lookup(f, "train", "mae")),
-                          fmt(lookup(f, "baseline_val", "mae")), fmt(f.get("best_epoch")),
+                          fmt(lookup(f, "physics_val", "mae") or lookup(f, "baseline_val", "mae")), fmt(f.get("best_epoch")),
                           fmt(f.get("seconds"), 3)])
         out += ("<details><summary>Per fold</summary>"
                 + table(["fold", "train rows", "val rows", escape(with_unit("val MAE", unit)),
-                         escape(with_unit("train MAE", unit)), escape(with_unit("baseline val MAE", unit)),
+                         escape(with_unit("train MAE", unit)), escape(with_unit("physics fit val MAE", unit)),
                          "kept epoch", "seconds"], frows, numeric=range(1, 8))
                 + "</details>")
     return out
@@ -401,12 +407,12 @@ def render_report(metadata: Mapping[str, Any], test_predictions: pd.DataFrame | 
         f"target <code>{escape(target)}</code> in {escape(unit)}" if target else "",
         f"created {escape(meta.get('created_utc'))} UTC" if meta.get("created_utc") else "",
         f"model id <code>{escape(meta.get('model_id'))}</code>" if meta.get("model_id") else "") if x)
-    test, btest = meta.get("test") if isinstance(meta.get("test"), Mapping) else {}, lookup(meta, "baseline", "test")
+    test, btest = meta.get("test") if isinstance(meta.get("test"), Mapping) else {}, lookup(_physics_fit(meta), "test")
     kpis = []
     if as_number(lookup(test, "mae")) is not None:
         kpis.append((with_unit("test MAE", unit), fmt(test["mae"])))
     if as_number(lookup(btest, "mae")) is not None:
-        kpis.append((with_unit("baseline test MAE", unit), fmt(btest["mae"])))
+        kpis.append((with_unit("physics fit test MAE", unit), fmt(btest["mae"])))
     cvm = lookup(meta, "cv", "summary", "val", "mae")
     if as_number(lookup(cvm, "mean")) is not None:
         kpis.append((with_unit("CV MAE", unit), mean_std(cvm)))

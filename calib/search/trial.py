@@ -163,7 +163,7 @@ def run_one_trial(job: TrialJob) -> dict[str, Any] | None:
             config = job.space.to_config(base, params)
             cv = cross_validate(job.ds, job.rows, config, folds=job.folds, jobs=1,
                                 tolerance=job.tolerance, scaling=job.scaling, seed=job.seed,
-                                noise_floor=job.noise_floor, baseline=False)
+                                noise_floor=job.noise_floor, physics=False)
             score, std = cv.score, cv.mean_std("mae")[1]
             trial.set_user_attr("score_std", float(std))
             trial.set_user_attr("best_epochs", [int(e) for e in cv.best_epochs])

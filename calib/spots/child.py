@@ -145,10 +145,10 @@ def _child_metadata(parent: CalibrationModel, adj: SpotAdjustment, ref_info: Map
                    "path": str(parent.path), "onnx_sha256": hashlib.sha256(parent.onnx_bytes).hexdigest()},
         "reference": {"file": ref_info["file"], "sha256": ref_info["sha256"]},
         "note": ("features[].min/max are the parent's calibrated ranges mapped back to this spot's raw "
-                 "readings; metrics (cv, test, baseline) are the parent's on spot-normalised readings"
+                 "readings; metrics (cv, test, physics_fit) are the parent's on spot-normalised readings"
                  if adj.method == SPOT_MAP else
                  "features[].min/max are the parent's calibrated ranges shifted by input_offset; "
-                 "metrics (cv, test, baseline) are the parent batch model's"),
+                 "metrics (cv, test, physics_fit) are the parent batch model's"),
     }
     return meta
 
