@@ -73,6 +73,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 from .constraints import (
     FOLDS,
     JOBS,
+    NAME,
     SEED,
     Interval,
     Satisfies,
@@ -116,7 +117,7 @@ _CONDITION_KEYS = ("temperature_degC", "pressure_hPa", "salinity_psu")
 CALIBRATE_ALIASES = ("trials", "strategy", "jobs")
 
 # ---- rules shared by several sections (one place each)
-NAME_RULE = Satisfies(lambda v: isinstance(v, str) and bool(v.strip()), "{name} is a non-empty string")
+NAME_RULE = NAME[0]
 TRIALS_RULE = [Interval(Integral, 1, None)]
 _COLUMN = Satisfies(lambda v: isinstance(v, str) and bool(v), "{name} is a non-empty column name")
 _FRACTION = [Interval(Real, 0, 1, closed="left")]

@@ -36,6 +36,7 @@ from .errors import ConfigError
 __all__ = [
     "FOLDS",
     "JOBS",
+    "NAME",
     "SEED",
     "Boolean",
     "Interval",
@@ -407,3 +408,4 @@ def check_keys(where: str, given: Iterable[Any], allowed: Sequence[str]) -> None
 SEED = [Interval(Integral, 0, None)]
 FOLDS = [Interval(Integral, 2, None)]
 JOBS = [Interval(Integral, 1, None), Options([-1], label="-1 for every core")]
+NAME = [Satisfies(lambda v: isinstance(v, str) and bool(v.strip()), "{name} is a non-empty string")]
