@@ -71,6 +71,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from .constraints import (
+    COLUMN,
     FOLDS,
     JOBS,
     NAME,
@@ -119,7 +120,7 @@ CALIBRATE_ALIASES = ("trials", "strategy", "jobs")
 # ---- rules shared by several sections (one place each)
 NAME_RULE = NAME[0]
 TRIALS_RULE = [Interval(Integral, 1, None)]
-_COLUMN = Satisfies(lambda v: isinstance(v, str) and bool(v), "{name} is a non-empty column name")
+_COLUMN = COLUMN[0]
 _FRACTION = [Interval(Real, 0, 1, closed="left")]
 
 

@@ -34,6 +34,7 @@ from typing import Any
 from .errors import ConfigError
 
 __all__ = [
+    "COLUMN",
     "FOLDS",
     "JOBS",
     "NAME",
@@ -409,3 +410,4 @@ SEED = [Interval(Integral, 0, None)]
 FOLDS = [Interval(Integral, 2, None)]
 JOBS = [Interval(Integral, 1, None), Options([-1], label="-1 for every core")]
 NAME = [Satisfies(lambda v: isinstance(v, str) and bool(v.strip()), "{name} is a non-empty string")]
+COLUMN = [Satisfies(lambda v: isinstance(v, str) and bool(v.strip()), "{name} is a non-empty column name")]
