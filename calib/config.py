@@ -71,6 +71,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from .constraints import (
+    ARTIFACT_NAME,
     COLUMN,
     FOLDS,
     JOBS,
@@ -453,20 +454,13 @@ class CalibrateSpec:
     runs_dir: str = field(default_factory=lambda: os.environ.get("CALIB_RUNS_DIR", "runs"))
 
     rules: ClassVar[Mapping[str, list]] = {
-        "name": [None, Satisfies(lambda v: isinstance(v, str) and _is_artifact_name(v),
-                                 "{name} is letters, digits, '.', '_' or '-'")],
+        "name": [None, *ARTIFACT_NAME],
         "models_dir": [NAME_RULE],
         "runs_dir": [NAME_RULE],
     }
 
     def __post_init__(self) -> None:
         check_params(_fields(self), self.rules)
-
-
-def _is_artifact_name(v: str) -> bool:
-    import re
-
-    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v) is not None
 
 
 # --------------------------------------------------------------------------- [adjust]

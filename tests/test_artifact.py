@@ -440,7 +440,7 @@ def test_metadata_value_rules(edit, match):
 @pytest.mark.parametrize(
     "change, match",
     [
-        pytest.param({"name": "../evil"}, "name must be 1-128 letters", id="bad-name"),
+        pytest.param({"name": "../evil"}, "name is 1-128 letters, .* must hold, got name='../evil'", id="bad-name"),
         pytest.param({"meta": {"version": "9.9.9"}}, "version are set by export_artifact", id="reserved-key"),
         pytest.param({"meta": {"data": None}}, "missing: data", id="missing-key"),
         pytest.param({"meta": {"hyperparameters": {"hidden_layers": [8]}}}, "includes the 'seed'", id="no-seed"),
@@ -585,8 +585,10 @@ def test_no_artifact_at_path(tmp_path):
 
 
 def test_threads_must_be_positive(artifact):
-    with pytest.raises(ConfigError, match="threads >= 1 must hold"):
+    with pytest.raises(ConfigError, match=r"^threads >= 1 \(or None for automatic\) must hold, got threads=0$"):
         load_model(artifact.path, threads=0)
+    with pytest.raises(ConfigError, match=r"^threads >= 1 \(or None for automatic\) must hold, got threads=True$"):
+        load_model(artifact.path, threads=True)
     assert load_model(artifact.path, threads=1).predict([30.0, 20.0]).shape == (1,)
 
 
