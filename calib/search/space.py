@@ -385,7 +385,7 @@ class SearchSpace:
         ------
         ConfigError
             Naming the parameter and ``ModelConfig``'s rule, e.g.
-            ``[sweep.space] activation: activation must be one of ..., got activation='swish'``.
+            ``[sweep.space] activation: activation in {...} must hold, got activation='swish'``.
         """
         first: dict[str, Any] = {}
         for p in self.params:
