@@ -71,8 +71,11 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from .constraints import (
+    ARTIFACT_NAME,
+    COLUMN,
     FOLDS,
     JOBS,
+    NAME,
     SEED,
     Interval,
     Satisfies,
@@ -116,9 +119,9 @@ _CONDITION_KEYS = ("temperature_degC", "pressure_hPa", "salinity_psu")
 CALIBRATE_ALIASES = ("trials", "strategy", "jobs")
 
 # ---- rules shared by several sections (one place each)
-NAME_RULE = Satisfies(lambda v: isinstance(v, str) and bool(v.strip()), "{name} is a non-empty string")
+NAME_RULE = NAME[0]
 TRIALS_RULE = [Interval(Integral, 1, None)]
-_COLUMN = Satisfies(lambda v: isinstance(v, str) and bool(v), "{name} is a non-empty column name")
+_COLUMN = COLUMN[0]
 _FRACTION = [Interval(Real, 0, 1, closed="left")]
 
 
@@ -451,20 +454,13 @@ class CalibrateSpec:
     runs_dir: str = field(default_factory=lambda: os.environ.get("CALIB_RUNS_DIR", "runs"))
 
     rules: ClassVar[Mapping[str, list]] = {
-        "name": [None, Satisfies(lambda v: isinstance(v, str) and _is_artifact_name(v),
-                                 "{name} is letters, digits, '.', '_' or '-'")],
+        "name": [None, *ARTIFACT_NAME],
         "models_dir": [NAME_RULE],
         "runs_dir": [NAME_RULE],
     }
 
     def __post_init__(self) -> None:
         check_params(_fields(self), self.rules)
-
-
-def _is_artifact_name(v: str) -> bool:
-    import re
-
-    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v) is not None
 
 
 # --------------------------------------------------------------------------- [adjust]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any
@@ -34,8 +35,11 @@ from typing import Any
 from .errors import ConfigError
 
 __all__ = [
+    "ARTIFACT_NAME",
+    "COLUMN",
     "FOLDS",
     "JOBS",
+    "NAME",
     "SEED",
     "Boolean",
     "Interval",
@@ -407,3 +411,7 @@ def check_keys(where: str, given: Iterable[Any], allowed: Sequence[str]) -> None
 SEED = [Interval(Integral, 0, None)]
 FOLDS = [Interval(Integral, 2, None)]
 JOBS = [Interval(Integral, 1, None), Options([-1], label="-1 for every core")]
+NAME = [Satisfies(lambda v: isinstance(v, str) and bool(v.strip()), "{name} is a non-empty string")]
+COLUMN = [Satisfies(lambda v: isinstance(v, str) and bool(v.strip()), "{name} is a non-empty column name")]
+ARTIFACT_NAME = [Satisfies(lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", v) is not None,
+                           "{name} is 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit")]

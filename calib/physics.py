@@ -55,6 +55,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from scipy.optimize import least_squares
 
+from .constraints import NAME, StrOptions, check_params
 from .errors import ArtifactError, ConfigError, IncompatibleArtifactError, TrainingError
 
 __all__ = [
@@ -380,10 +381,8 @@ def two_site_inverse(
 
 # ------------------------------------------------------------------ validation
 def _validate(x, y, feature_names, feature_units, target_unit, kind):
-    if kind not in PHYSICS_KINDS:
-        raise ConfigError(f"kind must be one of {list(PHYSICS_KINDS)}, got kind={kind!r}")
-    if not isinstance(target_unit, str) or not target_unit.strip():
-        raise ConfigError(f"target_unit must be a non-empty string, got target_unit={target_unit!r}")
+    check_params({"kind": kind, "target_unit": target_unit},
+                 {"kind": [StrOptions(PHYSICS_KINDS)], "target_unit": NAME})
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:

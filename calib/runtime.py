@@ -39,6 +39,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -57,6 +58,7 @@ from .artifact.store import (
     resolve_artifact,
     verify_artifact,
 )
+from .constraints import Interval, Options, check_param
 from .errors import ArtifactError, ConfigError, IngestError
 from .readings import (
     check_physical_array,
@@ -786,8 +788,7 @@ def load_model(path: str | Path, *, threads: int | None = None, spots: bool = Tr
     >>> m = load_model("models/foil-A")                                # doctest: +SKIP
     >>> m.predict_frame(df)                     # routes rows by df["spot_id"]  # doctest: +SKIP
     """
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"threads >= 1 must hold (or None for automatic), got threads={threads!r}")
+    check_param("threads", threads, [Interval(Integral, 1, None), Options([None], label="None for automatic")])
     vdir = resolve_artifact(path)
     listed, kept = check_integrity(vdir, keep=(METADATA_FILE, ONNX_FILE))
     meta = parse_metadata(vdir, kept[METADATA_FILE])

@@ -403,10 +403,44 @@ def _meta_with(meta, **changes):
     return m
 
 
+def _good_metadata():
+    return {
+        "features": [{"name": "phase_5000hz_deg", "unit": "deg", "min": 25.0, "max": 65.0}],
+        "target": {"name": "o2_hPa", "unit": "hPa", "min": 0.0, "max": 300.0},
+        "hyperparameters": {"seed": 0},
+        "data": {"file": "batch.csv", "sha256": "0" * 64, "rows": 40},
+    }
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        pytest.param(lambda m: m["features"][0].update(unit=""),
+                     r"^unit is a non-empty string must hold, got unit='' in metadata feature$", id="unit"),
+        pytest.param(lambda m: m["features"][0].update(min="a"),
+                     r"^min is a finite number must hold, got min='a' \(not a number\) in metadata feature "
+                     r"'phase_5000hz_deg' \(range seen in training\)$", id="min-number"),
+        pytest.param(lambda m: m["target"].update(min=400.0),
+                     r"^min <= max must hold, got min=400.0, max=300.0 in metadata target 'o2_hPa'", id="min-max"),
+        pytest.param(lambda m: m["data"].update(sha256="ABC"),
+                     r"^data.sha256 is 64 lower-case hex digits must hold, got data.sha256='ABC'$", id="sha256"),
+        pytest.param(lambda m: m["data"].update(rows=0), r"^data.rows >= 1 must hold, got data.rows=0$", id="rows"),
+        pytest.param(lambda m: m["data"].update(rows=True),
+                     r"^data.rows >= 1 must hold, got data.rows=True \(not an integer\)$", id="rows-bool"),
+    ],
+)
+def test_metadata_value_rules(edit, match):
+    meta = _good_metadata()
+    assert E.validate_metadata(meta)["data"]["rows"] == 40
+    edit(meta)
+    with pytest.raises(ConfigError, match=match):
+        E.validate_metadata(meta)
+
+
 @pytest.mark.parametrize(
     "change, match",
     [
-        pytest.param({"name": "../evil"}, "name must be 1-128 letters", id="bad-name"),
+        pytest.param({"name": "../evil"}, "name is 1-128 letters, .* must hold, got name='../evil'", id="bad-name"),
         pytest.param({"meta": {"version": "9.9.9"}}, "version are set by export_artifact", id="reserved-key"),
         pytest.param({"meta": {"data": None}}, "missing: data", id="missing-key"),
         pytest.param({"meta": {"hyperparameters": {"hidden_layers": [8]}}}, "includes the 'seed'", id="no-seed"),
@@ -551,8 +585,10 @@ def test_no_artifact_at_path(tmp_path):
 
 
 def test_threads_must_be_positive(artifact):
-    with pytest.raises(ConfigError, match="threads >= 1 must hold"):
+    with pytest.raises(ConfigError, match=r"^threads >= 1 \(or None for automatic\) must hold, got threads=0$"):
         load_model(artifact.path, threads=0)
+    with pytest.raises(ConfigError, match=r"^threads >= 1 \(or None for automatic\) must hold, got threads=True$"):
+        load_model(artifact.path, threads=True)
     assert load_model(artifact.path, threads=1).predict([30.0, 20.0]).shape == (1,)
 
 

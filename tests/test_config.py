@@ -99,7 +99,7 @@ def test_overrides_replace_config_values(tmp_path):
     pytest.param("[sweep]\nstorag = 'x'\n", r"unknown key 'storag' in \[sweep\]; did you mean 'storage'\?", id="unknown-sweep-key"),
     pytest.param("[sweep.space]\nlearnin_rate = { low = 1e-3, high = 1e-2 }\n", "learnin_rate", id="sweep-space"),
     pytest.param("[sweep]\nstrategy = 'grid'\n[sweep.space]\nlearning_rate = { low = 1e-3, high = 1e-2 }\n", "grid", id="grid-needs-finite-values"),
-    pytest.param("[calibrate]\nname = 'bad name'\n", "name is letters, digits, '.', '_' or '-' must hold, got name='bad name'", id="calibrate-name"),
+    pytest.param("[calibrate]\nname = 'bad name'\n", "name is 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit must hold, got name='bad name'", id="calibrate-name"),
     pytest.param("[calibrate]\nnme = 'x'\n", r"unknown key 'nme' in \[calibrate\]; did you mean 'name'\?", id="unknown-calibrate-key"),
     pytest.param("[calibrate]\njobs = 2\n[sweep]\njobs = 3\n", r"\[calibrate\] jobs is a deprecated alias of \[sweep\] jobs and they differ", id="alias-conflict"),
     pytest.param("[adjust]\ntemperature_degC = 22.5\n", r"\[adjust\] must give air", id="adjust-missing-air"),

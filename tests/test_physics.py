@@ -280,8 +280,8 @@ def _xy():
 @pytest.mark.parametrize(
     "change, match",
     [
-        pytest.param(dict(kind="spline"), r"kind must be one of .* got kind='spline'", id="kind"),
-        pytest.param(dict(target_unit=" "), r"target_unit must be a non-empty string", id="target-unit"),
+        pytest.param(dict(kind="spline"), r"^kind in \{'auto', .*\} must hold, got kind='spline'$", id="kind"),
+        pytest.param(dict(target_unit=" "), r"^target_unit is a non-empty string must hold, got target_unit=' '$", id="target-unit"),
         pytest.param(dict(x=np.zeros(30)), r"x must be 2-D .* got shape \(30,\)", id="x-1d"),
         pytest.param(dict(y=np.zeros(29)), r"y must be 1-D with n=30 .* got shape \(29,\)", id="y-len"),
         pytest.param(dict(feature_names=["t"]), r"feature_names must have k=2 entries .* got 1", id="names"),

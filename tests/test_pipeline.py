@@ -98,7 +98,7 @@ def test_calibrate_predict_tamper_and_determinism(tmp_path, small_batch, monkeyp
 
 
 @pytest.mark.parametrize("kw, match", [
-    pytest.param({"name": "bad name"}, "name is letters, digits, '.', '_' or '-' must hold, got name='bad name'", id="name"),
+    pytest.param({"name": "bad name"}, "name is 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit must hold, got name='bad name'", id="name"),
     pytest.param({"trials": 0}, "trials >= 1 must hold, got trials=0", id="trials"),
     pytest.param({"jobs": 0}, "jobs >= 1", id="jobs"),
     pytest.param({"strategy": "grit"}, "strategy in {'grid', 'random', 'bayes'} must hold", id="strategy"),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 
+from calib.errors import ConfigError
 from calib.search import preview_trials
 
 SPACE = {"learning_rate": {"low": 1e-3, "high": 1e-1}, "activation": {"choices": ["tanh", "relu"]}}
@@ -61,3 +63,13 @@ def test_random_draws_depend_only_on_seed():
     a = preview_trials(SPACE, 5, seed=7)
     assert a == preview_trials(SPACE, 5, seed=7)
     assert a != preview_trials(SPACE, 5, seed=8)
+
+
+@pytest.mark.parametrize("kw, match", [
+    pytest.param(dict(n=0), r"^n >= 1 must hold, got n=0$", id="n"),
+    pytest.param(dict(n=2, seed=-1), r"^seed >= 0 must hold, got seed=-1$", id="seed"),
+    pytest.param(dict(n=2, strategy="tpe"), r"^strategy in \{'grid', 'random', 'bayes'\} must hold", id="strategy"),
+])
+def test_preview_rules(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        preview_trials(SPACE, **kw)

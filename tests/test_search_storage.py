@@ -19,9 +19,9 @@ def test_storage_spec(tmp_path, monkeypatch):
     assert storage_spec(None) == str(tmp_path / "runs" / "sweep.journal")
     assert storage_spec(tmp_path / "a.journal") == str(tmp_path / "a.journal")
     assert storage_spec(" sqlite:///x.db ") == "sqlite:///x.db"
-    with pytest.raises(ConfigError, match=r"storage URL scheme must be one of sqlite.*got storage='redis://u:\*\*\*@h/0'"):
+    with pytest.raises(ConfigError, match=r"^storage URL scheme in \{'sqlite', .*\} \(or a journal file path\) must hold, got storage='redis://u:\*\*\*@h/0'$"):
         storage_spec("redis://u:pw@h/0")
-    with pytest.raises(ConfigError, match=r"storage must be a file path or a database URL, got storage=''"):
+    with pytest.raises(ConfigError, match=r"^storage is a file path or a database URL must hold, got storage=''$"):
         storage_spec("")
 
 

@@ -140,8 +140,20 @@ def test_more_trials_adds_only_the_missing_ones(ds, tmp_path):
     pytest.param(dict(strategy="grid", space={"learning_rate": {"low": 1e-3, "high": 1e-1}}),
                  r"grid strategy needs num = N", id="grid-range"),
     pytest.param(dict(n_trials=0), r"n_trials >= 1 must hold, got n_trials=0", id="n-trials"),
-    pytest.param(dict(scaling="log"), r"scaling must be one of standard", id="scaling"),
-    pytest.param(dict(recycle_every=0), r"recycle_every >= 1 \(or None\) must hold", id="recycle"),
+    pytest.param(dict(scaling="log"), r"^scaling in \{'standard', .*\} must hold, got scaling='log'$", id="scaling"),
+    pytest.param(dict(recycle_every=0), r"^recycle_every >= 1 \(or None\) must hold, got recycle_every=0$", id="recycle"),
+    pytest.param(dict(seed=-1), r"^seed >= 0 must hold, got seed=-1$", id="seed"),
+    pytest.param(dict(folds=1), r"^folds >= 2 must hold, got folds=1$", id="folds"),
+    pytest.param(dict(jobs=0), r"^jobs >= 1 \(or -1 for every core\) must hold, got jobs=0$", id="jobs"),
+    pytest.param(dict(strategy="tpe"), r"^strategy in \{'grid', 'random', 'bayes'\} must hold, got strategy='tpe'$",
+                 id="strategy"),
+    pytest.param(dict(tolerance=0), r"^tolerance > 0 must hold, got tolerance=0$", id="tolerance"),
+    pytest.param(dict(noise_floor=-1.0), r"^noise_floor >= 0 must hold, got noise_floor=-1.0$", id="noise-floor"),
+    pytest.param(dict(study_name=" "), r"^study_name is a non-empty string must hold, got study_name=' '$",
+                 id="study-name"),
+    pytest.param(dict(scheduler="localhost"),
+                 r"^scheduler is an address such as tcp://host:8786 must hold, got scheduler='localhost'$",
+                 id="scheduler"),
 ])
 def test_config_errors_stop_before_any_trial(ds, tmp_path, kw, match):
     with pytest.raises(ConfigError, match=match):

@@ -382,8 +382,8 @@ def test_bad_reference_is_refused_with_file_row_and_column(linear, tmp_path, kin
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        pytest.param({"method": "spline"}, r"^method must be one of linear, phase_scale, spot_map, got method='spline'", id="method"),
-        pytest.param({"spot_column": " "}, r"^spot_column must be a non-empty column name", id="spot-column"),
+        pytest.param({"method": "spline"}, r"^method in \{'linear', 'phase_scale', 'spot_map'\} must hold, got method='spline'$", id="method"),
+        pytest.param({"spot_column": " "}, r"^spot_column is a non-empty column name must hold, got spot_column=' '$", id="spot-column"),
         pytest.param({"method": "spot_map"}, r"^method='spot_map' needs a model trained on spot-normalised phases "
                      r".*; model lin 1\.0\.0 has none, use method='linear'", id="spot-map-needs-normalised-parent"),
     ],

@@ -51,17 +51,18 @@ def hand_ds(tmp_path: Path, rows=HAND, name: str = "readings.csv"):
 
 # --------------------------------------------------------------------------- SpotReference
 @pytest.mark.parametrize("kwargs, match", [
-    pytest.param({"temperature_degC": float("nan")}, r"^temperature_degC must be a finite number, got temperature_degC=nan",
+    pytest.param({"temperature_degC": float("nan")}, r"^-50 <= temperature_degC <= 150 must hold, got temperature_degC=nan \(not a number\)$",
                  id="temperature-finite"),
     pytest.param({"temperature_degC": 200.0}, r"^-50 <= temperature_degC <= 150 must hold, got temperature_degC=200\.0",
                  id="temperature-range"),
-    pytest.param({"air": "212"}, r"^air must be a finite number, got air='212'", id="air-number"),
+    pytest.param({"air": "212"}, r"^air is a finite number must hold, got air='212' \(not a number\)$", id="air-number"),
     pytest.param({"temperature_tolerance_degC": 0.0},
                  r"^temperature_tolerance_degC > 0 must hold, got temperature_tolerance_degC=0\.0", id="tolerance"),
     pytest.param({"zero": -1.0}, r"^zero >= 0 must hold, got zero=-1\.0", id="zero"),
     pytest.param({"air": 0.0}, r"^air > zero must hold, got air=0\.0, zero=0\.0", id="air-above-zero"),
     pytest.param({"level_tolerance": 0.2}, r"^0 <= level_tolerance < 0\.1 must hold, got level_tolerance=0\.2",
                  id="level-tolerance"),
+    pytest.param({"zero": True}, r"^zero >= 0 must hold, got zero=True \(not a number\)$", id="zero-bool"),
 ])
 def test_spot_reference_rules(kwargs, match):
     with pytest.raises(ConfigError, match=match):
@@ -69,7 +70,7 @@ def test_spot_reference_rules(kwargs, match):
 
 
 @pytest.mark.parametrize("table, match", [
-    pytest.param({"temperature_degC": 22.5, "air": 212.0, "ari": 1.0}, r"^unknown key 'ari' in \[adjust\]; valid keys: ",
+    pytest.param({"temperature_degC": 22.5, "air": 212.0, "ari": 1.0}, r"^unknown key 'ari' in \[adjust\]; did you mean 'air'\? \(valid keys: temperature_degC, air, ",
                  id="unknown-key"),
     pytest.param({"temperature_degC": 22.5}, r"^\[adjust\] must give air ", id="missing-air"),
     pytest.param([22.5], r"^\[adjust\] must be a table", id="not-a-table"),

@@ -16,15 +16,16 @@ Examples
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 import threading
+from numbers import Integral, Real
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..constraints import NAME, Interval, Satisfies, check_param, check_params, require
 from ..errors import ArtifactError, ConfigError
 from ..serial import to_jsonable
 from .card import model_card
@@ -55,6 +56,13 @@ __all__ = ["export_artifact", "describe_dataset", "validate_metadata", "ReportRe
 ReportRenderer = Callable[[dict, Mapping[str, bytes]], bytes]
 
 _REQUIRED_META = ("features", "target", "hyperparameters", "data")
+_FINITE = [Interval(Real, None, None)]
+#: Rules of the values of the metadata's ``data`` object (its shape is checked by hand).
+_DATA_RULES: Mapping[str, list] = {
+    "data.sha256": [Satisfies(lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None,
+                              "{name} is 64 lower-case hex digits")],
+    "data.rows": [Interval(Integral, 1, None)],
+}
 _RESERVED_META = ("schema_version", "model_id", "name", "version", "created_utc", "versions", "onnx")
 
 # export_onnx swaps attributes of the model's layers while it traces: one export at a time
@@ -113,20 +121,15 @@ def _check_column_entry(entry: Any, what: str, ranges: bool) -> dict[str, Any]:
         raise ConfigError(f"metadata {what} must be an object with name and unit, got {entry!r:.80}")
     e = dict(entry)
     for key in ("name", "unit"):
-        if not isinstance(e.get(key), str) or not e[key]:
-            raise ConfigError(f"metadata {what} must have a non-empty string {key!r}, got {e.get(key)!r}")
+        check_param(key, e.get(key), NAME, note=f" in metadata {what}")
     e.setdefault("source", e["name"])
     e.setdefault("source_unit", e["unit"])
     if ranges or "min" in e or "max" in e:
         lo, hi = e.get("min"), e.get("max")
+        where = f" in metadata {what} {e['name']!r} (range seen in training)"
         for key, v in (("min", lo), ("max", hi)):
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-                raise ConfigError(
-                    f"metadata {what} {e['name']!r} must have a finite {key!r} (range seen in "
-                    f"training), got {key}={v!r}"
-                )
-        if not lo <= hi:
-            raise ConfigError(f"metadata {what} {e['name']!r}: min <= max must hold, got min={lo}, max={hi}")
+            check_param(key, v, _FINITE, note=where)
+        require(lo <= hi, "min <= max", min=lo, max=hi, note=where)
         e["min"], e["max"] = float(lo), float(hi)
     return e
 
@@ -167,10 +170,7 @@ def validate_metadata(metadata: Any) -> dict[str, Any]:
     for key in ("file", "sha256", "rows"):
         if key not in data:
             raise ConfigError(f"metadata data must have the key {key!r} (file, sha256, rows)")
-    if not (isinstance(data["sha256"], str) and re.fullmatch(r"[0-9a-f]{64}", data["sha256"])):
-        raise ConfigError(f"metadata data.sha256 must be 64 lower-case hex digits, got {data['sha256']!r}")
-    if not isinstance(data["rows"], int) or data["rows"] < 1:
-        raise ConfigError(f"metadata data.rows >= 1 must hold, got rows={data['rows']!r}")
+    check_params({"data.sha256": data["sha256"], "data.rows": data["rows"]}, _DATA_RULES)
     for key in ("cv", "test", "physics_fit"):
         v = meta.setdefault(key, None)
         if v is not None and not isinstance(v, dict):

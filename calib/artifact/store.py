@@ -48,7 +48,8 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from ..errors import ArtifactError, ConfigError, IncompatibleArtifactError, IntegrityError
+from ..constraints import ARTIFACT_NAME, check_param
+from ..errors import ArtifactError, IncompatibleArtifactError, IntegrityError
 from ..serial import json_bytes
 
 __all__ = [
@@ -107,7 +108,6 @@ PICKLE_EXTENSIONS = (".pkl", ".pickle", ".joblib", ".dill", ".pck", ".cloudpickl
 MAX_JSON_BYTES = 64 << 20
 
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SHA_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 
 
@@ -117,11 +117,7 @@ def check_name(name: Any) -> str:
 
     A name is 1-128 letters, digits, ``.``, ``_`` or ``-``, starting with a letter or digit.
     """
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigError(
-            "name must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, "
-            f"got name={name!r}"
-        )
+    check_param("name", name, ARTIFACT_NAME)
     return name
 
 

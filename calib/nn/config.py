@@ -8,13 +8,14 @@ the parameter, the rule and the value. Every fold and trial builds a fresh netwo
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
+from ..constraints import SEED, Interval, Options, SeqOf, StrOptions, check_keys, check_param, check_params
 from ..errors import ConfigError
 
 __all__ = [
@@ -29,9 +30,9 @@ __all__ = [
     "LOSSES",
     "LR_SCHEDULES",
     "OPTIMIZERS",
+    "RULES",
     "ModelConfig",
     "is_int",
-    "rule_error",
 ]
 
 ACTIVATIONS = ("relu", "elu", "tanh", "sigmoid", "identity")
@@ -52,7 +53,7 @@ AUTO_PATIENCE_STEPS = 2_000
 LBFGS_AUTO_ITERATIONS = 5_000
 LBFGS_AUTO_PATIENCE = 500
 
-_INT_FIELDS = ("decay_steps", "seed")
+_INT_FIELDS = ("decay_steps", "seed", "batch_size", "patience", "epochs")
 _FLOAT_FIELDS = (
     "init_stddev",
     "learning_rate",
@@ -68,25 +69,44 @@ _FLOAT_FIELDS = (
     "dropout",
 )
 
+_POSITIVE = [Interval(Real, 0, None, closed="neither")]
+_NON_NEGATIVE = [Interval(Real, 0, None)]
+_RATE = [Interval(Real, 0, 1, closed="left")]
 
-def _fmt(value: Any) -> str:
-    return repr(value)
-
-
-def rule_error(rule: str, name: str, value: Any) -> ConfigError:
-    """The :class:`ConfigError` for a broken rule: "<rule> must hold, got <name>=<value>"."""
-    return ConfigError(f"{rule} must hold, got {name}={_fmt(value)}")
+#: The rule of each :class:`ModelConfig` field (``init_stddev > 0`` holds only for the
+#: ``truncated_normal`` init, which uses it).
+RULES: Mapping[str, list] = {
+    "hidden_layers": [SeqOf(Interval(Integral, 1, None), what="{name} is a list of layer widths >= 1")],
+    "activation": [StrOptions(ACTIVATIONS)],
+    "init": [StrOptions(INITS)],
+    "init_stddev": [Interval(Real, None, None)],
+    "optimizer": [StrOptions(OPTIMIZERS)],
+    "learning_rate": _POSITIVE,
+    "momentum": _RATE,
+    "beta_1": _RATE,
+    "beta_2": _RATE,
+    "rho": _RATE,
+    "epsilon": _POSITIVE,
+    "lr_schedule": [StrOptions(LR_SCHEDULES)],
+    "decay_rate": _POSITIVE,
+    "decay_steps": [Interval(Integral, 1, None)],
+    "batch_size": [Interval(Integral, 1, None), Options([None], label="None for the full batch")],
+    "epochs": [Interval(Integral, 1, None), Options([None], label='"auto"')],
+    "patience": [Interval(Integral, 1, None), Options([AUTO], label='"auto"'),
+                 Options([None], label='"none" to disable early stopping')],
+    "min_delta": _NON_NEGATIVE,
+    "l1": _NON_NEGATIVE,
+    "l2": _NON_NEGATIVE,
+    "dropout": _RATE,
+    "loss": [StrOptions(LOSSES)],
+    "family": [StrOptions(FAMILIES)],
+    "seed": SEED,
+}
 
 
 def is_int(value: Any) -> bool:
     """Whether ``value`` is an integer (Python or numpy), not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
 
 
 @dataclass(frozen=True)
@@ -200,90 +220,25 @@ class ModelConfig:
         def put(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
-        # ---- types (normalised so that equal configs compare and hash equal)
+        # a bare width is one layer; any sequence of widths is kept as a tuple
         layers = self.hidden_layers
-        if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
-            if is_int(layers):
-                layers = (layers,)
-            else:
-                raise ConfigError(
-                    f"hidden_layers must be a sequence of integers, got hidden_layers={layers!r}"
-                )
-        layers = tuple(layers)
-        for w in layers:
-            if not is_int(w):
-                raise ConfigError(
-                    f"hidden_layers must be a sequence of integers, got hidden_layers={layers!r}"
-                )
+        if is_int(layers):
+            layers = (layers,)
+        elif not isinstance(layers, (str, bytes)) and hasattr(layers, "__iter__"):
+            layers = tuple(layers)
+        check_params({f.name: getattr(self, f.name) for f in dataclasses.fields(self)} | {"hidden_layers": layers},
+                     RULES)
+        if self.init == "truncated_normal":
+            check_param("init_stddev", self.init_stddev, _POSITIVE)
+
+        # normalised so that equal configs compare and hash equal
         put("hidden_layers", tuple(int(w) for w in layers))
         for name in _INT_FIELDS:
             value = getattr(self, name)
-            if not is_int(value):
-                raise ConfigError(f"{name} must be an integer, got {name}={value!r}")
-            put(name, int(value))
-        for name in ("batch_size", "patience", "epochs"):
-            value = getattr(self, name)
             if value is not None:
-                if not is_int(value):
-                    raise ConfigError(f"{name} must be an integer or None, got {name}={value!r}")
                 put(name, int(value))
         for name in _FLOAT_FIELDS:
-            value = getattr(self, name)
-            if not _is_real(value) or not math.isfinite(float(value)):
-                raise ConfigError(f"{name} must be a finite number, got {name}={value!r}")
-            put(name, float(value))
-        for name, choices in (
-            ("activation", ACTIVATIONS),
-            ("init", INITS),
-            ("optimizer", OPTIMIZERS),
-            ("lr_schedule", LR_SCHEDULES),
-            ("loss", LOSSES),
-            ("family", FAMILIES),
-        ):
-            value = getattr(self, name)
-            if value not in choices:
-                raise ConfigError(
-                    f"{name} must be one of {', '.join(choices)}, got {name}={value!r}"
-                )
-
-        # ---- rules, one error each
-        if any(w < 1 for w in self.hidden_layers):
-            raise rule_error("every hidden layer width >= 1", "hidden_layers", self.hidden_layers)
-        if self.init == "truncated_normal" and not self.init_stddev > 0:
-            raise rule_error("init_stddev > 0", "init_stddev", self.init_stddev)
-        if not self.learning_rate > 0:
-            raise rule_error("learning_rate > 0", "learning_rate", self.learning_rate)
-        if not 0 <= self.momentum < 1:
-            raise rule_error("0 <= momentum < 1", "momentum", self.momentum)
-        if not 0 <= self.beta_1 < 1:
-            raise rule_error("0 <= beta_1 < 1", "beta_1", self.beta_1)
-        if not 0 <= self.beta_2 < 1:
-            raise rule_error("0 <= beta_2 < 1", "beta_2", self.beta_2)
-        if not 0 <= self.rho < 1:
-            raise rule_error("0 <= rho < 1", "rho", self.rho)
-        if not self.epsilon > 0:
-            raise rule_error("epsilon > 0", "epsilon", self.epsilon)
-        if not self.decay_rate > 0:
-            raise rule_error("decay_rate > 0", "decay_rate", self.decay_rate)
-        if not self.decay_steps >= 1:
-            raise rule_error("decay_steps >= 1", "decay_steps", self.decay_steps)
-        if self.batch_size is not None and not self.batch_size >= 1:
-            raise rule_error("batch_size >= 1 (or None for the full batch)", "batch_size", self.batch_size)
-        if self.epochs is not None and not self.epochs >= 1:
-            raise rule_error("epochs >= 1 (or \"auto\")", "epochs", self.epochs)
-        if self.patience is not None and self.patience != AUTO and not self.patience >= 1:
-            raise rule_error("patience >= 1 (or \"auto\", or \"none\" to disable early stopping)",
-                       "patience", self.patience)
-        if not self.min_delta >= 0:
-            raise rule_error("min_delta >= 0", "min_delta", self.min_delta)
-        if not self.l1 >= 0:
-            raise rule_error("l1 >= 0", "l1", self.l1)
-        if not self.l2 >= 0:
-            raise rule_error("l2 >= 0", "l2", self.l2)
-        if not 0 <= self.dropout < 1:
-            raise rule_error("0 <= dropout < 1", "dropout", self.dropout)
-        if not self.seed >= 0:
-            raise rule_error("seed >= 0", "seed", self.seed)
+            put(name, float(getattr(self, name)))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
@@ -308,15 +263,7 @@ class ModelConfig:
         """
         if not isinstance(d, Mapping):
             raise ConfigError(f"model config must be a table/mapping, got {type(d).__name__}")
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(str(k) for k in d if k not in valid)
-        if unknown:
-            from ..constraints import did_you_mean
-
-            raise ConfigError(
-                f"unknown model config key(s): {', '.join(unknown)}{did_you_mean(unknown[0], valid)} "
-                f"(valid keys: {', '.join(valid)})"
-            )
+        check_keys("model", d, [f.name for f in dataclasses.fields(cls)])
         kwargs = dict(d)
         if isinstance(kwargs.get("hidden_layers"), list):
             kwargs["hidden_layers"] = tuple(kwargs["hidden_layers"])
@@ -385,13 +332,5 @@ class ModelConfig:
         ConfigError
             If a change names an unknown field or breaks a rule.
         """
-        valid = [f.name for f in dataclasses.fields(self)]
-        unknown = sorted(k for k in changes if k not in valid)
-        if unknown:
-            from ..constraints import did_you_mean
-
-            raise ConfigError(
-                f"unknown model config key(s): {', '.join(unknown)}{did_you_mean(unknown[0], valid)} "
-                f"(valid keys: {', '.join(valid)})"
-            )
+        check_keys("model", changes, [f.name for f in dataclasses.fields(self)])
         return dataclasses.replace(self, **changes)

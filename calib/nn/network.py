@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from numbers import Integral
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..constraints import Interval, check_param
 from ..errors import ConfigError
 from ..scaling import Scaler
-from .config import ModelConfig, is_int, rule_error
+from .config import ModelConfig
 
 if TYPE_CHECKING:  # pragma: no cover - typing only, keeps the import TF-free
     import keras
@@ -32,6 +34,8 @@ __all__ = [
     "predict",
     "zero_output",
 ]
+
+_AT_LEAST_ONE = [Interval(Integral, 1, None)]
 
 #: Name of the single input of an ONNX file written by :func:`export_onnx`.
 ONNX_INPUT_NAME = "readings"
@@ -102,10 +106,8 @@ def build_model(
 
     keras = _quiet_keras()
 
-    if not is_int(n_inputs) or n_inputs < 1:
-        raise rule_error("n_inputs >= 1", "n_inputs", n_inputs)
-    if not is_int(n_outputs) or n_outputs < 1:
-        raise rule_error("n_outputs >= 1", "n_outputs", n_outputs)
+    check_param("n_inputs", n_inputs, _AT_LEAST_ONE)
+    check_param("n_outputs", n_outputs, _AT_LEAST_ONE)
     _check_scaler(x_scaler, n_inputs, "x_scaler")
     _check_scaler(y_scaler, n_outputs, "y_scaler")
 
@@ -213,8 +215,7 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = 65536) -> np.nd
     ConfigError
         If ``batch_size`` < 1 or ``x`` has the wrong number of columns.
     """
-    if not is_int(batch_size) or batch_size < 1:
-        raise rule_error("batch_size >= 1", "batch_size", batch_size)
+    check_param("batch_size", batch_size, _AT_LEAST_ONE)
     n_in = int(model.inputs[0].shape[-1])
     n_out = int(model.outputs[0].shape[-1])
     arr = np.asarray(x, dtype=np.float32)

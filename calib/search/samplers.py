@@ -12,14 +12,15 @@ import socket
 import time
 import warnings
 from collections.abc import Callable, Mapping
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..constraints import SEED, Interval, check_params
 from .liveness import is_stale
 from .results import trial_counts
-from .space import SearchSpace, check_strategy, encode_value, is_int
+from .space import SearchSpace, check_strategy, encode_value
 from .storage import quiet_optuna
 
 
@@ -136,6 +137,7 @@ def preview_trials(space: SearchSpace | Mapping[str, Any], n: int, *, strategy: 
         Number of trials (>= 1); for ``grid`` at most the grid size.
     strategy : {"random", "grid", "bayes"}, default="random"
     seed : int, default=0
+        Seed of the sampler (>= 0), as :func:`run_sweep`'s.
 
     Returns
     -------
@@ -145,14 +147,13 @@ def preview_trials(space: SearchSpace | Mapping[str, Any], n: int, *, strategy: 
     Raises
     ------
     ConfigError
-        Bad strategy, ``n`` or space.
+        Bad strategy, ``n``, ``seed`` or space.
     """
     import optuna
 
     check_strategy(strategy)
     space = SearchSpace.from_dict(space)
-    if not is_int(n) or n < 1:
-        raise ConfigError(f"n >= 1 must hold, got n={n!r}")
+    check_params({"n": n, "seed": seed}, {"n": [Interval(Integral, 1, None)], "seed": SEED})
     if strategy == "grid":
         n = min(n, space.grid_size())
     with quiet_optuna():

@@ -16,10 +16,12 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..constraints import Boolean, Interval, Satisfies, StrOptions, check_keys, check_param, require
 from ..errors import ConfigError
 from ..nn import ModelConfig
 
@@ -32,6 +34,24 @@ STRATEGIES = ("grid", "random", "bayes")
 LOG_BY_DEFAULT = ("learning_rate", "l1", "l2", "decay_rate", "init_stddev", "epsilon")
 
 _RANGE_KEYS = ("low", "high", "log", "step", "num")
+
+
+def _distinct(values: Sequence[Any]) -> bool:
+    keys = [value_key(c) for c in values]
+    return len(set(keys)) == len(keys)
+
+
+#: Rule of a ``choices`` list (values compared by their JSON form).
+CHOICES = [Satisfies(lambda c: isinstance(c, Sequence) and not isinstance(c, (str, bytes)) and len(c) >= 1
+                     and _distinct(c), "{name} is a non-empty list, no value repeated")]
+#: Rules of the keys of a range entry (``low < high`` and the step's fit are checked together).
+RANGE_RULES: Mapping[str, list] = {
+    "low": [Interval(Real, None, None)],
+    "high": [Interval(Real, None, None)],
+    "log": [Boolean()],
+    "step": [None, Interval(Real, 0, None, closed="neither")],
+    "num": [None, Interval(Integral, 2, None)],
+}
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -140,24 +160,14 @@ class ParamSpec:
 
     def __post_init__(self) -> None:
         n = self.name
-        valid = _model_fields()
-        if n not in valid:
-            raise ConfigError(
-                f"unknown search-space parameter {n!r} in [sweep.space]; valid parameters are: "
-                f"{', '.join(valid)}"
-            )
+        check_keys("sweep.space", [n], _model_fields())
+        where = f" in [sweep.space.{n}]"
         if self.choices is not None:
             if self.low is not None or self.high is not None or self.step is not None or self.num is not None:
                 raise ConfigError(
                     f"[sweep.space] {n} must give either choices or a range (low, high), not both"
                 )
-            if len(self.choices) == 0:
-                raise ConfigError(f"[sweep.space] {n} choices must be a non-empty list, got choices=[]")
-            keys = [value_key(c) for c in self.choices]
-            if len(set(keys)) != len(keys):
-                raise ConfigError(
-                    f"[sweep.space] {n} choices must not repeat a value, got choices={list(self.choices)!r}"
-                )
+            check_param("choices", list(self.choices), CHOICES, note=where)
             return
         if self.low is None or self.high is None:
             raise ConfigError(
@@ -168,36 +178,19 @@ class ParamSpec:
             raise ConfigError(
                 f"[sweep.space] {n} takes choices, not a range: write {n} = {{ choices = [...] }}"
             )
-        for key in ("low", "high"):
-            v = getattr(self, key)
-            if not is_num(v):
-                raise ConfigError(f"[sweep.space] {n} {key} must be a finite number, got {key}={v!r}")
-        if not isinstance(self.log, bool):
-            raise ConfigError(f"[sweep.space] {n} log must be true or false, got log={self.log!r}")
-        if not self.low < self.high:
-            raise ConfigError(
-                f"low < high must hold, got {n} low={self.low!r}, high={self.high!r}"
-            )
-        if self.log and not self.low > 0:
-            raise ConfigError(
-                f"low > 0 must hold for a log range, got {n} low={self.low!r} (log = true); "
-                f"use log = false, or choices = [0.0, ...] to include 0"
-            )
+        for key, rules in RANGE_RULES.items():
+            check_param(key, getattr(self, key), rules, note=where)
+        require(self.low < self.high, "low < high", note=where, low=self.low, high=self.high)
+        require(not self.log or self.low > 0, "low > 0 for a log range", low=self.low,
+                note=f"{where} (log = true); use log = false, or choices = [0.0, ...] to include 0")
         if self.step is not None:
-            if not is_num(self.step) or not self.step > 0:
-                raise ConfigError(f"step > 0 must hold, got {n} step={self.step!r}")
             if self.log:
                 raise ConfigError(
                     f"[sweep.space] {n}: step and log = true cannot be combined; set log = false"
                 )
             k = (self.high - self.low) / self.step
-            if abs(k - round(k)) > 1e-9 * max(1.0, abs(k)):
-                raise ConfigError(
-                    f"high - low must be a multiple of step, got {n} low={self.low!r}, "
-                    f"high={self.high!r}, step={self.step!r}"
-                )
-        if self.num is not None and (not is_int(self.num) or self.num < 2):
-            raise ConfigError(f"num >= 2 must hold, got {n} num={self.num!r}")
+            require(abs(k - round(k)) <= 1e-9 * max(1.0, abs(k)), "high - low is a multiple of step",
+                    note=where, low=self.low, high=self.high, step=self.step)
 
     # ---- construction
     @classmethod
@@ -214,19 +207,10 @@ class ParamSpec:
                 f"[sweep.space] {name} must be a table such as {{ choices = [...] }} or "
                 f"{{ low = .., high = .. }}, got {name}={spec!r}"
             )
-        allowed = ("choices", *_RANGE_KEYS)
-        unknown = sorted(str(k) for k in spec if k not in allowed)
-        if unknown:
-            raise ConfigError(
-                f"unknown key(s) {', '.join(map(repr, unknown))} in [sweep.space] {name}; "
-                f"valid keys: {', '.join(allowed)}"
-            )
+        check_keys(f"sweep.space.{name}", spec, ("choices", *_RANGE_KEYS))
         if "choices" in spec:
             raw = spec["choices"]
-            if isinstance(raw, (str, bytes)) or not isinstance(raw, Sequence):
-                raise ConfigError(
-                    f"[sweep.space] {name} choices must be a non-empty list, got choices={raw!r}"
-                )
+            check_param("choices", raw, CHOICES, note=f" in [sweep.space.{name}]")
             choices = tuple(cls._norm_choice(name, c) for c in raw)
             return cls(name, choices=choices, low=spec.get("low"), high=spec.get("high"),
                        step=spec.get("step"), num=spec.get("num"))
@@ -295,11 +279,8 @@ class ParamSpec:
             pts = list(np.linspace(self.low, self.high, self.num))
         if self.is_int:
             vals = [int(round(p)) for p in pts]
-            if len(set(vals)) != len(vals):
-                raise ConfigError(
-                    f"num <= {int(self.high) - int(self.low) + 1} must hold for the integer range "
-                    f"{self.name} {self.low}..{self.high}, got num={self.num!r} (points repeat)"
-                )
+            require(len(set(vals)) == len(vals), f"num <= {int(self.high) - int(self.low) + 1}", num=self.num,
+                    note=f" in [sweep.space.{self.name}] (the integer range {self.low}..{self.high}: points repeat)")
             return vals
         return [_tidy(p) for p in pts]
 
@@ -404,7 +385,7 @@ class SearchSpace:
         ------
         ConfigError
             Naming the parameter and ``ModelConfig``'s rule, e.g.
-            ``[sweep.space] activation: activation must be one of ..., got activation='swish'``.
+            ``[sweep.space] activation: activation in {...} must hold, got activation='swish'``.
         """
         first: dict[str, Any] = {}
         for p in self.params:
@@ -438,5 +419,4 @@ DEFAULT_SPACE = SearchSpace.from_dict(
 
 def check_strategy(strategy: Any) -> None:
     """Raise :class:`~calib.errors.ConfigError` unless ``strategy`` is one of :data:`STRATEGIES`."""
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got strategy={strategy!r}")
+    check_param("strategy", strategy, [StrOptions(STRATEGIES)])

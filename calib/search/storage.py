@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..constraints import Satisfies, check_param, require
 from ..errors import CalibError, ConfigError
 
 _log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ _log = logging.getLogger(__name__)
 DEFAULT_STORAGE = "runs/sweep.journal"
 
 _URL_SCHEMES = ("sqlite", "postgresql", "mysql", "mariadb", "oracle", "mssql")
+#: Rule of a storage argument (the same text as ``[sweep] storage``'s).
+STORAGE = [Satisfies(lambda v: isinstance(v, str) and bool(v.strip()), "{name} is a file path or a database URL")]
 
 
 def mask_url(spec: str) -> str:
@@ -47,16 +50,13 @@ def storage_spec(storage: str | os.PathLike[str] | None) -> str:
         storage = DEFAULT_STORAGE
     if isinstance(storage, os.PathLike):
         storage = os.fspath(storage)
-    if not isinstance(storage, str) or not storage.strip():
-        raise ConfigError(f"storage must be a file path or a database URL, got storage={storage!r}")
+    check_param("storage", storage, STORAGE)
     s = storage.strip()
     if "://" in s:
         scheme = s.split("://", 1)[0].split("+", 1)[0].lower()
-        if scheme not in _URL_SCHEMES:
-            raise ConfigError(
-                f"storage URL scheme must be one of {', '.join(_URL_SCHEMES)} (or give a journal file "
-                f"path), got storage={mask_url(s)!r}"
-            )
+        # the value is shown with its password masked, so not through check_param
+        require(scheme in _URL_SCHEMES, f"storage URL scheme in {{{', '.join(map(repr, _URL_SCHEMES))}}} "
+                "(or a journal file path)", storage=mask_url(s))
         return s
     return str(Path(s).expanduser().resolve())
 

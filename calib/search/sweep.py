@@ -14,22 +14,42 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..constraints import JOBS, NAME, Interval, Options, Satisfies, check_param, check_params
 from ..errors import ConfigError
 from ..nn import ModelConfig
+from ..scaling import SCALING
+from ..validate import CV_RULES
 from .liveness import counts_or_runs, mark_interrupted
 from .results import SweepResult, build_result, progress_state
 from .samplers import make_sampler
-from .space import DEFAULT_SPACE, SearchSpace, check_strategy, is_int, is_num, value_key
+from .space import DEFAULT_SPACE, SearchSpace, check_strategy, value_key
 from .storage import is_url, mask_url, open_study, quiet_optuna, storage_spec
 from .trial import TrialJob
 from .workers import run_dask, run_here, run_local
 
 _log = logging.getLogger(__name__)
+
+#: Rules of :func:`run_sweep`'s settings (the k-fold ones are :func:`calib.validate.cross_validate`'s).
+SWEEP_RULES: Mapping[str, list] = {
+    "n_trials": [Interval(Integral, 1, None)],
+    "folds": CV_RULES["folds"],
+    "jobs": CV_RULES["jobs"],
+    "seed": CV_RULES["seed"],
+    "tolerance": CV_RULES["tolerance"],
+    "scaling": SCALING,
+    "noise_floor": CV_RULES["noise_floor"],
+    "recycle_every": [Interval(Integral, 1, None), Options([None], label="None")],
+    "study_name": NAME,
+    "scheduler": [None, Satisfies(lambda v: isinstance(v, str) and "://" in v,
+                                  "{name} is an address such as tcp://host:8786")],
+    "progress": [None, Satisfies(callable, "{name} is callable")],
+}
 
 
 def _data_fingerprint(ds: Any, rows: np.ndarray) -> str:
@@ -153,29 +173,12 @@ def run_sweep(
     if not isinstance(base_config, ModelConfig):
         raise ConfigError(f"base_config must be a ModelConfig, got {type(base_config).__name__}")
     space = DEFAULT_SPACE if space is None else SearchSpace.from_dict(space)
-    if not is_int(n_trials) or n_trials < 1:
-        raise ConfigError(f"n_trials >= 1 must hold, got n_trials={n_trials!r}")
-    if not is_int(folds) or folds < 2:
-        raise ConfigError(f"folds >= 2 must hold, got folds={folds!r}")
-    check_jobs(jobs)
-    if not is_int(seed) or seed < 0:
-        raise ConfigError(f"seed must be an integer >= 0, got seed={seed!r}")
-    if not is_num(tolerance) or not tolerance > 0:
-        raise ConfigError(f"tolerance > 0 must hold, got tolerance={tolerance!r}")
-    from ..scaling import SCALING_KINDS
-
-    if scaling not in SCALING_KINDS:
-        raise ConfigError(f"scaling must be one of {', '.join(SCALING_KINDS)}, got scaling={scaling!r}")
-    if noise_floor is not None and (not is_num(noise_floor) or noise_floor < 0):
-        raise ConfigError(f"noise_floor >= 0 must hold, got noise_floor={noise_floor!r}")
-    if recycle_every is not None and (not is_int(recycle_every) or recycle_every < 1):
-        raise ConfigError(f"recycle_every >= 1 (or None) must hold, got recycle_every={recycle_every!r}")
-    if not isinstance(study_name, str) or not study_name.strip():
-        raise ConfigError(f"study_name must be a non-empty name, got study_name={study_name!r}")
-    if scheduler is not None and (not isinstance(scheduler, str) or "://" not in scheduler):
-        raise ConfigError(f"scheduler must be an address such as tcp://host:8786, got scheduler={scheduler!r}")
-    if progress is not None and not callable(progress):
-        raise ConfigError(f"progress must be callable, got {type(progress).__name__}")
+    check_params(
+        {"n_trials": n_trials, "folds": folds, "jobs": jobs, "seed": seed, "tolerance": tolerance,
+         "scaling": scaling, "noise_floor": noise_floor, "recycle_every": recycle_every,
+         "study_name": study_name, "scheduler": scheduler, "progress": progress},
+        SWEEP_RULES,
+    )
     space.check(base_config, strategy)
     rows = np.asarray(rows)
     from ..validate import make_folds
@@ -255,6 +258,8 @@ def load_result(storage: str | os.PathLike[str] | None = None, study_name: str =
 
 
 def check_jobs(jobs: Any) -> None:
-    """Raise :class:`~calib.errors.ConfigError` unless ``jobs >= 1`` or ``jobs == -1`` (every core)."""
-    if not is_int(jobs) or jobs == 0 or jobs < -1:
-        raise ConfigError(f"jobs >= 1 (or -1 for every core) must hold, got jobs={jobs!r}")
+    """Raise :class:`~calib.errors.ConfigError` unless ``jobs >= 1`` or ``jobs == -1`` (every core).
+
+    The shared :data:`calib.constraints.JOBS` rule.
+    """
+    check_param("jobs", jobs, JOBS)

@@ -120,6 +120,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from ..constraints import StrOptions, check_param
 from ..errors import ArtifactError, ConfigError, IngestError
 from ..runtime import NORMALISATION_KEY as NORM_KEY
 from ..runtime import SPOT_ADJUSTMENT_KEY as META_KEY
@@ -572,8 +573,7 @@ def load_parent(model: Any) -> CalibrationModel:
 
 def check_method(method: Any, parent: CalibrationModel | None = None) -> str:
     """The method to use: ``None`` picks ``spot_map`` for a spot-normalised parent, else ``linear``."""
-    if method is not None and method not in METHODS:
-        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got method={method!r}")
+    check_param("method", method, [None, StrOptions(METHODS)])
     if parent is None:
         return str(method)
     normalised = bool(parent.metadata.get(NORM_KEY))

@@ -46,14 +46,15 @@ Examples
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
+from numbers import Real
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
+from ..constraints import Interval, check_keys, check_params, require
 from ..errors import ArtifactError, ConfigError, IngestError
 
 __all__ = [
@@ -75,13 +76,6 @@ META_KEY = "spot_normalisation"
 _FORMAT = "calib.spotnorm"  # the format name in calibration.json (stable; the module moved)
 _VERSION = 1
 _FORMULA = "x' = b0 + (x - r0) * (b1 - b0) / (r1 - r0) for each mapped input; other inputs unchanged"
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(value)):
-        raise ConfigError(f"{name} must be a finite number, got {name}={value!r}")
-    return float(value)
 
 
 # --------------------------------------------------------------------------- the reference
@@ -115,20 +109,20 @@ class SpotReference:
     zero: float = 0.0
     level_tolerance: float = 1e-6
 
+    rules: ClassVar[Mapping[str, list]] = {
+        "temperature_degC": [Interval(Real, -50, 150, closed="both")],
+        "air": [Interval(Real, None, None)],
+        "temperature_tolerance_degC": [Interval(Real, 0, None, closed="neither")],
+        "zero": [Interval(Real, 0, None)],
+        "level_tolerance": [Interval(Real, 0, 0.1, closed="left")],
+    }
+
     def __post_init__(self) -> None:
-        for name in ("temperature_degC", "air", "temperature_tolerance_degC", "zero", "level_tolerance"):
-            object.__setattr__(self, name, _number(name, getattr(self, name)))
-        if not -50.0 <= self.temperature_degC <= 150.0:
-            raise ConfigError(f"-50 <= temperature_degC <= 150 must hold, got temperature_degC={self.temperature_degC!r}")
-        if not self.temperature_tolerance_degC > 0:
-            raise ConfigError("temperature_tolerance_degC > 0 must hold, got "
-                              f"temperature_tolerance_degC={self.temperature_tolerance_degC!r}")
-        if not self.zero >= 0:
-            raise ConfigError(f"zero >= 0 must hold, got zero={self.zero!r}")
-        if not self.air > self.zero:
-            raise ConfigError(f"air > zero must hold, got air={self.air!r}, zero={self.zero!r}")
-        if not 0 <= self.level_tolerance < 0.1:
-            raise ConfigError(f"0 <= level_tolerance < 0.1 must hold, got level_tolerance={self.level_tolerance!r}")
+        values = dataclasses.asdict(self)
+        check_params(values, self.rules)
+        require(self.air > self.zero, "air > zero", air=self.air, zero=self.zero)
+        for name, value in values.items():
+            object.__setattr__(self, name, float(value))
 
     @property
     def level_abs_tolerance(self) -> float:
@@ -165,11 +159,7 @@ class SpotReference:
         """
         if not isinstance(d, Mapping):
             raise ConfigError(f"[{where}] must be a table, got {d!r:.80}")
-        allowed = tuple(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - set(allowed))
-        if unknown:
-            raise ConfigError(f"unknown key {', '.join(map(repr, unknown))} in [{where}]; valid keys: "
-                              f"{', '.join(allowed)}")
+        check_keys(where, d, [f.name for f in dataclasses.fields(cls)])
         missing = [k for k in ("temperature_degC", "air") if k not in d]
         if missing:
             raise ConfigError(f"[{where}] must give {' and '.join(missing)} (the two-point check's "

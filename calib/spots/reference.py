@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from ..constraints import COLUMN, check_param
 from ..errors import ConfigError, IngestError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,8 +50,7 @@ def _cells(table: RawTable, col: str) -> np.ndarray:
 
 def spot_column_of(parent: CalibrationModel, spot_column: str | None) -> str:
     if spot_column is not None:
-        if not isinstance(spot_column, str) or not spot_column.strip():
-            raise ConfigError(f"spot_column must be a non-empty column name, got spot_column={spot_column!r}")
+        check_param("spot_column", spot_column, COLUMN)
         return spot_column
     group = (parent.metadata.get("data") or {}).get("group")
     if not group:
