@@ -71,7 +71,7 @@ PHYSICS_KINDS = ("auto", "svu", "two_site", "sbe63", "poly")
 
 SBE63_US_PER_VOLT = 39.457071
 """Sea-Bird's conversion of the SBE63 phase delay (us) to its voltage (V = delay / this)."""
-
+_FORMAT = "calib.baseline"  # the format id in calibration.json (stable since schema 1.0; the module is calib.physics)
 _FORMAT = "calib.baseline"
 _VERSION = 1
 
@@ -196,13 +196,13 @@ class PhysicsModel:
         """
         if not isinstance(d, Mapping) or d.get("format") != _FORMAT:
             got = d.get("format") if isinstance(d, Mapping) else type(d).__name__
-            raise ArtifactError(f"baseline format must be {_FORMAT!r}, got {got!r}")
+            raise ArtifactError(f"physics fit format must be {_FORMAT!r}, got {got!r}")
         version = d.get("version")
         if not isinstance(version, int) or version < 1:
-            raise ArtifactError(f"baseline version must be an integer >= 1, got {version!r}")
+            raise ArtifactError(f"physics fit version must be an integer >= 1, got {version!r}")
         if version > _VERSION:
             raise IncompatibleArtifactError(
-                f"baseline version {version} is newer than supported version {_VERSION}"
+                f"physics fit version {version} is newer than supported version {_VERSION}"
             )
         try:
             kind = str(d["kind"])
@@ -215,20 +215,20 @@ class PhysicsModel:
             train_rmse = float(d["train_rmse"])
             selection = {str(k): float(v) for k, v in dict(d.get("selection_rmse", {})).items()}
         except (KeyError, TypeError, ValueError) as exc:
-            raise ArtifactError(f"baseline dict is malformed: {exc!r}") from exc
+            raise ArtifactError(f"physics fit dict is malformed: {exc!r}") from exc
         if kind not in _PARAM_NAMES:
-            raise ArtifactError(f"baseline kind must be one of {sorted(_PARAM_NAMES)}, got {kind!r}")
+            raise ArtifactError(f"physics fit kind must be one of {sorted(_PARAM_NAMES)}, got {kind!r}")
         missing = [p for p in _PARAM_NAMES[kind] if p not in params]
         if missing:
-            raise ArtifactError(f"baseline params of kind {kind!r} lack {missing}")
+            raise ArtifactError(f"physics fit params of kind {kind!r} lack {missing}")
         if len(names) != n_features or len(units) != n_features:
             raise ArtifactError(
-                f"baseline feature_names and feature_units must have n_features={n_features} "
+                f"physics fit feature_names and feature_units must have n_features={n_features} "
                 f"entries, got {len(names)} and {len(units)}"
             )
         if not columns or any(c < 0 or c >= n_features for c in columns):
             raise ArtifactError(
-                f"baseline columns must lie in 0..{n_features - 1}, got {list(columns)}"
+                f"physics fit columns must lie in 0..{n_features - 1}, got {list(columns)}"
             )
         return cls(kind, params, columns, n_features, names, units, target_unit, train_rmse, selection)
 
