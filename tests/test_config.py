@@ -360,3 +360,16 @@ learning_rate = {{ low = 1e-3, high = 1e-2 }}
     assert loaded.split.seed == 1
     assert seen[0] == seen[1] == {"strategy": "bayes", "n_trials": 4, "folds": loaded.validate.folds, "jobs": 2,
                                   "storage": str(tmp_path / "j.journal"), "seed": 3, "study_name": "calib"}
+
+
+def test_the_python_sweep_has_the_defaults_of_the_sweep_table():
+    """`calib.search.run_sweep` (Python API) and `[sweep]` (both commands) share every default."""
+    import inspect
+
+    from calib.config import SweepSpec
+    from calib.search import run_sweep
+
+    p = inspect.signature(run_sweep).parameters
+    spec = SweepSpec()
+    assert (p["strategy"].default, p["n_trials"].default, p["seed"].default, p["jobs"].default,
+            p["study_name"].default) == (spec.strategy, spec.trials, spec.seed, spec.jobs, spec.study)

@@ -90,7 +90,7 @@ def run_sweep(
     space: SearchSpace | Mapping[str, Any] | None = None,
     *,
     strategy: str = "random",
-    n_trials: int = 20,
+    n_trials: int = 12,
     folds: int = 5,
     jobs: int = 1,
     storage: str | os.PathLike[str] | None = None,
@@ -115,7 +115,7 @@ def run_sweep(
     space : SearchSpace or mapping, optional
         The ``[sweep.space]`` table; :data:`DEFAULT_SPACE` when ``None``.
     strategy : {"random", "grid", "bayes"}, default="random"
-    n_trials : int, default=20
+    n_trials : int, default=12
         Total trials the study should reach (>= 1), resumed ones included; trials
         interrupted by a killed process do not count. ``grid``: at most the grid size.
     folds : int, default=5
