@@ -49,7 +49,7 @@ def _calibrate(tmp_path: Path, csv: Path, cfg: Path, where: str) -> dict:
 
 
 @pytest.mark.slow
-def test_calibrate_predict_tamper_and_determinism(tmp_path, small_batch, monkeypatch):
+def test_calibrate_predict_and_determinism(tmp_path, small_batch, monkeypatch):
     csv, toml = small_batch
     cfg = _config(tmp_path, toml)
     monkeypatch.chdir(tmp_path)
@@ -79,22 +79,10 @@ def test_calibrate_predict_tamper_and_determinism(tmp_path, small_batch, monkeyp
     assert mae <= cv_mean + 3 * cv_std, (mae, cv_mean, cv_std)
     assert (pred["o2_hPa_std"] > 0).all()
 
-    # the same job again with the same seed: identical metrics, next version
+    # the same job again with the same seed: identical metrics (version bumps: tests/test_artifact.py;
+    # tampered artifacts: tests/test_artifact.py and tests/test_cli.py)
     run2 = _calibrate(tmp_path, csv, cfg, "b")
     assert run2["cv"] == run["cv"] and run2["test"] == run["test"]
-    run3 = _calibrate(tmp_path, csv, cfg, "a")
-    assert run3["version"] == "1.1.0"
-
-    # one flipped byte in model.onnx: predict refuses, writes nothing
-    onnx = art / "model.onnx"
-    blob = bytearray(onnx.read_bytes())
-    blob[len(blob) // 2] ^= 0xFF
-    onnx.write_bytes(bytes(blob))
-    out2 = tmp_path / "pred2.csv"
-    res = CliRunner().invoke(cli, ["predict", str(art), str(data), "-o", str(out2)])
-    assert res.exit_code == 1 and res.output.startswith("Error: ") and "model.onnx" in res.output
-    assert len(res.output.strip().splitlines()) == 1
-    assert not out2.exists()
 
 
 @pytest.mark.parametrize("kw, match", [
