@@ -13,48 +13,14 @@ from click.testing import CliRunner
 from calib.cli import cli
 from calib.pipeline import CalibrateSettings
 from calib.errors import ConfigError
-
-TINY = """
-[model]
-hidden_layers = [16, 16]
-epochs = 80
-patience = 20
-batch_size = 32
-learning_rate = 0.005
-
-[sweep]
-strategy = "random"
-trials = 2
-folds = 3
-
-[sweep.space]
-learning_rate = { low = 1e-3, high = 1e-2 }
-activation = { choices = ["tanh", "elu"] }
-"""
-
-
-def _config(tmp_path: Path, toml: Path) -> Path:
-    head = Path(toml).read_text().split("[model]")[0]
-    cfg = tmp_path / "calib.toml"
-    cfg.write_text(head + TINY)
-    return cfg
-
-
-def _calibrate(tmp_path: Path, csv: Path, cfg: Path, where: str) -> dict:
-    out = tmp_path / where
-    res = CliRunner().invoke(cli, ["calibrate", str(csv), "--config", str(cfg), "--models-dir", str(out / "models"),
-                                   "--name", "batch", "--json"], env={"CALIB_RUNS_DIR": str(out / "runs")})
-    assert res.exit_code == 0, res.output
-    return json.loads(res.output)
+from conftest import tiny_calibration
 
 
 @pytest.mark.slow
-def test_calibrate_predict_and_determinism(tmp_path, small_batch, monkeypatch):
-    csv, toml = small_batch
-    cfg = _config(tmp_path, toml)
-    monkeypatch.chdir(tmp_path)
-    run = _calibrate(tmp_path, csv, cfg, "a")
-    art = Path(run["artifact"])
+def test_calibrate_predict_and_determinism(tiny_run, small_batch, tmp_path):
+    """The session's tiny main job (conftest ``tiny_run``): its artifact predicts the held-out spots
+    as the job recorded them, and the same job again with the same seed gives identical metrics."""
+    run, art, csv = tiny_run["run"], tiny_run["path"], tiny_run["csv"]
     assert run["version"] == "1.0.0" and art.is_dir()
     assert {"model.onnx", "model.keras", "calibration.json", "MODEL_CARD.md", "SHA256SUMS"} <= {p.name for p in art.iterdir()}
     meta = json.loads((art / "calibration.json").read_text())
@@ -62,7 +28,7 @@ def test_calibrate_predict_and_determinism(tmp_path, small_batch, monkeypatch):
     assert [f["name"] for f in meta["features"]][-1] == "temperature_degC"
     assert meta["test"]["mae"] == pytest.approx(run["test"]["mae"])
 
-    # predict the held-out spots' readings (the test part) from the command line, without TensorFlow
+    # predict the held-out spots' readings (the test part) from the command line
     test_rows = pd.read_csv(art / "test_predictions.csv")
     held_out = pd.read_csv(csv)
     held_out = held_out[held_out["spot_id"].isin(meta["test"]["groups"])]
@@ -81,7 +47,7 @@ def test_calibrate_predict_and_determinism(tmp_path, small_batch, monkeypatch):
 
     # the same job again with the same seed: identical metrics (version bumps: tests/test_artifact.py;
     # tampered artifacts: tests/test_artifact.py and tests/test_cli.py)
-    run2 = _calibrate(tmp_path, csv, cfg, "b")
+    _, run2 = tiny_calibration(tmp_path, csv, small_batch[1])
     assert run2["cv"] == run["cv"] and run2["test"] == run["test"]
 
 

@@ -108,7 +108,7 @@ def built(tmp_path_factory):
                                    "activation": {"choices": ["tanh", "elu"]}})
     journal = root / "runs" / "sweep.journal"
     sweep_res = run_sweep(ds, np.arange(ds.n_rows), base, space, strategy="random", n_trials=3, folds=2,
-                          storage=str(journal), seed=0)
+                          storage=str(journal), seed=0, recycle_every=None)  # in this process: no worker start
     x, y = ds.x(), ds.y()
     model = train(base, x, y, x_scaler=fit_scaler(x), y_scaler=fit_scaler(y)).model
     meta = _metadata(ds, sweep_res, space)
