@@ -196,25 +196,7 @@ def test_excel_input_gives_csv(model, tmp_path):
 
 
 # --------------------------------------------------------------------------- refusals
-@pytest.mark.parametrize(
-    "cell, message",
-    [
-        pytest.param("n/a", "'n/a' is not a number", id="text"),
-        pytest.param("", "empty cell; expected a number", id="empty"),
-        pytest.param("nan", "'nan' is not a finite number", id="nan"),
-        pytest.param("95.0", "95 deg is impossible; expected a phase within 0..90 deg", id="impossible"),
-    ],
-)
-def test_bad_cell_names_file_row_column_and_writes_nothing(model, tmp_path, cell, message):
-    src = tmp_path / "in.csv"
-    src.write_text(f"phase_5000hz_deg,temperature_degC\n30.0,20.0\n{cell},20.0\n")
-    out = tmp_path / "out" / "res.csv"
-    out.parent.mkdir()
-    with pytest.raises(IngestError, match=rf"^in\.csv row 3, column phase_5000hz_deg: {message}"):
-        predict_file(model, src, out)
-    assert list(out.parent.iterdir()) == []
-
-
+# bad cells and missing columns in a readings file: the corpus of tests/test_reliability.py
 @pytest.mark.parametrize("how", [
     pytest.param("same", id="same-path"),
     pytest.param("relative", id="relative-path"),
