@@ -102,8 +102,11 @@ def test_validate_json(tmp_path, small_batch):
 
 @pytest.mark.slow
 def test_validate_on_bundled_data_beats_the_classical_baseline():
-    """Issue 3: on the bundled data, GroupKFold validation beats the classical baseline's MAE."""
-    res = CliRunner().invoke(cli, ["validate", "--jobs", "2", "--json"])
+    """Issue 3: on the bundled data, GroupKFold validation beats the classical baseline's MAE.
+
+    Two folds (half the spots each), trained at once with ``--jobs 2``: even on half the spots the
+    network's validation MAE is a fraction of the baseline's (5 folds only widen the gap)."""
+    res = CliRunner().invoke(cli, ["validate", "--folds", "2", "--jobs", "2", "--json"])
     assert res.exit_code == 0, res.output
     d = json.loads(res.output)
     assert d["group_kfold"]
@@ -144,6 +147,7 @@ def test_json_predict_inspect_models_report(pipeline):
     assert rep["bytes"] > 10_000 and (tmp / "r.html").read_text().count("<section") >= 8
 
 
+@pytest.mark.slow
 def test_json_sweep_resumes_and_lists_every_trial(pipeline):
     tmp, csv, cfg, _ = pipeline
     store = tmp / "s" / "sweep.journal"

@@ -84,6 +84,7 @@ def _sweep(ds, tmp_path, name="s.journal", **kw):
     return run_sweep(ds, _rows(ds), BASE, space, storage=tmp_path / name, **kw)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_same_trials_and_scores(ds, tmp_path):
     a = _sweep(ds, tmp_path, "a.journal", n_trials=2)
     b = _sweep(ds, tmp_path, "b.journal", n_trials=2)
@@ -150,6 +151,7 @@ def test_config_errors_stop_before_any_trial(ds, tmp_path, kw, match):
 
 
 # --------------------------------------------------------------------------- worker processes
+@pytest.mark.slow
 def test_parallel_workers_recycled_and_resume_after_sigkill(ds, tmp_path):
     """Two worker processes, a fresh one per trial; then a sweep killed by SIGKILL resumes."""
     res = _sweep(ds, tmp_path, "par.journal", n_trials=3, jobs=2, recycle_every=1)
