@@ -196,7 +196,9 @@ def test_excel_input_gives_csv(model, tmp_path):
 
 
 # --------------------------------------------------------------------------- refusals
-# bad cells and missing columns in a readings file: the corpus of tests/test_reliability.py
+# (bad cells and missing columns in a readings file: the malformed_predict corpus, tests/test_reliability.py)
+
+
 @pytest.mark.parametrize("how", [
     pytest.param("same", id="same-path"),
     pytest.param("relative", id="relative-path"),

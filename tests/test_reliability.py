@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import ast
 import errno
-import hashlib
 import json
 import os
-import pickle
 import random
 import re
 import shutil

@@ -353,6 +353,7 @@ _PROBE = ("<script>window.addEventListener('load',function(){var b=0;for(var i o
           "{if(!i.complete||i.naturalWidth===0)b++;}document.title='broken-images:'+b;});</script>")
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(built, tmp_path):
     exe = _chromium()
     if exe is None:
