@@ -71,8 +71,8 @@ PHYSICS_KINDS = ("auto", "svu", "two_site", "sbe63", "poly")
 
 SBE63_US_PER_VOLT = 39.457071
 """Sea-Bird's conversion of the SBE63 phase delay (us) to its voltage (V = delay / this)."""
+
 _FORMAT = "calib.baseline"  # the format id in calibration.json (stable since schema 1.0; the module is calib.physics)
-_FORMAT = "calib.baseline"
 _VERSION = 1
 
 _PARAM_NAMES: dict[str, tuple[str, ...]] = {

@@ -84,6 +84,22 @@ def tiny_calibration(tmp, csv, toml):
     return cfg, json.loads(res.output)
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, small_batch):
+    """The session's one tiny calibrated artifact: :func:`tiny_calibration` on :func:`small_batch`, once.
+
+    Returns a dict: ``dir`` (its folder), ``csv`` (the readings), ``config`` (the calib.toml used),
+    ``run`` (the ``calibrate --json`` output), ``models`` (the models folder, holding only ``tiny``)
+    and ``path`` (the artifact's version folder). Shared by every module: never change it in place;
+    copy it (:func:`copy_artifact`) before tampering, adjusting or exporting beside it.
+    """
+    csv, toml = small_batch
+    tmp = tmp_path_factory.mktemp("tiny-run")
+    cfg, run = tiny_calibration(tmp, csv, toml)
+    return {"dir": tmp, "csv": Path(csv), "config": cfg, "run": run, "models": tmp / "models",
+            "path": Path(run["artifact"])}
+
+
 # --------------------------------------------------------------------------- one tiny artifact
 #: Inputs of the hand-set ``linear`` batch model (:func:`linear_keras`).
 LINEAR_FEATURES = ("phase_5000hz_deg", "temperature_degC")

@@ -145,17 +145,6 @@ def test_std_output_equals_numpy_std_of_fold_models(trained, artifact):
     np.testing.assert_allclose(pred, m.predict(trained["x_new"]), rtol=0, atol=0)
 
 
-def test_dataframe_by_source_name_converts_kelvin(trained, artifact):
-    import pandas as pd
-
-    m = load_model(artifact.path)
-    x = trained["x_new"]
-    by_name = pd.DataFrame({"temp_degC": x[:, 1], "phase_deg": x[:, 0]})
-    by_source = pd.DataFrame({"note": "x", "temp_K": x[:, 1] + 273.15, "phase_deg": x[:, 0]})
-    np.testing.assert_allclose(m.predict(by_source), m.predict(by_name), rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(m.predict(by_name), m.predict(x), rtol=0, atol=0)
-
-
 def test_predict_frame_adds_columns_and_flags_out_of_range(trained, artifact):
     import pandas as pd
 
@@ -536,14 +525,6 @@ def test_pickles_inside_are_refused(artifact, tmp_path, name, content, match):
         load_model(vdir)
 
 
-def test_object_npy_is_refused(artifact, tmp_path):
-    vdir = copy_artifact(artifact, tmp_path)
-    np.save(vdir / "extra.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    rewrite_sums(vdir)
-    with pytest.raises(ArtifactError, match="array of Python objects"):
-        load_model(vdir)
-
-
 def test_plain_npy_is_accepted(artifact, tmp_path):
     vdir = copy_artifact(artifact, tmp_path)
     np.save(vdir / "extra.npy", np.arange(3.0))
@@ -577,6 +558,66 @@ def test_keras_file_with_foreign_module_is_refused(artifact, tmp_path):
     rewrite_sums(vdir)
     with pytest.raises(ArtifactError, match="module 'evil_pkg.layers', which is not part of Keras"):
         load_model(vdir)
+
+
+class _Evil:
+    """Unpickling this creates the folder ``marker``: proof that something was unpickled."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def _tamper(vdir: Path, how: str, marker: Path) -> None:
+    import pickle
+
+    if how == "edited-json":
+        meta = json.loads((vdir / "calibration.json").read_text())
+        meta["features"][0]["max"] = 89.0  # widen a calibrated range by hand
+        (vdir / "calibration.json").write_text(json.dumps(meta, indent=2))
+    elif how == "edited-extra-file":
+        with open(vdir / "report.html", "a") as fh:
+            fh.write("<p>edited</p>\n")
+    elif how == "pickle-file":
+        (vdir / "scaler.pkl").write_bytes(pickle.dumps(_Evil(marker)))
+        rewrite_sums(vdir)
+    elif how == "pickle-as-onnx":
+        (vdir / "model.onnx").write_bytes(pickle.dumps(_Evil(marker), protocol=4))
+        rewrite_sums(vdir)
+    elif how == "object-npy":
+        np.save(vdir / "weights.npy", np.array([_Evil(marker)], dtype=object), allow_pickle=True)
+        rewrite_sums(vdir)
+    elif how == "symlink":
+        real = vdir.parent.parent / "elsewhere.onnx"
+        shutil.move(vdir / "model.onnx", real)
+        (vdir / "model.onnx").symlink_to(real)
+    else:  # pragma: no cover
+        raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how, message", [
+    pytest.param("edited-json", "checksum mismatch for calibration.json", id="edited-json"),
+    pytest.param("edited-extra-file", "checksum mismatch for report.html", id="edited-extra-file"),
+    pytest.param("pickle-file", "scaler.pkl is a pickle/joblib file", id="pickle-file"),
+    pytest.param("pickle-as-onnx", "model.onnx holds pickle data", id="pickle-as-onnx"),
+    pytest.param("object-npy", "a .npy array of Python objects", id="object-npy"),
+    pytest.param("symlink", "model.onnx is not a plain file", id="symlink"),
+])
+def test_tampered_artifact_is_refused_and_nothing_is_unpickled(artifact, tmp_path, how, message):
+    """Loading (a version folder or its name folder) and verifying refuse; a pickled payload never runs.
+    The CLI's one ``Error: ...`` line for a tampered artifact: tests/test_cli.py."""
+    vdir = copy_artifact(artifact, tmp_path)
+    marker = tmp_path / "UNPICKLED"
+    _tamper(vdir, how, marker)
+    for target in (vdir, vdir.parent):
+        with pytest.raises(ArtifactError) as info:
+            load_model(target)
+        assert message in str(info.value) and str(vdir) in str(info.value), str(info.value)
+    with pytest.raises(ArtifactError, match=re.escape(message)):
+        S.verify_artifact(vdir)
+    assert not marker.exists()  # nothing was ever unpickled
 
 
 def test_no_artifact_at_path(tmp_path):

@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 
 from calib.cli import cli
-from conftest import tiny_calibration
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,8 +102,11 @@ def test_validate_json(tmp_path, small_batch):
 
 @pytest.mark.slow
 def test_validate_on_bundled_data_beats_the_physics_fit():
-    """Issue 3: on the bundled data, GroupKFold validation beats the physics fit's MAE."""
-    res = CliRunner().invoke(cli, ["validate", "--jobs", "2", "--json"])
+    """Issue 3: on the bundled data, GroupKFold validation beats the physics fit's MAE.
+
+    Two folds (half the spots each), trained at once with ``--jobs 2``: even on half the spots the
+    network's validation MAE is a fraction of the physics fit's (5 folds only widen the gap)."""
+    res = CliRunner().invoke(cli, ["validate", "--folds", "2", "--jobs", "2", "--json"])
     assert res.exit_code == 0, res.output
     d = json.loads(res.output)
     assert d["group_kfold"]
@@ -114,12 +116,9 @@ def test_validate_on_bundled_data_beats_the_physics_fit():
 
 # ---------------------------------------------------------------- --json schema of every command
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, small_batch):
-    """A tiny main job run through the CLI; returns (tmp folder, data csv, config, calibrate JSON)."""
-    csv, toml = small_batch
-    tmp = tmp_path_factory.mktemp("pipeline")
-    cfg, run = tiny_calibration(tmp, csv, toml)
-    return tmp, Path(csv), cfg, run
+def pipeline(tiny_run):
+    """The session's tiny main job (conftest ``tiny_run``); returns (its folder, data csv, config, calibrate JSON)."""
+    return tiny_run["dir"], tiny_run["csv"], tiny_run["config"], tiny_run["run"]
 
 
 def _json(args):
@@ -148,15 +147,16 @@ def test_json_predict_inspect_models_report(pipeline):
     assert rep["bytes"] > 10_000 and (tmp / "r.html").read_text().count("<section") >= 8
 
 
+@pytest.mark.slow
 def test_json_sweep_resumes_and_lists_every_trial(pipeline):
     tmp, csv, cfg, _ = pipeline
     store = tmp / "s" / "sweep.journal"
     store.parent.mkdir()
-    out = _json(["-q", "sweep", str(csv), "--config", str(cfg), "--storage", str(store), "--trials", "2", "--json"])
-    assert len(out["trials"]) == 2 and out["best"]["state"] == "COMPLETE"
+    out = _json(["-q", "sweep", str(csv), "--config", str(cfg), "--storage", str(store), "--trials", "1", "--json"])
+    assert len(out["trials"]) == 1 and out["best"]["state"] == "COMPLETE"
     assert {"number", "params", "state", "score"} <= set(out["trials"][0])
-    again = _json(["-q", "sweep", str(csv), "--config", str(cfg), "--storage", str(store), "--trials", "3", "--json"])
-    assert [t["number"] for t in again["trials"]] == [0, 1, 2]
+    again = _json(["-q", "sweep", str(csv), "--config", str(cfg), "--storage", str(store), "--trials", "2", "--json"])
+    assert [t["number"] for t in again["trials"]] == [0, 1]
     assert again["trials"][0]["score"] == out["trials"][0]["score"]
     assert (store.parent / "leaderboard.csv").exists() and (store.parent / "leaderboard.json").exists()
 
@@ -196,6 +196,31 @@ def test_predict_and_inspect_are_tensorflow_free(pipeline):
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[-2:] == ["False", "False"] and (tmp / "tf_free.csv").exists()
+
+
+def test_tampered_artifact_gives_one_error_line_and_writes_nothing(pipeline, tmp_path):
+    """The CLI side of integrity (every kind of tampering: tests/test_artifact.py)."""
+    import shutil
+
+    tmp, csv, _, run = pipeline
+    vdir = tmp_path / "models" / "tiny" / "1.0.0"
+    shutil.copytree(run["artifact"], vdir)
+    onnx = vdir / "model.onnx"
+    blob = bytearray(onnx.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF  # one flipped byte
+    onnx.write_bytes(bytes(blob))
+    out = tmp_path / "out" / "pred.csv"
+    out.parent.mkdir()
+    for target in (vdir, vdir.parent):  # a version folder, and a name folder (-> latest version)
+        res = CliRunner().invoke(cli, ["predict", str(target), str(csv), "-o", str(out)])
+        assert res.exit_code == 1 and res.output.splitlines() == [res.output.strip()], res.output
+        assert res.output.startswith("Error: ") and str(vdir) in res.output
+        assert "checksum mismatch for model.onnx" in res.output
+    assert list(out.parent.iterdir()) == []
+    res = CliRunner().invoke(cli, ["inspect", str(vdir), "--verify"])
+    assert res.exit_code == 1
+    assert res.stderr.splitlines() == [res.stderr.strip()] and res.stderr.startswith(f"Error: {vdir}: verification failed")
+    assert "checksum mismatch for model.onnx" in res.stderr and "verification: FAILED" in res.stdout
 
 
 def test_json_adjust_then_predict_applies_the_spot_models(pipeline, tmp_path):

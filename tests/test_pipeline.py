@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,48 +12,14 @@ from click.testing import CliRunner
 from calib.cli import cli
 from calib.pipeline import CalibrateSettings
 from calib.errors import ConfigError
-
-TINY = """
-[model]
-hidden_layers = [16, 16]
-epochs = 80
-patience = 20
-batch_size = 32
-learning_rate = 0.005
-
-[sweep]
-strategy = "random"
-trials = 2
-folds = 3
-
-[sweep.space]
-learning_rate = { low = 1e-3, high = 1e-2 }
-activation = { choices = ["tanh", "elu"] }
-"""
-
-
-def _config(tmp_path: Path, toml: Path) -> Path:
-    head = Path(toml).read_text().split("[model]")[0]
-    cfg = tmp_path / "calib.toml"
-    cfg.write_text(head + TINY)
-    return cfg
-
-
-def _calibrate(tmp_path: Path, csv: Path, cfg: Path, where: str) -> dict:
-    out = tmp_path / where
-    res = CliRunner().invoke(cli, ["calibrate", str(csv), "--config", str(cfg), "--models-dir", str(out / "models"),
-                                   "--name", "batch", "--json"], env={"CALIB_RUNS_DIR": str(out / "runs")})
-    assert res.exit_code == 0, res.output
-    return json.loads(res.output)
+from conftest import tiny_calibration
 
 
 @pytest.mark.slow
-def test_calibrate_predict_tamper_and_determinism(tmp_path, small_batch, monkeypatch):
-    csv, toml = small_batch
-    cfg = _config(tmp_path, toml)
-    monkeypatch.chdir(tmp_path)
-    run = _calibrate(tmp_path, csv, cfg, "a")
-    art = Path(run["artifact"])
+def test_calibrate_predict_and_determinism(tiny_run, small_batch, tmp_path):
+    """The session's tiny main job (conftest ``tiny_run``): its artifact predicts the held-out spots
+    as the job recorded them, and the same job again with the same seed gives identical metrics."""
+    run, art, csv = tiny_run["run"], tiny_run["path"], tiny_run["csv"]
     assert run["version"] == "1.0.0" and art.is_dir()
     assert {"model.onnx", "model.keras", "calibration.json", "MODEL_CARD.md", "SHA256SUMS"} <= {p.name for p in art.iterdir()}
     meta = json.loads((art / "calibration.json").read_text())
@@ -62,7 +27,7 @@ def test_calibrate_predict_tamper_and_determinism(tmp_path, small_batch, monkeyp
     assert [f["name"] for f in meta["features"]][-1] == "temperature_degC"
     assert meta["test"]["mae"] == pytest.approx(run["test"]["mae"])
 
-    # predict the held-out spots' readings (the test part) from the command line, without TensorFlow
+    # predict the held-out spots' readings (the test part) from the command line
     test_rows = pd.read_csv(art / "test_predictions.csv")
     held_out = pd.read_csv(csv)
     held_out = held_out[held_out["spot_id"].isin(meta["test"]["groups"])]
@@ -79,22 +44,10 @@ def test_calibrate_predict_tamper_and_determinism(tmp_path, small_batch, monkeyp
     assert mae <= cv_mean + 3 * cv_std, (mae, cv_mean, cv_std)
     assert (pred["o2_hPa_std"] > 0).all()
 
-    # the same job again with the same seed: identical metrics, next version
-    run2 = _calibrate(tmp_path, csv, cfg, "b")
+    # the same job again with the same seed: identical metrics (version bumps: tests/test_artifact.py;
+    # tampered artifacts: tests/test_artifact.py and tests/test_cli.py)
+    _, run2 = tiny_calibration(tmp_path, csv, small_batch[1])
     assert run2["cv"] == run["cv"] and run2["test"] == run["test"]
-    run3 = _calibrate(tmp_path, csv, cfg, "a")
-    assert run3["version"] == "1.1.0"
-
-    # one flipped byte in model.onnx: predict refuses, writes nothing
-    onnx = art / "model.onnx"
-    blob = bytearray(onnx.read_bytes())
-    blob[len(blob) // 2] ^= 0xFF
-    onnx.write_bytes(bytes(blob))
-    out2 = tmp_path / "pred2.csv"
-    res = CliRunner().invoke(cli, ["predict", str(art), str(data), "-o", str(out2)])
-    assert res.exit_code == 1 and res.output.startswith("Error: ") and "model.onnx" in res.output
-    assert len(res.output.strip().splitlines()) == 1
-    assert not out2.exists()
 
 
 @pytest.mark.parametrize("kw, match", [

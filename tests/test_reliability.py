@@ -2,24 +2,24 @@
 
 - ``calib predict`` against the corpus in ``tests/malformed_predict/``: every bad file gives
   exit 1 and exactly one ``Error: ...`` line naming the file, the row and the column, and
-  nothing is written; valid variants (other column order, temperature in K, extra columns)
-  give the reference predictions and leave the other cells byte for byte.
+  nothing is written; valid variants (other column order, extra columns) give the reference
+  predictions and leave the other cells byte for byte.
 - Faults: SIGKILL during export and during predict; read-only folders and full disks (by
   monkeypatching OS calls, and on a real tiny tmpfs when the tests run as root).
-- Security: tampered artifacts are refused end to end, and calib's source never unpickles.
+- Security: calib's source never unpickles.
 
-Not repeated here: SIGKILL during a sweep (tests/test_search_sweep.py) and the determinism of the main
-job with a fixed seed (tests/test_pipeline.py::test_calibrate_predict_tamper_and_determinism).
+Not repeated here: temperature in K (tests/test_runtime.py), ``-o`` equal to the input
+(tests/test_predict.py), tampered artifacts (tests/test_artifact.py; the CLI's one line:
+tests/test_cli.py), SIGKILL during a sweep (tests/test_search_sweep.py) and the determinism of the main
+job with a fixed seed (tests/test_pipeline.py::test_calibrate_predict_and_determinism).
 """
 
 from __future__ import annotations
 
 import ast
 import errno
-import hashlib
 import json
 import os
-import pickle
 import random
 import re
 import shutil
@@ -36,7 +36,6 @@ import pytest
 from click.testing import CliRunner
 
 from calib.cli import cli
-from conftest import tiny_calibration
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(__file__).resolve().parent / "malformed_predict"
@@ -44,14 +43,11 @@ FEATURES = ["phase_1000hz_deg", "phase_2000hz_deg", "phase_5000hz_deg", "phase_1
 ADDED = ["o2_hPa_pred", "o2_hPa_std", "out_of_range"]
 
 @pytest.fixture(scope="module")
-def art(tmp_path_factory, small_batch):
-    """A tiny artifact made by ``calib calibrate`` on the small simulated batch (once per module)."""
-    csv, toml = small_batch
-    tmp = tmp_path_factory.mktemp("reliability")
-    _, run = tiny_calibration(tmp, csv, toml)
-    assert [f["name"] for f in json.loads((Path(run["artifact"]) / "calibration.json").read_text())["features"]] \
+def art(tiny_run):
+    """The session's tiny artifact made by ``calib calibrate`` (conftest ``tiny_run``)."""
+    assert [f["name"] for f in json.loads((tiny_run["path"] / "calibration.json").read_text())["features"]] \
         == FEATURES
-    return {"dir": tmp, "models": tmp / "models", "path": Path(run["artifact"]), "csv": Path(csv)}
+    return tiny_run
 
 
 def _predict(art_path: Path, src: Path, out: Path, *extra: str):
@@ -157,17 +153,6 @@ def test_extra_columns_pass_through_byte_for_byte(art, tmp_path):
     assert written[0].endswith(b"," + ",".join(ADDED).encode())
 
 
-def test_temperature_in_kelvin_is_converted(art, reference, tmp_path):
-    out = tmp_path / "out.csv"
-    res = _predict(art["path"], CORPUS / "temperature_kelvin.csv", out, "--json")
-    assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["out_of_range"] == 0  # read as degC, 288 K would be refused as impossible
-    got = np.array([[float(c) for c in _added_cells(g)[:2]] for g in out.read_text().splitlines()[1:]])
-    ref = np.array([[float(c) for c in _added_cells(r)[:2]] for r in reference[1:]])
-    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-4)
-    assert out.read_text().splitlines()[0].split(",")[-4] == "temperature_K"  # the source column is kept
-
-
 def _big_file(path: Path, n_rows: int, bad_last: bool) -> Path:
     """``n_rows`` readings cycling through reference.csv's 5 rows; optionally a bad last cell."""
     header, *rows = (CORPUS / "reference.csv").read_text().splitlines()
@@ -185,29 +170,6 @@ def test_bad_cell_at_the_end_of_100k_rows(art, tmp_path):
     msg = _one_error_line(_predict(art["path"], src, out))
     assert msg == "big.csv row 100001, column temperature_degC: '20.1.5' is not a number"
     assert list(out.parent.iterdir()) == []
-
-
-@pytest.mark.parametrize("how", [
-    pytest.param("same", id="same-path"),
-    pytest.param("dotdot", id="path-with-dotdot"),
-    pytest.param("symlink", id="symlink-to-input"),
-    pytest.param("hardlink", id="hard-link-to-input"),
-])
-def test_output_equal_to_input_is_refused(art, tmp_path, how):
-    src = tmp_path / "in.csv"
-    shutil.copy(CORPUS / "reference.csv", src)
-    before = src.read_bytes()
-    (tmp_path / "sub").mkdir()
-    out = {"same": src, "dotdot": tmp_path / "sub" / ".." / "in.csv",
-           "symlink": tmp_path / "link.csv", "hardlink": tmp_path / "hard.csv"}[how]
-    if how == "symlink":
-        out.symlink_to(src)
-    elif how == "hardlink":
-        os.link(src, out)
-    msg = _one_error_line(_predict(art["path"], src, out))
-    assert msg.startswith("output must differ from the input (the input is never overwritten)")
-    assert src.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"in.csv", "sub", out.name})
 
 
 # =========================================================================== SIGKILL during export
@@ -517,98 +479,6 @@ def test_real_full_and_read_only_filesystem(art, tmp_path):
 
 
 # =========================================================================== security
-class _Evil:
-    """Unpickling this creates the folder ``marker``: proof that something was unpickled."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.mkdir, (self.marker,))
-
-
-def _rewrite_sums(vdir: Path) -> None:
-    """Recompute SHA256SUMS, so that only the content checks can refuse the change."""
-    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(vdir).as_posix()}\n"
-             for p in sorted(vdir.rglob("*")) if p.is_file() and p.name != "SHA256SUMS"]
-    (vdir / "SHA256SUMS").write_text("".join(lines))
-
-
-def _tamper(vdir: Path, how: str, marker: Path) -> None:
-    if how == "edited-json":
-        meta = json.loads((vdir / "calibration.json").read_text())
-        meta["features"][0]["max"] = 89.0  # widen a calibrated range by hand
-        (vdir / "calibration.json").write_text(json.dumps(meta, indent=2))
-    elif how == "edited-extra-file":
-        with open(vdir / "test_predictions.csv", "a") as fh:
-            fh.write("1,2,3\n")
-    elif how == "added-file":
-        (vdir / "notes.txt").write_text("added later")
-    elif how == "no-checksums":
-        (vdir / "SHA256SUMS").unlink()
-    elif how == "pickle-file":
-        (vdir / "scaler.pkl").write_bytes(pickle.dumps(_Evil(marker)))
-        _rewrite_sums(vdir)
-    elif how == "pickle-as-onnx":
-        (vdir / "model.onnx").write_bytes(pickle.dumps(_Evil(marker), protocol=4))
-        _rewrite_sums(vdir)
-    elif how == "object-npy":
-        np.save(vdir / "weights.npy", np.array([_Evil(marker)], dtype=object), allow_pickle=True)
-        _rewrite_sums(vdir)
-    elif how == "keras-lambda":
-        import keras
-
-        inp = keras.Input((5,), name="readings")
-        keras.Model(inp, keras.layers.Lambda(lambda t: t[:, :1] * 2.0)(inp)).save(vdir / "model.keras")
-        _rewrite_sums(vdir)
-    elif how == "symlink":
-        real = vdir.parent.parent / "elsewhere.onnx"
-        shutil.move(vdir / "model.onnx", real)
-        (vdir / "model.onnx").symlink_to(real)
-    else:  # pragma: no cover
-        raise AssertionError(how)
-
-
-TAMPER = [
-    pytest.param("edited-json", "checksum mismatch for calibration.json", id="edited-json"),
-    pytest.param("edited-extra-file", "checksum mismatch for test_predictions.csv", id="edited-extra-file"),
-    pytest.param("added-file", "unlisted file notes.txt", id="added-file"),
-    pytest.param("no-checksums", "missing file SHA256SUMS", id="no-checksums"),
-    pytest.param("pickle-file", "scaler.pkl is a pickle/joblib file", id="pickle-file"),
-    pytest.param("pickle-as-onnx", "model.onnx holds pickle data", id="pickle-as-onnx"),
-    pytest.param("object-npy", "a .npy array of Python objects", id="object-npy"),
-    pytest.param("keras-lambda", "is a Lambda layer", id="keras-lambda"),
-    pytest.param("symlink", "model.onnx is not a plain file", id="symlink"),
-]
-
-
-@pytest.mark.parametrize("how, message", TAMPER)
-def test_tampered_artifact_is_refused_by_predict_and_inspect(art, tmp_path, how, message):
-    vdir = tmp_path / "models" / "tiny" / art["path"].name
-    shutil.copytree(art["path"], vdir)
-    marker = tmp_path / "UNPICKLED"
-    _tamper(vdir, how, marker)
-    out = tmp_path / "out" / "pred.csv"
-    out.parent.mkdir()
-    for target in (vdir, vdir.parent):  # a version folder, and a name folder (-> latest version)
-        msg = _one_error_line(_predict(target, CORPUS / "reference.csv", out))
-        assert message in msg and str(vdir) in msg, msg
-    assert list(out.parent.iterdir()) == []
-    res = CliRunner().invoke(cli, ["inspect", str(vdir), "--verify"])
-    assert res.exit_code == 1
-    assert res.stderr.splitlines() == [res.stderr.strip()] and res.stderr.startswith(f"Error: {vdir}: verification failed")
-    assert message in res.stderr and "verification: FAILED" in res.stdout
-    assert not marker.exists()  # nothing was ever unpickled
-
-
-def test_untampered_copy_passes(art, tmp_path):
-    vdir = tmp_path / "models" / "tiny" / art["path"].name
-    shutil.copytree(art["path"], vdir)
-    res = CliRunner().invoke(cli, ["inspect", str(vdir), "--verify"])
-    assert res.exit_code == 0 and "verification: OK" in res.output
-    assert _predict(vdir, CORPUS / "reference.csv", tmp_path / "o.csv").exit_code == 0
-
-
 # --------------------------------------------------------------------------- source scan
 _UNPICKLING_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "marshal", "shelve", "torch"}
 _UNPICKLING_FUNCS = {"load", "loads", "Unpickler", "open"}

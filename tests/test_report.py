@@ -108,7 +108,7 @@ def built(tmp_path_factory):
                                    "activation": {"choices": ["tanh", "elu"]}})
     journal = root / "runs" / "sweep.journal"
     sweep_res = run_sweep(ds, np.arange(ds.n_rows), base, space, strategy="random", n_trials=3, folds=2,
-                          storage=str(journal), seed=0)
+                          storage=str(journal), seed=0, recycle_every=None)  # in this process: no worker start
     x, y = ds.x(), ds.y()
     model = train(base, x, y, x_scaler=fit_scaler(x), y_scaler=fit_scaler(y)).model
     meta = _metadata(ds, sweep_res, space)
@@ -353,6 +353,7 @@ _PROBE = ("<script>window.addEventListener('load',function(){var b=0;for(var i o
           "{if(!i.complete||i.naturalWidth===0)b++;}document.title='broken-images:'+b;});</script>")
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(built, tmp_path):
     exe = _chromium()
     if exe is None:

@@ -121,6 +121,31 @@ def test_a_child_written_after_loading_is_used_by_the_loaded_model(linear_artifa
     np.testing.assert_allclose(model.predict(df), df["o2_true"], atol=5e-3)
 
 
+# --------------------------------------------------------------------------- unit conversion
+@pytest.mark.parametrize("column", [pytest.param("temperature_K", id="kelvin"),
+                                    pytest.param("temperature_k", id="kelvin-lower-case")])
+def test_temperature_in_kelvin_is_converted_through_every_door(linear_artifact, tmp_path, column):
+    """The one test of unit conversion at inference (a DataFrame and a file, matched by name; the
+    conversions themselves: tests/test_units.py). The linear model's known answer is the true O2."""
+    from calib.predict import predict_file
+
+    model = load_model(linear_artifact.path)
+    phase = lin_phase(P, T)
+    by_name = pd.DataFrame({LINEAR_FEATURES[0]: phase, LINEAR_FEATURES[1]: T})
+    expected = model.predict(by_name.to_numpy())
+    np.testing.assert_allclose(expected, P, atol=1e-3)
+    np.testing.assert_allclose(model.predict(by_name), expected, rtol=0, atol=0)
+    kelvin = pd.DataFrame({"note": "x", column: T + 273.15, LINEAR_FEATURES[0]: phase})  # other order, extra column
+    np.testing.assert_allclose(model.predict(kelvin), expected, rtol=1e-5, atol=1e-4)
+    src = tmp_path / "in.csv"
+    kelvin.to_csv(src, index=False)
+    summary = predict_file(model, src, tmp_path / "out.csv")
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert summary["out_of_range"] == 0  # read as degC, 283 K would be refused as impossible
+    np.testing.assert_allclose(out["o2_hPa_pred"], expected, rtol=1e-5, atol=1e-4)
+    assert list(out.columns[:3]) == list(kelvin.columns)  # the source column is kept as it was
+
+
 # --------------------------------------------------------------------------- flags and refusals
 def test_spot_normalised_model_refuses_or_flags_unchecked_readings(linear_artifact, tmp_path):
     """A parent that must not be used unadjusted: predict refuses, predict_frame and the CLI flag."""

@@ -67,6 +67,7 @@ def test_cross_validate_scores_network_and_baseline(batch):
     assert d["diagnosis"]["verdict"]
 
 
+@pytest.mark.slow  # two worker processes start (about 10 s cold)
 def test_parallel_folds_equal_sequential(batch):
     from calib.nn import ModelConfig
 
