@@ -164,14 +164,18 @@ def check_physical_array(x: np.ndarray, specs: Sequence[Mapping[str, Any]], name
     """Refuse physically impossible inputs (:func:`calib.ingest.physical_bounds`); ``label(i)`` names row i."""
     from .ingest import physical_bounds
 
-    for j, spec in enumerate(specs):
-        b = physical_bounds(str(spec["unit"]))
+    bounds = [physical_bounds(str(spec["unit"])) for spec in specs]
+    lo = np.array([-np.inf if b is None else b[0] for b in bounds], dtype=np.float32)
+    hi = np.array([np.inf if b is None else b[1] for b in bounds], dtype=np.float32)
+    # one pass over the whole block in the common case; the first bad cell is located only on failure
+    if x.size == 0 or not (((x < lo) | (x > hi)).any()):
+        return
+    for j, (spec, b) in enumerate(zip(specs, bounds)):
         if b is None:
             continue
-        lo, hi, what = b
-        bad = (x[:, j] < lo) | (x[:, j] > hi)
+        bad = (x[:, j] < b[0]) | (x[:, j] > b[1])
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise IngestError(
-                f"{label(i)}, column {names[j]}: {float(x[i, j]):.6g} {spec['unit']} is impossible; expected {what}"
+                f"{label(i)}, column {names[j]}: {float(x[i, j]):.6g} {spec['unit']} is impossible; expected {b[2]}"
             )
