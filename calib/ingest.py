@@ -439,14 +439,10 @@ def check_physical(values: np.ndarray, table: RawTable, column: str, unit: str, 
         At the first value outside its bounds: negative O2, phase outside 0..90 deg,
         temperature outside -5..100 degC, negative pressure, salinity outside 0..50.
     """
-    if o2:
-        lo, hi, what = _O2_BOUNDS
-    elif unit in PHYSICAL_BOUNDS:
-        lo, hi, what = PHYSICAL_BOUNDS[unit]
-    elif U.UNITS.get(unit) == "pressure":
-        lo, hi, what = _PRESSURE_BOUNDS
-    else:
+    bounds = _O2_BOUNDS if o2 else physical_bounds(unit)
+    if bounds is None:
         return
+    lo, hi, what = bounds
     bad = (values < lo) | (values > hi)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])

@@ -41,7 +41,7 @@ import os
 from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -290,12 +290,14 @@ class CalibrationModel:
     @property
     def spot_columns(self) -> tuple[str, ...]:
         """Columns that name a reading's spot: the children's, then the model's group column."""
+        children = self._spot_children()  # one look at the models folder
         cols: list[str] = []
-        for _, (col, _) in sorted(self._spot_children().items()):
+        for _, (col, _) in sorted(children.items()):
             if col and col not in cols:
                 cols.append(col)
         group = (self._meta.get("data") or {}).get("group")
-        if self.routes_spots and isinstance(group, str) and group and group not in cols:
+        routes = not self.is_child and (bool(children) or self.requires_adjustment)
+        if routes and isinstance(group, str) and group and group not in cols:
             cols.append(group)
         return tuple(cols)
 
@@ -478,7 +480,9 @@ class CalibrationModel:
         ArtifactError
             No child for ``spot``, or its inputs/outputs differ from this model's.
         """
-        children = self._spot_children()
+        return self._load_child(spot, self._spot_children())
+
+    def _load_child(self, spot: str, children: Mapping[str, tuple[str, Path]]) -> CalibrationModel:
         if spot not in self._loaded_children:
             if spot not in children:
                 raise ArtifactError(f"{self.name} {self.version}: no spot child for spot {spot!r}")
@@ -515,20 +519,21 @@ class CalibrationModel:
         # want_flags=False (predict without flags) skips the range check; routing is the same
         values, std = self.predict_graph(x32, want_std=want_std)
         oor = self.range_flags(x32) if want_flags else np.zeros(0, dtype=bool)
-        if not self.routes_spots:
+        children = self._spot_children()  # one look at the models folder per call
+        if self.is_child or not (children or self.requires_adjustment):
             return Prediction(values, std, oor)
         n = len(x32)
         by_col = self._spot_arrays(spots, n)
         adjusted = np.zeros(n, dtype=bool)
         used: dict[str, str] = {}
-        for spot, (col, _path) in sorted(self._spot_children().items()):
+        for spot, (col, _path) in sorted(children.items()):
             ids = by_col.get(col, by_col.get("*"))
             if ids is None:
                 continue
             rows = np.flatnonzero((ids == spot) & ~adjusted)
             if not rows.size:
                 continue
-            child = self.child(spot)
+            child = self._load_child(spot, children)  # the same snapshot of the children
             p, s = child.predict_graph(np.ascontiguousarray(x32[rows]), want_std=want_std)
             values[rows] = p
             if std is not None and s is not None:

@@ -21,12 +21,11 @@ from numbers import Real
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 from .constraints import FOLDS, JOBS, SEED, Interval, check_params, require
-from .errors import TrainingError
 from .metrics import Metrics, score
 
 __all__ = ["FoldScore", "CVResult", "Diagnosis", "cross_validate", "make_folds", "diagnose",

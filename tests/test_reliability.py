@@ -415,7 +415,6 @@ def _tiny_export_inputs():
 def test_export_write_errors_are_one_artifact_error(tmp_path, monkeypatch, fault, message):
     from calib.artifact import export as E
     from calib.artifact import store as S
-    from calib.runtime import load_model
     from calib.errors import ArtifactError, CalibError
 
     model, meta = _tiny_export_inputs()
@@ -451,8 +450,6 @@ def _mount_tmpfs(where: Path, size: str) -> bool:
 def test_real_full_and_read_only_filesystem(art, tmp_path):
     """On a real 32 KiB tmpfs (root only; skipped elsewhere: the monkeypatched tests above run everywhere)."""
     from calib.artifact import export as E
-    from calib.artifact import store as S
-    from calib.runtime import load_model
     from calib.errors import ArtifactError
 
     fs = tmp_path / "fs"

@@ -17,10 +17,8 @@ import pytest
 
 from calib.artifact import export as E
 
-from calib.artifact import store as S
-
-from calib.runtime import load_model
 from calib import report as R
+from calib.artifact import store as S
 from calib.report import page as report_page
 from calib.errors import ConfigError, IntegrityError
 

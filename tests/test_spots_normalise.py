@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 
 from calib.spots import child as A
-from calib.artifact import export as E
 from calib.artifact import store as S
 from calib.runtime import load_model
 from calib.config import DataSpec, config_from_dict

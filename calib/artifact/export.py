@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..constraints import NAME, Interval, Satisfies, check_param, check_params, require
-from ..errors import ArtifactError, ConfigError
+from ..errors import ConfigError
 from ..serial import to_jsonable
 from .card import model_card
 from .onnx import merge_onnx, opset_of, stamp_onnx

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..constraints import JOBS, NAME, Interval, Options, Satisfies, check_param, check_params
+from ..constraints import NAME, Interval, Options, Satisfies, check_params
 from ..errors import ConfigError
 from ..nn import ModelConfig
 from ..scaling import SCALING
@@ -255,11 +255,3 @@ def load_result(storage: str | os.PathLike[str] | None = None, study_name: str =
         raise ConfigError(f"study {study_name!r} in {mask_url(spec)} was not written by calib's sweep")
     return build_result(study, SearchSpace.from_dict(ua["space"]), ModelConfig.from_dict(ua["base_config"]),
                         spec, study_name, ua.get("strategy", ""), 0.0, "")
-
-
-def check_jobs(jobs: Any) -> None:
-    """Raise :class:`~calib.errors.ConfigError` unless ``jobs >= 1`` or ``jobs == -1`` (every core).
-
-    The shared :data:`calib.constraints.JOBS` rule.
-    """
-    check_param("jobs", jobs, JOBS)

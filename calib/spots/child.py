@@ -167,7 +167,7 @@ def _card_section(meta: Mapping[str, Any]) -> str:
         "",
         f"    {a['formula']}",
         "",
-        (f"- input map (scale, add): " + ", ".join(f"{k} ({a['input_scale'][k]:.6g}, {v:+.6g})"
+        ("- input map (scale, add): " + ", ".join(f"{k} ({a['input_scale'][k]:.6g}, {v:+.6g})"
                                                    for k, v in a["input_add"].items())
          + f"; the parent takes spot-normalised phases, anchored at {a['normalisation']['reference']['zero']:g} "
          f"and {a['normalisation']['reference']['air']:g} {unit} at "
