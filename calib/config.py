@@ -32,6 +32,9 @@ named somewhere (config or ``--target``)::
     folds = 5
     tolerance = "auto"             # target unit, for the Error Limited Accuracy ("auto": 1 hPa of pO2)
     noise_floor = 0.3              # target unit; default: estimated from replicate readings
+    interval_level = 0.95          # coverage of the conformal interval <target>_lo .. _hi
+    reference_uncertainty = 0.5    # target unit, k = 1: the reference standard (budget)
+    drift_allowance = 0.0          # target unit, k = 1: drift allowed until the next check
 
     [model]                        # calib.nn.ModelConfig, validated at load
 
@@ -273,16 +276,30 @@ class ValidateSpec:
     noise_floor : float or None, default=None
         Best achievable MAE in the target's unit (measurement noise), >= 0; ``None`` =
         estimated from replicate readings where the data has them.
+    interval_level : float, default=0.95
+        Coverage of the conformal prediction interval ``<target>_lo .. <target>_hi``
+        (:mod:`calib.trust`), in (0.5, 1).
+    reference_uncertainty : float, default=0.0
+        Standard uncertainty (k = 1) of the reference values in the target's unit (e.g. the
+        Winkler titration or gas standard), >= 0; enters the uncertainty budget.
+    drift_allowance : float, default=0.0
+        Standard uncertainty allowed for drift until the next check, target unit, >= 0.
     """
 
     folds: int = 5
     tolerance: float | str = "auto"
     noise_floor: float | None = None
+    interval_level: float = 0.95
+    reference_uncertainty: float = 0.0
+    drift_allowance: float = 0.0
 
     rules: ClassVar[Mapping[str, list]] = {
         "folds": FOLDS,
         "tolerance": [Interval(Real, 0, None, closed="neither"), StrOptions(["auto"], label='"auto"')],
         "noise_floor": [None, Interval(Real, 0, None)],
+        "interval_level": [Interval(Real, 0.5, 1, closed="neither")],
+        "reference_uncertainty": [Interval(Real, 0, None)],
+        "drift_allowance": [Interval(Real, 0, None)],
     }
 
     def __post_init__(self) -> None:

@@ -260,6 +260,13 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
                for w, xsd, ysd, phys in cv.fold_weights]
     fold_pred = np.stack([predict_member(m, x_te)[:, 0] for m in folds_m])
     std = fold_pred.std(axis=0)
+    trust, trust_meta = _trust(ds, cfg, cv, x, y[:, 0], rows, norm)
+    from .trust import coverage_table, evaluate
+
+    tr_te = evaluate(trust, x_te, p_te[:, 0])
+    tvals = ds.x(sp.test)[:, trust.conformal.bin_on] if trust.conformal.bin_on >= 0 else p_te[:, 0]
+    test_cov = coverage_table(y_te[:, 0], tr_te["lo"], tr_te["hi"], p_te[:, 0], tvals)
+    test_cov["out_of_domain"] = float(np.mean(tr_te["domain_code"] != 0))
     test_physics, bkind, bparams = None, None, None
     try:
         b = fit_physics(x, y[:, 0], list(ds.feature_names), [c.unit for c in ds.features], ds.target.unit)
@@ -272,6 +279,8 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     frame = (ds if raw_ds is None else raw_ds).frame.iloc[sp.test].copy()  # readings as measured
     frame[f"{ds.target.name}_pred"] = p_te[:, 0]
     frame[f"{ds.target.name}_std"] = std
+    frame[f"{ds.target.name}_lo"] = tr_te["lo"]
+    frame[f"{ds.target.name}_hi"] = tr_te["hi"]
     buf = io.StringIO()
     frame.to_csv(buf, index=False)
     diag = cv.diagnosis(test.mae)
@@ -280,7 +289,9 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
         "hyperparameters": {**best.to_dict(), "final_epochs": epochs, "final_family": final_cfg.family},
         "physics": None if final.physics is None else final.physics.to_dict(),
         "cv": cv.to_dict(test.mae),
+        **trust_meta,
         "test": {**test.to_dict(), "rows": int(len(sp.test)), "std_mean": float(std.mean()),
+                 "interval": test_cov,
                  "groups": None if ds.group is None else sorted(map(str, np.unique(ds.groups(sp.test))))},
         "physics_fit": {"kind": bkind, "params": bparams,
                      "test": None if test_physics is None else test_physics.to_dict(),
@@ -297,10 +308,44 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     }
     art = export_artifact(settings.models_dir, name, model=final.model, fold_models=[m.model for m in folds_m],
                           physics=[final.physics, *(m.physics for m in folds_m)], metadata=meta,
-                          extra_files={"test_predictions.csv": buf.getvalue()}, report=artifact_report)
+                          extra_files={"test_predictions.csv": buf.getvalue()}, report=artifact_report,
+                          trust=trust)
     say(f"exported {art.path}")
     return CalibrationRun(artifact=art, sweep=sw, cv=cv, test=test, test_physics=test_physics,
                           physics_kind=bkind, config=best, epochs=epochs, test_std_mean=float(std.mean()))
+
+
+def _trust(ds: Any, cfg: Config, cv: Any, x: np.ndarray, y: np.ndarray, rows: np.ndarray,
+           norm: Any) -> tuple[Any, dict[str, Any]]:
+    """Conformal interval, applicability domain and uncertainty budget from the re-validation.
+
+    Returns the :class:`calib.trust.TrustSpec` of the batch model and the ``calibration.json``
+    entries: ``conformal_adjusted`` (the interval a spot child gets: residuals after a
+    simulated two-point check of each held-out spot; for a spot-normalised model the
+    out-of-fold residuals already are) and ``uncertainty`` (the budget).
+    """
+    from .trust import TrustSpec, fit_conformal, fit_domain, two_point_residuals, uncertainty_budget
+
+    names, units = list(ds.feature_names), [c.unit for c in ds.features]
+    level = cfg.validate.interval_level
+    oof = np.asarray(cv.oof, float)
+    conf = fit_conformal(y, oof, x, units, names, level=level)
+    dom = fit_domain(x, y, oof, cv.fold_pairs, units)
+    meta: dict[str, Any] = {}
+    if norm is not None:
+        meta["conformal_adjusted"] = {**conf.to_dict(), "source": "out-of-fold on spot-normalised readings"}
+    elif ds.group is not None:
+        tj = conf.bin_on if conf.bin_on >= 0 and units[conf.bin_on] == "degC" else None
+        ref_t = cfg.adjust.temperature_degC if cfg.adjust is not None else None
+        adj, keep = two_point_residuals(y, oof, ds.groups(rows), None if tj is None else x[:, tj], ref_t)
+        if keep.sum() >= 20:
+            ca = fit_conformal(y[keep], adj[keep], x[keep], units, names, level=level,
+                               source="out-of-fold after a simulated two-point check per held-out group")
+            meta["conformal_adjusted"] = ca.to_dict()
+    noise_sd = None if cv.noise_floor is None else float(cv.noise_floor) / float(np.sqrt(2 / np.pi))
+    meta["uncertainty"] = uncertainty_budget(y - oof, reference=cfg.validate.reference_uncertainty,
+                                             input_noise=noise_sd, drift=cfg.validate.drift_allowance)
+    return TrustSpec(conf, dom), meta
 
 
 def _leaderboard(sw: Any) -> list[dict[str, Any]]:

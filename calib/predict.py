@@ -73,6 +73,8 @@ def _text_columns(cols: dict[str, np.ndarray], decimal: str) -> dict[str, Any]:
     for k, v in cols.items():
         if v.dtype == np.bool_:
             out[k] = pc.if_else(pa.array(v), "True", "False")
+        elif v.dtype == object:  # words without separators (calib.trust.reasons)
+            out[k] = pa.array([str(t) for t in v], type=pa.string())
         else:
             out[k] = _float_text(v, decimal)
     return out
@@ -143,7 +145,11 @@ def _write_parquet(tmp: Path, table: RawTable, source: Path, new: dict[str, np.n
                 arrays[c] = pa.array(s.map(lambda v: None if v is None else str(v)), type=pa.string())
         t = pa.table(arrays)
     for k, v in new.items():
-        t = t.append_column(k, pa.array(v if v.dtype == np.bool_ else v.astype(np.float64)))
+        if v.dtype == object:
+            arr = pa.array([str(w) for w in v], type=pa.string())
+        else:
+            arr = pa.array(v if v.dtype == np.bool_ else v.astype(np.float64))
+        t = t.append_column(k, arr)
     pq.write_table(t, tmp)
 
 

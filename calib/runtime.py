@@ -27,11 +27,22 @@ without flags. A number calib cannot vouch for is never returned silently.
 
 Flags
 -----
-``out_of_range`` is True for a reading that calib cannot vouch for: an input outside the
-range seen in training (bounds inclusive; a child's ranges for its rows), or an
-unadjusted reading of a spot-normalised model. Physically impossible readings (a phase
-outside 0..90 deg, a temperature outside -5..100 degC, ...) and non-numbers are refused
-with an :class:`~calib.errors.IngestError`, by every door.
+``out_of_range`` is True for a reading that calib cannot vouch for, and
+``out_of_range_reason`` says why (``""`` when in domain): an input outside the range seen in
+training (``temperature_degC above range``; a child's ranges for its rows), ``joint`` (far
+from every calibration point although each input is in range), ``output`` (the prediction
+outside the calibrated target range), or ``no spot child`` (an unadjusted reading of a
+spot-normalised model). The checks are the artifact's ONNX outputs ``domain_code`` and
+``domain_distance`` (:mod:`calib.trust`), so lab software running the bare graph gets the
+same flags. Physically impossible readings (a phase outside 0..90 deg, a temperature outside
+-5..100 degC, ...) and non-numbers are refused with an :class:`~calib.errors.IngestError`,
+by every door.
+
+Intervals
+---------
+``<target>_lo`` / ``<target>_hi`` bound the true value with the artifact's conformal level
+(``calibration.json`` ``conformal.level``, default 95 %), fitted on grouped out-of-fold
+residuals (a spot child: residuals after a two-point check); also ONNX outputs.
 """
 
 from __future__ import annotations
@@ -58,8 +69,10 @@ from .artifact.store import (
     resolve_artifact,
     verify_artifact,
 )
+from .artifact.trust_graph import trust_outputs
 from .constraints import Interval, Options, check_param
 from .errors import ArtifactError, ConfigError, IngestError
+from .trust import reasons
 from .readings import (
     check_physical_array,
     feature_frequency,
@@ -83,14 +96,21 @@ __all__ = [
     "SPOT_ADJUSTMENT_KEY",
     "NORMALISATION_KEY",
     "CHUNK_ROWS",
+    "REASON_COLUMN",
 ]
 
-#: Rows per ONNX Runtime call (bounded memory, ~fastest).
-CHUNK_ROWS = 65536
+#: Rows per ONNX Runtime call (bounded memory: the joint-domain distance holds rows x 256 floats).
+CHUNK_ROWS = 16384
 #: Output column: the row was predicted by its spot's child artifact.
 ADJUSTED_COLUMN = "adjusted"
 #: Output column: calib cannot vouch for the row's number (see the module notes).
 OUT_OF_RANGE_COLUMN = "out_of_range"
+#: Output column: why calib cannot vouch for the row ("" when it can).
+REASON_COLUMN = "out_of_range_reason"
+#: Reason of an unadjusted row of a spot-normalised model.
+NO_CHILD_REASON = "no spot child"
+#: Output column: distance to the nearest calibration point / the out-of-fold threshold.
+DISTANCE_COLUMN = "domain_distance"
 #: ``calibration.json`` key of a spot child (what adjusted it, for which parent and column).
 SPOT_ADJUSTMENT_KEY = "spot_adjustment"
 #: ``calibration.json`` key of a batch model trained on spot-normalised phases.
@@ -121,6 +141,12 @@ class Prediction:
         Per row: predicted by its spot's child; None for a model without spot routing.
     spot_models : dict of str to str
         ``{spot: child version}`` of the children used.
+    lo, hi : ndarray of float32 or None
+        Conformal interval of the primary target (None for an artifact without one).
+    reason : ndarray of str or None
+        Per row why ``out_of_range`` is set (``""`` when it is not).
+    distance : ndarray of float32 or None
+        ``domain_distance``: nearest calibration point / out-of-fold threshold (<= 1 in domain).
     """
 
     values: np.ndarray
@@ -128,6 +154,10 @@ class Prediction:
     out_of_range: np.ndarray
     adjusted: np.ndarray | None = None
     spot_models: Mapping[str, str] = field(default_factory=dict)
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
+    reason: np.ndarray | None = None
+    distance: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------- the loaded model
@@ -189,8 +219,11 @@ class CalibrationModel:
         self.input_name = str(onnx_meta.get("input", INPUT_NAME))
         outputs = list(onnx_meta.get("outputs", [self.target]))
         self.output_name = outputs[0]
-        self.std_name = outputs[1] if len(outputs) > 1 else None
+        self.std_name = f"{self.target}_std" if f"{self.target}_std" in outputs else None
         self.has_std = self.std_name is not None
+        wanted = trust_outputs(self.target)
+        self.trust_names = tuple(wanted) if all(n in outputs for n in wanted) else ()
+        self.has_interval = bool(self.trust_names)
         self.lower = np.array([_bound(f, "min", -np.inf) for f in feats], dtype=np.float64)
         self.upper = np.array([_bound(f, "max", np.inf) for f in feats], dtype=np.float64)
         self._lower32 = self.lower.astype(np.float32)
@@ -202,7 +235,7 @@ class CalibrationModel:
         self._children_stamp: Any = None
         self._loaded_children: dict[str, CalibrationModel] = {}
         self._session_all = self._make_session(onnx_bytes)
-        self._session_main = None if self.has_std else self._session_all
+        self._session_main = None if (self.has_std or self.trust_names) else self._session_all
         self._check_io()
 
     # ---- sessions
@@ -233,7 +266,7 @@ class CalibrationModel:
                 f"{len(self.features)} features"
             )
         names = {o.name for o in s.get_outputs()}
-        wanted = [self.output_name] + ([self.std_name] if self.std_name else [])
+        wanted = [self.output_name] + ([self.std_name] if self.std_name else []) + list(self.trust_names)
         missing = [n for n in wanted if n not in names]
         if missing:
             raise ArtifactError(f"{self.path / ONNX_FILE}: missing output(s) {missing}; has {sorted(names)}")
@@ -452,21 +485,39 @@ class CalibrationModel:
         -------
         values, std : ndarray of float32, ndarray of float32 or None
         """
+        out = self.graph_outputs(x32, want_std=want_std, want_trust=False)
+        return out["values"], out.get("std")
+
+    def graph_outputs(self, x32: np.ndarray, *, want_std: bool = True, want_trust: bool = True) -> dict[str, np.ndarray]:
+        """Every output of this artifact's graph on validated readings (no spot routing).
+
+        Returns
+        -------
+        dict
+            ``values`` (n,) or (n, n_targets); with ``want_std`` and fold models ``std``; with
+            ``want_trust`` and an artifact that has them ``lo``, ``hi``, ``domain_code``
+            (int32), ``domain_distance`` (see :mod:`calib.trust`).
+        """
         n = x32.shape[0]
         n_out = len(self.targets)
-        pred = np.empty((n, n_out) if n_out > 1 else (n,), dtype=np.float32)
-        std = np.empty(n, dtype=np.float32) if (want_std and self.has_std) else None
-        if std is not None:
-            session, names = self._session_all, [self.output_name, self.std_name]
-        else:
-            session, names = self._main_session(), [self.output_name]
+        names = [self.output_name]
+        keys = ["values"]
+        if want_std and self.has_std:
+            names.append(self.std_name)
+            keys.append("std")
+        if want_trust and self.trust_names:
+            names.extend(self.trust_names)
+            keys.extend(["lo", "hi", "domain_code", "domain_distance"])
+        session = self._main_session() if len(names) == 1 else self._session_all
+        out = {k: np.empty(n, dtype=np.int32 if k == "domain_code" else np.float32) for k in keys[1:]}
+        out["values"] = np.empty((n, n_out) if n_out > 1 else (n,), dtype=np.float32)
         for start in range(0, n, CHUNK_ROWS):
             chunk = x32[start : start + CHUNK_ROWS]
             res = session.run(names, {self.input_name: chunk})
-            pred[start : start + len(chunk)] = res[0].reshape(pred[start : start + len(chunk)].shape)
-            if std is not None:
-                std[start : start + len(chunk)] = res[1].reshape(-1)
-        return pred, std
+            stop = start + len(chunk)
+            for k, r in zip(keys, res):
+                out[k][start:stop] = r.reshape(out[k][start:stop].shape)
+        return out
 
     def range_flags(self, x32: np.ndarray) -> np.ndarray:
         """Per row: any input outside this artifact's calibrated ranges (bounds inclusive)."""
@@ -515,13 +566,26 @@ class CalibrationModel:
         """
         return self._route(x32, spots, want_std=True, want_flags=True)
 
+    def _flags(self, x32: np.ndarray, g: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """``out_of_range`` and its reasons from this artifact's own checks."""
+        if "domain_code" in g:
+            code = g["domain_code"]
+        else:  # an artifact without the trust head: the per-input ranges only
+            code = self.range_flags(x32).astype(np.int32)
+        return code != 0, reasons(code, x32, self._lower32, self._upper32, self.features)
+
     def _route(self, x32: np.ndarray, spots: Any, *, want_std: bool, want_flags: bool) -> Prediction:
-        # want_flags=False (predict without flags) skips the range check; routing is the same
-        values, std = self.predict_graph(x32, want_std=want_std)
-        oor = self.range_flags(x32) if want_flags else np.zeros(0, dtype=bool)
+        # want_flags=False (predict without flags) skips the checks and intervals; routing is the same
+        g = self.graph_outputs(x32, want_std=want_std, want_trust=want_flags)
+        values, std = g["values"], g.get("std")
+        lo, hi, dist = g.get("lo"), g.get("hi"), g.get("domain_distance")
+        if want_flags:
+            oor, why = self._flags(x32, g)
+        else:
+            oor, why = np.zeros(0, dtype=bool), None
         children = self._spot_children()  # one look at the models folder per call
         if self.is_child or not (children or self.requires_adjustment):
-            return Prediction(values, std, oor)
+            return Prediction(values, std, oor, lo=lo, hi=hi, reason=why, distance=dist)
         n = len(x32)
         by_col = self._spot_arrays(spots, n)
         adjusted = np.zeros(n, dtype=bool)
@@ -534,17 +598,24 @@ class CalibrationModel:
             if not rows.size:
                 continue
             child = self._load_child(spot, children)  # the same snapshot of the children
-            p, s = child.predict_graph(np.ascontiguousarray(x32[rows]), want_std=want_std)
-            values[rows] = p
-            if std is not None and s is not None:
-                std[rows] = s
+            xr = np.ascontiguousarray(x32[rows])
+            cg = child.graph_outputs(xr, want_std=want_std, want_trust=want_flags)
+            values[rows] = cg["values"]
+            if std is not None and "std" in cg:
+                std[rows] = cg["std"]
             if want_flags:
-                oor[rows] = child.range_flags(x32[rows])
+                oor[rows], why[rows] = child._flags(xr, cg)
+                for arr, key in ((lo, "lo"), (hi, "hi"), (dist, "domain_distance")):
+                    if arr is not None and key in cg:
+                        arr[rows] = cg[key]
             adjusted[rows] = True
             used[spot] = child.version
         if self.requires_adjustment and want_flags:
-            oor |= ~adjusted  # a spot-normalised batch model on unchecked spots: not vouched for
-        return Prediction(values, std, oor, adjusted, used)
+            # a spot-normalised batch model on unchecked spots: not vouched for
+            for i in np.flatnonzero(~adjusted):
+                why[i] = NO_CHILD_REASON if not why[i] else f"{NO_CHILD_REASON} + {why[i]}"
+            oor |= ~adjusted
+        return Prediction(values, std, oor, adjusted, used, lo=lo, hi=hi, reason=why, distance=dist)
 
     def _spot_arrays(self, spots: Any, n: int) -> dict[str, np.ndarray]:
         if spots is None:
@@ -560,7 +631,8 @@ class CalibrationModel:
         return out
 
     # ---- public API
-    def predict(self, X: Any, *, spots: Any = None, return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    def predict(self, X: Any, *, spots: Any = None, return_std: bool = False,
+                return_interval: bool = False) -> np.ndarray | tuple[np.ndarray, ...]:
         """Predict the target(s) for readings.
 
         Parameters
@@ -573,12 +645,16 @@ class CalibrationModel:
         return_std : bool, default=False
             Also return the standard deviation across the fold models (ddof=0), in
             :attr:`unit`; requires an artifact exported with fold models.
+        return_interval : bool, default=False
+            Also return the conformal interval ``(lo, hi)`` of the primary target
+            (:attr:`has_interval`; level in ``metadata["conformal"]["level"]``).
 
         Returns
         -------
         ndarray of float64
             Shape (n,) for one target, (n, n_targets) with auxiliary targets, in the
-            targets' units; computed in float32. With ``return_std``: ``(pred, std)``.
+            targets' units; computed in float32. With ``return_std``: ``(pred, std)``; with
+            ``return_interval``: ``(pred[, std], lo, hi)``.
 
         Raises
         ------
@@ -593,13 +669,19 @@ class CalibrationModel:
         """
         if return_std and not self.has_std:
             raise ArtifactError(f"{self.path}: exported without fold models; no standard deviation available")
+        if return_interval and not self.has_interval:
+            raise ArtifactError(f"{self.path}: exported without a conformal interval (calib < 0.2); re-run calib calibrate")
         x32 = self.as_array(X)
-        res = self._route(x32, self.spots_of(X) if spots is None else spots, want_std=return_std, want_flags=False)
+        res = self._route(x32, self.spots_of(X) if spots is None else spots, want_std=return_std,
+                          want_flags=return_interval)
         if self.requires_adjustment and res.adjusted is not None and not res.adjusted.all():
             raise ConfigError(self._unadjusted_message(res.adjusted, X if spots is None else None, spots))
+        out = [res.values.astype(np.float64)]
         if return_std:
-            return res.values.astype(np.float64), res.std.astype(np.float64)
-        return res.values.astype(np.float64)
+            out.append(res.std.astype(np.float64))
+        if return_interval:
+            out += [res.lo.astype(np.float64), res.hi.astype(np.float64)]
+        return out[0] if len(out) == 1 else tuple(out)
 
     def _unadjusted_message(self, adjusted: np.ndarray, frame: Any, spots: Any) -> str:
         missing = (~adjusted).sum()
@@ -634,8 +716,9 @@ class CalibrationModel:
         -------
         pandas.DataFrame
             A copy of ``df`` (same index) plus :meth:`output_columns`: ``<target>_pred``
-            (and ``<aux>_pred``), ``<target>_std`` with fold models, ``out_of_range``, and
-            ``adjusted`` for a model with spot routing.
+            (and ``<aux>_pred``), ``<target>_std`` with fold models, ``<target>_lo`` /
+            ``<target>_hi`` (conformal interval), ``out_of_range``, ``out_of_range_reason``,
+            ``domain_distance``, and ``adjusted`` for a model with spot routing.
 
         Raises
         ------
@@ -665,7 +748,11 @@ class CalibrationModel:
         cols = [f"{t}_pred" for t in self.targets]
         if self.has_std:
             cols.append(f"{self.target}_std")
-        cols.append(OUT_OF_RANGE_COLUMN)
+        if self.has_interval:
+            cols += [f"{self.target}_lo", f"{self.target}_hi"]
+        cols += [OUT_OF_RANGE_COLUMN, REASON_COLUMN]
+        if self.has_interval:
+            cols.append(DISTANCE_COLUMN)
         if self.routes_spots:
             cols.append(ADJUSTED_COLUMN)
         return cols
@@ -680,7 +767,13 @@ class CalibrationModel:
                 cols[f"{t}_pred"] = res.values[:, j].astype(np.float64)
         if res.std is not None:
             cols[f"{self.target}_std"] = res.std.astype(np.float64)
+        if res.lo is not None:
+            cols[f"{self.target}_lo"] = res.lo.astype(np.float64)
+            cols[f"{self.target}_hi"] = res.hi.astype(np.float64)
         cols[OUT_OF_RANGE_COLUMN] = res.out_of_range
+        cols[REASON_COLUMN] = res.reason if res.reason is not None else np.full(len(res.out_of_range), "", object)
+        if res.distance is not None:
+            cols[DISTANCE_COLUMN] = res.distance.astype(np.float64)
         if res.adjusted is not None:
             cols[ADJUSTED_COLUMN] = res.adjusted
         return cols

@@ -117,6 +117,11 @@ class CVResult:
     fold_weights : tuple, optional
         Each fold's ``(weights, x_scaler dict, y_scaler dict, physics fit dict or None)``,
         kept for the ensemble (:func:`calib.nn.rebuild_member`); not serialised.
+    oof : ndarray or None
+        Out-of-fold prediction of the primary target for every validated row (in the order
+        of ``rows``); not serialised.
+    fold_pairs : tuple of (train, validation) index arrays
+        The folds, as positions in ``rows``; not serialised.
     """
 
     folds: tuple[FoldScore, ...]
@@ -128,6 +133,8 @@ class CVResult:
     noise_floor_source: str
     seconds: float
     fold_weights: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+    oof: Any = field(default=None, repr=False, compare=False)
+    fold_pairs: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     def mean_std(self, metric: str, which: str = "val") -> tuple[float, float]:
         """Mean and standard deviation over folds of ``metric`` of ``which``
@@ -450,10 +457,10 @@ def cross_validate(
     results.sort(key=lambda r: r["fold"])
     fold_scores = tuple(FoldScore(**{k: r[k] for k in FoldScore.__dataclass_fields__}) for r in results)
     source = "config"
+    pred = np.empty(len(rows))
+    for (tr, va), r in zip(pairs, results):
+        pred[va] = r["pred_val"]
     if noise_floor is None:
-        pred = np.empty(len(rows))
-        for (tr, va), r in zip(pairs, results):
-            pred[va] = r["pred_val"]
         noise_floor = estimate_noise_floor(ds, rows, pred)
         source = "replicates" if noise_floor is not None else "unknown"
     return CVResult(
@@ -462,6 +469,7 @@ def cross_validate(
         seconds=time.perf_counter() - t0,
         fold_weights=tuple((r["weights"], r["x_scaler"], r["y_scaler"], r["physics"]) for r in results)
         if keep_weights else (),
+        oof=pred, fold_pairs=tuple(pairs),
     )
 
 

@@ -155,7 +155,8 @@ def test_predict_frame_adds_columns_and_flags_out_of_range(trained, artifact):
         index=[10, 11, 12],
     )
     out = m.predict_frame(df)
-    assert list(out.columns) == ["phase_deg", "temp_degC", "o2_hPa_pred", "o2_hPa_std", "out_of_range"]
+    assert list(out.columns) == ["phase_deg", "temp_degC", "o2_hPa_pred", "o2_hPa_std", "out_of_range",
+                                 "out_of_range_reason"]
     assert list(out.index) == [10, 11, 12]
     assert out["out_of_range"].tolist() == [False, True, False]  # bounds are inclusive
 

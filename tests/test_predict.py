@@ -89,13 +89,13 @@ def test_passthrough_columns_untouched_and_predictions_appended(model, tmp_path)
     out_lines = (tmp_path / "out.csv").read_text().splitlines()
     for orig, got in zip(text.splitlines(), out_lines):
         assert got.startswith(orig + ",")  # every original cell, byte for byte
-    assert out_lines[0].endswith(",o2_hPa_pred,o2_umol_per_L_pred,o2_hPa_std,out_of_range")
-    cells = [ln.split(",")[-4:] for ln in out_lines[1:]]
+    assert out_lines[0].endswith(",o2_hPa_pred,o2_umol_per_L_pred,o2_hPa_std,out_of_range,out_of_range_reason")
+    cells = [ln.split(",")[-5:] for ln in out_lines[1:]]
     pred, std = model.predict(np.column_stack([np.round(x[:, 0], 5), np.round(x[:, 1], 2)]), return_std=True)
     np.testing.assert_allclose([float(c[0]) for c in cells], pred[:, 0], rtol=1e-4)
     np.testing.assert_allclose([float(c[1]) for c in cells], pred[:, 1], rtol=1e-4)
     np.testing.assert_allclose([float(c[2]) for c in cells], std, rtol=1e-4, atol=1e-4)
-    assert [c[3] for c in cells] == ["False"] * 4
+    assert [c[3] for c in cells] == ["False"] * 4 and [c[4] for c in cells] == [""] * 4
     assert summary["rows"] == 4 and summary["out_of_range"] == 0
     assert summary["output"] == str(tmp_path / "out.csv") and summary["version"] == "1.0.0"
     assert summary["model_id"] == model.model_id
@@ -136,7 +136,7 @@ def test_semicolon_decimal_comma_and_crlf_are_kept(model, tmp_path):
     predict_file(model, src, tmp_path / "out.csv")
     out = (tmp_path / "out.csv").read_bytes().decode("latin-1")
     lines = out.split("\r\n")
-    assert lines[0] == "id;phase_5000hz_deg;temperature_degC;o2_hPa_pred;o2_umol_per_L_pred;o2_hPa_std;out_of_range"
+    assert lines[0] == "id;phase_5000hz_deg;temperature_degC;o2_hPa_pred;o2_umol_per_L_pred;o2_hPa_std;out_of_range;out_of_range_reason"
     first = lines[1].split(";")
     assert "," in first[3] and "." not in first[3]
     expected = model.predict(np.round(x, 4))[:, 0]
@@ -167,7 +167,8 @@ def test_parquet_in_and_out_keep_types(model, tmp_path):
     summary = predict_file(model, tmp_path / "in.parquet", tmp_path / "out.parquet")
     out = pd.read_parquet(tmp_path / "out.parquet")
     assert summary["format"] == "parquet"
-    assert list(out.columns) == [*df.columns, "o2_hPa_pred", "o2_umol_per_L_pred", "o2_hPa_std", "out_of_range"]
+    assert list(out.columns) == [*df.columns, "o2_hPa_pred", "o2_umol_per_L_pred", "o2_hPa_std", "out_of_range",
+                                  "out_of_range_reason"]
     assert out["sensor"].dtype == np.int64 and out["out_of_range"].dtype == bool
     pd.testing.assert_frame_equal(out[df.columns], df)
     np.testing.assert_allclose(out["o2_hPa_pred"], model.predict(x)[:, 0], rtol=0, atol=0)
@@ -249,7 +250,8 @@ def test_predict_frame_with_aux_target(model):
     x = _inside(model, 3)
     df = pd.DataFrame({"phase_5000hz_deg": x[:, 0], "temperature_degC": x[:, 1]})
     out = model.predict_frame(df)
-    assert list(out.columns[2:]) == ["o2_hPa_pred", "o2_umol_per_L_pred", "o2_hPa_std", "out_of_range"]
+    assert list(out.columns[2:]) == ["o2_hPa_pred", "o2_umol_per_L_pred", "o2_hPa_std", "out_of_range",
+                                  "out_of_range_reason"]
     pred = model.predict(x)
     assert pred.shape == (3, 2)
     np.testing.assert_array_equal(out["o2_umol_per_L_pred"], pred[:, 1])

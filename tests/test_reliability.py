@@ -40,7 +40,8 @@ from calib.cli import cli
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(__file__).resolve().parent / "malformed_predict"
 FEATURES = ["phase_1000hz_deg", "phase_2000hz_deg", "phase_5000hz_deg", "phase_10000hz_deg", "temperature_degC"]
-ADDED = ["o2_hPa_pred", "o2_hPa_std", "out_of_range"]
+ADDED = ["o2_hPa_pred", "o2_hPa_std", "o2_hPa_lo", "o2_hPa_hi", "out_of_range", "out_of_range_reason",
+         "domain_distance"]
 
 @pytest.fixture(scope="module")
 def art(tiny_run):
@@ -347,7 +348,7 @@ def test_sigkill_during_predict_leaves_no_partial_output(art, reference, tmp_pat
     assert len(lines_out) == len(lines_in) == n + 2
     assert all(o.startswith(i + b",") for i, o in zip(lines_in[:-1], lines_out[:-1]))
     got = pd.read_csv(out, usecols=ADDED)
-    ref = pd.DataFrame([r.split(",")[-3:] for r in reference[1:]], columns=ADDED)
+    ref = pd.DataFrame([r.split(",")[-len(ADDED):] for r in reference[1:]], columns=ADDED)
     for c in ADDED[:2]:
         np.testing.assert_allclose(got[c].to_numpy(), np.tile(ref[c].astype(float).to_numpy(), n // 5), rtol=1e-5)
     assert not got["out_of_range"].any()

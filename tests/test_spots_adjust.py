@@ -217,7 +217,8 @@ def test_predict_spots_uses_each_spots_child(linear, tmp_path):
         FEATURES[1]: np.tile(t, 3),
     })
     out = load_model(parent_dir).predict_frame(df)
-    assert list(out.columns) == [*df.columns, "o2_hPa_pred", "o2_hPa_std", "out_of_range", "adjusted"]
+    assert list(out.columns) == [*df.columns, "o2_hPa_pred", "o2_hPa_std", "out_of_range",
+                                  "out_of_range_reason", "adjusted"]
     assert out["adjusted"].tolist() == [True] * 6 + [False] * 3
     np.testing.assert_allclose(out["o2_hPa_pred"], np.tile(p, 3), atol=5e-3)  # each spot right
     parent = load_model(parent_dir)

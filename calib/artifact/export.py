@@ -30,6 +30,7 @@ from ..errors import ConfigError
 from ..serial import to_jsonable
 from .card import model_card
 from .onnx import merge_onnx, opset_of, stamp_onnx
+from .trust_graph import attach_trust, trust_outputs
 from .store import (
     CARD_FILE,
     INPUT_NAME,
@@ -257,6 +258,7 @@ def export_artifact(
     metadata: Mapping[str, Any],
     extra_files: Mapping[str, bytes | str] | None = None,
     report: ReportRenderer | None = None,
+    trust: Any = None,
 ) -> Artifact:
     """Write a new version of the calibration artifact ``models_dir/name``.
 
@@ -293,6 +295,11 @@ def export_artifact(
         ``report(metadata, extra_files) -> bytes``: renders ``report.html`` from the final
         metadata (e.g. :func:`calib.report.artifact_report`); listed in ``SHA256SUMS``.
         None writes no report. An ``extra_files["report.html"]`` is kept as given instead.
+    trust : calib.trust.TrustSpec, optional
+        Conformal interval and applicability domain (:mod:`calib.trust`): added to the graph
+        as outputs ``<target>_lo``, ``<target>_hi``, ``domain_code``, ``domain_distance``
+        (:mod:`calib.artifact.trust_graph`) and to ``calibration.json`` as ``conformal`` and
+        ``domain``.
 
     Returns
     -------
@@ -340,6 +347,9 @@ def export_artifact(
         protos = _build_models(tmp, model, fold_models, n_features)
         protos = _with_physics(protos, physics, n_out)
         merged.append(merge_onnx(protos, target, n_features, n_out, std_name))
+        if trust is not None:
+            attach_trust(merged[0], trust, input_name=INPUT_NAME, target=target, n_out=n_out)
+            meta.update(trust.to_dict())
         for rel, content in extras.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_bytes(content)
@@ -347,7 +357,7 @@ def export_artifact(
             "file": ONNX_FILE,
             "input": INPUT_NAME,
             "input_shape": ["N", n_features],
-            "outputs": [target] + ([std_name] if std_name else []),
+            "outputs": [target] + ([std_name] if std_name else []) + (trust_outputs(target) if trust else []),
             "opset": opset_of(merged[0]),
             "n_fold_models": len(fold_models),
             "std_ddof": 0 if fold_models else None,

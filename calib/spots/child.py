@@ -19,6 +19,8 @@ import numpy as np
 
 from ..artifact.card import model_card
 from ..artifact.onnx import opset_of, stamp_onnx
+from ..artifact.trust_graph import attach_trust, strip_trust
+from ..trust import ConformalSpec, TrustSpec
 from ..artifact.store import CARD_FILE, KERAS_FILE, ONNX_FILE, Artifact, check_keras_file, publish
 from ..errors import ArtifactError, ConfigError
 from ..runtime import NORMALISATION_KEY as NORM_KEY
@@ -41,9 +43,20 @@ def _child_onnx(parent: CalibrationModel, adj: SpotAdjustment) -> Any:
     from onnx import helper, numpy_helper
 
     proto = onnx.load_model_from_string(parent.onnx_bytes)
+    trust = _child_trust(parent)
+    if trust is not None:  # re-attached after the correction, with the child's interval
+        strip_trust(proto, parent.target)
     g = proto.graph
     inp = parent.input_name
     pre = "calib_spot/"
+
+    def with_trust(p: Any) -> Any:
+        if trust is None:
+            onnx.checker.check_model(p, full_check=True)
+            return p
+        return attach_trust(p, trust, input_name=inp, target=parent.target, n_out=len(parent.targets),
+                            domain_input=f"{pre}{inp}")
+
     if adj.method == SPOT_MAP:
         # readings * input_scale + input_add -> the parent graph (outputs unchanged)
         for node in g.node:
@@ -58,8 +71,7 @@ def _child_onnx(parent: CalibrationModel, adj: SpotAdjustment) -> Any:
                                           name=f"{pre}map_add"))
         g.node.insert(0, helper.make_node("Mul", [inp, f"{pre}input_scale"], [f"{pre}{inp}_scaled"],
                                           name=f"{pre}map_mul"))
-        onnx.checker.check_model(proto, full_check=True)
-        return proto
+        return with_trust(proto)
     outs = [parent.output_name] + ([parent.std_name] if parent.std_name else [])
     raw = {o: f"{pre}{o}_batch" for o in outs}
     for node in g.node:
@@ -95,8 +107,20 @@ def _child_onnx(parent: CalibrationModel, adj: SpotAdjustment) -> Any:
     if parent.std_name:
         g.node.append(helper.make_node("Mul", [raw[parent.std_name], f"{pre}std_scale"], [parent.std_name],
                                        name=f"{pre}std"))
-    onnx.checker.check_model(proto, full_check=True)
-    return proto
+    return with_trust(proto)
+
+
+def _child_trust(parent: CalibrationModel) -> TrustSpec | None:
+    """The child's interval and domain: the parent's domain (in the parent's input space, which
+    the child's graph feeds with the mapped readings) and the parent's two-point-adjusted
+    conformal constants (``conformal_adjusted``; the parent's own when it has none)."""
+    meta = parent.metadata
+    spec = TrustSpec.from_metadata(meta)
+    if spec is None or not parent.has_interval:
+        return None
+    if isinstance(meta.get("conformal_adjusted"), Mapping):
+        spec = TrustSpec(ConformalSpec.from_dict(meta["conformal_adjusted"]), spec.domain)
+    return spec
 
 
 def _child_keras(parent_keras: Any, adj: SpotAdjustment, n_targets: int) -> Any:
@@ -136,6 +160,10 @@ def _child_metadata(parent: CalibrationModel, adj: SpotAdjustment, ref_info: Map
             f["min"], f["max"] = (float(f["min"]) + off) / m, (float(f["max"]) + off) / m
         feats.append(f)
     meta["features"] = feats
+    trust = _child_trust(parent)
+    if trust is not None:
+        meta.update(trust.to_dict())
+        meta.pop("conformal_adjusted", None)
     # the child takes raw readings: the parent's normalisation is recorded in spot_adjustment
     meta.pop(NORM_KEY, None)
     meta[META_KEY] = {

@@ -1,0 +1,155 @@
+"""The trust head of an artifact's ONNX graph: conformal interval and applicability domain.
+
+:func:`attach_trust` appends to a graph with outputs ``<target>`` (and ``<target>_std``)
+the outputs ``<target>_lo``, ``<target>_hi`` (float32 [N], target unit), ``domain_code``
+(int32 [N], bit mask, 0 = in domain) and ``domain_distance`` (float32 [N], <= 1 near the
+calibration points), computed from a few constants of a :class:`calib.trust.TrustSpec`
+exactly as :func:`calib.trust.evaluate` does. :func:`strip_trust` removes the head again (a
+spot child re-attaches it with its own constants after its correction).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..trust import TrustSpec
+
+__all__ = ["attach_trust", "strip_trust", "trust_outputs", "PREFIX", "DOMAIN_CODE", "DOMAIN_DISTANCE"]
+
+PREFIX = "calib_trust/"
+DOMAIN_CODE = "domain_code"
+DOMAIN_DISTANCE = "domain_distance"
+
+
+def trust_outputs(target: str) -> list[str]:
+    """Names of the head's outputs, in order."""
+    return [f"{target}_lo", f"{target}_hi", DOMAIN_CODE, DOMAIN_DISTANCE]
+
+
+def _opset(proto: Any) -> int:
+    return max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
+def strip_trust(proto: Any, target: str) -> Any:
+    """Remove the head's nodes, constants and outputs (in place); returns ``proto``."""
+    g = proto.graph
+    outs = set(trust_outputs(target))
+    keep_nodes = [n for n in g.node if not n.name.startswith(PREFIX)]
+    del g.node[:]
+    g.node.extend(keep_nodes)
+    keep_init = [i for i in g.initializer if not i.name.startswith(PREFIX)]
+    del g.initializer[:]
+    g.initializer.extend(keep_init)
+    keep_out = [o for o in g.output if o.name not in outs]
+    del g.output[:]
+    g.output.extend(keep_out)
+    return proto
+
+
+def attach_trust(proto: Any, spec: TrustSpec, *, input_name: str, target: str, n_out: int,
+                 domain_input: str | None = None) -> Any:
+    """Append the trust head to ``proto`` (in place) and check the model; returns ``proto``.
+
+    Parameters
+    ----------
+    proto : onnx.ModelProto
+        A graph with input ``input_name`` [N, n_features] and output ``target``
+        ([N], or [N, n_out] with auxiliary targets: column 0 is the primary target).
+    spec : TrustSpec
+    input_name : str
+        The raw readings (physical check).
+    domain_input : str, optional
+        The readings in the model's own input space (a child's mapped readings); default
+        ``input_name``.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = proto.graph
+    P = PREFIX
+    opset = _opset(proto)
+    c, d = spec.conformal, spec.domain
+    xin = domain_input or input_name
+
+    def const(name: str, value: Any, dtype: Any = np.float32) -> str:
+        g.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), P + name))
+        return P + name
+
+    nodes: list[Any] = []
+
+    def node(op: str, inputs: list[str], out: str, **kw: Any) -> str:
+        nodes.append(helper.make_node(op, inputs, [P + out], name=P + out, **kw))
+        return P + out
+
+    def reduce(op: str, x: str, out: str, keepdims: int) -> str:
+        takes_input = opset >= (13 if op == "ReduceSum" else 18)
+        if takes_input:
+            return node(op, [x, P + "axis1"], out, keepdims=keepdims)
+        return node(op, [x], out, axes=[1], keepdims=keepdims)
+
+    const("axis1", [1], np.int64)
+    # primary prediction [N]
+    if n_out == 1:
+        y = target
+    else:
+        const("col0", 0, np.int64)
+        y = node("Gather", [target, P + "col0"], "y", axis=1)
+    # ---- conformal interval
+    sig = node("Max", [node("Add", [node("Mul", [y, const("b", c.b)], "by"), const("a", c.a)], "a_by"),
+                       const("floor", c.floor)], "sigma")
+    if c.edges:
+        if c.bin_on >= 0:
+            v = node("Gather", [xin, const("bin_col", [c.bin_on], np.int64)], "bin_value", axis=1)  # [N, 1]
+        else:
+            v = node("Unsqueeze", [y, P + "axis1"], "bin_value") if opset >= 13 else \
+                node("Unsqueeze", [y], "bin_value", axes=[1])
+        above = node("Cast", [node("Greater", [v, const("edges", list(c.edges))], "above_b")], "above",
+                     to=TensorProto.INT64)
+        idx = reduce("ReduceSum", above, "bin", 0)
+        qsel = node("Gather", [const("q", list(c.q)), idx], "q_bin", axis=0)
+    else:
+        qsel = const("q", c.q[0])
+    half = node("Mul", [qsel, sig], "half")
+    lo_name, hi_name, code_name, dist_name = trust_outputs(target)
+    nodes.append(helper.make_node("Sub", [y, half], [lo_name], name=P + "lo"))
+    nodes.append(helper.make_node("Add", [y, half], [hi_name], name=P + "hi"))
+    # ---- domain: per-input range (in the model's input space)
+    def any_outside(x: str, lo: Any, hi: Any, tag: str) -> str:
+        lo_c = const(f"{tag}_lower", [np.float32(v) if np.isfinite(v) else np.float32(-3e38) for v in lo])
+        hi_c = const(f"{tag}_upper", [np.float32(v) if np.isfinite(v) else np.float32(3e38) for v in hi])
+        out = node("Or", [node("Less", [x, lo_c], f"{tag}_below"), node("Greater", [x, hi_c], f"{tag}_above")],
+                   f"{tag}_outside")
+        f = node("Cast", [out], f"{tag}_outside_f", to=TensorProto.FLOAT)
+        return reduce("ReduceMax", f, f"{tag}_any", 0)
+
+    bit1 = any_outside(xin, d.lower, d.upper, "range")
+    bit8 = any_outside(input_name, d.physical_lower, d.physical_upper, "physical")
+    # joint: nearest-prototype distance in the standardised space
+    protos = np.asarray(d.prototypes, dtype=np.float32)
+    z = node("Div", [node("Sub", [xin, const("center", list(d.center))], "centred"), const("scale", list(d.scale))], "z")
+    zz = reduce("ReduceSum", node("Mul", [z, z], "z2"), "zz", 1)
+    cross = node("MatMul", [z, const("protos_t", protos.T.copy())], "cross")
+    d2 = node("Add", [node("Sub", [zz, node("Mul", [cross, const("two", 2.0)], "cross2")], "d2a"),
+                      const("pp", (protos * protos).sum(axis=1))], "d2")
+    mind = reduce("ReduceMin", d2, "d2min", 0)
+    dist = node("Sqrt", [node("Max", [mind, const("zero", 0.0)], "d2pos")], "dist")
+    nodes.append(helper.make_node("Div", [dist, const("threshold", d.threshold)], [dist_name], name=P + "distance"))
+    bit2 = node("Cast", [node("Greater", [dist_name, const("one", 1.0)], "far")], "far_f", to=TensorProto.FLOAT)
+    bit4 = node("Cast", [node("Or", [node("Less", [y, const("y_lower", d.y_lower)], "y_below"),
+                                     node("Greater", [y, const("y_upper", d.y_upper)], "y_above")], "y_outside")],
+                "y_outside_f", to=TensorProto.FLOAT)
+    s = node("Add", [bit1, node("Mul", [bit2, const("w2", 2.0)], "b2")], "s12")
+    s = node("Add", [s, node("Mul", [bit4, const("w4", 4.0)], "b4")], "s124")
+    s = node("Add", [s, node("Mul", [bit8, const("w8", 8.0)], "b8")], "s1248")
+    nodes.append(helper.make_node("Cast", [s], [code_name], name=P + "code", to=TensorProto.INT32))
+    g.node.extend(nodes)
+    g.output.extend([
+        helper.make_tensor_value_info(lo_name, TensorProto.FLOAT, ["N"]),
+        helper.make_tensor_value_info(hi_name, TensorProto.FLOAT, ["N"]),
+        helper.make_tensor_value_info(code_name, TensorProto.INT32, ["N"]),
+        helper.make_tensor_value_info(dist_name, TensorProto.FLOAT, ["N"]),
+    ])
+    onnx.checker.check_model(proto, full_check=True)
+    return proto

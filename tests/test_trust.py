@@ -1,0 +1,169 @@
+"""calib.trust and calib.artifact.trust_graph: conformal intervals, applicability domain, budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calib.trust import (
+    ConformalSpec,
+    DomainSpec,
+    TrustSpec,
+    coverage_table,
+    evaluate,
+    fit_conformal,
+    fit_domain,
+    reasons,
+    two_point_residuals,
+    uncertainty_budget,
+)
+
+UNITS = ["deg", "degC"]
+NAMES = ["phase_5000hz_deg", "temperature_degC"]
+
+
+def _data(n, seed):
+    """Heteroscedastic errors: sd grows with the prediction and with temperature."""
+    rng = np.random.default_rng(seed)
+    phase = rng.uniform(20, 60, n)
+    temp = rng.uniform(0, 40, n)
+    y = 600 - 10 * phase - temp
+    pred = y + rng.normal(0, 0.5 + 0.01 * y + 0.05 * temp, n)
+    return np.column_stack([phase, temp]), y, pred
+
+
+def test_conformal_interval_covers_fresh_data_at_its_level_overall_and_per_tercile():
+    x, y, p = _data(3000, 0)
+    spec = fit_conformal(y, p, x, UNITS, NAMES, level=0.95)
+    assert spec.bin_name == "temperature_degC" and len(spec.q) == 3 and spec.b > 0
+    assert spec.oof_coverage >= 0.95
+    x2, y2, p2 = _data(20000, 1)
+    hw = spec.half_width(x2, p2.astype(np.float32))
+    tab = coverage_table(y2, p2 - hw, p2 + hw, p2, x2[:, 1])
+    assert 0.94 <= tab["coverage"] <= 0.965
+    assert all(0.93 <= c <= 0.97 for c in tab["coverage_bins"]), tab
+    # width follows the local error: wider at high O2 than at low O2
+    assert hw[p2 > 400].mean() > 1.5 * hw[p2 < 100].mean()
+
+
+def test_a_higher_level_gives_a_wider_interval():
+    x, y, p = _data(2000, 2)
+    w90 = fit_conformal(y, p, x, UNITS, NAMES, level=0.9).half_width(x, p)
+    w99 = fit_conformal(y, p, x, UNITS, NAMES, level=0.99).half_width(x, p)
+    assert (w99 > w90).all()
+
+
+def test_domain_flags_a_reading_far_from_the_calibration_points_although_each_input_is_in_range():
+    rng = np.random.default_rng(0)
+    t = rng.uniform(0, 40, 400)
+    phase = 60 - 0.5 * t + rng.normal(0, 0.3, 400)  # a curve: phase follows temperature
+    x = np.column_stack([phase, t])
+    y = 100 + 0 * t
+    folds = [(np.flatnonzero(np.arange(400) % 5 != k), np.flatnonzero(np.arange(400) % 5 == k)) for k in range(5)]
+    dom = fit_domain(x, y, y, folds, UNITS)
+    conf = fit_conformal(y, y + 0.1, x, UNITS, NAMES)
+    spec = TrustSpec(conf, dom)
+    probe = np.array([[58.0, 4.0],   # on the curve
+                      [42.0, 4.0],   # each input in range, jointly far
+                      [58.0, 45.0],  # temperature above range
+                      [95.0, 4.0]])  # impossible phase
+    out = evaluate(spec, probe, np.full(4, 100.0))
+    assert list(out["domain_code"]) == [0, 2, 1 | 2, 1 | 2 | 8]
+    assert out["domain_distance"][0] <= 1 < out["domain_distance"][1]
+    why = reasons(out["domain_code"], probe.astype(np.float32), np.array(dom.lower), np.array(dom.upper), NAMES)
+    assert list(why) == ["", "joint", "temperature_degC above range + joint",
+                         "phase_5000hz_deg above range + joint + physical"]
+    # a prediction outside the calibrated target range (widened by the margin) is flagged "output"
+    assert evaluate(spec, probe[:1], np.array([100 + dom.margin + 5.0]))["domain_code"][0] == 4
+
+
+def test_spec_round_trips_through_json():
+    import json
+
+    x, y, p = _data(500, 3)
+    folds = [(np.arange(250, 500), np.arange(250)), (np.arange(250), np.arange(250, 500))]
+    spec = TrustSpec(fit_conformal(y, p, x, UNITS, NAMES), fit_domain(x, y, p, folds, UNITS))
+    back = TrustSpec.from_metadata(json.loads(json.dumps(spec.to_dict())))
+    a, b = evaluate(spec, x, p), evaluate(back, x, p)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_two_point_check_removes_a_per_group_gain_and_offset():
+    rng = np.random.default_rng(4)
+    levels = np.array([0.0, 50, 100, 212, 300])
+    temps = np.array([5.0, 20.0, 35.0])
+    g, y, t = np.meshgrid(np.arange(4), levels, temps, indexing="ij")
+    g, y, t = g.ravel(), y.ravel(), t.ravel()
+    gain, off = rng.uniform(0.9, 1.1, 4), rng.uniform(-5, 5, 4)
+    pred = gain[g] * y + off[g]
+    adj, keep = two_point_residuals(y, pred, g.astype(str), t, reference_temperature=20.0)
+    np.testing.assert_allclose(adj, y, atol=1e-9)
+    # the check points (0 and 300 at 20 degC, per group) are not scored
+    assert keep.sum() == len(y) - 2 * 4 and not keep[(t == 20.0) & ((y == 0) | (y == 300))].any()
+
+
+def test_uncertainty_budget_combines_in_quadrature_and_measures_its_coverage():
+    r = np.random.default_rng(5).normal(0, 1.0, 20000)
+    b = uncertainty_budget(r, reference=0.5, input_noise=0.2, drift=0.0)
+    assert b["combined"] == pytest.approx(np.sqrt(np.mean(r**2) + 0.25 + 0.04))
+    assert b["expanded"] == pytest.approx(2 * b["combined"])
+    assert 0.97 < b["oof_coverage"] < 1.0
+
+
+# --------------------------------------------------------------------------- the ONNX head
+def _toy_graph(n_out: int):
+    """readings [N, 2] -> target: 600 - 10 phase - T (and T as a second output)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.array([[-10.0, 0.0], [-1.0, 1.0]], dtype=np.float32)[:, :n_out]
+    b = np.array([600.0, 0.0], dtype=np.float32)[:n_out]
+    nodes = [helper.make_node("MatMul", ["readings", "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["yy"])]
+    if n_out == 1:
+        nodes.append(helper.make_node("Squeeze", ["yy", "ax"], ["o2_hPa"]))
+    else:
+        nodes.append(helper.make_node("Identity", ["yy"], ["o2_hPa"]))
+    g = helper.make_graph(
+        nodes, "toy", [helper.make_tensor_value_info("readings", TensorProto.FLOAT, ["N", 2])],
+        [helper.make_tensor_value_info("o2_hPa", TensorProto.FLOAT, ["N"] if n_out == 1 else ["N", n_out])],
+        initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b"),
+                     numpy_helper.from_array(np.array([1], dtype=np.int64), "ax")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("n_out, bin_on_prediction", [(1, False), (2, False), (1, True)])
+def test_onnx_head_equals_numpy(n_out, bin_on_prediction):
+    import onnxruntime as ort
+
+    from calib.artifact.trust_graph import attach_trust, strip_trust, trust_outputs
+
+    x, y, p = _data(1500, 6)
+    units = ["deg", "degC"] if not bin_on_prediction else ["deg", "deg"]
+    folds = [(np.arange(750, 1500), np.arange(750)), (np.arange(750), np.arange(750, 1500))]
+    spec = TrustSpec(fit_conformal(y, p, x, units, NAMES), fit_domain(x, y, p, folds, units))
+    assert (spec.conformal.bin_on < 0) == bin_on_prediction
+    proto = attach_trust(_toy_graph(n_out), spec, input_name="readings", target="o2_hPa", n_out=n_out)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(7)
+    probe = np.column_stack([rng.uniform(-5, 100, 3000), rng.uniform(-10, 60, 3000)]).astype(np.float32)
+    res = dict(zip(["y", *trust_outputs("o2_hPa")], sess.run(None, {"readings": probe})))
+    y_graph = res["y"] if n_out == 1 else res["y"][:, 0]
+    want = evaluate(spec, probe, y_graph)
+    np.testing.assert_allclose(res["o2_hPa_lo"], want["lo"], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(res["o2_hPa_hi"], want["hi"], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(res["domain_distance"], want["domain_distance"], rtol=1e-4, atol=1e-4)
+    close = np.abs(want["domain_distance"] - 1) < 1e-3  # float rounding at the threshold itself
+    np.testing.assert_array_equal(res["domain_code"][~close], want["domain_code"][~close])
+    c = res["domain_code"]
+    assert c.dtype == np.int32 and (c == 0).any() and all((c & bit).any() for bit in (1, 2, 4, 8))
+    # stripping gives back the bare graph's outputs
+    strip_trust(proto, "o2_hPa")
+    assert [o.name for o in proto.graph.output] == ["o2_hPa"]
+
+
+def test_conformal_spec_dict_is_plain_json():
+    spec = ConformalSpec(0.95, 1, "t", (1.0, 2.0), (1.5, 1.6, 1.7), 0.1, 0.01, 0.05, 100, 0.96)
+    assert ConformalSpec.from_dict(spec.to_dict()) == spec
+    d = DomainSpec((0.0,), (1.0,), ((0.0,),), 1.0, (0.0,), (1.0,), (-np.inf,), (np.inf,), 0.0, 1.0, 0.1)
+    assert DomainSpec.from_dict(d.to_dict()) == d
