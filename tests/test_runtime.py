@@ -8,6 +8,7 @@ ONNX Runtime; every door must give the same numbers (to 1e-5) and the same flags
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +201,64 @@ def test_children_written_elsewhere_are_not_applied_and_the_adjustment_says_so(l
     assert load_model(parent_dir).children == {}
     child = load_model(adj["spots"][0]["artifact"])
     assert child.is_child and not child.routes_spots and "adjusted" not in child.output_columns()
+
+
+# --------------------------------------------------------------------------- intervals and domain
+def _onnx_all(path, x: np.ndarray) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+
+    s = ort.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = [o.name for o in s.get_outputs()]
+    return dict(zip(names, s.run(names, {"readings": np.ascontiguousarray(x, dtype=np.float32)})))
+
+
+def test_interval_and_domain_are_the_same_through_every_door(tiny_run, tmp_path):
+    """The calibrated artifact's _lo/_hi/out_of_range/reason: CLI, predict, predict_frame, bare ONNX
+    (parent and a spot child), equal to 1e-5; the child's interval is its own (two-point adjusted)."""
+    parent_dir = tmp_path / "models" / "tiny" / tiny_run["path"].name
+    shutil.copytree(tiny_run["path"], parent_dir)
+    parent = load_model(parent_dir)
+    assert parent.has_interval and parent.metadata["conformal"]["level"] == 0.95
+    feats = list(parent.features)
+    data = pd.read_csv(tiny_run["csv"])
+    # spot S01's two-point check: its 0 and 212 hPa rows at 25 degC
+    s1 = data[data.spot_id == "S01"]
+    ref = s1[(s1.temperature_degC.round() == 25) & s1.o2_hPa.isin([0.0, 212.0])]
+    ref[["spot_id", *feats, "o2_hPa"]].to_csv(tmp_path / "ref.csv", index=False)
+    res = CliRunner().invoke(cli, ["adjust", str(parent_dir), "--reference", str(tmp_path / "ref.csv"),
+                                   "--spot", "S01", "--json"])
+    assert res.exit_code == 0, res.output
+    child_dir = Path(json.loads(res.output)["spots"][0]["artifact"])
+    df = pd.concat([data[data.spot_id.isin(["S01", "S02"])].iloc[::7], data.iloc[:2]], ignore_index=True)
+    df.loc[len(df) - 2, "temperature_degC"] = 45.0  # above the calibrated range
+    j = feats.index("phase_1000hz_deg")
+    df.loc[len(df) - 1, feats[j]] = df[feats[j]].min() * 0.5  # one phase far off: jointly and per input
+    df = df.drop(columns=["o2_hPa"])
+
+    cli_out = _cli_predict(parent_dir, df, tmp_path)
+    frame = load_model(parent_dir).predict_frame(df)
+    pred, lo, hi = load_model(parent_dir).predict(df, return_interval=True)
+    for col, api in (("o2_hPa_pred", pred), ("o2_hPa_lo", lo), ("o2_hPa_hi", hi)):
+        np.testing.assert_allclose(cli_out[col], frame[col], rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(api, frame[col], rtol=1e-5, atol=1e-4)
+    assert cli_out["out_of_range"].tolist() == frame["out_of_range"].tolist()
+    assert cli_out["out_of_range_reason"].fillna("").tolist() == frame["out_of_range_reason"].tolist()
+    assert (frame["o2_hPa_lo"] < frame["o2_hPa_pred"]).all() and (frame["o2_hPa_pred"] < frame["o2_hPa_hi"]).all()
+    assert frame["out_of_range_reason"].iloc[-2].startswith("temperature_degC above range")
+    assert "phase_1000hz_deg below range" in frame["out_of_range_reason"].iloc[-1]
+    assert "joint" in frame["out_of_range_reason"].iloc[-1]
+    # bare ONNX: the parent for unadjusted rows, the child for S01's rows
+    x = df[feats].to_numpy(np.float32)
+    adjusted = frame["adjusted"].to_numpy()
+    assert adjusted.any() and not adjusted.all()
+    for rows, folder in ((~adjusted, parent_dir), (adjusted, child_dir)):
+        g = _onnx_all(folder, x[rows])
+        np.testing.assert_allclose(g["o2_hPa"], frame["o2_hPa_pred"][rows], rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(g["o2_hPa_lo"], frame["o2_hPa_lo"][rows], rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(g["o2_hPa_hi"], frame["o2_hPa_hi"][rows], rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(g["domain_distance"], frame["domain_distance"][rows], rtol=1e-5, atol=1e-5)
+        assert ((g["domain_code"] != 0) == frame["out_of_range"][rows].to_numpy()).all()
+    # the child's interval is the two-point adjusted one: narrower than the batch model's
+    child_meta = load_model(child_dir).metadata
+    assert child_meta["conformal"] == parent.metadata["conformal_adjusted"]
+    assert "two-point" in child_meta["conformal"]["source"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -167,3 +169,56 @@ def test_conformal_spec_dict_is_plain_json():
     assert ConformalSpec.from_dict(spec.to_dict()) == spec
     d = DomainSpec((0.0,), (1.0,), ((0.0,),), 1.0, (0.0,), (1.0,), (-np.inf,), (np.inf,), 0.0, 1.0, 0.1)
     assert DomainSpec.from_dict(d.to_dict()) == d
+
+
+# --------------------------------------------------------------------------- end to end: a real certificate
+CERT_CONFIG = """
+[data]
+features = ["phase_deg", "temperature_degC"]
+target = "o2_umol_per_L"
+
+[split]
+test_fraction = 0.2
+
+[sweep]
+strategy = "grid"
+trials = 1
+folds = 5
+
+[sweep.space]
+family = { choices = ["physics"] }
+"""
+
+
+def test_certificate_model_flags_jointly_impossible_readings_with_the_reason(tmp_path):
+    """The issue's two readings on the Aanderaa 4330 certificate model: in range one input at a
+    time, yet -4.5 and 951 umol/L (training 0..571); flagged ``output`` by every door, ONNX too."""
+    import json
+
+    import onnxruntime as ort
+    import pandas as pd
+    from click.testing import CliRunner
+    from conftest import raw_data_dir
+
+    from calib.cli import cli
+    from calib.runtime import load_model
+
+    cert = raw_data_dir() / "aanderaa-optode-calcerts" / "aadi4330_1463_b1206E.csv"
+    (tmp_path / "calib.toml").write_text(CERT_CONFIG)
+    res = CliRunner().invoke(cli, ["-q", "calibrate", str(cert), "--config", str(tmp_path / "calib.toml"),
+                                   "--models-dir", str(tmp_path / "models"), "--name", "aadi", "--json"],
+                             env={"CALIB_RUNS_DIR": str(tmp_path / "runs")})
+    assert res.exit_code == 0, res.output
+    path = Path(json.loads(res.output)["artifact"])
+    df = pd.DataFrame({"temperature_degC": [39.0, 3.2, 20.0], "phase_deg": [63.5, 23.0, 45.0]})
+    m = load_model(path)
+    out = m.predict_frame(df)
+    assert out["o2_umol_per_L_pred"].iloc[0] < 0 and out["o2_umol_per_L_pred"].iloc[1] > 700
+    assert out["out_of_range"].tolist() == [True, True, False]
+    assert out["out_of_range_reason"].tolist()[:2] == ["output", "output"] and out["out_of_range_reason"][2] == ""
+    s = ort.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
+    g = dict(zip([o.name for o in s.get_outputs()],
+                 s.run(None, {"readings": df[list(m.features)].to_numpy(np.float32)})))
+    assert g["domain_code"].tolist() == [4, 4, 0]
+    np.testing.assert_allclose(g["o2_umol_per_L_lo"], out["o2_umol_per_L_lo"], rtol=1e-5)
+    np.testing.assert_allclose(g["o2_umol_per_L_hi"], out["o2_umol_per_L_hi"], rtol=1e-5)
