@@ -31,7 +31,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from .spots.normalise import SpotReference
 
-__all__ = ["CalibrateSettings", "CalibrationRun", "calibrate"]
+__all__ = ["CalibrateSettings", "CalibrationRun", "calibrate", "fit_trust"]
 
 _NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -260,7 +260,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
                for w, xsd, ysd, phys in cv.fold_weights]
     fold_pred = np.stack([predict_member(m, x_te)[:, 0] for m in folds_m])
     std = fold_pred.std(axis=0)
-    trust, trust_meta = _trust(ds, cfg, cv, x, y[:, 0], rows, norm)
+    trust, trust_meta = fit_trust(ds, cfg, cv, x, y[:, 0], rows, norm)
     from .trust import coverage_table, evaluate
 
     tr_te = evaluate(trust, x_te, p_te[:, 0])
@@ -315,8 +315,8 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
                           physics_kind=bkind, config=best, epochs=epochs, test_std_mean=float(std.mean()))
 
 
-def _trust(ds: Any, cfg: Config, cv: Any, x: np.ndarray, y: np.ndarray, rows: np.ndarray,
-           norm: Any) -> tuple[Any, dict[str, Any]]:
+def fit_trust(ds: Any, cfg: Config, cv: Any, x: np.ndarray, y: np.ndarray, rows: np.ndarray,
+              norm: Any = None) -> tuple[Any, dict[str, Any]]:
     """Conformal interval, applicability domain and uncertainty budget from the re-validation.
 
     Returns the :class:`calib.trust.TrustSpec` of the batch model and the ``calibration.json``
@@ -337,7 +337,8 @@ def _trust(ds: Any, cfg: Config, cv: Any, x: np.ndarray, y: np.ndarray, rows: np
     elif ds.group is not None:
         tj = conf.bin_on if conf.bin_on >= 0 and units[conf.bin_on] == "degC" else None
         ref_t = cfg.adjust.temperature_degC if cfg.adjust is not None else None
-        adj, keep = two_point_residuals(y, oof, ds.groups(rows), None if tj is None else x[:, tj], ref_t)
+        adj, keep = two_point_residuals(y, oof, ds.groups(rows), None if tj is None else x[:, tj], ref_t,
+                                        air=_air_value(ds.target.unit, 20.0 if ref_t is None else ref_t))
         if keep.sum() >= 20:
             ca = fit_conformal(y[keep], adj[keep], x[keep], units, names, level=level,
                                source="out-of-fold after a simulated two-point check per held-out group")
@@ -346,6 +347,18 @@ def _trust(ds: Any, cfg: Config, cv: Any, x: np.ndarray, y: np.ndarray, rows: np
     meta["uncertainty"] = uncertainty_budget(y - oof, reference=cfg.validate.reference_uncertainty,
                                              input_noise=noise_sd, drift=cfg.validate.drift_allowance)
     return TrustSpec(conf, dom), meta
+
+
+def _air_value(unit: str, temperature_degC: float) -> float | None:
+    """O2 of air at 1013.25 hPa (0.20946 of dry air) in ``unit``; None for a target that is not O2."""
+    from .errors import UnitError
+    from .units import convert_o2
+
+    try:
+        return float(convert_o2(0.20946 * 1013.25, "hPa", unit, temperature_degC=temperature_degC,
+                                pressure_hPa=1013.25, salinity_psu=0.0))
+    except (UnitError, ValueError):
+        return None
 
 
 def _leaderboard(sw: Any) -> list[dict[str, Any]]:

@@ -370,13 +370,15 @@ def reasons(code: np.ndarray, x: np.ndarray, lower: np.ndarray, upper: np.ndarra
 
 # --------------------------------------------------------------------------- two-point checks
 def two_point_residuals(y: np.ndarray, pred: np.ndarray, groups: np.ndarray, temperature: np.ndarray | None,
-                        reference_temperature: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Residuals of each group after a two-point (zero and top level) linear check.
+                        reference_temperature: float | None = None,
+                        air: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Residuals of each group after a two-point (zero and air) linear check.
 
     Per group: the rows at the temperature level nearest ``reference_temperature`` (default:
-    the median temperature) with the group's lowest and highest reference value are its
-    two-point check; ``y = s * pred + c`` through their means (the ``linear`` method of
-    :mod:`calib.spots.adjust`) is applied to the group's other rows.
+    the median temperature) with the group's lowest reference value (zero) and the value
+    nearest ``air`` (default: the highest) are its two-point check; ``y = s * pred + c``
+    through their means (the ``linear`` method of :mod:`calib.spots.adjust`) is applied to
+    the group's other rows.
 
     Returns
     -------
@@ -395,7 +397,8 @@ def two_point_residuals(y: np.ndarray, pred: np.ndarray, groups: np.ndarray, tem
         else:
             near = rows
         z = near[y[near] == y[near].min()]
-        a = near[y[near] == y[near].max()]
+        top = y[near].max() if air is None else y[near][np.argmin(np.abs(y[near] - air))]
+        a = near[y[near] == top]
         dm = pred[a].mean() - pred[z].mean()
         if len(near) < 2 or not dm > 0 or y[a].mean() <= y[z].mean():
             continue
