@@ -88,6 +88,7 @@ __all__ = [
     "parse_metadata",
     "check_safe_files",
     "check_keras_file",
+    "KERAS_ALLOWED",
     "verify_artifact",
     "read_metadata",
     "software_versions",
@@ -433,13 +434,41 @@ def check_safe_files(vdir: Path, names: Sequence[str]) -> None:
     check_keras_file(vdir / KERAS_FILE)
 
 
-_UNSAFE_CLASSES = ("Lambda", "TFOpLambda", "__lambda__")
+#: The Keras classes a ``model.keras`` may name, by module: what calib's networks and spot
+#: children are built from, plus a few code-free built-ins of user models (Python API) and
+#: the optimizer a compiled model records. Anything else (``Lambda``, ``TorchModuleWrapper``,
+#: a custom or registered class, an allowed name under another module) is refused.
+KERAS_ALLOWED: Mapping[str, frozenset[str]] = {
+    "keras": frozenset({"DTypePolicy", "FloatDTypePolicy", "Sequential", "Functional", "Model"}),
+    "keras.src.models.functional": frozenset({"Functional"}),
+    "keras.layers": frozenset({"InputLayer", "Dense", "Dropout", "Normalization", "Activation",
+                               "BatchNormalization", "LayerNormalization", "Rescaling", "Concatenate",
+                               "Add"}),
+    "keras.initializers": frozenset({"GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform",
+                                     "LecunNormal", "LecunUniform", "TruncatedNormal", "RandomNormal",
+                                     "RandomUniform", "Zeros", "Ones", "Constant"}),
+    "keras.regularizers": frozenset({"L1", "L2", "L1L2"}),
+    "keras.optimizers": frozenset({"Adam", "AdamW", "SGD", "RMSprop"}),
+    "keras.losses": frozenset({"MeanSquaredError", "MeanAbsoluteError", "Huber"}),
+    "keras.metrics": frozenset({"MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError"}),
+}
+#: Class names Keras writes without a module (references to tensors inside a config).
+_KERAS_MARKERS = frozenset({"__keras_tensor__"})
+_KERAS_NAMES = frozenset().union(*KERAS_ALLOWED.values())
 
 
 def check_keras_file(path: Path) -> None:
-    """Refuse a ``.keras`` file whose config has a Lambda layer or code outside Keras.
+    """Refuse a ``.keras`` file whose config names a class outside :data:`KERAS_ALLOWED`.
 
-    Only ``config.json`` inside the zip is read (as JSON); nothing is deserialised.
+    Only ``config.json`` inside the zip is read (as JSON); nothing is deserialised. Every
+    object with a ``class_name`` must name an allowed (module, class) pair; one without a
+    module must name an allowed class (Keras looks it up among its own); a module outside
+    Keras and a registered custom object (``package>Name``) are refused.
+
+    Raises
+    ------
+    ArtifactError
+        Naming the file, where in the config, and the class or module.
     """
     try:
         with zipfile.ZipFile(path) as zf:
@@ -452,34 +481,38 @@ def check_keras_file(path: Path) -> None:
     except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"{path}: not a readable Keras file ({exc})") from None
 
+    def refuse(where: str, what: str) -> ArtifactError:
+        return ArtifactError(f"{path}: {where} {what}; refused, export models built from built-in Keras layers only")
+
+    def check_class(obj: dict, where: str) -> None:
+        cls, module, reg = obj.get("class_name"), obj.get("module"), obj.get("registered_name")
+        if cls in ("Lambda", "TFOpLambda", "__lambda__"):
+            raise refuse(where, f"is a {cls} layer (arbitrary Python code)")
+        if module is not None and not (isinstance(module, str) and (module == "keras" or module.startswith("keras."))):
+            raise refuse(where, f"refers to module {module!r}, which is not part of Keras (custom code)")
+        if isinstance(reg, str) and ">" in reg:
+            raise refuse(where, f"is the registered custom object {reg!r}")
+        if "class_name" not in obj:
+            return
+        if module is None:
+            if cls in _KERAS_MARKERS or cls in _KERAS_NAMES:
+                return
+            raise refuse(where, f"names the class {cls!r} without a module, not one calib allows")
+        if cls not in KERAS_ALLOWED.get(module, ()):
+            raise refuse(where, f"names the class {cls!r} of module {module!r}, not one calib allows (KERAS_ALLOWED)")
+        if reg is not None and reg != cls:
+            raise refuse(where, f"names {cls!r} registered as {reg!r}")
+
     def walk(obj: Any, where: str) -> None:
         if isinstance(obj, dict):
-            cls = obj.get("class_name")
-            if cls in _UNSAFE_CLASSES:
-                raise ArtifactError(
-                    f"{path}: {where} is a {cls} layer (arbitrary Python code); refused, export "
-                    "models built from built-in Keras layers only"
-                )
-            module = obj.get("module")
-            if module is not None and not (
-                isinstance(module, str) and (module == "keras" or module.startswith("keras."))
-            ):
-                raise ArtifactError(
-                    f"{path}: {where} refers to module {module!r}, which is not part of Keras "
-                    "(custom code); refused"
-                )
-            reg = obj.get("registered_name")
-            if isinstance(reg, str) and ">" in reg:
-                raise ArtifactError(
-                    f"{path}: {where} is the registered custom object {reg!r}; refused"
-                )
+            check_class(obj, where or "config")
             for k, v in obj.items():
                 walk(v, f"{where}/{k}" if where else str(k))
         elif isinstance(obj, list):
             for i, v in enumerate(obj):
                 walk(v, f"{where}[{i}]")
 
-    walk(config, "config")
+    walk(config, "")
 
 
 def verify_artifact(path: str | Path) -> dict[str, Any]:
