@@ -66,9 +66,11 @@ from .artifact.store import (
     list_versions,
     parse_metadata,
     read_metadata,
+    reading_artifact,
     resolve_artifact,
     verify_artifact,
 )
+from .artifact.schema import check_onnx_stamp, onnx_metadata_props
 from .artifact.trust_graph import trust_outputs
 from .constraints import Interval, Options, check_param
 from .errors import ArtifactError, ConfigError, IngestError
@@ -259,8 +261,14 @@ class CalibrationModel:
                 f"{self.path / ONNX_FILE}: expected one input {self.input_name!r}, got "
                 f"{[i.name for i in ins]}"
             )
-        width = ins[0].shape[-1] if ins[0].shape else None
-        if isinstance(width, int) and width != len(self.features):
+        shape = ins[0].shape or []
+        width = shape[-1] if len(shape) == 2 else None
+        if ins[0].type != "tensor(float)" or not isinstance(width, int):
+            raise ArtifactError(
+                f"{self.path / ONNX_FILE}: expected input {self.input_name!r} float32 [N, "
+                f"{len(self.features)}], got {ins[0].type} {shape}"
+            )
+        if width != len(self.features):
             raise ArtifactError(
                 f"{self.path / ONNX_FILE}: input has {width} columns but calibration.json lists "
                 f"{len(self.features)} features"
@@ -876,8 +884,10 @@ def load_model(path: str | Path, *, threads: int | None = None, spots: bool = Tr
     IncompatibleArtifactError
         Written with a newer schema major.
     ArtifactError
-        No artifact at ``path``; a pickle or an unsafe Keras file inside; ONNX Runtime cannot
-        load the graph.
+        No artifact at ``path``; a pickle or an unsafe Keras file inside; ``calibration.json``
+        malformed or disagreeing with the graph's stamp (:mod:`calib.artifact.schema`);
+        ``model.onnx`` over :data:`~calib.artifact.store.MAX_ONNX_BYTES`; a file that cannot be
+        read (permissions, I/O) or not enough memory; ONNX Runtime cannot load the graph.
     ConfigError
         ``threads`` < 1.
 
@@ -887,8 +897,10 @@ def load_model(path: str | Path, *, threads: int | None = None, spots: bool = Tr
     >>> m.predict_frame(df)                     # routes rows by df["spot_id"]  # doctest: +SKIP
     """
     check_param("threads", threads, [Interval(Integral, 1, None), Options([None], label="None for automatic")])
-    vdir = resolve_artifact(path)
-    listed, kept = check_integrity(vdir, keep=(METADATA_FILE, ONNX_FILE))
-    meta = parse_metadata(vdir, kept[METADATA_FILE])
-    check_safe_files(vdir, sorted(listed))
-    return CalibrationModel(vdir, meta, kept[ONNX_FILE], threads, find_spots=spots)
+    with reading_artifact(path):
+        vdir = resolve_artifact(path)
+        listed, kept = check_integrity(vdir, keep=(METADATA_FILE, ONNX_FILE))
+        meta = parse_metadata(vdir, kept[METADATA_FILE])
+        check_safe_files(vdir, sorted(listed))
+        check_onnx_stamp(meta, onnx_metadata_props(kept[ONNX_FILE], vdir / ONNX_FILE), vdir)
+        return CalibrationModel(vdir, meta, kept[ONNX_FILE], threads, find_spots=spots)

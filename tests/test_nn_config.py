@@ -67,6 +67,9 @@ def test_defaults_are_valid_and_documented_choices():
         pytest.param({"family": "svm"}, "family in {'mlp', 'hybrid', 'physics'} must hold, got family='svm'", id="family"),
         pytest.param({"decay_steps": 2.0}, "decay_steps >= 1 must hold, got decay_steps=2.0 (not an integer)", id="decay-steps-type"),
         pytest.param({"init_stddev": float("inf")}, "init_stddev is a finite number must hold, got init_stddev=inf (not a number)", id="init-stddev-finite"),
+        pytest.param({"hidden_layers": (100000, 100000)},
+                     "hidden_layers has at most 5,000,000 parameters (MAX_PARAMETERS) must hold, got 10,000,400,001 "
+                     "parameters for hidden_layers=[100000, 100000]", id="network-too-large"),
     ],
 )
 def test_each_rule_names_parameter_rule_and_value(changes, message):
@@ -83,6 +86,7 @@ def test_each_rule_names_parameter_rule_and_value(changes, message):
         pytest.param({"patience": None}, id="no-early-stopping"),
         pytest.param({"init_stddev": 0.0}, id="stddev-unused-by-glorot"),
         pytest.param({"learning_rate": 1}, id="int-learning-rate"),
+        pytest.param({"hidden_layers": (2234, 2234)}, id="network-at-the-parameter-cap"),
     ],
 )
 def test_edge_values_are_accepted(changes):
@@ -168,3 +172,11 @@ def test_auto_from_toml_strings_round_trip():
 def test_family_and_budget_rules(kw, match):
     with pytest.raises(ConfigError, match=match):
         ModelConfig(**kw)
+
+
+def test_parameter_count_of_dense_layers():
+    from calib.nn.config import MAX_PARAMETERS, parameter_count
+
+    assert parameter_count((32, 32), n_inputs=5) == (5 * 32 + 32) + (32 * 32 + 32) + (32 + 1)
+    assert parameter_count(()) == 2  # linear: one weight, one bias
+    assert parameter_count((2234, 2234)) <= MAX_PARAMETERS < parameter_count((2234, 2235))

@@ -98,6 +98,9 @@ def test_space_rules(space, match):
                  r'epochs >= 1 \(or "auto"\) must hold, got epochs=10.0$', id="float-range-for-int"),
     pytest.param({"hidden_layers": {"choices": [[8], [0]]}}, "random",
                  r"hidden_layers is a list of layer widths >= 1 must hold, got hidden_layers=\(0,\)", id="bad-layer"),
+    pytest.param({"hidden_layers": {"choices": [[16], [3000, 3000]]}}, "random",
+                 r"^\[sweep.space\] hidden_layers: hidden_layers has at most 5,000,000 parameters \(MAX_PARAMETERS\) "
+                 r"must hold, got 9,012,001 parameters for hidden_layers=\[3000, 3000\]", id="network-too-large"),
     pytest.param({"learning_rate": {"low": 1e-4, "high": 1e-2}}, "grid",
                  r"grid strategy needs num = N points for the range learning_rate", id="grid-without-num"),
     pytest.param({"epochs": {"low": 10, "high": 12, "num": 5}}, "grid",

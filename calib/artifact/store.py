@@ -27,8 +27,14 @@ removes once it is older than an hour. Both :func:`calib.artifact.export_artifac
 models) and :mod:`calib.spots` (spot children) publish through this one function.
 
 :func:`verify_artifact` checks every file against ``SHA256SUMS`` before anything is
-parsed, and refuses pickles and Keras files with ``Lambda`` layers or non-Keras code. This
-module never imports TensorFlow.
+parsed, and refuses pickles and Keras files with ``Lambda`` layers or non-Keras code.
+Checksums prove integrity (the files are those listed), not authorship: whoever can write
+the folder can re-write ``SHA256SUMS`` too. So ``calibration.json`` is then checked against
+its schema and against ``model.onnx``'s own stamp (:mod:`calib.artifact.schema`), and sizes
+are capped before anything is read (:data:`MAX_ONNX_BYTES`, :data:`MAX_JSON_BYTES`). A lab
+that needs authorship signs ``SHA256SUMS`` (README, "Artifacts"). An unreadable file
+(permissions, I/O error) or a lack of memory while reading is one :class:`ArtifactError`
+line. This module never imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from ..constraints import ARTIFACT_NAME, check_param
 from ..errors import ArtifactError, IncompatibleArtifactError, IntegrityError
 from ..serial import json_bytes
+from .schema import check_metadata, check_onnx_stamp, onnx_metadata_props
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -67,6 +74,9 @@ __all__ = [
     "STALE_TMP_SECONDS",
     "PICKLE_EXTENSIONS",
     "MAX_JSON_BYTES",
+    "MAX_ONNX_BYTES",
+    "MAX_SUMS_BYTES",
+    "reading_artifact",
     "Artifact",
     "check_name",
     "semver_key",
@@ -78,6 +88,7 @@ __all__ = [
     "parse_metadata",
     "check_safe_files",
     "check_keras_file",
+    "KERAS_ALLOWED",
     "verify_artifact",
     "read_metadata",
     "software_versions",
@@ -106,6 +117,15 @@ STALE_TMP_SECONDS = 3600.0
 PICKLE_EXTENSIONS = (".pkl", ".pickle", ".joblib", ".dill", ".pck", ".cloudpickle")
 #: Largest ``calibration.json`` (or Keras ``config.json``) read, in bytes.
 MAX_JSON_BYTES = 64 << 20
+#: Largest ``model.onnx`` loaded or published, in bytes (256 MiB), checked with ``stat``
+#: before a byte is read. The largest network :class:`calib.nn.ModelConfig` accepts
+#: (:data:`calib.nn.config.MAX_PARAMETERS`, 5 million float32 weights, 20 MB) fits about 12
+#: times: a final model and 11 fold models.
+MAX_ONNX_BYTES = 256 << 20
+#: Largest ``SHA256SUMS`` read, in bytes.
+MAX_SUMS_BYTES = 1 << 20
+#: Files read into memory and their caps (every other file is hashed in 1 MiB blocks).
+_SIZE_CAPS = {METADATA_FILE: MAX_JSON_BYTES, ONNX_FILE: MAX_ONNX_BYTES}
 
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 _SHA_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
@@ -138,6 +158,28 @@ def _os_message(exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return "the folder is read-only or not writable"
     return exc.strerror or str(exc)
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+@contextlib.contextmanager
+def reading_artifact(where: Path | str) -> Iterator[None]:
+    """Turn an OSError or a MemoryError while reading an artifact into one ArtifactError line.
+
+    Parameters
+    ----------
+    where : Path or str
+        The artifact (as given), named when the error has no file name.
+    """
+    try:
+        yield
+    except MemoryError:
+        raise ArtifactError(f"{where}: not enough memory to load the artifact") from None
+    except OSError as exc:
+        what = exc.strerror or type(exc).__name__
+        raise ArtifactError(f"{exc.filename or where}: cannot read the artifact ({what})") from None
 
 
 @contextlib.contextmanager
@@ -233,9 +275,10 @@ def _read_sums(vdir: Path) -> dict[str, str]:
     sums_path = vdir / SUMS_FILE
     if not sums_path.is_file():
         raise IntegrityError(f"{vdir}: missing file {SUMS_FILE}; the artifact cannot be checked")
+    size = sums_path.stat().st_size
+    if size > MAX_SUMS_BYTES:
+        raise IntegrityError(f"{sums_path}: too large ({size} bytes) for a checksum list")
     raw = sums_path.read_bytes()
-    if len(raw) > (1 << 20):
-        raise IntegrityError(f"{sums_path}: too large ({len(raw)} bytes) for a checksum list")
     listed: dict[str, str] = {}
     for i, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
         if not line.strip():
@@ -284,6 +327,13 @@ def check_integrity(vdir: Path, keep: Sequence[str] = ()) -> tuple[dict[str, str
             raise IntegrityError(f"{vdir}: missing file {rel}")
         if rel not in listed:
             raise IntegrityError(f"{vdir}: file {rel} is not listed in {SUMS_FILE}")
+    for rel, cap in _SIZE_CAPS.items():  # before a byte is read: a 2 GB graph costs no memory
+        size = (vdir / rel).stat().st_size
+        if size > cap:
+            raise ArtifactError(
+                f"{vdir / rel}: {_mb(size)}, more than the {_mb(cap)} calib loads "
+                f"({'MAX_ONNX_BYTES' if rel == ONNX_FILE else 'MAX_JSON_BYTES'}); refused"
+            )
     kept: dict[str, bytes] = {}
     for rel, digest in sorted(listed.items()):
         full = vdir / rel
@@ -306,6 +356,15 @@ def check_integrity(vdir: Path, keep: Sequence[str] = ()) -> tuple[dict[str, str
 
 
 def parse_metadata(vdir: Path, data: bytes) -> dict[str, Any]:
+    """``calibration.json`` from its bytes: JSON, a supported schema, the schema's keys and types.
+
+    Raises
+    ------
+    ArtifactError
+        Not JSON, or a key is missing or of the wrong type (:func:`calib.artifact.schema.check_metadata`).
+    IncompatibleArtifactError
+        The schema major is newer than this calib reads.
+    """
     if len(data) > MAX_JSON_BYTES:
         raise ArtifactError(f"{vdir / METADATA_FILE}: too large ({len(data)} bytes)")
     try:
@@ -320,14 +379,14 @@ def parse_metadata(vdir: Path, data: bytes) -> dict[str, Any]:
         raise ArtifactError(
             f"{vdir / METADATA_FILE}: schema_version must be a 'major.minor' string, got {sv!r}"
         )
+    if int(m.group(1)) < 1:
+        raise ArtifactError(f"{vdir / METADATA_FILE}: schema_version {sv} is unknown (calib writes 1.x)")
     if int(m.group(1)) > SUPPORTED_SCHEMA_MAJOR:
         raise IncompatibleArtifactError(
             f"{vdir}: schema_version {sv} is newer than this calib reads (major "
             f"{SUPPORTED_SCHEMA_MAJOR}); upgrade calib to load this artifact"
         )
-    for key in ("features", "target", "onnx", "version", "model_id"):
-        if key not in meta:
-            raise ArtifactError(f"{vdir / METADATA_FILE}: missing key {key!r}")
+    check_metadata(meta, vdir / METADATA_FILE, vdir.name)
     return meta
 
 
@@ -375,13 +434,41 @@ def check_safe_files(vdir: Path, names: Sequence[str]) -> None:
     check_keras_file(vdir / KERAS_FILE)
 
 
-_UNSAFE_CLASSES = ("Lambda", "TFOpLambda", "__lambda__")
+#: The Keras classes a ``model.keras`` may name, by module: what calib's networks and spot
+#: children are built from, plus a few code-free built-ins of user models (Python API) and
+#: the optimizer a compiled model records. Anything else (``Lambda``, ``TorchModuleWrapper``,
+#: a custom or registered class, an allowed name under another module) is refused.
+KERAS_ALLOWED: Mapping[str, frozenset[str]] = {
+    "keras": frozenset({"DTypePolicy", "FloatDTypePolicy", "Sequential", "Functional", "Model"}),
+    "keras.src.models.functional": frozenset({"Functional"}),
+    "keras.layers": frozenset({"InputLayer", "Dense", "Dropout", "Normalization", "Activation",
+                               "BatchNormalization", "LayerNormalization", "Rescaling", "Concatenate",
+                               "Add"}),
+    "keras.initializers": frozenset({"GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform",
+                                     "LecunNormal", "LecunUniform", "TruncatedNormal", "RandomNormal",
+                                     "RandomUniform", "Zeros", "Ones", "Constant"}),
+    "keras.regularizers": frozenset({"L1", "L2", "L1L2"}),
+    "keras.optimizers": frozenset({"Adam", "AdamW", "SGD", "RMSprop"}),
+    "keras.losses": frozenset({"MeanSquaredError", "MeanAbsoluteError", "Huber"}),
+    "keras.metrics": frozenset({"MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError"}),
+}
+#: Class names Keras writes without a module (references to tensors inside a config).
+_KERAS_MARKERS = frozenset({"__keras_tensor__"})
+_KERAS_NAMES = frozenset().union(*KERAS_ALLOWED.values())
 
 
 def check_keras_file(path: Path) -> None:
-    """Refuse a ``.keras`` file whose config has a Lambda layer or code outside Keras.
+    """Refuse a ``.keras`` file whose config names a class outside :data:`KERAS_ALLOWED`.
 
-    Only ``config.json`` inside the zip is read (as JSON); nothing is deserialised.
+    Only ``config.json`` inside the zip is read (as JSON); nothing is deserialised. Every
+    object with a ``class_name`` must name an allowed (module, class) pair; one without a
+    module must name an allowed class (Keras looks it up among its own); a module outside
+    Keras and a registered custom object (``package>Name``) are refused.
+
+    Raises
+    ------
+    ArtifactError
+        Naming the file, where in the config, and the class or module.
     """
     try:
         with zipfile.ZipFile(path) as zf:
@@ -394,44 +481,53 @@ def check_keras_file(path: Path) -> None:
     except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"{path}: not a readable Keras file ({exc})") from None
 
+    def refuse(where: str, what: str) -> ArtifactError:
+        return ArtifactError(f"{path}: {where} {what}; refused, export models built from built-in Keras layers only")
+
+    def check_class(obj: dict, where: str) -> None:
+        cls, module, reg = obj.get("class_name"), obj.get("module"), obj.get("registered_name")
+        if cls in ("Lambda", "TFOpLambda", "__lambda__"):
+            raise refuse(where, f"is a {cls} layer (arbitrary Python code)")
+        if module is not None and not (isinstance(module, str) and (module == "keras" or module.startswith("keras."))):
+            raise refuse(where, f"refers to module {module!r}, which is not part of Keras (custom code)")
+        if isinstance(reg, str) and ">" in reg:
+            raise refuse(where, f"is the registered custom object {reg!r}")
+        if "class_name" not in obj:
+            return
+        if module is None:
+            if cls in _KERAS_MARKERS or cls in _KERAS_NAMES:
+                return
+            raise refuse(where, f"names the class {cls!r} without a module, not one calib allows")
+        if cls not in KERAS_ALLOWED.get(module, ()):
+            raise refuse(where, f"names the class {cls!r} of module {module!r}, not one calib allows (KERAS_ALLOWED)")
+        if reg is not None and reg != cls:
+            raise refuse(where, f"names {cls!r} registered as {reg!r}")
+
     def walk(obj: Any, where: str) -> None:
         if isinstance(obj, dict):
-            cls = obj.get("class_name")
-            if cls in _UNSAFE_CLASSES:
-                raise ArtifactError(
-                    f"{path}: {where} is a {cls} layer (arbitrary Python code); refused, export "
-                    "models built from built-in Keras layers only"
-                )
-            module = obj.get("module")
-            if module is not None and not (
-                isinstance(module, str) and (module == "keras" or module.startswith("keras."))
-            ):
-                raise ArtifactError(
-                    f"{path}: {where} refers to module {module!r}, which is not part of Keras "
-                    "(custom code); refused"
-                )
-            reg = obj.get("registered_name")
-            if isinstance(reg, str) and ">" in reg:
-                raise ArtifactError(
-                    f"{path}: {where} is the registered custom object {reg!r}; refused"
-                )
+            check_class(obj, where or "config")
             for k, v in obj.items():
                 walk(v, f"{where}/{k}" if where else str(k))
         elif isinstance(obj, list):
             for i, v in enumerate(obj):
                 walk(v, f"{where}[{i}]")
 
-    walk(config, "config")
+    walk(config, "")
 
 
 def verify_artifact(path: str | Path) -> dict[str, Any]:
     """Check an artifact completely without loading its model.
 
-    Checks, in order: ``SHA256SUMS`` is present, every listed file exists and matches its
-    checksum, no file is unlisted, the four required files are there;
-    ``calibration.json`` parses and its schema major is supported; no file is a pickle
-    (by extension or content) or an object ``.npy``; ``model.keras`` has no ``Lambda``
-    layer and no module outside Keras.
+    Checks, in order: ``SHA256SUMS`` is present, every listed file exists, no file is
+    unlisted, the four required files are there; ``model.onnx`` and ``calibration.json``
+    are within :data:`MAX_ONNX_BYTES` and :data:`MAX_JSON_BYTES` (by ``stat``, before
+    reading); every file matches its checksum; ``calibration.json`` parses, its schema
+    major is supported and its keys have the schema's types
+    (:func:`calib.artifact.schema.check_metadata`); no file is a pickle (by extension or
+    content) or an object ``.npy``; ``model.keras`` names only allowed Keras classes
+    (:func:`check_keras_file`); ``calibration.json`` agrees with ``model.onnx``'s stamp
+    (:func:`calib.artifact.schema.check_onnx_stamp`). An unreadable file or a lack of memory
+    is an ArtifactError too.
 
     Parameters
     ----------
@@ -450,12 +546,15 @@ def verify_artifact(path: str | Path) -> dict[str, Any]:
     IncompatibleArtifactError
         The artifact's schema major is newer than this calib reads.
     ArtifactError
-        Pickle files, unsafe Keras config, malformed metadata.
+        Pickle files, unsafe Keras config, malformed metadata, metadata that disagrees with
+        the graph, a file over its size cap, an unreadable file.
     """
-    vdir = resolve_artifact(path)
-    listed, kept = check_integrity(vdir, keep=(METADATA_FILE,))
-    meta = parse_metadata(vdir, kept[METADATA_FILE])
-    check_safe_files(vdir, sorted(listed))
+    with reading_artifact(path):
+        vdir = resolve_artifact(path)
+        listed, kept = check_integrity(vdir, keep=(METADATA_FILE, ONNX_FILE))
+        meta = parse_metadata(vdir, kept[METADATA_FILE])
+        check_safe_files(vdir, sorted(listed))
+        check_onnx_stamp(meta, onnx_metadata_props(kept[ONNX_FILE], vdir / ONNX_FILE), vdir)
     return {
         "ok": True,
         "path": str(vdir),
@@ -475,11 +574,15 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     IncompatibleArtifactError
         The schema major is newer than this calib reads.
     """
-    vdir = resolve_artifact(path)
-    f = vdir / METADATA_FILE
-    if not f.is_file():
-        raise IntegrityError(f"{vdir}: missing file {METADATA_FILE}")
-    return parse_metadata(vdir, f.read_bytes())
+    with reading_artifact(path):
+        vdir = resolve_artifact(path)
+        f = vdir / METADATA_FILE
+        if not f.is_file():
+            raise IntegrityError(f"{vdir}: missing file {METADATA_FILE}")
+        size = f.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise ArtifactError(f"{f}: too large ({size} bytes)")
+        return parse_metadata(vdir, f.read_bytes())
 
 
 def _signature(meta: Mapping[str, Any]) -> Any:
@@ -643,8 +746,17 @@ def publish(
                 meta["version"] = version
                 meta["created_utc"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
                 ordered = _ordered(meta)
+                # never publish what load_model would refuse
+                check_metadata(json.loads(json_bytes(ordered)), vdir / METADATA_FILE, version)
                 (tmp / METADATA_FILE).write_bytes(json_bytes(ordered))
                 finish(tmp, ordered)
+                size = (tmp / ONNX_FILE).stat().st_size
+                if size > MAX_ONNX_BYTES:
+                    raise ArtifactError(
+                        f"cannot publish {name!r}: its model.onnx is {_mb(size)}, more than the "
+                        f"{_mb(MAX_ONNX_BYTES)} calib loads (MAX_ONNX_BYTES); use fewer fold models "
+                        "or a smaller network"
+                    )
                 _write_sums(tmp)
                 try:
                     os.rename(tmp, vdir)

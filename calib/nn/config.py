@@ -29,10 +29,12 @@ __all__ = [
     "LBFGS_AUTO_PATIENCE",
     "LOSSES",
     "LR_SCHEDULES",
+    "MAX_PARAMETERS",
     "OPTIMIZERS",
     "RULES",
     "ModelConfig",
     "is_int",
+    "parameter_count",
 ]
 
 ACTIVATIONS = ("relu", "elu", "tanh", "sigmoid", "identity")
@@ -52,6 +54,12 @@ AUTO_PATIENCE_STEPS = 2_000
 #: ``optimizer = "lbfgs"``: iterations of ``epochs = "auto"`` and of ``patience = "auto"``.
 LBFGS_AUTO_ITERATIONS = 5_000
 LBFGS_AUTO_PATIENCE = 500
+
+#: Most weights and biases a network may have (its Dense layers, counted with one input and
+#: one output; :func:`parameter_count`). Checked when a config is created, before TensorFlow
+#: is imported: 5 million float32 parameters are 20 MB per model, and an artifact holds the
+#: final model and the fold models (see :data:`calib.artifact.store.MAX_ONNX_BYTES`).
+MAX_PARAMETERS = 5_000_000
 
 _INT_FIELDS = ("decay_steps", "seed", "batch_size", "patience", "epochs")
 _FLOAT_FIELDS = (
@@ -109,6 +117,18 @@ def is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def parameter_count(hidden_layers: tuple[int, ...], n_inputs: int = 1, n_outputs: int = 1) -> int:
+    """Weights and biases of the Dense layers of a network with these hidden widths.
+
+    Examples
+    --------
+    >>> parameter_count((32, 32), n_inputs=5)   # (5*32+32) + (32*32+32) + (32*1+1)
+    1281
+    """
+    widths = [int(n_inputs), *map(int, hidden_layers), int(n_outputs)]
+    return sum(a * b + b for a, b in zip(widths, widths[1:]))
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """A feed-forward regressor and how to train it; validated on creation.
@@ -117,6 +137,8 @@ class ModelConfig:
     ----------
     hidden_layers : tuple of int, default=(32, 32)
         Width of each hidden ``Dense`` layer, each >= 1. An empty tuple gives a linear model.
+        The network has at most :data:`MAX_PARAMETERS` (5 million) weights and biases,
+        counted with one input and one output (:func:`parameter_count`).
     activation : {"tanh", "relu", "elu", "sigmoid", "identity"}, default="tanh"
         Activation of the hidden layers. ``tanh`` is the default because calibration curves
         are smooth, low-dimensional and fitted from small data: tanh gives a smooth
@@ -230,6 +252,13 @@ class ModelConfig:
                      RULES)
         if self.init == "truncated_normal":
             check_param("init_stddev", self.init_stddev, _POSITIVE)
+        n_params = parameter_count(layers)
+        if n_params > MAX_PARAMETERS:
+            raise ConfigError(
+                f"hidden_layers has at most {MAX_PARAMETERS:,} parameters (MAX_PARAMETERS) must hold, got "
+                f"{n_params:,} parameters for hidden_layers={list(layers)} (weights and biases, with one "
+                "input and one output)"
+            )
 
         # normalised so that equal configs compare and hash equal
         put("hidden_layers", tuple(int(w) for w in layers))
