@@ -112,6 +112,10 @@ class CalibrationRun:
             "physics_kind": self.physics_kind,
             "test_std_mean": self.test_std_mean,
             "diagnosis": diag.to_dict(),
+            "interval": ({**self.artifact.metadata["test"]["interval"],
+                          "level": self.artifact.metadata["conformal"]["level"]}
+                         if "interval" in self.artifact.metadata.get("test", {}) else None),
+            "uncertainty": self.artifact.metadata.get("uncertainty"),
             "sweep": {"storage": self.sweep.storage, "strategy": self.sweep.strategy,
                       "trials": len(self.sweep.trials),
                       "best": None if self.sweep.best is None else self.sweep.best.to_dict()},
@@ -223,13 +227,45 @@ def calibrate(
         from .errors import TrainingError
 
         raise TrainingError(f"every sweep trial failed ({reasons}); check the [model] and [sweep] settings")
-    best = sw.best_config
-    return _finish(ds, sp, cfg, best, sw, settings, ss, name, say, space.to_dict(), norm=norm, raw_ds=raw_ds)
+    best, cv = _against_default(ds, sp, cfg, base, sw, space, ss, say)
+    return _finish(ds, sp, cfg, best, sw, settings, ss, name, say, space.to_dict(), norm=norm, raw_ds=raw_ds,
+                   cv=cv)
+
+
+def _against_default(ds: Any, sp: Any, cfg: Config, base: Any, sw: Any, space: Any, ss: SweepSpec,
+                     say: Callable[[str], None]) -> tuple[Any, Any]:
+    """The config the main job keeps: the sweep's trials and the untuned ``[model]`` default,
+    under the one-standard-error rule (:func:`calib.search.one_se_choice`, default preferred).
+
+    Returns ``(config, cv)``: ``cv`` is the default's k-fold result with fold models when the
+    default is kept (so it is not validated twice), else None.
+    """
+    from .search import one_se_choice
+    from .validate import cross_validate
+
+    done = [t for t in sw.trials if t.state == "COMPLETE"]
+    configs = [space.to_config(base, t.params) for t in done]
+    if any(c == base for c in configs):
+        return sw.best_config, None  # the default was a trial: the sweep's rule already saw it
+    say("untuned [model] default: k-fold on the same folds (a tuned config must beat it by one standard error)")
+    tol = cfg.validate.resolve_tolerance(ds.target.unit)
+    dcv = cross_validate(ds, sp.train_dev, base, folds=ss.folds, jobs=ss.jobs, tolerance=tol,
+                         scaling=cfg.split.scaling, seed=ss.seed, noise_floor=cfg.validate.noise_floor,
+                         physics=True, keep_weights=True)
+    entries = [(c.family, float(t.score), t.score_std, max(1, len(t.best_epochs))) for c, t in zip(configs, done)]
+    mean, std = dcv.mean_std("mae")
+    entries.append((base.family, mean, std, len(dcv.folds)))
+    pick = one_se_choice(entries, prefer=len(entries) - 1)
+    if pick == len(entries) - 1:
+        say(f"kept the untuned default: MAE {mean:.4g} {ds.target.unit}, within one standard error of the "
+            f"best trial's {sw.best.score:.4g}" if sw.best is not None else "kept the untuned default")
+        return base, dcv
+    return configs[pick], None
 
 
 def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: CalibrateSettings, ss: SweepSpec,
             name: str, say: Callable[[str], None], space: dict[str, Any],
-            norm: Any = None, raw_ds: Any = None) -> CalibrationRun:
+            norm: Any = None, raw_ds: Any = None, cv: Any = None) -> CalibrationRun:
     from .artifact.export import describe_dataset, export_artifact
     from .nn import fit_member, predict_member, rebuild_member, refit_config
     from .physics import PhysicsModel, fit_physics
@@ -238,11 +274,12 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     from .scaling import Scaler
     from .validate import cross_validate
 
-    say(f"best trial #{sw.best.number}: MAE {sw.best.score:.4g} {ds.target.unit}; re-validating with fold models")
     tol = cfg.validate.resolve_tolerance(ds.target.unit)
-    cv = cross_validate(ds, sp.train_dev, best, folds=ss.folds, jobs=ss.jobs, tolerance=tol,
-                        scaling=cfg.split.scaling, seed=ss.seed, noise_floor=cfg.validate.noise_floor,
-                        physics=True, keep_weights=True)
+    if cv is None:
+        say(f"best trial #{sw.best.number}: MAE {sw.best.score:.4g} {ds.target.unit}; re-validating with fold models")
+        cv = cross_validate(ds, sp.train_dev, best, folds=ss.folds, jobs=ss.jobs, tolerance=tol,
+                            scaling=cfg.split.scaling, seed=ss.seed, noise_floor=cfg.validate.noise_floor,
+                            physics=True, keep_weights=True)
     rows = sp.train_dev
     x, y = ds.x(rows), ds.y(rows)
     final_cfg, epochs = refit_config(best, cv.best_epochs, len(rows))

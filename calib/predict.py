@@ -265,6 +265,7 @@ def predict_file(
         "format": fmt,
         "rows": int(len(x)),
         "out_of_range": int(oor.sum()),
+        "out_of_range_reasons": _reason_counts(res.reason),
         "columns_added": added,
         "model": model.name,
         "version": model.version,
@@ -275,6 +276,17 @@ def predict_file(
         # spot routing (calib.runtime): rows predicted by a spot's child, {spot: child version}
         **({} if res.adjusted is None else {"adjusted": int(res.adjusted.sum()), "spot_models": dict(res.spot_models)}),
     }
+
+
+def _reason_counts(reason: Any) -> dict[str, int]:
+    """How many rows each check flagged (an input's name, ``joint``, ``output``, ...)."""
+    counts: dict[str, int] = {}
+    if reason is None:
+        return counts
+    for text in reason[reason != ""]:
+        for word in str(text).split(" + "):
+            counts[word] = counts.get(word, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 # --------------------------------------------------------------------------- inspect

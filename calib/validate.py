@@ -29,7 +29,7 @@ from .constraints import FOLDS, JOBS, SEED, Interval, check_params, require
 from .metrics import Metrics, score
 
 __all__ = ["FoldScore", "CVResult", "Diagnosis", "cross_validate", "make_folds", "diagnose",
-           "estimate_noise_floor", "replicate_sets"]
+           "estimate_noise_floor", "replicate_sets", "spot_floor"]
 
 
 # --------------------------------------------------------------------------- results
@@ -79,7 +79,25 @@ class FoldScore:
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """Bias / variance / dev-overfitting diagnosis against the noise floor (target unit, MAE)."""
+    """Bias / variance / dev-overfitting diagnosis against the floors (target unit, MAE).
+
+    Attributes
+    ----------
+    noise_floor : float or None
+        MAE that the readings' own noise sets (:func:`estimate_noise_floor`, or the config).
+    noise_floor_source : str
+        ``config``, ``replicates`` or ``unknown``.
+    spot_floor : float or None
+        With grouped folds: MAE of the spot-to-spot part of the out-of-fold error
+        (:func:`spot_floor`), which no model of these inputs avoids on an unseen spot.
+    floor : float or None
+        What the errors are compared with: the noise floor, combined in quadrature with the
+        spot floor when the folds hold out whole spots (the *unseen-spot floor*).
+    floor_name : str
+        ``noise floor`` or ``unseen-spot floor``.
+    family : str
+        The diagnosed model family (``mlp``, ``hybrid``, ``physics``): the advice fits it.
+    """
 
     noise_floor: float | None
     noise_floor_source: str
@@ -90,6 +108,10 @@ class Diagnosis:
     variance: float
     dev_overfitting: float | None
     verdict: str
+    spot_floor: float | None = None
+    floor: float | None = None
+    floor_name: str = "noise floor"
+    family: str = "mlp"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,6 +144,8 @@ class CVResult:
         of ``rows``); not serialised.
     fold_pairs : tuple of (train, validation) index arrays
         The folds, as positions in ``rows``; not serialised.
+    spot_floor : float or None
+        With grouped folds: the spot-to-spot part of the out-of-fold error (:func:`spot_floor`).
     """
 
     folds: tuple[FoldScore, ...]
@@ -135,6 +159,7 @@ class CVResult:
     fold_weights: tuple[Any, ...] = field(default=(), repr=False, compare=False)
     oof: Any = field(default=None, repr=False, compare=False)
     fold_pairs: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+    spot_floor: float | None = None
 
     def mean_std(self, metric: str, which: str = "val") -> tuple[float, float]:
         """Mean and standard deviation over folds of ``metric`` of ``which``
@@ -164,7 +189,8 @@ class CVResult:
 
     def diagnosis(self, test_mae: float | None = None) -> Diagnosis:
         return diagnose(self.mean_std("mae", "train")[0], self.score, test_mae,
-                        self.noise_floor, self.noise_floor_source)
+                        self.noise_floor, self.noise_floor_source, spot=self.spot_floor,
+                        family=str(self.config.get("family", "mlp")))
 
     def to_dict(self, test_mae: float | None = None) -> dict[str, Any]:
         return {
@@ -180,32 +206,57 @@ class CVResult:
         }
 
 
+#: Advice per family for high avoidable bias and for high variance.
+_ADVICE = {
+    "physics": ("the classical form cannot follow these data; try family = \"hybrid\" (a network on its "
+                "residual) or \"mlp\"",
+                "the classical fit varies across folds; use more calibration points or a simpler form "
+                "(kind = \"svu\")"),
+    "network": ("try a larger network, more epochs, a larger learning rate or less regularisation",
+                "try more data or spots, stronger L2/dropout, a smaller network or earlier stopping"),
+}
+
+
 def diagnose(train_mae: float, val_mae: float, test_mae: float | None, floor: float | None,
-             floor_source: str = "config") -> Diagnosis:
+             floor_source: str = "config", *, spot: float | None = None, family: str = "mlp") -> Diagnosis:
     """Bias / variance / dev-overfitting diagnosis with a one-line plain-language verdict.
 
     ``avoidable_bias = train - floor``, ``variance = validation - train``,
-    ``dev_overfitting = test - validation`` (all MAE, target unit).
+    ``dev_overfitting = test - validation`` (all MAE, target unit). ``floor`` is the noise
+    floor; with ``spot`` (grouped folds) the errors are compared with the unseen-spot floor
+    ``sqrt(floor**2 + spot**2)`` (a network without the spot's identity cannot learn a
+    spot's own offset, on training spots either). The advice fits ``family``.
     """
-    bias = None if floor is None else train_mae - floor
+    unseen = spot is not None
+    if floor is not None and unseen:
+        ref_floor: float | None = math.hypot(floor, spot)
+    elif unseen:
+        ref_floor = spot
+    else:
+        ref_floor = floor
+    name = "unseen-spot floor" if unseen else "noise floor"
+    bias = None if ref_floor is None else train_mae - ref_floor
     var = val_mae - train_mae
     dev = None if test_mae is None else test_mae - val_mae
     ref = max(val_mae, 1e-12)
+    bias_advice, var_advice = _ADVICE["physics" if family == "physics" else "network"]
     if dev is not None and dev > max(0.25 * val_mae, 2 * abs(var), 1e-12):
         verdict = ("dev overfitting: the test error is well above the validation error; the search "
                    "tuned to the validation folds or the test spots differ; use more folds or more spots")
+    elif ref_floor is not None and val_mae <= 1.5 * ref_floor:
+        verdict = (f"near the {name}: the model is about as good as its inputs allow"
+                   + ("; spot-to-spot variation sets that floor, a two-point check per spot (calib adjust) "
+                      "removes most of it" if unseen and spot is not None and floor is not None and spot > floor
+                      else ""))
     elif bias is not None and bias > 0.5 * ref and bias >= var:
-        verdict = ("high avoidable bias: training error is far above the noise floor; try a larger "
-                   "network, more epochs, a larger learning rate or less regularisation")
+        verdict = f"high avoidable bias: training error is far above the {name}; {bias_advice}"
     elif var > 0.5 * ref and (bias is None or var > bias):
-        verdict = ("high variance: validation error is well above training error; try more data or "
-                   "spots, stronger L2/dropout, a smaller network or earlier stopping")
-    elif bias is not None and val_mae <= 1.5 * floor:
-        verdict = "near the noise floor: the model is about as good as its inputs allow"
+        verdict = f"high variance: validation error is well above training error; {var_advice}"
     else:
         verdict = "balanced: bias and variance are both moderate; a hyperparameter sweep may still help"
     return Diagnosis(floor, floor_source if floor is not None else "unknown", train_mae, val_mae,
-                     test_mae, bias, var, dev, verdict)
+                     test_mae, bias, var, dev, verdict, spot_floor=spot, floor=ref_floor, floor_name=name,
+                     family=family)
 
 
 # --------------------------------------------------------------------------- folds
@@ -470,6 +521,7 @@ def cross_validate(
         fold_weights=tuple((r["weights"], r["x_scaler"], r["y_scaler"], r["physics"]) for r in results)
         if keep_weights else (),
         oof=pred, fold_pairs=tuple(pairs),
+        spot_floor=None if g is None else spot_floor(y[:, 0], pred, g),
     )
 
 
@@ -494,13 +546,57 @@ def replicate_sets(ds: Any, rows: np.ndarray, temperature_gap: float = 0.5) -> n
     return labels
 
 
-def estimate_noise_floor(ds: Any, rows: np.ndarray, pred: np.ndarray) -> float | None:
-    """Estimate the best achievable MAE from replicate readings of the same conditions.
+def _poly_design(u: np.ndarray, t: np.ndarray | None) -> np.ndarray:
+    cols = [u**a for a in range(5)]
+    if t is not None:
+        cols += [t, t**2, u * t, u**2 * t, u**3 * t, u * t**2]
+    return np.column_stack(cols)
 
-    The spread of out-of-fold predictions within replicate sets is input noise propagated
-    through the model; its pooled standard deviation ``s`` gives the MAE a perfect model would
-    still make, ``s * sqrt(2/pi)`` (normal errors). ``None`` when there are fewer than 10
-    replicate sets.
+
+def _input_jacobian(x: np.ndarray, y: np.ndarray, tj: int | None) -> np.ndarray:
+    """d input / d (target[, temperature]) at each row: a smooth polynomial of each input in
+    (u, T), ``u = log1p(target / scale)`` (Stern-Volmer-like curvature), differentiated numerically."""
+    scale = max(float(np.median(np.abs(y))), 1e-9)
+    y0 = max(-float(np.min(y)), 0.0)  # keep log1p's argument > -1
+
+    def u_of(v: np.ndarray) -> np.ndarray:
+        return np.log1p((v + y0) / scale)
+
+    t = None if tj is None else x[:, tj]
+    t_mu, t_sd = (0.0, 1.0) if t is None else (float(t.mean()), float(t.std()) or 1.0)
+
+    def design(v: np.ndarray, tt: np.ndarray | None) -> np.ndarray:
+        return _poly_design(u_of(v), None if tt is None else (tt - t_mu) / t_sd)
+
+    A = design(y, t)
+    h_y = 1e-3 * (float(np.ptp(y)) or 1.0)
+    h_t = 1e-3 * t_sd
+    n_par = 1 if tj is None else 2
+    J = np.zeros((len(y), x.shape[1], n_par))
+    for j in range(x.shape[1]):
+        if j == tj:
+            J[:, j, 1] = 1.0
+            continue
+        coef, *_ = np.linalg.lstsq(A, x[:, j], rcond=None)
+        J[:, j, 0] = (design(y + h_y, t) @ coef - design(y - h_y, t) @ coef) / (2 * h_y)
+        if tj is not None:
+            J[:, j, 1] = (design(y, t + h_t) @ coef - design(y, t - h_t) @ coef) / (2 * h_t)
+    return J
+
+
+def estimate_noise_floor(ds: Any, rows: np.ndarray, pred: np.ndarray | None = None) -> float | None:
+    """Estimate the MAE that input noise alone sets (target unit), from replicate readings.
+
+    Replicates (same group, same reference value, temperatures within 0.5 degC) share their
+    true condition, so their spread is the readings' noise: a pooled variance per input.
+    The noise is carried to the target as the best (generalised least-squares) inversion of
+    the readings does: with ``J`` the sensitivity of each input to the target (and to the
+    temperature, itself a noisy input), fitted as a smooth polynomial of each input in the
+    target and temperature, the target's variance is ``[(J' S^-1 J)^-1]_00`` (``S`` the
+    diagonal noise covariance). The floor is the mean standard deviation times sqrt(2/pi)
+    (MAE of normal errors). This is what :func:`calib.simulate.noise_floor_hPa` computes from
+    the simulator's known noise. ``None`` with fewer than 10 replicate sets. ``pred`` is
+    unused (kept for callers of the former model-based estimate).
     """
     labels = replicate_sets(ds, rows)
     m = labels >= 0
@@ -508,11 +604,50 @@ def estimate_noise_floor(ds: Any, rows: np.ndarray, pred: np.ndarray) -> float |
         return None
     import pandas as pd
 
-    df = pd.DataFrame({"l": labels[m], "p": pred[m]})
-    grp = df.groupby("l")["p"]
-    if grp.ngroups < 10:
+    x, y = ds.x(rows), ds.y(rows)[:, 0]
+    lab = labels[m]
+    if len(np.unique(lab)) < 10:
         return None
-    dev = df["p"] - grp.transform("mean")
-    dof = float((grp.size() - 1).sum())
-    s = math.sqrt(float((dev**2).sum()) / dof)
-    return s * math.sqrt(2 / math.pi)
+    xm = pd.DataFrame(x[m])
+    dev = xm - xm.groupby(lab).transform("mean")
+    dof = float(len(lab) - len(np.unique(lab)))
+    var = (dev.to_numpy() ** 2).sum(axis=0) / dof
+    units = [c.unit for c in ds.features]
+    tj = units.index("degC") if "degC" in units else None
+    floor_var = 1e-12 * np.maximum(np.abs(x).mean(axis=0), 1.0) ** 2  # a noiseless input: tiny, not 0
+    s_inv = 1.0 / np.maximum(var, floor_var)
+    J = _input_jacobian(x, y, tj)
+    fisher = np.einsum("nip,i,niq->npq", J, s_inv, J)
+    try:
+        cov = np.linalg.inv(fisher)
+    except np.linalg.LinAlgError:
+        return None
+    sd = np.sqrt(np.clip(cov[:, 0, 0], 0, None))
+    if not np.isfinite(sd).all():
+        return None
+    return float(sd.mean() * math.sqrt(2 / math.pi))
+
+
+def spot_floor(y: np.ndarray, oof: np.ndarray, groups: np.ndarray) -> float | None:
+    """MAE of the spot-to-spot part of the out-of-fold error (target unit): unseen-spot floor.
+
+    Per group, the out-of-fold residual's gain-and-offset line in the prediction (what a
+    two-point check per spot removes) minus the line common to all groups (a bias any
+    model could remove); the MAE of that spot-specific part is the error no model of these
+    inputs avoids on a spot it has not seen. None with fewer than 3 groups.
+    """
+    ug = np.unique(groups)
+    if len(ug) < 3:
+        return None
+    r = np.asarray(y, float) - np.asarray(oof, float)
+    p = np.asarray(oof, float)
+    comp = np.zeros(len(r))
+    for g in ug:
+        i = groups == g
+        if i.sum() < 3 or np.ptp(p[i]) == 0:
+            comp[i] = r[i].mean()
+            continue
+        b, a = np.polyfit(p[i], r[i], 1)
+        comp[i] = a + b * p[i]
+    B, A = np.polyfit(p, comp, 1) if np.ptp(p) > 0 else (0.0, comp.mean())
+    return float(np.mean(np.abs(comp - (A + B * p))))

@@ -78,6 +78,58 @@ def _noise_floor(meta: Mapping[str, Any]) -> Any:
     return None
 
 
+def _trust_limits(meta: Mapping[str, Any]) -> list[str]:
+    t = meta["target"]["name"]
+    return [
+        "- **Out-of-domain behaviour.** Outside the calibrated domain the model extrapolates and may be "
+        "badly wrong; it is not clipped. The graph itself says so: `domain_code` (int32 bit mask, 0 = in "
+        "domain) has bit 1 for an input outside its range, 2 for a reading far from every calibration "
+        "point although each input is in range (`domain_distance` > 1: nearest calibration point / the "
+        "largest out-of-fold distance), 4 for a prediction outside the calibrated target range widened "
+        "by the 95th percentile of the out-of-fold error, 8 for a physically impossible reading. calib "
+        "reports them as `out_of_range` and `out_of_range_reason`.",
+        f"- **Interval.** `{t}_lo` .. `{t}_hi` is the conformal prediction interval (below).",
+    ]
+
+
+def uncertainty_section(meta: Mapping[str, Any]) -> list[str]:
+    """Card section: conformal interval, its measured coverage, and the GUM-style budget."""
+    unit = meta["target"]["unit"]
+    c = meta["conformal"]
+    lines = [
+        "## Uncertainty",
+        "",
+        f"**Prediction interval** (`{meta['target']['name']}_lo` .. `_hi`, level {c['level']:.0%}): "
+        f"split-conformal on {c['n']} {c.get('source', 'out-of-fold')} residuals, normalised by the "
+        f"difficulty sigma(y) = max({_fmt_num(c['a'])} + {_fmt_num(c['b'])} y, {_fmt_num(c['floor'])}) {unit}, "
+        f"one quantile per {c['bin_name']} bin (edges {', '.join(_fmt_num(e) for e in c['edges']) or 'none'}; "
+        f"q = {', '.join(_fmt_num(q) for q in c['q'])}). Coverage of the calibration residuals "
+        f"{c['oof_coverage']:.1%}.",
+    ]
+    iv = (meta.get("test") or {}).get("interval")
+    if iv:
+        lines.append(f"Measured on the held-out test part ({iv['n']} rows): coverage {iv['coverage']:.1%}, "
+                     f"mean width {_fmt_num(iv['mean_width'])} {unit} ({iv['width_over_mae']:.2f} x the test MAE).")
+    ca = meta.get("conformal_adjusted")
+    if ca:
+        lines.append(f"A spot child (`calib adjust`) carries the interval of residuals after a two-point check "
+                     f"(q = {', '.join(_fmt_num(q) for q in ca['q'])}, sigma(y) = max({_fmt_num(ca['a'])} + "
+                     f"{_fmt_num(ca['b'])} y, {_fmt_num(ca['floor'])}) {unit}).")
+    u = meta.get("uncertainty")
+    if u:
+        lines += ["", "**Uncertainty budget** (standard uncertainties, combined in quadrature):", "",
+                  f"| component | u ({unit}) |", "|---|---|"]
+        lines += [f"| {k} | {_fmt_num(v)} |" for k, v in u["components"].items()]
+        lines += [f"| combined u_c | {_fmt_num(u['combined'])} |",
+                  f"| **expanded U (k = {_fmt_num(u['k'])})** | **{_fmt_num(u['expanded'])}** |", "",
+                  f"+/- U holds {u['oof_coverage']:.1%} of the out-of-fold residuals. The fit residual already "
+                  "contains the validation readings' own noise and reference error, so U is conservative; the "
+                  "conformal interval is the calibrated statement of coverage."
+                  + ("" if u.get("input_noise_known") else " The input noise was not estimated (no replicate "
+                     "readings).")]
+    return lines + [""]
+
+
 def model_card(meta: Mapping[str, Any], extra_names: Sequence[str]) -> bytes:
     t = meta["target"]
     unit = t["unit"]
@@ -141,14 +193,17 @@ def model_card(meta: Mapping[str, Any], extra_names: Sequence[str]) -> bytes:
         "- **Noise floor.** No model beats the noise of its inputs"
         + (f": the estimated floor is {_fmt_num(floor)} {unit} (MAE)." if floor is not None else
            " (no floor was estimated for this model)."),
-        "- **Out-of-range behaviour.** Outside the calibrated ranges the network extrapolates "
-        "silently and may be badly wrong; it is not clipped. `calib` flags such rows with "
-        "`out_of_range = True` (any input outside its range); the raw ONNX graph does not.",
+        *(_trust_limits(meta) if meta.get("conformal") else [
+            "- **Out-of-range behaviour.** Outside the calibrated ranges the model extrapolates "
+            "silently and may be badly wrong; it is not clipped. `calib` flags such rows with "
+            "`out_of_range = True` (any input outside its range); the raw ONNX graph does not."]),
     ]
-    if len(outputs) > 1:
+    if meta.get("conformal"):
+        lines += ["", *uncertainty_section(meta)]
+    if f"{t['name']}_std" in outputs:
         k = meta["onnx"].get("n_fold_models")
         lines.append(
-            f"- **Spread.** `{outputs[1]}` is the standard deviation (ddof=0) of the predictions of "
+            f"- **Spread.** `{t['name']}_std` is the standard deviation (ddof=0) of the predictions of "
             f"the {k} cross-validation fold models: a model-spread indicator that grows where data "
             "were sparse, not a measurement uncertainty (reference and input noise are not included)."
         )

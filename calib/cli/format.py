@@ -97,12 +97,24 @@ def format_cv(cv: Any) -> str:
             verdict = "equal" if abs(nn / base - 1) < 0.005 else ("better" if nn < base else "worse")
             lines.append(f"calib's MAE is {nn / base:.2f}x the physics fit's ({verdict})")
     d = cv.diagnosis()
-    floor = "unknown" if d.noise_floor is None else f"{d.noise_floor:.3g} {unit} ({d.noise_floor_source})"
-    lines.append(f"noise floor {floor}; train MAE {d.train_mae:.4g}, validation MAE {d.val_mae:.4g}"
-                 + ("" if d.avoidable_bias is None else f"; avoidable bias {d.avoidable_bias:.3g}")
+    lines.append(format_floors(d.to_dict(), unit))
+    lines.append(f"train MAE {d.train_mae:.4g}, validation MAE {d.val_mae:.4g}"
+                 + ("" if d.avoidable_bias is None else f"; avoidable bias {d.avoidable_bias:.3g} (vs the {d.floor_name})")
                  + f", variance gap {d.variance:.3g}")
     lines.append(f"verdict: {d.verdict}")
     return "\n".join(lines)
+
+
+def format_floors(d: dict[str, Any], unit: str) -> str:
+    """The floors a diagnosis compares with (``Diagnosis.to_dict()``), one line."""
+    noise = ("unknown" if d.get("noise_floor") is None
+             else f"{d['noise_floor']:.3g} {unit} ({d.get('noise_floor_source')})")
+    line = f"noise floor (input noise) {noise}"
+    if d.get("spot_floor") is not None:
+        line += f"; spot-to-spot {d['spot_floor']:.3g} {unit}"
+        if d.get("floor") is not None:
+            line += f" -> unseen-spot floor {d['floor']:.3g} {unit}"
+    return line
 
 
 # --------------------------------------------------------------------------- calib sweep
@@ -182,7 +194,14 @@ def format_calibration_run(d: dict[str, Any]) -> str:
     if d["test_physics"]:
         b = d["test_physics"]
         lines.append(f"physics fit ({d['physics_kind']}) test MAE {b['mae']:.4g} {unit} "
-                     f"-> the network's error is {t['mae'] / b['mae']:.2f}x the physics fit's")
+                     f"-> calib's error is {t['mae'] / b['mae']:.2f}x the physics fit's")
+    iv = d.get("interval")
+    if iv:
+        lines.append(f"interval: {iv['level']:.0%} conformal, test coverage {iv['coverage']:.1%} of {iv['n']} rows, "
+                     f"mean half-width {iv['mean_width'] / 2:.3g} {unit}"
+                     + (f"; expanded uncertainty U = {d['uncertainty']['expanded']:.3g} {unit} (k = 2)"
+                        if d.get("uncertainty") else ""))
+    lines.append(format_floors(d["diagnosis"], unit))
     lines.append(f"verdict: {d['diagnosis']['verdict']}")
     return "\n".join(lines)
 
@@ -195,8 +214,10 @@ def format_prediction(model: Any, summary: dict[str, Any], output: Any) -> str:
     :func:`calib.predict.predict_file` returned, ``output`` the path asked for.
     """
     n, oor = summary.get("rows"), summary.get("out_of_range")
+    why = summary.get("out_of_range_reasons") or {}
+    detail = f": {', '.join(f'{k} {v}' for k, v in why.items())}" if why else ""
     return (f"{model.name} {model.version}: predicted {model.target} [{model.unit}] for {n} readings "
-            f"({oor} outside the calibrated range); wrote {summary.get('output', output)}")
+            f"({oor} not vouched for{detail}); wrote {summary.get('output', output)}")
 
 
 def format_inspection(info: dict[str, Any]) -> str:

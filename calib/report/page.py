@@ -20,18 +20,19 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = ["SECTION_IDS", "SWEEP_SECTION_IDS", "LEADERBOARD_ROWS", "render_report", "render_sweep"]
 
 #: Section ids of an artifact report, in page order.
-SECTION_IDS = ("metadata", "cv-metrics", "diagnosis", "learning-curves", "parity", "residuals",
+SECTION_IDS = ("metadata", "cv-metrics", "diagnosis", "uncertainty", "learning-curves", "parity", "residuals",
                "leaderboard", "hyperparameters")
 #: Section ids of a report of a sweep record alone.
 SWEEP_SECTION_IDS = ("leaderboard", "hyperparameters")
 
-_NAV = {"metadata": "Artifact", "cv-metrics": "Metrics", "diagnosis": "Diagnosis",
+_NAV = {"metadata": "Artifact", "cv-metrics": "Metrics", "diagnosis": "Diagnosis", "uncertainty": "Uncertainty",
         "learning-curves": "Learning curves", "parity": "Parity", "residuals": "Residuals",
         "leaderboard": "Leaderboard", "hyperparameters": "Hyperparameters"}
 _TITLES = {
     "metadata": "Artifact",
     "cv-metrics": "Metrics: network vs physics fit",
     "diagnosis": "Bias / variance diagnosis",
+    "uncertainty": "Uncertainty: interval, budget, applicability domain",
     "learning-curves": "Learning curves",
     "parity": "Predicted vs reference (test part)",
     "residuals": "Residuals (test part)",
@@ -235,7 +236,7 @@ def _sec_cv_metrics(meta: Mapping[str, Any]) -> str:
 
 def _verdict_class(verdict: str) -> str:
     v = verdict.lower()
-    if v.startswith("near the noise floor"):
+    if v.startswith("near the"):
         return "verdict good"
     if v.startswith(("dev overfitting", "high")):
         return "verdict bad" if v.startswith("dev overfitting") else "verdict"
@@ -251,11 +252,15 @@ def _sec_diagnosis(meta: Mapping[str, Any]) -> str:
     verdict = str(d.get("verdict") or "")
     src = d.get("noise_floor_source")
     rows = [
-        ["noise floor (best achievable MAE)", fmt(d.get("noise_floor")), escape(f"source: {src}" if src else "")],
+        ["noise floor (input noise alone)", fmt(d.get("noise_floor")), escape(f"source: {src}" if src else "")],
+        *([["spot-to-spot part of the error", fmt(d.get("spot_floor")),
+            "per-spot gain/offset of the out-of-fold error"],
+           ["unseen-spot floor", fmt(d.get("floor")), "both combined: what the errors are compared with"]]
+          if d.get("spot_floor") is not None else []),
         ["training MAE (CV mean)", fmt(d.get("train_mae")), ""],
         ["validation MAE (CV mean)", fmt(d.get("val_mae")), ""],
         ["test MAE", fmt(d.get("test_mae")), ""],
-        ["avoidable bias", fmt(d.get("avoidable_bias")), "training \u2212 noise floor"],
+        ["avoidable bias", fmt(d.get("avoidable_bias")), f"training \u2212 {d.get('floor_name') or 'noise floor'}"],
         ["variance", fmt(d.get("variance")), "validation \u2212 training"],
         ["dev overfitting", fmt(d.get("dev_overfitting")), "test \u2212 validation"],
     ]
@@ -264,6 +269,37 @@ def _sec_diagnosis(meta: Mapping[str, Any]) -> str:
     return (f'<div class="{_verdict_class(verdict)}">{text}</div>'
             + table(["quantity", escape(with_unit("MAE", unit)), "how"],
                     [[escape(r[0]), r[1], escape(r[2])] for r in rows], numeric=(1,)))
+
+
+def _sec_uncertainty(meta: Mapping[str, Any]) -> str:
+    c = meta.get("conformal")
+    unit = target_unit(meta)
+    if not isinstance(c, Mapping):
+        return note("This artifact has no conformal interval or applicability domain (written by calib < 0.2).")
+    parts = []
+    iv = lookup(meta, "test", "interval")
+    rows = [["level", f"{float(c['level']):.0%}", "nominal coverage"],
+            ["calibration residuals", str(c.get("n")), escape(str(c.get("source", "")))],
+            ["coverage of those residuals", f"{float(c['oof_coverage']):.1%}", "by construction >= level"]]
+    if isinstance(iv, Mapping):
+        rows += [["test coverage", f"{float(iv['coverage']):.1%}", f"{iv['n']} held-out rows"],
+                 ["test mean width", fmt(iv.get("mean_width")), escape(f"{float(iv['width_over_mae']):.2f} x the test MAE")]]
+    parts.append(table(["interval", "value", "note"], rows))
+    u = meta.get("uncertainty")
+    if isinstance(u, Mapping):
+        urows = [[escape(k), fmt(v)] for k, v in u["components"].items()]
+        urows += [["combined u_c", fmt(u["combined"])], [f"<b>expanded U (k = {fmt(u['k'])})</b>", f"<b>{fmt(u['expanded'])}</b>"]]
+        parts.append(table(["budget component", escape(with_unit("u", unit))], urows, numeric=(1,)))
+        parts.append(note(f"\u00b1U holds {float(u['oof_coverage']):.1%} of the out-of-fold residuals; the fit "
+                          "residual already contains noise and reference error, so U is conservative."))
+    d = meta.get("domain")
+    if isinstance(d, Mapping):
+        parts.append(note(
+            f"Applicability domain: each input within its training range; within {fmt(d.get('threshold'))} "
+            f"(standardised distance, the largest out-of-fold one) of one of {len(d.get('prototypes') or [])} "
+            f"calibration prototypes; the prediction within {fmt(d.get('y_lower'))}..{fmt(d.get('y_upper'))} "
+            f"{escape(unit)}. Outputs domain_code and domain_distance of model.onnx; out_of_range_reason in calib."))
+    return "".join(parts)
 
 
 def _sec_learning_curves(meta: Mapping[str, Any], figs: Mapping[str, Figure]) -> str:
@@ -392,6 +428,7 @@ def render_report(metadata: Mapping[str, Any], test_predictions: pd.DataFrame | 
             ("metadata", _sec_metadata(meta)),
             ("cv-metrics", _sec_cv_metrics(meta)),
             ("diagnosis", _sec_diagnosis(meta)),
+            ("uncertainty", _sec_uncertainty(meta)),
             ("learning-curves", _sec_learning_curves(meta, figs)),
             ("parity", _sec_parity(meta, figs, frame)),
             ("residuals", _sec_residuals(meta, figs, frame)),

@@ -175,7 +175,7 @@ def _trial_records(study: Any, space: SearchSpace) -> tuple[TrialRecord, ...]:
 SIMPLICITY = {"physics": 0, "hybrid": 1, "mlp": 1}
 
 
-def one_se_choice(entries: Sequence[tuple[str, float, float | None, int]]) -> int:
+def one_se_choice(entries: Sequence[tuple[str, float, float | None, int]], prefer: int | None = None) -> int:
     """Index of the entry the sweep keeps: the one-standard-error rule on the model family.
 
     Parameters
@@ -190,16 +190,18 @@ def one_se_choice(entries: Sequence[tuple[str, float, float | None, int]]) -> in
         Among the candidates whose score is within one standard error (``std / sqrt(k)``) of
         the lowest score, the one of the simplest family (:data:`SIMPLICITY`: ``physics``
         before the network families ``hybrid`` and ``mlp``, which rank equal); within a rank,
-        the lowest score; on ties, the first entry.
+        the ``prefer`` entry (the untuned ``[model]`` default) if it is near, then the
+        lowest score; on ties, the first entry.
 
     Notes
     -----
     Breiman's one-standard-error rule, applied to the physics-vs-network choice only: a
     network (alone or on the physics residual) must beat the physics fit by more than the
     fold-to-fold noise of the score to be chosen over it. On small certificates (24-63
-    points) picking the bare lowest score lets a hybrid win by noise and lose on new rows;
-    between network configs, and with a network far better than the physics fit (a large
-    multi-frequency batch), the rule changes nothing.
+    points) picking the bare lowest score lets a hybrid win by noise and lose on new rows.
+    The same holds between a tuned config and the untuned default (``prefer``): with 5 spot
+    folds, the lowest of 12 noisy scores is biased low (the search overfits the folds), so
+    a tuned config must beat the default by more than one standard error to replace it.
     """
     if not entries:
         raise ValueError("no candidates to choose from")
@@ -208,8 +210,8 @@ def one_se_choice(entries: Sequence[tuple[str, float, float | None, int]]) -> in
     se = 0.0 if std is None or not math.isfinite(std) or k < 2 else float(std) / math.sqrt(k)
     near = [i for i, e in enumerate(entries) if e[1] <= score + se]
 
-    def rank(i: int) -> tuple[int, float, int]:
-        return (SIMPLICITY.get(entries[i][0], 1), entries[i][1], i)
+    def rank(i: int) -> tuple[int, int, float, int]:
+        return (SIMPLICITY.get(entries[i][0], 1), 0 if i == prefer else 1, entries[i][1], i)
 
     return min(near, key=rank)
 
