@@ -376,7 +376,7 @@ def test_write_bundle_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sim.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
-        write_bundle(tmp_path, SimulationConfig(n_spots=1))
+        write_bundle(tmp_path, SimulationConfig(n_spots=1), force=True)
     monkeypatch.undo()
     assert (tmp_path / "readings.csv").read_text() == "old readings\n"
     assert (tmp_path / "calib.toml").read_text() == "old toml\n"
