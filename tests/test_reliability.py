@@ -912,3 +912,148 @@ def test_careless_paths_are_one_error_line_not_a_usage_error(linear_artifact, tm
     args = [a.format(art=linear_artifact.path, tmp=tmp_path) for a in argv]
     before = _tree(tmp_path)
     _refused(CliRunner().invoke(cli, args), tmp_path, before, r".")
+
+
+# =========================================================================== property tests
+# Random readings files (shapes, cell types, separators, decimal marks, encodings, compression,
+# hostile names) through `calib predict`, and random DataFrames through predict_frame: either
+# the right numbers or one `Error:` line, exit 1, nothing written. Seeded (derandomize) and
+# budgeted: both together take a few seconds.
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NAMES = ["phase_5000hz_deg", "temperature_degC", "temperature_K", "Temperature_degC", "phase_5000hz_rad",
+          "spot_id", "o2_hPa_pred", "note", "x\u202e", "t\x1b[0m", ""]
+_CELLS = st.one_of(
+    st.floats(25, 65).map(lambda v: f"{v:.3f}"),                      # a plausible phase (deg)
+    st.floats(0, 40).map(lambda v: f"{v:.2f}"),                       # a plausible temperature (degC)
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(-10**6, 10**6).map(str),
+    st.sampled_from(["", " ", "n/a", "1e400", "0x10", '"', '"a,b"', "\x1b[2J", "\u202e", "Grüße", "-0", "1,5"]),
+    st.text(st.characters(codec="cp1252"), max_size=6),
+)
+_PROPERTY = settings(max_examples=70, deadline=None, derandomize=True, database=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+_NOTE = st.text(st.characters(codec="cp1252", exclude_characters=',;\t|"\r\n'), max_size=6)
+
+
+@st.composite
+def _valid_rows(draw, sep: str):
+    """Readings the linear model takes: its two inputs (any order, case, degC or K) and maybe a note."""
+    kelvin = draw(st.booleans())
+    cols = ["phase_5000hz_deg", "temperature_K" if kelvin else "temperature_degC"]
+    if draw(st.booleans()):
+        cols = [c.upper() if c.startswith("phase") else c for c in cols]
+    cols = draw(st.permutations(cols))
+    note = draw(st.booleans())
+    comma = sep != "," and draw(st.booleans())
+    rows = []
+    for _ in range(draw(st.integers(1, 5))):
+        vals = {"p": draw(st.floats(25, 65)), "t": draw(st.floats(0, 40)) + (273.15 if kelvin else 0.0)}
+        cells = [f"{vals['p' if c.lower().startswith('phase') else 't']:.4f}" for c in cols]
+        rows.append([c.replace(".", ",") if comma else c for c in cells] + ([draw(_NOTE)] if note else []))
+    return [*cols, *(["note"] if note else [])], rows
+
+
+@st.composite
+def _readings_file(draw):
+    sep = draw(st.sampled_from([",", ";", "\t", "|"]))
+    if draw(st.integers(0, 2)):  # two in three: a valid file (perhaps spoilt by one hostile cell)
+        columns, rows = draw(_valid_rows(sep))
+        if draw(st.integers(0, 3)) == 0:
+            i, j = draw(st.integers(0, len(rows) - 1)), draw(st.integers(0, len(columns) - 1))
+            rows[i][j] = draw(_CELLS)
+    else:
+        columns = draw(st.lists(st.sampled_from(_NAMES), min_size=1, max_size=5))
+        rows = draw(st.lists(st.lists(_CELLS, min_size=len(columns), max_size=len(columns) + draw(
+            st.sampled_from([0, 0, 0, 1]))), max_size=5))
+    lines = [sep.join(columns), *(sep.join(r) for r in rows)]
+    text = draw(st.sampled_from(["\n", "\r\n"])).join(lines) + draw(st.sampled_from(["", "\n", "\n\n"]))
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252"]))
+    data = text.encode(encoding, errors="replace")
+    compression = draw(st.sampled_from([None, None, "gz", "zip"]))
+    if compression:
+        data = _compress(compression, data)
+    return data, compression
+
+
+@_PROPERTY
+@given(_readings_file())
+def test_property_predict_gives_right_numbers_or_one_error_line(linear_artifact, file):
+    from calib.ingest import read_table
+    from calib.readings import numeric_column
+    from calib.runtime import load_model
+
+    data, compression = file
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        src = tmp / ("r.csv" + (f".{compression}" if compression else ""))
+        src.write_bytes(data)
+        folder = tmp / "out"
+        folder.mkdir()
+        out = folder / "pred.csv"
+        res = _predict(linear_artifact.path, src, out)
+        assert isinstance(res.exception, (SystemExit, type(None))), res.exc_info
+        assert src.read_bytes() == data
+        if res.exit_code != 0:
+            event(_one_error_line(res).split(":")[1][:30])
+            assert list(folder.iterdir()) == []
+            return
+        event("predicted")
+        assert [p.name for p in folder.iterdir()] == ["pred.csv"]
+        x = load_model(linear_artifact.path).readings(read_table(src))
+        got = read_table(out)
+        pred = numeric_column(got, "o2_hPa_pred")
+        np.testing.assert_allclose(pred, -10 * x[:, 0].astype(np.float64) - x[:, 1] + 600, rtol=1e-5, atol=1e-3)
+        assert list(got.frame.columns)[-3:] == ADDED[:2] + ["out_of_range"]
+
+
+_VALUES = st.one_of(
+    st.lists(st.floats(25, 65), min_size=3, max_size=3),
+    st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=3, max_size=3),
+    st.lists(st.integers(-10, 100), min_size=3, max_size=3),
+    st.lists(st.one_of(st.none(), st.booleans(), st.text(max_size=4), st.floats(0, 40)), min_size=3, max_size=3),
+    st.lists(st.sampled_from(["40", "2e1", "x", ""]), min_size=3, max_size=3),
+)
+
+
+_FRAME_COLUMNS = st.one_of(
+    st.lists(st.tuples(st.sampled_from(_NAMES), _VALUES), max_size=5),
+    st.tuples(st.lists(st.floats(25, 65), min_size=3, max_size=3), st.lists(st.floats(0, 40), min_size=3, max_size=3),
+              st.lists(st.tuples(st.sampled_from(_NAMES[5:]), _VALUES), max_size=2)).map(
+        lambda t: [("phase_5000hz_deg", t[0]), ("temperature_degC", t[1]), *t[2]]),
+)
+
+
+@_PROPERTY
+@given(_FRAME_COLUMNS, st.sampled_from(["object", "infer", "category", "float32"]))
+def test_property_predict_frame_gives_right_numbers_or_one_calib_error(linear_artifact, columns, dtype):
+    import pandas as pd
+
+    from calib import load_model
+    from calib.errors import CalibError
+
+    m = load_model(linear_artifact.path)
+    df = pd.DataFrame({f"{name}": values for name, values in columns}, index=[10, 11, 12]) if columns else \
+        pd.DataFrame(index=[10, 11, 12])
+    if dtype != "infer":
+        try:
+            df = df.astype(dtype)
+        except (TypeError, ValueError):
+            return
+    before = df.copy()
+    try:
+        out = m.predict_frame(df)
+    except CalibError as exc:
+        assert "\n" not in str(exc).strip()
+        event(f"refused: {str(exc)[:25]}")
+        return
+    finally:
+        pd.testing.assert_frame_equal(df, before)
+    event("predicted")
+    x = m.as_array(df)
+    np.testing.assert_allclose(out["o2_hPa_pred"].to_numpy(), -10 * x[:, 0].astype(np.float64) - x[:, 1] + 600,
+                               rtol=1e-5, atol=1e-3)
+    assert list(out.index) == [10, 11, 12]
