@@ -392,7 +392,7 @@ def test_write_bundle_rejects_a_file_as_folder(tmp_path):
 
 def test_bundled_data_matches_generator():
     readings = DATA_DIR / "readings.csv"
-    assert readings.is_file(), f"{readings} is missing: regenerate with write_bundle(Path('data'), SimulationConfig())"
+    assert readings.is_file(), f"{readings} is missing: regenerate with write_bundle(Path('data'), SimulationConfig(), force=True)"
     assert readings.stat().st_size < 1_000_000
     back = pd.read_csv(readings)
     expected = simulate(SimulationConfig())
