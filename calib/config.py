@@ -718,12 +718,17 @@ def load_config(path: str | Path | None) -> Config:
     """
     if path is None:
         return Config()
+    from .errors import IngestError
+    from .rawio import read_input
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    if not os.path.lexists(p):
+        raise ConfigError(f"{p}: config file not found")
+    try:  # once, size-capped; a device or socket is refused (calib.rawio)
+        text = read_input(p).decode("utf-8-sig")
+    except IngestError as exc:
+        raise ConfigError(f"config file {exc}") from None
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{p}: cannot read config file ({exc})") from None
     try:
         raw = tomllib.loads(text)

@@ -18,6 +18,7 @@ __all__ = [
     "ArtifactError",
     "IncompatibleArtifactError",
     "IntegrityError",
+    "escape_text",
 ]
 
 
@@ -51,3 +52,13 @@ class IncompatibleArtifactError(ArtifactError):
 
 class IntegrityError(ArtifactError):
     """An artifact file is missing or its checksum does not match."""
+
+
+def escape_text(text: str) -> str:
+    """``text`` with every control, format (bidi, zero-width) or separator character escaped
+    as Python writes it (``'\\x1b'``, ``'\\u202e'``); other characters (``ü``, ``µ``) unchanged.
+
+    Never print a user's text raw: ``\\x1b[2J`` clears a terminal and ``\\u202e`` reverses
+    what follows it.
+    """
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(text))

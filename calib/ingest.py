@@ -22,7 +22,8 @@ import difflib
 import hashlib
 import io
 import re
-from dataclasses import dataclass, asdict
+import unicodedata
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -32,7 +33,9 @@ import pandas as pd
 from . import units as U
 from .config import Config, DataSpec, SplitSpec
 from .constraints import check_params, require
-from .errors import ConfigError, IngestError, UnitError
+from .errors import ConfigError, IngestError, UnitError, escape_text
+from .limits import max_columns
+from .rawio import decode_text, decompress, read_input
 
 __all__ = [
     "Column",
@@ -185,13 +188,21 @@ class Splits:
 
 @dataclass(frozen=True)
 class RawTable:
-    """A file read as-is: header checked, cells not yet validated."""
+    """A file read as-is (once): header checked, cells not yet validated."""
 
     frame: pd.DataFrame
     name: str
     path: str
     decimal: str
     sha256: str
+    #: ``"csv"``, ``"parquet"`` or ``"excel"`` (of the content, after decompression).
+    format: str = "csv"
+    #: Separator of a CSV (given or detected).
+    sep: str = ","
+    #: Text encoding of a CSV (``utf-8``, ``utf-8-sig``, ``utf-16``, ``cp1252``, ...); None otherwise.
+    encoding: str | None = None
+    #: The (decompressed) bytes read, so that nothing reads the file a second time.
+    raw: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def columns(self) -> list[str]:
@@ -218,11 +229,7 @@ def _detect_sep(lines: list[str]) -> str:
     return best
 
 
-def _read_csv(path: Path, name: str, data: bytes, sep: str | None, decimal: str | None) -> tuple[pd.DataFrame, str]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")  # Windows lab exports; every byte decodes
+def _read_csv(name: str, text: str, sep: str | None, decimal: str | None) -> tuple[pd.DataFrame, str, str]:
     lines = text.splitlines()
     first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if first is None:
@@ -231,6 +238,7 @@ def _read_csv(path: Path, name: str, data: bytes, sep: str | None, decimal: str 
         raise IngestError(f"{name} row 1: blank line before the header; expected the column names on row 1")
     sample = lines[:50]
     sep = sep or _detect_sep(sample)
+    _check_width(lines[0].count(sep) + 1, name)
     if decimal is None:
         decimal = "."
         if sep != ",":
@@ -258,14 +266,14 @@ def _read_csv(path: Path, name: str, data: bytes, sep: str | None, decimal: str 
         raise IngestError(f"{name}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
     except pd.errors.EmptyDataError:
         raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings") from None
-    return frame, decimal
+    return frame, decimal, sep
 
 
-def _read_excel(path: Path, name: str, sheet: str | int | None) -> pd.DataFrame:
-    if path.suffix.lower() == ".xls":
+def _read_excel(data: bytes, ext: str, name: str, sheet: str | int | None) -> pd.DataFrame:
+    if ext == ".xls":
         raise IngestError(f"{name}: legacy .xls is not supported; save the sheet as .xlsx or .csv")
     try:
-        return pd.read_excel(path, sheet_name=0 if sheet is None else sheet, header=None, dtype=object,
+        return pd.read_excel(io.BytesIO(data), sheet_name=0 if sheet is None else sheet, header=None, dtype=object,
                              engine="openpyxl")
     except Exception as exc:  # openpyxl raises many types on corrupt files
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -274,11 +282,16 @@ def _read_excel(path: Path, name: str, sheet: str | int | None) -> pd.DataFrame:
         raise IngestError(f"{name}: not a readable Excel file ({msg})") from None
 
 
-def _read_parquet(path: Path, name: str) -> pd.DataFrame:
+def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
     try:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path)
+        pf = pq.ParquetFile(pa.BufferReader(data))
+        _check_width(len(pf.schema_arrow.names), name)
+        table = pf.read()
+    except IngestError:
+        raise
     except Exception as exc:
         raise IngestError(f"{name}: not a readable Parquet file ({type(exc).__name__}: {exc})") from None
     names = [str(n) for n in table.column_names]
@@ -292,21 +305,79 @@ def _read_parquet(path: Path, name: str) -> pd.DataFrame:
     return pd.concat([header, frame.astype(object)], ignore_index=True)
 
 
+def _check_width(n_columns: int, name: str) -> None:
+    limit = max_columns()
+    if n_columns > limit:
+        raise IngestError(f"{name} row 1: {n_columns} columns is over the limit of {limit}; expected a readings "
+                          "table (raise the limit with the environment variable CALIB_MAX_COLUMNS)")
+
+
+#: Characters refused in a column name: control (Cc), format/bidi (Cf), line/paragraph separators.
+_HIDDEN_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
+
+
+def _hidden_char(text: str) -> str | None:
+    return next((c for c in text if c != " " and unicodedata.category(c) in _HIDDEN_CATEGORIES), None)
+
+
 def _check_header(header: Sequence[Any], name: str) -> list[str]:
+    """Column names, stripped: non-empty, free of control/bidi characters, unique (also up to case
+    and whitespace).
+
+    Raises
+    ------
+    IngestError
+        Naming the column index (1-based) and, escaped, the names involved.
+    """
     cols: list[str] = []
     seen: dict[str, int] = {}
+    folded: dict[str, int] = {}
     for i, raw in enumerate(header, start=1):
         col = "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw).strip()
         if not col:
             raise IngestError(f"{name} row 1, column {i}: empty column name; expected a header name for every column")
+        bad = _hidden_char(col)
+        if bad is not None:
+            raise IngestError(
+                f"{name} row 1, column {i}: the name '{escape_text(col)}' holds the control or bidi character "
+                f"'{escape_text(bad)}' (U+{ord(bad):04X}); expected printable column names"
+            )
         if col in seen:
             raise IngestError(
                 f"{name} row 1, column {col}: duplicate column name (columns {seen[col]} and {i}); "
                 "expected unique column names"
             )
+        key = " ".join(col.casefold().split())
+        if key in folded:
+            j = folded[key]
+            raise IngestError(
+                f"{name} row 1: columns {j} and {i} ({cols[j - 1]!r} and {col!r}) differ only in case or "
+                "spaces; expected one column per quantity (rename or drop one)"
+            )
         seen[col] = i
+        folded[key] = i
         cols.append(col)
     return cols
+
+
+def _last_filled_row(body: pd.DataFrame) -> int:
+    """Index of the last row with a non-blank cell, or -1.
+
+    Looks at blocks of rows from the end (1, 2, 4, ... rows), so a table that ends in data
+    costs one row, not a pass per column (a 10,000-column file stays fast).
+    """
+    end, size = len(body), 1
+    while end > 0:
+        start = max(0, end - size)
+        block = body.iloc[start:end].to_numpy(dtype=object)
+        for i in range(len(block) - 1, -1, -1):
+            for v in block[i]:
+                if v is None or (isinstance(v, float) and np.isnan(v)):
+                    continue
+                if str(v).strip():
+                    return start + i
+        end, size = start, size * 2
+    return -1
 
 
 def read_table(
@@ -318,11 +389,16 @@ def read_table(
 ) -> RawTable:
     """Read a CSV, Parquet or Excel file as-is and check its header.
 
+    The file is read exactly once (a named pipe works), within the input size limit
+    (:mod:`calib.limits`); devices, sockets and folders are refused.
+
     Parameters
     ----------
     path : str or Path
         ``.csv``/``.txt``/``.tsv`` (comma, semicolon, tab or pipe separated; decimal point
-        or comma; UTF-8 with or without BOM), ``.parquet``/``.pq``, or ``.xlsx``/``.xlsm``.
+        or comma; UTF-8 with or without BOM, UTF-16/UTF-32 with BOM, cp1252 or latin-1),
+        ``.parquet``/``.pq``, or ``.xlsx``/``.xlsm``; each may be compressed (``.gz``,
+        ``.bz2``, ``.xz``, a one-file ``.zip``; also recognised by content).
     sep, decimal : str, optional
         CSV separator and decimal mark; detected when not given.
     sheet : str or int, optional
@@ -335,46 +411,43 @@ def read_table(
     Raises
     ------
     IngestError
-        Missing or empty file, unreadable format, empty or duplicate column names,
-        rows with the wrong number of fields, no data rows.
+        Missing, unreadable, non-regular or too large file, unreadable format, empty,
+        duplicate (also up to case) or control-character column names, more columns than
+        the limit, rows with the wrong number of fields, no data rows.
     """
     p = Path(path)
     name = p.name
-    if not p.exists():
-        raise IngestError(f"{p}: file not found")
-    if p.is_dir():
-        raise IngestError(f"{p}: is a folder; expected a CSV, Parquet or Excel file")
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise IngestError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    data = read_input(p)
     digest = hashlib.sha256(data).hexdigest()
+    data, _compression, ext = decompress(data, name)
     if not data.strip():
         raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings")
-    ext = p.suffix.lower()
+    encoding, used_sep = None, ","
     if ext in (".parquet", ".pq"):
-        frame, dec = _read_parquet(p, name), "."
+        frame, dec, fmt = _read_parquet(data, name), ".", "parquet"
     elif ext in (".xlsx", ".xlsm", ".xls"):
-        frame, dec = _read_excel(p, name, sheet), "."
+        frame, dec, fmt = _read_excel(data, ext, name, sheet), ".", "excel"
     else:
         if data[:4] == b"PAR1" or data[:2] == b"PK":
             raise IngestError(f"{name}: binary file with a {ext or 'missing'} extension; "
                               "expected .csv text, or name it .parquet / .xlsx")
-        frame, dec = _read_csv(p, name, data, sep, decimal)
+        text, encoding = decode_text(data, name)
+        frame, dec, used_sep = _read_csv(name, text, sep, decimal)
+        fmt = "csv"
     if frame.shape[0] == 0:
         raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings")
+    _check_width(frame.shape[1], name)
     cols = _check_header(list(frame.iloc[0]), name)
     body = frame.iloc[1:].reset_index(drop=True)
     body.columns = cols
-    # drop wholly blank lines (e.g. a trailing empty line) but keep the numbering
-    blank = body.apply(lambda s: s.isna() | (s.astype(str).str.strip() == "")).all(axis=1)
-    if blank.all():
+    # drop trailing wholly blank lines (e.g. an empty last line); blanks inside the data are empty cells
+    last = _last_filled_row(body)
+    if last < 0:
         raise IngestError(f"{name}: no data rows; expected at least one row of readings below the header")
-    if blank.any():
-        # only trailing blank lines may go; blanks inside the data are empty cells
-        last = int(np.flatnonzero(~blank.to_numpy())[-1])
+    if last + 1 < len(body):
         body = body.iloc[: last + 1]
-    return RawTable(frame=body, name=name, path=str(p), decimal=dec, sha256=digest)
+    return RawTable(frame=body, name=name, path=str(p), decimal=dec, sha256=digest, format=fmt,
+                    sep=used_sep, encoding=encoding, raw=data)
 
 
 # --------------------------------------------------------------------------- cells

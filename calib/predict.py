@@ -43,6 +43,7 @@ import numpy as np
 
 from .artifact.store import list_versions, read_metadata, resolve_artifact, verify_artifact
 from .errors import ArtifactError, ConfigError, IngestError
+from .rawio import ASCII_COMPATIBLE
 from .runtime import CalibrationModel, find_children
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -129,12 +130,12 @@ def _write_csv(tmp: Path, table: RawTable, raw: bytes | None, sep: str, decimal:
     frame.to_csv(tmp, sep=sep, index=False, encoding="utf-8", lineterminator="\n")
 
 
-def _write_parquet(tmp: Path, table: RawTable, source: Path, new: dict[str, np.ndarray]) -> None:
+def _write_parquet(tmp: Path, table: RawTable, new: dict[str, np.ndarray]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if source.suffix.lower() in _PARQUET:
-        t = pq.read_table(source)
+    if table.format == "parquet" and table.raw is not None:
+        t = pq.read_table(pa.BufferReader(table.raw))
     else:
         arrays = {}
         for c in table.columns:
@@ -161,6 +162,7 @@ def predict_file(
     *,
     sep: str | None = None,
     decimal: str | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Predict the target for every reading of a file and write the file with the results.
 
@@ -175,10 +177,14 @@ def predict_file(
         ``temperature_K``; converted with :mod:`calib.units`). Other columns pass through.
     output : str or Path
         Result file; ``.parquet``/``.pq`` writes Parquet, any other suffix CSV (see the
-        module notes). Written atomically; must differ from ``data``; its folder must exist.
+        module notes). Written atomically; must differ from ``data``; its folder must exist;
+        the output path policy of :func:`calib.fsutil.check_output_path` applies (no folder,
+        link, device or pipe, nothing inside an artifact, an existing file only with ``force``).
     sep, decimal : str, optional
         CSV separator and decimal mark of ``data`` (detected when not given); a CSV output
         from a CSV input uses the same.
+    force : bool, default=False
+        Replace ``output`` if it exists (``--force``).
 
     Returns
     -------
@@ -196,12 +202,14 @@ def predict_file(
         physically impossible (naming file, row and column), or an output column that
         already exists in ``data``. Nothing is written.
     ConfigError
-        ``output`` is ``data``, an Excel file or a folder; ``sep``/``decimal`` invalid.
+        ``output`` is ``data``, an Excel or compressed file, a folder, link, device or pipe,
+        inside an artifact, or exists (without ``force``); ``sep``/``decimal`` invalid.
     CalibError
         The output cannot be written (folder missing, read-only, disk full).
     """
-    from .fsutil import atomic_write
+    from .fsutil import atomic_write, check_output_path
     from .ingest import read_table
+    from .rawio import COMPRESSIONS
 
     t0 = time.perf_counter()
     if not isinstance(model, CalibrationModel):
@@ -219,8 +227,10 @@ def predict_file(
     if output.is_dir():
         raise ConfigError(f"output must be a file path, got the folder {str(output)!r}")
     out_suffix = output.suffix.lower()
-    if out_suffix in _EXCEL:
-        raise ConfigError(f"output must be .csv or .parquet (Excel is not written), got output={str(output)!r}")
+    if out_suffix in _EXCEL or out_suffix in COMPRESSIONS:
+        what = "Excel" if out_suffix in _EXCEL else "compressed output"
+        raise ConfigError(f"output must be .csv or .parquet ({what} is not written), got output={str(output)!r}")
+    check_output_path(output, force=force)
     fmt = "parquet" if out_suffix in _PARQUET else "csv"
 
     table = read_table(data, sep=sep, decimal=decimal)
@@ -237,28 +247,26 @@ def predict_file(
     new = model.result_columns(res)
     oor = res.out_of_range
 
-    in_suffix = data.suffix.lower()
-    is_csv_in = in_suffix not in _PARQUET + _EXCEL
+    is_csv_in = table.format == "csv"
     if fmt == "csv":
-        raw = data.read_bytes() if is_csv_in else None
+        # the bytes already read (never the file again); lines are appended to only in an
+        # encoding where ASCII is ASCII (UTF-16 input is rewritten as UTF-8 through pandas)
+        raw = table.raw if is_csv_in and table.encoding in ASCII_COMPATIBLE else None
         out_sep = ","
-        if is_csv_in:
-            first = raw.split(b"\n", 1)[0].rstrip(b"\r")
-            try:
-                header = first.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                header = first.decode("latin-1")
+        if raw is not None:
+            header = raw.split(b"\n", 1)[0].rstrip(b"\r").decode(table.encoding or "latin-1")
             found = _header_sep(header, table.columns, sep)
             if found is None:
                 raw = None  # cannot re-create the header reliably: rewrite through pandas
-                found = sep or ","
-            out_sep = found
+            out_sep = found or table.sep
+        elif is_csv_in:
+            out_sep = table.sep
         out_decimal = table.decimal if is_csv_in else "."
         if out_sep == out_decimal:
             out_decimal = "."
-        atomic_write(output, lambda tmp: _write_csv(tmp, table, raw, out_sep, out_decimal, new))
+        atomic_write(output, lambda tmp: _write_csv(tmp, table, raw, out_sep, out_decimal, new), overwrite=force)
     else:
-        atomic_write(output, lambda tmp: _write_parquet(tmp, table, data, new))
+        atomic_write(output, lambda tmp: _write_parquet(tmp, table, new), overwrite=force)
     return {
         "input": str(data),
         "output": str(output),

@@ -27,15 +27,22 @@ def _stem(name: str, unit: str) -> str | None:
     return None
 
 
+def _fold(name: str) -> str:
+    """A column name up to case and spaces: ``' Temperature_degC'`` -> ``'temperature_degc'``."""
+    return " ".join(str(name).casefold().split())
+
+
 def resolve_feature_columns(
     features: Sequence[Mapping[str, Any]], columns: Sequence[str], where: str = "input"
 ) -> list[tuple[str, str | None]]:
     """Find the column of each feature, and the unit to convert it from.
 
-    For each feature (in order) the first match wins: a column with the feature's
-    normalised ``name`` (values in its ``unit``, no conversion); a column with its
-    ``source`` name (values in ``source_unit``); a column with the same stem and another
-    unit suffix that converts to the feature's unit (e.g. ``temp_K`` for ``temp_degC``).
+    A feature's column is the one column with the feature's normalised ``name`` (values in
+    its ``unit``, no conversion), with its ``source`` name (values in ``source_unit``), both
+    up to case and spaces, or with the same stem and another unit suffix that converts to
+    the feature's unit (e.g. ``temp_K`` for ``temp_degC``). Two such columns (the same
+    quantity twice, e.g. ``temperature_degC`` and ``temperature_K``, or ``temperature_degC``
+    and ``Temperature_degC``) are refused, naming both: calib never guesses which one is meant.
 
     Parameters
     ----------
@@ -58,29 +65,29 @@ def resolve_feature_columns(
         A feature has no column, or two columns could both be it.
     """
     cols = list(columns)
-    colset = set(cols)
     out: list[tuple[str, str | None]] = []
     for f in features:
         name, unit = str(f["name"]), str(f["unit"])
         source = str(f.get("source") or name)
         source_unit = str(f.get("source_unit") or unit)
         freq = f.get("frequency_hz")
-        if name in colset:
-            out.append((name, None))
-            continue
-        if source in colset:
-            out.append((source, None if source_unit == unit else source_unit))
-            continue
+        # every column that could hold this feature: its name or source name (also up to case
+        # and spaces), or the same stem with another unit that converts to the feature's unit
+        found: list[tuple[str, str | None]] = []
+        keys: dict[str, str | None] = {_fold(source): None if source_unit == unit else source_unit}
+        keys[_fold(name)] = None  # the feature's own name wins over a source of the same spelling
+        for c in cols:
+            if _fold(c) in keys:
+                found.append((c, keys[_fold(c)]))
         stem = _stem(name, unit)
-        found: list[tuple[str, str]] = []
         wrong_unit: list[tuple[str, str]] = []  # same stem, a unit that does not convert
         if stem is not None:
             for c in cols:
                 parsed = U.unit_from_column_name(c)
-                if parsed is None or parsed[0] == unit:
+                if parsed is None or parsed[0] == unit or _fold(c) in keys:
                     continue
                 cstem = _stem(c, parsed[0])
-                if cstem is None or cstem.lower() != stem.lower():
+                if cstem is None or _fold(cstem) != _fold(stem):
                     continue
                 try:
                     canonical = U.canonical_unit(parsed[0], freq if freq else parsed[1])
@@ -93,7 +100,7 @@ def resolve_feature_columns(
         if len(found) > 1:
             raise IngestError(
                 f"{where}: feature {name} ({unit}) could be any of the columns "
-                f"{', '.join(c for c, _ in found)}; keep only one of them"
+                f"{', '.join(repr(c) for c, _ in found)}; keep only one of them"
             )
         if not found and wrong_unit:
             c, u = wrong_unit[0]

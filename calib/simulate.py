@@ -723,8 +723,11 @@ name = "sim-ptp-batch"
 """
 
 
-def _atomic_texts(targets: list[tuple[Path, str]]) -> None:
-    """Write every text to a temp file beside its target, then ``os.replace`` them all."""
+def _atomic_texts(targets: list[tuple[Path, str]], overwrite: bool) -> None:
+    """Write every text to a temp file beside its target, then move them all into place
+    (replacing existing files only with ``overwrite``)."""
+    from .fsutil import place_file
+
     temps: list[Path] = []
     try:
         for path, text in targets:
@@ -736,14 +739,14 @@ def _atomic_texts(targets: list[tuple[Path, str]]) -> None:
                 fh.flush()
                 os.fsync(fh.fileno())
         for (path, _), tmp in zip(targets, temps):
-            os.replace(tmp, path)
+            place_file(tmp, path, overwrite)
     finally:
         for tmp in temps:
             if tmp.exists():
                 tmp.unlink()
 
 
-def write_bundle(out_dir: Path, config: SimulationConfig) -> tuple[Path, Path]:
+def write_bundle(out_dir: Path, config: SimulationConfig, *, force: bool = False) -> tuple[Path, Path]:
     """Simulate a batch and write ``readings.csv`` and ``calib.toml`` into ``out_dir``.
 
     Each file is written to a temporary file in ``out_dir`` and moved into place with
@@ -755,6 +758,9 @@ def write_bundle(out_dir: Path, config: SimulationConfig) -> tuple[Path, Path]:
     out_dir : Path
         Target folder; created (with parents) if missing.
     config : SimulationConfig
+    force : bool, default=False
+        Replace an existing ``readings.csv`` / ``calib.toml`` (``--force``); otherwise they
+        are refused before anything is written (:func:`calib.fsutil.check_output_path`).
 
     Returns
     -------
@@ -764,16 +770,21 @@ def write_bundle(out_dir: Path, config: SimulationConfig) -> tuple[Path, Path]:
     Raises
     ------
     ConfigError
-        If ``out_dir`` exists and is not a folder.
+        If ``out_dir`` exists and is not a folder, lies inside an artifact, or a file to write
+        exists (without ``force``) or is a link, device or pipe.
     OSError
         If the files cannot be written.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"out_dir must be a folder, got out_dir={str(out_dir)!r} (a file)")
+    from .fsutil import check_output_path
+
+    readings, calib = out_dir / "readings.csv", out_dir / "calib.toml"
+    for path in (readings, calib):
+        check_output_path(path, force=force)
     out_dir.mkdir(parents=True, exist_ok=True)
     df = simulate(config)
     csv_text = df.to_csv(index=False, lineterminator="\n")
-    readings, calib = out_dir / "readings.csv", out_dir / "calib.toml"
-    _atomic_texts([(readings, csv_text), (calib, render_calib_toml(config))])
+    _atomic_texts([(readings, csv_text), (calib, render_calib_toml(config))], overwrite=force)
     return readings, calib

@@ -51,6 +51,9 @@ MALFORMED = [
     pytest.param("not_really_excel.xlsx", [], None, id="not-excel"),
     pytest.param("missing_feature.csv", ["--features", "temperature_degC,phase_5000hz_deg"], "missing_feature.csv row 1: missing column 'phase_5000hz_deg' (feature); did you mean 'phase_deg'? (columns in the file: temperature_degC, phase_deg, o2_hPa)", id="missing-feature"),
     pytest.param("bom_semicolon_text.csv", [], "bom_semicolon_text.csv row 3, column phase_deg: 'abc' is not a number", id="bom-semicolon-text"),
+    pytest.param("case_duplicate_header.csv", [], "case_duplicate_header.csv row 1: columns 1 and 3 ('temperature_degC' and 'Temperature_degC') differ only in case or spaces; expected one column per quantity (rename or drop one)", id="case-duplicate-header"),
+    pytest.param("two_units_same_quantity.csv", [], "column 'temperature_K' normalises to 'temperature_degC', which already exists; rename one of them", id="same-quantity-two-units"),
+    pytest.param("bidi_in_header.csv", [], "bidi_in_header.csv row 1, column 2: the name 'phase\\u202e_deg' holds the control or bidi character '\\u202e' (U+202E); expected printable column names", id="bidi-in-header"),
     pytest.param("salinity_out_of_range.csv", [], "salinity_out_of_range.csv row 3, column salinity_psu: 80 psu is impossible; expected a salinity within 0..50 psu", id="salinity-range"),
 ]
 

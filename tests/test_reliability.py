@@ -388,8 +388,10 @@ def test_predict_write_errors_are_one_line(art, tmp_path, monkeypatch, fault, fm
             self, folder) else write_bytes(self, data))
         monkeypatch.setattr(pq, "write_table", lambda t, where, **k: _raise(errno.ENOSPC, str(where)) if _inside(
             where, folder) else write_table(t, where, **k))
-    else:
+    else:  # a new file is placed with os.link (never replaces), an existing one with os.replace
+        link = os.link
         monkeypatch.setattr(os, "replace", lambda a, b: _raise(errno.EROFS, str(b)) if _inside(b, folder) else replace(a, b))
+        monkeypatch.setattr(os, "link", lambda a, b: _raise(errno.EROFS, str(b)) if _inside(b, folder) else link(a, b))
     msg = _one_error_line(_predict(art["path"], CORPUS / "reference.csv", out))
     assert re.fullmatch(message.format(out=re.escape(str(out)), folder=re.escape(str(folder))), msg), msg
     assert list(folder.iterdir()) == []
@@ -570,3 +572,490 @@ def test_calib_source_never_unpickles_or_loads_unsafe_keras():
     assert len(files) > 10
     found = [hit for f in files for hit in unsafe_loads(f.read_text(), str(f.relative_to(REPO)))]
     assert found == []
+
+
+# =========================================================================== hostile files, careless commands
+# On the session's tiny hand-set artifact (conftest ``linear_artifact``: O2 = -10 phase - T + 600 hPa).
+LIN_HEADER = "phase_5000hz_deg,temperature_degC"
+LIN_ROWS = "40,20\n45,25\n"
+LIN_PRED = ["180", "125"]
+
+
+def _lin(tmp_path: Path, text: str = LIN_HEADER + "\n" + LIN_ROWS, name: str = "r.csv") -> Path:
+    p = tmp_path / name
+    p.write_bytes(text.encode() if isinstance(text, str) else text)
+    return p
+
+
+def _preds(out: Path) -> list[str]:
+    from calib.ingest import read_table
+
+    return list(read_table(out).frame["o2_hPa_pred"])
+
+
+def _refused(res, folder: Path, before: list[str], match: str) -> None:
+    """Exit 1, one ``Error:`` line matching ``match``, and ``folder`` exactly as before."""
+    msg = _one_error_line(res)
+    assert re.search(match, msg), msg
+    assert _tree(folder) == before
+
+
+@pytest.mark.parametrize("kind", [
+    pytest.param("fifo", id="named-pipe"),
+    pytest.param("symlink-dev-null", id="symlink-to-dev-null"),
+    pytest.param("symlink-file", id="symlink-to-a-file"),
+    pytest.param("folder", id="folder"),
+    pytest.param("socket", id="socket"),
+    pytest.param("device", id="device-node"),
+])
+def test_output_that_is_not_a_regular_file_is_refused(linear_artifact, tmp_path, kind):
+    import socket
+
+    src = _lin(tmp_path)
+    out = tmp_path / "out.csv"
+    if kind == "fifo":
+        os.mkfifo(out)
+    elif kind == "symlink-dev-null":
+        out.symlink_to("/dev/null")
+    elif kind == "symlink-file":
+        (tmp_path / "real.csv").write_text("keep\n")
+        out.symlink_to(tmp_path / "real.csv")
+    elif kind == "folder":
+        out.mkdir()
+    elif kind == "socket":
+        out = Path(tempfile.mkdtemp()) / "s.csv"  # AF_UNIX paths are short
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(out))
+    else:
+        try:
+            os.mknod(out, 0o600 | __import__("stat").S_IFCHR, os.makedev(1, 3))  # /dev/null's numbers
+        except (PermissionError, OSError):
+            pytest.skip("creating a device node needs root (symlink-to-dev-null covers the rest)")
+    before = _tree(out.parent)
+    for extra in ([], ["--force"]):  # --force never writes through a link, a device or a pipe
+        res = _predict(linear_artifact.path, src, out, *extra)
+        _refused(res, out.parent, before, r"(is a symbolic link|is a named pipe|is a socket|is a character device"
+                                          r"|must be a file path)")
+    if kind == "symlink-file":
+        assert (tmp_path / "real.csv").read_text() == "keep\n"
+
+
+def test_existing_output_needs_force(linear_artifact, tmp_path):
+    src, out = _lin(tmp_path), tmp_path / "out.csv"
+    out.write_text("precious\n")
+    before = _tree(tmp_path)
+    _refused(_predict(linear_artifact.path, src, out), tmp_path, before,
+             rf"^output {re.escape(str(out))} already exists; use --force to overwrite$")
+    assert out.read_text() == "precious\n"
+    assert _predict(linear_artifact.path, src, out, "--force").exit_code == 0
+    assert _preds(out) == LIN_PRED
+
+
+@pytest.mark.parametrize("where", [
+    pytest.param("version-folder", id="in-version-folder"),
+    pytest.param("subfolder", id="below-version-folder"),
+    pytest.param("new-version", id="in-a-version-folder-being-written"),
+])
+def test_output_inside_an_artifact_is_refused(linear_artifact, tmp_path, where):
+    from conftest import copy_artifact
+
+    vdir = copy_artifact(linear_artifact, tmp_path)
+    src = _lin(tmp_path)
+    target = {"version-folder": vdir / "pred.csv", "subfolder": vdir / "extra" / "pred.csv",
+              "new-version": vdir.parent / "9.9.9" / "pred.csv"}[where]
+    target.parent.mkdir(exist_ok=True)
+    before = _tree(tmp_path / "models")
+    _refused(_predict(vdir, src, target, "--force"), tmp_path / "models", before,
+             r"is inside the artifact folder .*; choose a path outside it$")
+
+
+@pytest.mark.parametrize("command", [
+    pytest.param(["ingest", "{src}", "--target", "o2_hPa", "-o", "{out}"], id="ingest"),
+    pytest.param(["report", "{art}", "-o", "{out}"], id="report"),
+])
+def test_every_writer_refuses_to_overwrite_without_force(linear_artifact, tmp_path, command):
+    src = _lin(tmp_path, "phase_5000hz_deg,temperature_degC,o2_hPa\n" + "\n".join(
+        f"{40 + i},{20 + i % 3},{100 + 10 * i}" for i in range(12)) + "\n")
+    out = tmp_path / ("out.csv" if command[0] == "ingest" else "out.html")
+    out.write_text("precious\n")
+    args = [a.format(src=src, out=out, art=linear_artifact.path) for a in command]
+    before = _tree(tmp_path)
+    _refused(CliRunner().invoke(cli, args), tmp_path, before, r"already exists; use --force to overwrite$")
+    assert out.read_text() == "precious\n"
+    res = CliRunner().invoke(cli, [*args, "--force"])
+    assert res.exit_code == 0, res.output
+    assert out.read_text() != "precious\n"
+
+
+def test_simulate_never_overwrites_without_force(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "calib.toml").write_text("# my edited config\n")
+    before = _tree(tmp_path)
+    _refused(CliRunner().invoke(cli, ["simulate", "-o", str(folder), "--spots", "1"]), tmp_path, before,
+             r"calib\.toml already exists; use --force to overwrite$")
+    assert (folder / "calib.toml").read_text() == "# my edited config\n"
+    res = CliRunner().invoke(cli, ["simulate", "-o", str(folder), "--spots", "1", "--force"])
+    assert res.exit_code == 0, res.output
+    assert "[data]" in (folder / "calib.toml").read_text() and (folder / "readings.csv").is_file()
+
+
+def test_fifo_input_is_read_once(linear_artifact, tmp_path):
+    fifo = tmp_path / "readings.csv"
+    os.mkfifo(fifo)
+    text = (LIN_HEADER + "\n" + LIN_ROWS).encode()
+
+    def feed():
+        with open(fifo, "wb") as fh:  # blocks until calib opens the pipe; EOF after one pass
+            fh.write(text)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    out = tmp_path / "out.csv"
+    # a second read of the pipe would block forever: a subprocess with a timeout turns that into a failure
+    proc = subprocess.run([sys.executable, "-m", "calib.cli", "-q", "predict", str(linear_artifact.path), str(fifo),
+                           "-o", str(out)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    writer.join(5)
+    assert proc.returncode == 0, proc.stderr
+    assert _preds(out) == LIN_PRED
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "/dev/null"])
+def test_device_input_is_refused_at_once(linear_artifact, tmp_path, device):
+    if not os.path.exists(device):
+        pytest.skip(f"no {device}")
+    out = tmp_path / "out.csv"
+    t0 = time.perf_counter()
+    _refused(_predict(linear_artifact.path, Path(device), out), tmp_path, [],
+             rf"^{device}: is a character device, not a regular file; expected a CSV, Parquet or Excel file$")
+    assert time.perf_counter() - t0 < 5
+
+
+def test_unreadable_input_is_one_error_line(linear_artifact, tmp_path, monkeypatch):
+    from calib import rawio
+
+    src = _lin(tmp_path)
+
+    def denied(path, *a, **k):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(rawio, "open", denied, raising=False)  # tests may run as root: chmod 000 would not do
+    before = _tree(tmp_path)
+    _refused(_predict(linear_artifact.path, src, tmp_path / "out.csv"), tmp_path, before,
+             rf"^{re.escape(str(src))}: cannot read \(Permission denied\)$")
+
+
+def test_input_over_the_size_limit_is_refused(linear_artifact, tmp_path, monkeypatch):
+    import gzip
+
+    src = _lin(tmp_path, LIN_HEADER + "\n" + LIN_ROWS * 100)  # 1234 bytes
+    monkeypatch.setenv("CALIB_MAX_INPUT_BYTES", "100")
+    _refused(_predict(linear_artifact.path, src, tmp_path / "out.csv"), tmp_path, _tree(tmp_path),
+             r"^r\.csv: 1\.2 KiB is over the input size limit of 100 bytes; split the file or raise the limit "
+             r"with the environment variable CALIB_MAX_INPUT_BYTES$")
+    # a small archive that expands beyond the limit (a zip bomb) is refused while decompressing
+    bomb = _lin(tmp_path, gzip.compress(b"a" * 10_000), "bomb.csv.gz")
+    monkeypatch.setenv("CALIB_MAX_INPUT_BYTES", "1000")
+    _refused(_predict(linear_artifact.path, bomb, tmp_path / "out.csv"), tmp_path, _tree(tmp_path),
+             r"^bomb\.csv\.gz: decompressed, more than 1000 bytes is over the input size limit")
+
+
+def _compress(kind: str, data: bytes) -> bytes:
+    import bz2
+    import gzip
+    import io
+    import lzma
+    import zipfile
+
+    if kind == "zip":
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("readings.csv", data)
+        return buf.getvalue()
+    return {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[kind](data)
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2", "xz", "zip"])
+@pytest.mark.parametrize("named", [pytest.param(True, id="by-suffix"), pytest.param(False, id="named-csv")])
+def test_compressed_csv_is_read(linear_artifact, tmp_path, kind, named):
+    data = _compress(kind, (LIN_HEADER + "\n" + LIN_ROWS).encode())
+    src = _lin(tmp_path, data, f"r.csv.{kind}" if named else "r.csv")
+    out = tmp_path / "out.csv"
+    res = _predict(linear_artifact.path, src, out)
+    assert res.exit_code == 0, res.output
+    assert _preds(out) == LIN_PRED
+
+
+def test_corrupt_or_wrong_archives_are_one_line(linear_artifact, tmp_path):
+    import gzip
+
+    cases = {
+        "cut.csv.gz": (gzip.compress((LIN_HEADER + "\n" + LIN_ROWS).encode())[:-12], r"not a readable gzip file"),
+        "plain.csv.gz": (LIN_HEADER.encode(), r"not a gzip file although named so"),
+        "two.zip": (None, r"a zip archive must hold exactly one file, it holds 2 \(a\.csv, b\.csv\)"),
+        "compressed-output": (None, r"compressed output is not written"),
+    }
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("a.csv", "x")
+        zf.writestr("b.csv", "y")
+    for name, (data, match) in cases.items():
+        if name == "compressed-output":
+            src, out = _lin(tmp_path), tmp_path / "o" / "pred.csv.gz"
+        else:
+            src, out = _lin(tmp_path, buf.getvalue() if data is None else data, name), tmp_path / "o" / "pred.csv"
+        out.parent.mkdir(exist_ok=True)
+        _refused(_predict(linear_artifact.path, src, out), out.parent, [], match)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "cp1252", "latin-1"])
+def test_encodings_of_lab_software_are_read(linear_artifact, tmp_path, encoding):
+    note = "Grüße µ €" if encoding not in ("latin-1",) else "Grüße µ"
+    text = f"{LIN_HEADER},note\n40,20,{note}\n45,25,{note}\n"
+    src = _lin(tmp_path, text.encode(encoding))
+    out = tmp_path / "out.csv"
+    res = _predict(linear_artifact.path, src, out)
+    assert res.exit_code == 0, res.output
+    from calib.ingest import read_table
+
+    back = read_table(out).frame
+    assert list(back["o2_hPa_pred"]) == LIN_PRED and list(back["note"]) == [note, note]
+
+
+@pytest.mark.parametrize("header, match", [
+    pytest.param("phase_5000hz_deg,temp\x1b[2J_degC,x", r"column 2: the name 'temp\\x1b\[2J_degC' holds the control or "
+                 r"bidi character '\\x1b' \(U\+001B\)", id="escape-sequence"),
+    pytest.param("phase_5000hz_deg,temperature_degC,x\u202eevil", r"column 3: the name 'x\\u202eevil' holds the "
+                 r"control or bidi character '\\u202e' \(U\+202E\)", id="bidi-override"),
+])
+def test_control_and_bidi_characters_in_the_header_are_refused_escaped(linear_artifact, tmp_path, header, match):
+    src = _lin(tmp_path, header + "\n40,20,1\n")
+    res = _predict(linear_artifact.path, src, tmp_path / "out.csv")
+    assert "\x1b" not in res.output and "\u202e" not in res.output
+    _refused(res, tmp_path, _tree(tmp_path), match)
+
+
+def test_error_messages_never_print_control_characters(linear_artifact, tmp_path):
+    src = _lin(tmp_path, LIN_HEADER + "\n40,\x1b[31mred\u202e\n", "evil\x1b]0;x\x07.csv")
+    res = _predict(linear_artifact.path, src, tmp_path / "out.csv")
+    assert not any(c in res.output for c in "\x1b\x07\u202e")
+    _refused(res, tmp_path, _tree(tmp_path), r"^evil\\x1b\]0;x\\x07\.csv row 2, column temperature_degC: "
+                                             r"'\\x1b\[31mred\\u202e' is not a number$")
+
+
+@pytest.mark.parametrize("header, match", [
+    pytest.param("phase_5000hz_deg,temperature_degC, Temperature_degC",
+                 r"row 1: columns 2 and 3 \('temperature_degC' and 'Temperature_degC'\) differ only in case or spaces",
+                 id="case-and-space"),
+    pytest.param("phase_5000hz_deg,temperature_degC,temperature_K",
+                 r"row 1: feature temperature_degC \(degC\) could be any of the columns 'temperature_degC', "
+                 r"'temperature_K'; keep only one of them", id="two-units"),
+    pytest.param("phase_5000hz_rad,temperature_degC,phase_5000hz_us",
+                 r"feature phase_5000hz_deg \(deg\) could be any of the columns 'phase_5000hz_rad', "
+                 r"'phase_5000hz_us'", id="two-other-units"),
+])
+def test_the_same_quantity_twice_is_refused_naming_both(linear_artifact, tmp_path, header, match):
+    src = _lin(tmp_path, header + "\n40,20,20\n")
+    _refused(_predict(linear_artifact.path, src, tmp_path / "out.csv"), tmp_path, _tree(tmp_path), match)
+
+
+def test_a_column_differing_only_in_case_is_found(linear_artifact, tmp_path):
+    src = _lin(tmp_path, "PHASE_5000Hz_deg,Temperature_degC\n" + LIN_ROWS)
+    out = tmp_path / "out.csv"
+    assert _predict(linear_artifact.path, src, out).exit_code == 0
+    assert _preds(out) == LIN_PRED
+
+
+def test_too_many_columns_is_refused_fast(linear_artifact, tmp_path):
+    n = 200_000  # 3.5 MB: once minutes and 1.3 GB in a per-column blank-line check
+    src = _lin(tmp_path, ",".join(f"c{i}_deg" for i in range(n)) + "\n" + ",".join("1" * n) + "\n")
+    t0 = time.perf_counter()
+    _refused(_predict(linear_artifact.path, src, tmp_path / "out.csv"), tmp_path, _tree(tmp_path),
+             r"^r\.csv row 1: 200000 columns is over the limit of 10000; expected a readings table \(raise the "
+             r"limit with the environment variable CALIB_MAX_COLUMNS\)$")
+    assert time.perf_counter() - t0 < 10
+
+
+def test_wide_table_within_the_limit_is_fast(linear_artifact, tmp_path):
+    extra = [f"c{i}" for i in range(9_000)]
+    rows = "\n".join(",".join(["40", "20"] + ["x"] * len(extra)) for _ in range(3))
+    src = _lin(tmp_path, ",".join([LIN_HEADER, *extra]) + "\n" + rows + "\n")
+    out = tmp_path / "out.csv"
+    t0 = time.perf_counter()
+    assert _predict(linear_artifact.path, src, out).exit_code == 0
+    assert time.perf_counter() - t0 < 20
+    assert out.read_text().splitlines()[1].endswith(",180,1,False")
+
+
+@pytest.mark.parametrize("threads", ["100000", "0", "-3"])
+def test_threads_are_capped(linear_artifact, tmp_path, threads):
+    src = _lin(tmp_path)
+    t0 = time.perf_counter()
+    _refused(_predict(linear_artifact.path, src, tmp_path / "out.csv", "--threads", threads), tmp_path, _tree(tmp_path),
+             rf"^threads within 1\.\.\d+ \(4 per CPU core, at most 256\) must hold, got threads={threads}$")
+    assert time.perf_counter() - t0 < 5
+
+
+@pytest.mark.parametrize("argv", [
+    pytest.param(["predict", "{art}", "{tmp}", "-o", "{tmp}/o.csv"], id="predict-folder-as-data"),
+    pytest.param(["ingest", "{tmp}", "-o", "{tmp}/o.csv"], id="ingest-folder-as-data"),
+    pytest.param(["ingest", "{tmp}/r.csv", "-o", "{tmp}"], id="ingest-folder-as-output"),
+    pytest.param(["validate", "{tmp}/r.csv", "--config", "{tmp}"], id="folder-as-config"),
+    pytest.param(["validate", "{tmp}/r.csv", "--config", "/dev/zero"], id="device-as-config"),
+    pytest.param(["simulate", "-o", "{tmp}/r.csv"], id="simulate-file-as-folder"),
+])
+def test_careless_paths_are_one_error_line_not_a_usage_error(linear_artifact, tmp_path, argv):
+    _lin(tmp_path)
+    args = [a.format(art=linear_artifact.path, tmp=tmp_path) for a in argv]
+    before = _tree(tmp_path)
+    _refused(CliRunner().invoke(cli, args), tmp_path, before, r".")
+
+
+# =========================================================================== property tests
+# Random readings files (shapes, cell types, separators, decimal marks, encodings, compression,
+# hostile names) through `calib predict`, and random DataFrames through predict_frame: either
+# the right numbers or one `Error:` line, exit 1, nothing written. Seeded (derandomize) and
+# budgeted: both together take a few seconds.
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NAMES = ["phase_5000hz_deg", "temperature_degC", "temperature_K", "Temperature_degC", "phase_5000hz_rad",
+          "spot_id", "o2_hPa_pred", "note", "x\u202e", "t\x1b[0m", ""]
+_CELLS = st.one_of(
+    st.floats(25, 65).map(lambda v: f"{v:.3f}"),                      # a plausible phase (deg)
+    st.floats(0, 40).map(lambda v: f"{v:.2f}"),                       # a plausible temperature (degC)
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(-10**6, 10**6).map(str),
+    st.sampled_from(["", " ", "n/a", "1e400", "0x10", '"', '"a,b"', "\x1b[2J", "\u202e", "Grüße", "-0", "1,5"]),
+    st.text(st.characters(codec="cp1252"), max_size=6),
+)
+_PROPERTY = settings(max_examples=70, deadline=None, derandomize=True, database=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+_NOTE = st.text(st.characters(codec="cp1252", exclude_characters=',;\t|"\r\n'), max_size=6)
+
+
+@st.composite
+def _valid_rows(draw, sep: str):
+    """Readings the linear model takes: its two inputs (any order, case, degC or K) and maybe a note."""
+    kelvin = draw(st.booleans())
+    cols = ["phase_5000hz_deg", "temperature_K" if kelvin else "temperature_degC"]
+    if draw(st.booleans()):
+        cols = [c.upper() if c.startswith("phase") else c for c in cols]
+    cols = draw(st.permutations(cols))
+    note = draw(st.booleans())
+    comma = sep != "," and draw(st.booleans())
+    rows = []
+    for _ in range(draw(st.integers(1, 5))):
+        vals = {"p": draw(st.floats(25, 65)), "t": draw(st.floats(0, 40)) + (273.15 if kelvin else 0.0)}
+        cells = [f"{vals['p' if c.lower().startswith('phase') else 't']:.4f}" for c in cols]
+        rows.append([c.replace(".", ",") if comma else c for c in cells] + ([draw(_NOTE)] if note else []))
+    return [*cols, *(["note"] if note else [])], rows
+
+
+@st.composite
+def _readings_file(draw):
+    sep = draw(st.sampled_from([",", ";", "\t", "|"]))
+    if draw(st.integers(0, 2)):  # two in three: a valid file (perhaps spoilt by one hostile cell)
+        columns, rows = draw(_valid_rows(sep))
+        if draw(st.integers(0, 3)) == 0:
+            i, j = draw(st.integers(0, len(rows) - 1)), draw(st.integers(0, len(columns) - 1))
+            rows[i][j] = draw(_CELLS)
+    else:
+        columns = draw(st.lists(st.sampled_from(_NAMES), min_size=1, max_size=5))
+        rows = draw(st.lists(st.lists(_CELLS, min_size=len(columns), max_size=len(columns) + draw(
+            st.sampled_from([0, 0, 0, 1]))), max_size=5))
+    lines = [sep.join(columns), *(sep.join(r) for r in rows)]
+    text = draw(st.sampled_from(["\n", "\r\n"])).join(lines) + draw(st.sampled_from(["", "\n", "\n\n"]))
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252"]))
+    data = text.encode(encoding, errors="replace")
+    compression = draw(st.sampled_from([None, None, "gz", "zip"]))
+    if compression:
+        data = _compress(compression, data)
+    return data, compression
+
+
+@_PROPERTY
+@given(_readings_file())
+def test_property_predict_gives_right_numbers_or_one_error_line(linear_artifact, file):
+    from calib.ingest import read_table
+    from calib.readings import numeric_column
+    from calib.runtime import load_model
+
+    data, compression = file
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        src = tmp / ("r.csv" + (f".{compression}" if compression else ""))
+        src.write_bytes(data)
+        folder = tmp / "out"
+        folder.mkdir()
+        out = folder / "pred.csv"
+        res = _predict(linear_artifact.path, src, out)
+        assert isinstance(res.exception, (SystemExit, type(None))), res.exc_info
+        assert src.read_bytes() == data
+        if res.exit_code != 0:
+            event(_one_error_line(res).split(":")[1][:30])
+            assert list(folder.iterdir()) == []
+            return
+        event("predicted")
+        assert [p.name for p in folder.iterdir()] == ["pred.csv"]
+        x = load_model(linear_artifact.path).readings(read_table(src))
+        got = read_table(out)
+        pred = numeric_column(got, "o2_hPa_pred")
+        np.testing.assert_allclose(pred, -10 * x[:, 0].astype(np.float64) - x[:, 1] + 600, rtol=1e-5, atol=1e-3)
+        assert list(got.frame.columns)[-3:] == ADDED[:2] + ["out_of_range"]
+
+
+_VALUES = st.one_of(
+    st.lists(st.floats(25, 65), min_size=3, max_size=3),
+    st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=3, max_size=3),
+    st.lists(st.integers(-10, 100), min_size=3, max_size=3),
+    st.lists(st.one_of(st.none(), st.booleans(), st.text(max_size=4), st.floats(0, 40)), min_size=3, max_size=3),
+    st.lists(st.sampled_from(["40", "2e1", "x", ""]), min_size=3, max_size=3),
+)
+
+
+_FRAME_COLUMNS = st.one_of(
+    st.lists(st.tuples(st.sampled_from(_NAMES), _VALUES), max_size=5),
+    st.tuples(st.lists(st.floats(25, 65), min_size=3, max_size=3), st.lists(st.floats(0, 40), min_size=3, max_size=3),
+              st.lists(st.tuples(st.sampled_from(_NAMES[5:]), _VALUES), max_size=2)).map(
+        lambda t: [("phase_5000hz_deg", t[0]), ("temperature_degC", t[1]), *t[2]]),
+)
+
+
+@_PROPERTY
+@given(_FRAME_COLUMNS, st.sampled_from(["object", "infer", "category", "float32"]))
+def test_property_predict_frame_gives_right_numbers_or_one_calib_error(linear_artifact, columns, dtype):
+    import pandas as pd
+
+    from calib import load_model
+    from calib.errors import CalibError
+
+    m = load_model(linear_artifact.path)
+    df = pd.DataFrame({f"{name}": values for name, values in columns}, index=[10, 11, 12]) if columns else \
+        pd.DataFrame(index=[10, 11, 12])
+    if dtype != "infer":
+        try:
+            with np.errstate(over="ignore"):  # float32 of a huge float: inf, refused below
+                df = df.astype(dtype)
+        except (TypeError, ValueError):
+            return
+    before = df.copy()
+    try:
+        out = m.predict_frame(df)
+    except CalibError as exc:
+        assert "\n" not in str(exc).strip()
+        event(f"refused: {str(exc)[:25]}")
+        return
+    finally:
+        pd.testing.assert_frame_equal(df, before)
+    event("predicted")
+    x = m.as_array(df)
+    np.testing.assert_allclose(out["o2_hPa_pred"].to_numpy(), -10 * x[:, 0].astype(np.float64) - x[:, 1] + 600,
+                               rtol=1e-5, atol=1e-3)
+    assert list(out.index) == [10, 11, 12]

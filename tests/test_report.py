@@ -281,7 +281,7 @@ def test_write_report_is_atomic(built, tmp_path, monkeypatch):
 
     monkeypatch.setattr(report_page, "render_report", boom)  # where build_report looks it up
     with pytest.raises(RuntimeError, match="disk on fire"):
-        R.write_report(built["art"].path, out)
+        R.write_report(built["art"].path, out, force=True)
     assert out.read_text(encoding="utf-8") == first
     assert sorted(p.name for p in out.parent.iterdir()) == ["report.html"]  # no temp file left
 

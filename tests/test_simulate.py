@@ -376,7 +376,7 @@ def test_write_bundle_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sim.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
-        write_bundle(tmp_path, SimulationConfig(n_spots=1))
+        write_bundle(tmp_path, SimulationConfig(n_spots=1), force=True)
     monkeypatch.undo()
     assert (tmp_path / "readings.csv").read_text() == "old readings\n"
     assert (tmp_path / "calib.toml").read_text() == "old toml\n"
@@ -392,7 +392,7 @@ def test_write_bundle_rejects_a_file_as_folder(tmp_path):
 
 def test_bundled_data_matches_generator():
     readings = DATA_DIR / "readings.csv"
-    assert readings.is_file(), f"{readings} is missing: regenerate with write_bundle(Path('data'), SimulationConfig())"
+    assert readings.is_file(), f"{readings} is missing: regenerate with write_bundle(Path('data'), SimulationConfig(), force=True)"
     assert readings.stat().st_size < 1_000_000
     back = pd.read_csv(readings)
     expected = simulate(SimulationConfig())

@@ -27,6 +27,7 @@ import click
 from ..errors import CalibError
 from .artifacts import adjust, inspect, models, predict, report
 from .data import ingest, simulate
+from .format import format_error
 from .progress import show_log
 from .train import calibrate, sweep, validate
 
@@ -42,8 +43,7 @@ class CalibGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CalibError as exc:
-            msg = " ".join(str(exc).split())  # always one line
-            raise click.ClickException(msg) from None
+            raise click.ClickException(format_error(exc)) from None  # always one line
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)

@@ -18,42 +18,46 @@ from .format import (
     format_prediction,
     format_wrote,
 )
-from .options import json_option
+from .options import PATH, force_option, json_option
 
 __all__ = ["predict", "inspect", "models", "report", "adjust"]
 
 
 @click.command()
-@click.argument("model", type=click.Path(path_type=Path))
-@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("model", type=PATH)
+@click.argument("data", type=PATH)
+@click.option("-o", "--output", "output", required=True, type=PATH,
               help="Where to write DATA's columns plus the predictions (.csv or .parquet).")
 @click.option("--sep", help="CSV separator of DATA (default: detected).")
 @click.option("--decimal", help="Decimal mark of DATA (default: detected).")
-@click.option("--threads", type=int, help="ONNX Runtime threads (default: ONNX Runtime chooses).")
+@click.option("--threads", type=int, help="ONNX Runtime threads, 1 to 4 per CPU core (at most 256; "
+              "default: ONNX Runtime chooses).")
+@force_option
 @json_option("Print the summary as JSON.")
 def predict(model: Path, data: Path, output: Path, sep: str | None, decimal: str | None,
-            threads: int | None, as_json: bool) -> None:
+            threads: int | None, force: bool, as_json: bool) -> None:
     """Apply the calibration model MODEL to the readings in DATA (no TensorFlow needed).
 
     \b
     MODEL is models/<name> (its latest version) or a version folder models/<name>/<version>.
     Checksums are verified first. DATA's columns are written untouched, plus <target>_pred,
     <target>_std (spread of the fold models) and out_of_range (a reading outside the calibrated
-    range). The output is written atomically and never overwrites DATA.
+    range). The output is written atomically and never overwrites DATA, nor an existing
+    file without --force. DATA may be compressed (.gz, .bz2, .xz, .zip).
     Example:
       calib predict models/calib data/readings.csv -o predictions.csv
     """
+    from ..limits import check_threads
     from ..predict import predict_file
     from ..runtime import load_model
 
-    m = load_model(model, threads=threads)
-    summary = predict_file(m, data, output, sep=sep, decimal=decimal)
+    m = load_model(model, threads=check_threads(threads))
+    summary = predict_file(m, data, output, sep=sep, decimal=decimal, force=force)
     click.echo(format_json(summary) if as_json else format_prediction(m, summary, output))
 
 
 @click.command()
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model", type=PATH)
 @click.option("--verify", is_flag=True, help="Check every checksum and refuse unsafe content; exit 1 if it fails.")
 @json_option("Print the metadata as JSON.")
 def inspect(model: Path, verify: bool, as_json: bool) -> None:
@@ -73,7 +77,7 @@ def inspect(model: Path, verify: bool, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("models_dir", required=False, default=Path("models"), type=click.Path(path_type=Path))
+@click.argument("models_dir", required=False, default=Path("models"), type=PATH)
 @json_option("Print as JSON.")
 def models(models_dir: Path, as_json: bool) -> None:
     """List the calibration models and versions under MODELS_DIR (default: models/).
@@ -89,12 +93,13 @@ def models(models_dir: Path, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("source", type=click.Path(path_type=Path))
-@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("source", type=PATH)
+@click.option("-o", "--output", "output", required=True, type=PATH,
               help="Where to write the self-contained HTML report.")
 @click.option("--study", help="Study name inside a sweep storage (default: the only one).")
+@force_option
 @json_option("Print what was written as JSON.")
-def report(source: Path, output: Path, study: str | None, as_json: bool) -> None:
+def report(source: Path, output: Path, study: str | None, force: bool, as_json: bool) -> None:
     """Write a self-contained HTML report of an artifact or of a sweep.
 
     \b
@@ -108,7 +113,7 @@ def report(source: Path, output: Path, study: str | None, as_json: bool) -> None
     """
     from ..report import write_report
 
-    out = write_report(source, output, study_name=study)
+    out = write_report(source, output, study_name=study, force=force)
     if as_json:
         click.echo(format_json({"source": str(source), "report": str(out), "bytes": out.stat().st_size}))
     else:
@@ -116,15 +121,15 @@ def report(source: Path, output: Path, study: str | None, as_json: bool) -> None
 
 
 @click.command()
-@click.argument("model", type=click.Path(path_type=Path))
-@click.option("--reference", "reference", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("model", type=PATH)
+@click.option("--reference", "reference", required=True, type=PATH,
               help="Two-point reference readings per spot (zero O2 and air saturation).")
 @click.option("--method", type=click.Choice(["spot_map", "linear", "phase_scale"]), default=None,
               help="spot_map (default for a spot-normalised model): two-point map of the phases; linear "
                    "(default otherwise): two-point correction of the O2 output; phase_scale: phase shift + O2 scale.")
 @click.option("--spot", "spots", multiple=True, help="Only this spot id (repeatable); default: every spot.")
 @click.option("--spot-column", help="Spot id column (default: the model's group column).")
-@click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--models-dir", type=PATH,
               help="Where the spot models go (default: beside the batch model).")
 @click.option("--dry-run", is_flag=True, help="Compute and check the adjustments, write nothing.")
 @json_option("Print the adjustments and artifacts as JSON.")

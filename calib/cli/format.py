@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 __all__ = [
+    "format_error",
     "format_json",
     "format_wrote",
     "format_ingest_summary",
@@ -23,6 +24,15 @@ __all__ = [
     "format_model_list",
     "format_adjustment",
 ]
+
+
+def format_error(exc: BaseException) -> str:
+    """The one line after ``Error:``: the message's whitespace collapsed, and every control or
+    bidi character escaped (``\\x1b``, ``\\u202e``), so that a hostile file or column name can
+    neither break the line nor drive the terminal."""
+    from ..errors import escape_text
+
+    return escape_text(" ".join(str(exc).split()))
 
 
 def format_json(obj: Any) -> str:

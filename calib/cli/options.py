@@ -11,8 +11,13 @@ import click
 
 from ..errors import CalibError
 
-__all__ = ["BUNDLED_DATA", "BUNDLED_CONFIG", "data_options", "sweep_options", "json_option",
+__all__ = ["PATH", "BUNDLED_DATA", "BUNDLED_CONFIG", "data_options", "sweep_options", "json_option", "force_option",
            "load_config", "resolve_data", "model_config"]
+
+#: Every path argument and option: click only turns the text into a Path. Existence, kind (file,
+#: folder, device, pipe) and readability are the library's checks, so that a bad path is one
+#: ``Error: ...`` line and exit 1 (click's own checks would be a usage error, exit 2).
+PATH = click.Path(path_type=Path, readable=False)
 
 BUNDLED_DATA = Path(__file__).resolve().parents[2] / "data" / "readings.csv"
 BUNDLED_CONFIG = Path(__file__).resolve().parents[2] / "data" / "calib.toml"
@@ -23,7 +28,7 @@ def data_options(f: Callable) -> Callable:
     f = click.option("--group", "group", metavar="COL", help="Column identifying the sensor spot (splits by spot).")(f)
     f = click.option("--target", "target", metavar="COL", help="Reference O2 column (its unit by name suffix or config).")(f)
     f = click.option("--features", "features", metavar="A,B,...", help="Input columns, comma separated, in model order.")(f)
-    f = click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    f = click.option("--config", "config_path", type=PATH,
                      help="TOML config file ([data], [split], [validate], [model], [sweep]).")(f)
     return f
 
@@ -46,6 +51,12 @@ def sweep_options(f: Callable) -> Callable:
 def json_option(help: str) -> Callable[[Callable], Callable]:
     """``--json`` (parameter ``as_json``): print the result as JSON on stdout instead of text."""
     return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def force_option(f: Callable) -> Callable:
+    """``--force``: replace an existing output file (never the input, never inside an artifact)."""
+    return click.option("--force", is_flag=True,
+                        help="Replace an existing output file (otherwise an existing file is refused).")(f)
 
 
 def load_config(config_path: Path | None, features: str | None, target: str | None, group: str | None,

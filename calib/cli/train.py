@@ -8,14 +8,14 @@ from typing import Any
 import click
 
 from .format import format_calibration_run, format_cv, format_json, format_leaderboard, format_sweep_files
-from .options import data_options, json_option, load_config, model_config, resolve_data, sweep_options
+from .options import PATH, data_options, json_option, load_config, model_config, resolve_data, sweep_options
 from .progress import Progress, info, make_progress, verbosity
 
 __all__ = ["validate", "sweep", "calibrate"]
 
 
 @click.command()
-@click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("data", required=False, type=PATH)
 @data_options
 @click.option("--folds", type=int, help="Number of folds (default: [validate] folds, else 5).")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Folds trained in parallel processes (-1: all cores).")
@@ -52,7 +52,7 @@ def validate(data: Path | None, config_path: Path | None, features: str | None, 
 
 
 @click.command()
-@click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("data", required=False, type=PATH)
 @data_options
 @sweep_options
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the trials on this Dask cluster.")
@@ -95,10 +95,10 @@ def sweep(data: Path | None, config_path: Path | None, features: str | None, tar
 
 
 @click.command()
-@click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("data", required=False, type=PATH)
 @data_options
 @sweep_options
-@click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path), help="Folder of artifacts (default: models).")
+@click.option("--models-dir", type=PATH, help="Folder of artifacts (default: models).")
 @click.option("--name", help="Artifact name (default: [calibrate] name, else the data file's stem).")
 @json_option("Print artifact, version, cv and test metrics as JSON.")
 def calibrate(data: Path | None, config_path: Path | None, features: str | None, target: str | None,

@@ -179,7 +179,7 @@ def _source_files(source: str | os.PathLike[str]) -> tuple[list[Path], Path | No
 
 
 def write_report(source: str | os.PathLike[str], output: str | os.PathLike[str], *,
-                 study_name: str | None = None) -> Path:
+                 study_name: str | None = None, force: bool = False) -> Path:
     """Write the report of ``source`` to ``output`` atomically.
 
     Parameters
@@ -188,9 +188,12 @@ def write_report(source: str | os.PathLike[str], output: str | os.PathLike[str],
         As for :func:`build_report`.
     output : str or path
         The HTML file to write; its folder is created if missing. An existing file is
-        replaced in one step (a crash leaves the old file or the new one, never half of one).
+        replaced, with ``force`` only, in one step (a crash leaves the old file or the new
+        one, never half of one). See :func:`calib.fsutil.check_output_path`.
     study_name : str, optional
         As for :func:`build_report`.
+    force : bool, default=False
+        Replace an existing ``output`` (``--force``).
 
     Returns
     -------
@@ -200,12 +203,13 @@ def write_report(source: str | os.PathLike[str], output: str | os.PathLike[str],
     Raises
     ------
     ConfigError
-        ``output`` is the source itself, lies inside an artifact folder (it would break the
+        ``output`` exists (without ``force``), is a link, device or pipe, is the source
+        itself, lies inside an artifact folder (it would break the
         artifact's ``SHA256SUMS``) or is a folder; and as :func:`build_report`.
     CalibError
         The file cannot be written.
     """
-    from ..fsutil import atomic_write
+    from ..fsutil import atomic_write, check_output_path
 
     out = Path(output)
     if out.is_dir():
@@ -220,6 +224,7 @@ def write_report(source: str | os.PathLike[str], output: str | os.PathLike[str],
             (parent / "SHA256SUMS").is_file()):
         raise ConfigError(f"output must not be inside an artifact folder (it would break its SHA256SUMS), "
                           f"got output={str(out)!r}")
+    check_output_path(out, force=force)
     text = build_report(source, study_name=study_name)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -229,7 +234,7 @@ def write_report(source: str | os.PathLike[str], output: str | os.PathLike[str],
         p.write_text(text, encoding="utf-8")
         os.chmod(p, 0o644)  # a report is for sharing; the temporary file starts private (0600)
 
-    return atomic_write(out, write)
+    return atomic_write(out, write, overwrite=force)
 
 
 def artifact_report(meta: dict[str, Any], extras: Mapping[str, bytes]) -> bytes:

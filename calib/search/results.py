@@ -288,11 +288,14 @@ def write_leaderboard(result: SweepResult, folder: str | os.PathLike[str]) -> tu
     Raises
     ------
     CalibError
-        If the folder cannot be created or written.
+        If the folder cannot be created or written, or a leaderboard file is a link, device
+        or pipe, or lies inside an artifact (:func:`calib.fsutil.check_output_path`).
     """
-    from ..fsutil import atomic_write
+    from ..fsutil import atomic_write, check_output_path
 
     folder = Path(folder)
+    for name in ("leaderboard.csv", "leaderboard.json"):  # the sweep's own record: replaced on every run,
+        check_output_path(folder / name, force=True)        # but never through a link, device or pipe
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -1,0 +1,87 @@
+"""Resource limits on what a user's input may ask for, each with a one-line refusal.
+
+A hostile or careless input must never hold calib for minutes or exhaust memory; it is
+refused at the boundary with a message naming the size and the limit. The limits are
+generous for laboratory data and can be raised through environment variables:
+
+=====================  ==========================  ==========================================
+limit                  default                     environment variable
+=====================  ==========================  ==========================================
+input file size        1 GiB (after decompression) ``CALIB_MAX_INPUT_BYTES``
+columns of a table     10,000                      ``CALIB_MAX_COLUMNS``
+ONNX Runtime threads   4 x CPU cores, at most 256  (none: more threads than that never help)
+=====================  ==========================  ==========================================
+
+This module is a lowest layer: it imports only :mod:`calib.errors`.
+"""
+
+from __future__ import annotations
+
+import os
+from numbers import Integral
+
+from .errors import ConfigError
+
+__all__ = ["DEFAULT_MAX_INPUT_BYTES", "DEFAULT_MAX_COLUMNS", "max_input_bytes", "max_columns", "max_threads",
+           "check_threads", "human_bytes"]
+
+#: Largest input file read into memory (bytes, after decompression), unless ``$CALIB_MAX_INPUT_BYTES``.
+DEFAULT_MAX_INPUT_BYTES = 1 << 30
+#: Most columns a readings table may have, unless ``$CALIB_MAX_COLUMNS``.
+DEFAULT_MAX_COLUMNS = 10_000
+
+
+def _env_int(var: str, default: int) -> int:
+    raw = os.environ.get(var, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{var} must be a positive integer, got {var}={raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{var} >= 1 must hold, got {var}={value}")
+    return value
+
+
+def max_input_bytes() -> int:
+    """The largest input read into memory (bytes): ``$CALIB_MAX_INPUT_BYTES`` or 1 GiB."""
+    return _env_int("CALIB_MAX_INPUT_BYTES", DEFAULT_MAX_INPUT_BYTES)
+
+
+def max_columns() -> int:
+    """The most columns a readings table may have: ``$CALIB_MAX_COLUMNS`` or 10,000."""
+    return _env_int("CALIB_MAX_COLUMNS", DEFAULT_MAX_COLUMNS)
+
+
+def max_threads() -> int:
+    """The most ONNX Runtime threads accepted: 4 per CPU core, at most 256."""
+    return min(256, 4 * (os.cpu_count() or 1))
+
+
+def check_threads(threads: int | None) -> int | None:
+    """Return ``threads`` if it is None or an integer within 1..:func:`max_threads` (inclusive).
+
+    Raises
+    ------
+    ConfigError
+        Not an integer, below 1, or above :func:`max_threads` (``--threads 100000`` would
+        make ONNX Runtime start 100,000 threads and never answer).
+    """
+    if threads is None:
+        return None
+    hi = max_threads()
+    if isinstance(threads, bool) or not isinstance(threads, Integral) or not 1 <= threads <= hi:
+        raise ConfigError(f"threads within 1..{hi} (4 per CPU core, at most 256) must hold, "
+                          f"got threads={threads!r}")
+    return int(threads)
+
+
+def human_bytes(n: int) -> str:
+    """``1536`` -> ``'1.5 KiB'``: a size for messages."""
+    size = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"  # pragma: no cover
