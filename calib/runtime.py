@@ -74,6 +74,7 @@ from .artifact.schema import check_onnx_stamp, onnx_metadata_props
 from .artifact.trust_graph import trust_outputs
 from .constraints import Interval, Options, check_param
 from .errors import ArtifactError, ConfigError, IngestError
+from .limits import check_threads
 from .trust import reasons
 from .readings import (
     check_physical_array,
@@ -385,7 +386,8 @@ class CalibrationModel:
                     raise IngestError(f"column {col}: expected {n} values, got shape {raw.shape}")
                 if from_unit is not None:
                     raw, _unit = U.to_canonical(raw, from_unit, frequency_hz=feature_frequency(spec))
-                out[:, j] = raw
+                with np.errstate(over="ignore", invalid="ignore"):  # beyond float32 -> inf, refused below
+                    out[:, j] = raw
             index = getattr(X, "index", None)
             names = [c for c, _ in resolved]
         else:
@@ -405,7 +407,8 @@ class CalibrationModel:
                     f"readings must have shape (n, {n_feat}) with columns {', '.join(self.features)}, "
                     f"got shape {arr.shape}"
                 )
-            out = np.ascontiguousarray(arr, dtype=np.float32)
+            with np.errstate(over="ignore"):  # beyond float32's range -> inf, refused below
+                out = np.ascontiguousarray(arr, dtype=np.float32)
             index, names = None, list(self.features)
 
         def label(i: int) -> str:
@@ -897,6 +900,7 @@ def load_model(path: str | Path, *, threads: int | None = None, spots: bool = Tr
     >>> m.predict_frame(df)                     # routes rows by df["spot_id"]  # doctest: +SKIP
     """
     check_param("threads", threads, [Interval(Integral, 1, None), Options([None], label="None for automatic")])
+    check_threads(threads)
     with reading_artifact(path):
         vdir = resolve_artifact(path)
         listed, kept = check_integrity(vdir, keep=(METADATA_FILE, ONNX_FILE))
