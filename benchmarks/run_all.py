@@ -42,6 +42,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "spot_adjust": ("spot_adjust.py", [], []),
     "real_data": ("real_data.py", [], []),
     "bundled_accuracy": ("bundled_accuracy.py", [], []),
+    "coverage": ("coverage.py", [], []),
+    "diagnosis": ("diagnosis.py", [], []),
 }
 PACKAGES = ("calib", "tensorflow-cpu", "tensorflow", "keras", "numpy", "pandas", "scipy", "scikit-learn",
             "onnx", "onnxruntime", "tf2onnx", "optuna", "pyarrow")
