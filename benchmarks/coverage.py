@@ -72,9 +72,14 @@ def _fit(ds, cfg, rows, folds, jobs, seed=0):
 
 def _row(name, tab, ood=None):
     bins = " / ".join(f"{100 * c:5.1f}" for c in tab["coverage_bins"])
-    print(f"  {name:<44} {tab['n']:>5}  {100 * tab['coverage']:5.1f} %  [{bins}]  MAE {tab['mae']:.4g}  "
+    print(f"  {name:<52} {tab['n']:>5}  {100 * tab['coverage']:5.1f} %  [{bins}]  MAE {tab['mae']:.4g}  "
           f"half {tab['half_width_over_mae']:.2f}x  full {tab['width_over_mae']:.2f}x"
           + ("" if ood is None else f"  out of domain {100 * ood:.1f} %"))
+    ci = tab.get("ci")
+    if ci:
+        b = " / ".join(f"{100 * a:.0f}-{100 * z:.0f}" for a, z in ci["bins"])
+        print(f"  {'':<52} {'':>5}  95 % CI {100 * ci['overall'][0]:.1f}-{100 * ci['overall'][1]:.1f} % "
+              f"[{b}] ({ci['by']})")
 
 
 def bundled(args):
@@ -89,7 +94,7 @@ def bundled(args):
     held_sets = np.array_split(np.random.default_rng(args.seed).permutation(spots), args.rotations)
     x_all, y_all = ds.x(), ds.y()[:, 0]
     tj = [c.unit for c in ds.features].index("degC")
-    acc = {k: {"y": [], "p": [], "lo": [], "hi": [], "t": [], "code": []} for k in ("batch", "adjusted")}
+    acc = {k: {"y": [], "p": [], "lo": [], "hi": [], "t": [], "code": [], "g": []} for k in ("batch", "adjusted")}
     t0 = time.perf_counter()
     for r, held in enumerate(held_sets):
         train = np.flatnonzero(~np.isin(groups, held))
@@ -100,7 +105,8 @@ def bundled(args):
             x, y, t = x_all[rows], y_all[rows], x_all[rows, tj]
             p = predict(x).astype(np.float32).astype(np.float64)
             ev = evaluate(trust, x, p)
-            for k, v in (("y", y), ("p", p), ("lo", ev["lo"]), ("hi", ev["hi"]), ("t", t), ("code", ev["domain_code"])):
+            for k, v in (("y", y), ("p", p), ("lo", ev["lo"]), ("hi", ev["hi"]), ("t", t), ("code", ev["domain_code"]),
+                         ("g", groups[rows])):
                 acc["batch"][k].append(v)
             # the two-point check: zero and air at the reference temperature (calib adjust, linear)
             at = np.abs(t - REF_T) <= 1.0
@@ -111,7 +117,7 @@ def bundled(args):
             keep = ~(z | a)
             ev = evaluate(child, x[keep], pa[keep])
             for k, v in (("y", y[keep]), ("p", pa[keep]), ("lo", ev["lo"]), ("hi", ev["hi"]), ("t", t[keep]),
-                         ("code", ev["domain_code"])):
+                         ("code", ev["domain_code"]), ("g", groups[rows][keep])):
                 acc["adjusted"][k].append(v)
         print(f"  rotation {r + 1}/{len(held_sets)}: held out {', '.join(sorted(held))} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -120,8 +126,27 @@ def bundled(args):
         d = {k: np.concatenate(v) for k, v in d.items()}
         tab = coverage_table(d["y"], d["lo"], d["hi"], d["p"], d["t"])
         tab["out_of_domain"] = float(np.mean(d["code"] != 0))
+        tab["ci"] = _bootstrap(d, args.seed)
         out[kind] = tab
     return out
+
+
+def _bootstrap(d, seed, n_boot=2000):
+    """95 % percentile intervals of the coverage (overall, per tercile) resampling whole groups."""
+    inside = (d["y"] >= d["lo"]) & (d["y"] <= d["hi"])
+    edges = np.quantile(d["t"], [1 / 3, 2 / 3])
+    tb = (d["t"][:, None] > edges[None, :]).sum(axis=1)
+    labels = np.unique(d["g"])
+    idx = {g: np.flatnonzero(d["g"] == g) for g in labels}
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(n_boot):
+        rows = np.concatenate([idx[g] for g in rng.choice(labels, len(labels))])
+        stats.append([inside[rows].mean(), *(inside[rows][tb[rows] == b].mean() if (tb[rows] == b).any()
+                                               else np.nan for b in range(3))])
+    lo, hi = np.nanpercentile(np.array(stats), [2.5, 97.5], axis=0)
+    return {"overall": [float(lo[0]), float(hi[0])], "bins": [[float(a), float(b)] for a, b in zip(lo[1:], hi[1:])],
+            "by": f"{len(labels)} groups resampled"}
 
 
 CERTS = {
@@ -148,16 +173,17 @@ def certificates(args):
         ds = load_dataset(path, cfg.data)
         x_all, y_all = ds.x(), ds.y()[:, 0]
         tj = [c.unit for c in ds.features].index("degC")
-        ys, ps, los, his, ts, codes = [], [], [], [], [], []
+        ys, ps, los, his, ts, codes, gs = [], [], [], [], [], [], []
         for k, (tr, va) in enumerate(KFold(5, shuffle=True, random_state=args.seed).split(x_all)):
             predict, trust, _, _ = _fit(ds, cfg, tr, 5, 1, seed=args.seed + k)
             p = predict(x_all[va]).astype(np.float32).astype(np.float64)
             ev = evaluate(trust, x_all[va], p)
             ys.append(y_all[va]); ps.append(p); los.append(ev["lo"]); his.append(ev["hi"])
-            ts.append(x_all[va, tj]); codes.append(ev["domain_code"])
+            ts.append(x_all[va, tj]); codes.append(ev["domain_code"]); gs.append(va)
         cat = np.concatenate
         tab = coverage_table(cat(ys), cat(los), cat(his), cat(ps), cat(ts))
         tab["out_of_domain"] = float(np.mean(cat(codes) != 0))
+        tab["ci"] = _bootstrap({"y": cat(ys), "lo": cat(los), "hi": cat(his), "t": cat(ts), "g": cat(gs)}, args.seed)
         out[name] = tab
     return out
 
@@ -175,7 +201,7 @@ def main() -> None:
     res = {"bundled": bundled(args)}
     res["certificates"] = certificates(args)
     print()
-    print(f"  {'case':<44} {'rows':>5}  coverage  [terciles]")
+    print(f"  {'case':<52} {'rows':>5}  coverage  [terciles]")
     _row("bundled batch, held-out spots", res["bundled"]["batch"], res["bundled"]["batch"]["out_of_domain"])
     _row("bundled batch, held-out spots, two-point adjusted", res["bundled"]["adjusted"],
          res["bundled"]["adjusted"]["out_of_domain"])

@@ -1008,7 +1008,7 @@ def test_property_predict_gives_right_numbers_or_one_error_line(linear_artifact,
         got = read_table(out)
         pred = numeric_column(got, "o2_hPa_pred")
         np.testing.assert_allclose(pred, -10 * x[:, 0].astype(np.float64) - x[:, 1] + 600, rtol=1e-5, atol=1e-3)
-        assert list(got.frame.columns)[-3:] == ADDED[:2] + ["out_of_range"]
+        assert list(got.frame.columns)[-4:] == ADDED[:2] + ["out_of_range", "out_of_range_reason"]
 
 
 _VALUES = st.one_of(
