@@ -222,3 +222,22 @@ def test_certificate_model_flags_jointly_impossible_readings_with_the_reason(tmp
     assert g["domain_code"].tolist() == [4, 4, 0]
     np.testing.assert_allclose(g["o2_umol_per_L_lo"], out["o2_umol_per_L_lo"], rtol=1e-5)
     np.testing.assert_allclose(g["o2_umol_per_L_hi"], out["o2_umol_per_L_hi"], rtol=1e-5)
+
+
+def test_conformal_quantiles_equal_crepes_mondrian_normalised_regressor():
+    """The per-bin quantiles calib puts into the graph are crepes' (a maintained conformal library):
+    the same residuals, difficulty and Mondrian bins give the same interval."""
+    from crepes import ConformalRegressor
+
+    x, y, p = _data(1200, 8)
+    spec = fit_conformal(y, p, x, UNITS, NAMES, level=0.95)
+    sig = spec.sigma(p.astype(np.float32)).astype(np.float64)
+    bins = spec.bins(x.astype(np.float32), p.astype(np.float32))
+    cr = ConformalRegressor().fit(residuals=y - p, sigmas=sig, bins=bins)
+    x2, _, p2 = _data(500, 9)
+    s2 = spec.sigma(p2.astype(np.float32)).astype(np.float64)
+    b2 = spec.bins(x2.astype(np.float32), p2.astype(np.float32))
+    want = cr.predict_int(y_hat=p2, sigmas=s2, bins=b2, confidence=0.95)
+    hw = spec.half_width(x2, p2.astype(np.float32)).astype(np.float64)
+    np.testing.assert_allclose(p2 + hw, want[:, 1], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(p2 - hw, want[:, 0], rtol=1e-5, atol=1e-4)
