@@ -115,11 +115,14 @@ def _child_trust(parent: CalibrationModel) -> TrustSpec | None:
     the child's graph feeds with the mapped readings) and the parent's two-point-adjusted
     conformal constants (``conformal_adjusted``; the parent's own when it has none)."""
     meta = parent.metadata
-    spec = TrustSpec.from_metadata(meta)
-    if spec is None or not parent.has_interval:
-        return None
-    if isinstance(meta.get("conformal_adjusted"), Mapping):
-        spec = TrustSpec(ConformalSpec.from_dict(meta["conformal_adjusted"]), spec.domain)
+    try:
+        spec = TrustSpec.from_metadata(meta)
+        if spec is None or not parent.has_interval:
+            return None
+        if isinstance(meta.get("conformal_adjusted"), Mapping):
+            spec = TrustSpec(ConformalSpec.from_dict(meta["conformal_adjusted"]), spec.domain)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{parent.path}/calibration.json: malformed conformal/domain entry ({exc})") from None
     return spec
 
 
