@@ -208,7 +208,7 @@ def main() -> None:
     for name, tab in res["certificates"].items():
         _row(f"{name} certificate, nested CV (physics)", tab, tab["out_of_domain"])
     print(f"\n({time.perf_counter() - t0:.0f} s)")
-    print("JSON " + json.dumps(res))
+    print(json.dumps(res))
 
 
 if __name__ == "__main__":

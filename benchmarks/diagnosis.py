@@ -98,7 +98,7 @@ def main() -> None:
         cds = load_dataset(path, c.data)
         out[name] = _diagnose(cds, c, c.model_config(), 1)
         _show(f"{name} certificate", out[name])
-    print("JSON " + json.dumps(out))
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -276,6 +276,45 @@ def t_bundled_accuracy(d: dict) -> list[str]:
     return out
 
 
+def t_coverage(d: dict) -> list[str]:
+    def row(name: str, t: dict) -> list[Any]:
+        ci = t.get("ci") or {}
+        bins = " / ".join(f"{100 * c:.1f}" for c in t["coverage_bins"])
+        cib = " / ".join(f"{100 * a:.0f}-{100 * b:.0f}" for a, b in ci.get("bins", []))
+        return [name, t["n"], f"{100 * t['coverage']:.1f} % ({100 * ci['overall'][0]:.1f}-{100 * ci['overall'][1]:.1f})"
+                if ci else f"{100 * t['coverage']:.1f} %", f"{bins} ({cib})", t["mae"],
+                f"{t['half_width_over_mae']:.2f}x / {t['width_over_mae']:.2f}x", f"{100 * t['out_of_domain']:.1f} %"]
+
+    rows = [row("bundled batch, held-out spots (all rotations)", d["bundled"]["batch"]),
+            row("  same spots after a two-point check (child interval)", d["bundled"]["adjusted"])]
+    rows += [row(f"{k} certificate, nested 5-fold CV (physics)", v) for k, v in d.get("certificates", {}).items()]
+    out = ["Coverage of the 95 % conformal interval on rows whose spot (certificate point) took no part in "
+           "fitting the model or its interval; in brackets a 95 % bootstrap interval resampling whole spots "
+           "(points). Target: 93-97 % overall and per temperature tercile; width <= 4 x the MAE. A Gaussian "
+           "error's 95 % interval is 2.45 x its MAE each side (4.9 x in full), so the width is given as "
+           "half-width / full width over the MAE.", ""]
+    out += _table(["case", "rows", "coverage (95 % CI)", "per temperature tercile % (CI)", "MAE", "half / full width",
+                   "out of domain"], rows)
+    return out
+
+
+def t_diagnosis(d: dict) -> list[str]:
+    rows = []
+    for k, v in d.items():
+        f = lambda x: "n/a" if x is None else f"{x:.4g}"  # noqa: E731
+        rows.append([k, v["family"], f"{f(v['noise_floor'])} ({v['noise_floor_source']})", f(v.get("spot_floor")),
+                     f"{f(v.get('floor'))} ({v.get('floor_name')})", f(v["train_mae"]), f(v["val_mae"]),
+                     v["verdict"]])
+    b = d.get("bundled", {})
+    out = [f"`calib validate`'s diagnosis (5 folds; by spot on the bundled batch; unit of each data set). "
+           f"Simulator's known input-noise floor on the bundled batch: {b.get('simulator_input_noise_floor', 0):.4g} "
+           f"hPa (calib's estimate / truth = {b.get('noise_floor_ratio') or 0:.2f}); with the spot deviations: "
+           f"{b.get('simulator_unseen_spot_floor', 0):.3g} hPa.", ""]
+    out += _table(["data", "family", "noise floor", "spot-to-spot", "compared with", "train MAE", "validation MAE",
+                   "verdict"], rows)
+    return out
+
+
 TABLES: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "train_speed": ("Training speed", t_train_speed),
     "inference": ("Inference speed", t_inference),
@@ -283,6 +322,8 @@ TABLES: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "spot_adjust": ("Two-point spot adjustment", t_spot_adjust),
     "real_data": ("Accuracy on real factory calibrations (nested k-fold)", t_real_data),
     "bundled_accuracy": ("Accuracy on held-out spots of the bundled batch", t_bundled_accuracy),
+    "coverage": ("Coverage of the conformal interval", t_coverage),
+    "diagnosis": ("Bias / variance diagnosis and noise floors", t_diagnosis),
 }
 
 
@@ -334,12 +375,50 @@ def report(results: list[dict], info: dict, started: dt.datetime, total_s: float
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _split(text: str) -> tuple[str, dict[str, str], str]:
+    """(head, {section title: body}, raw output body) of a RESULTS.md."""
+    parts = text.split("\n## ")
+    head, sections, raw = parts[0], {}, ""
+    for p in parts[1:]:
+        title, _, body = p.partition("\n")
+        if title.strip() == "Raw output":
+            raw = body
+        else:
+            sections[title.strip()] = body
+    return head, sections, raw
+
+
+def merge(old: str, new: str, started: dt.datetime, info: dict) -> str:
+    """``old`` RESULTS.md with the sections, summary rows and raw outputs of ``new`` replaced or added."""
+    oh, osec, oraw = _split(old)
+    nh, nsec, nraw = _split(new)
+    osec.update(nsec)
+    new_rows = {ln.split("|")[1].strip(): ln for ln in nh.splitlines() if ln.startswith("| ") and "---" not in ln}
+    head_lines = []
+    for ln in oh.splitlines():
+        if ln.startswith("| ") and ln.split("|")[1].strip() in new_rows:
+            ln = new_rows.pop(ln.split("|")[1].strip())
+        head_lines.append(ln)
+    table_end = max(i for i, ln in enumerate(head_lines) if ln.startswith("|"))
+    head_lines[table_end + 1:table_end + 1] = [r for k, r in new_rows.items() if k != "benchmark"]
+    head_lines.insert(table_end + 2 + len(new_rows), "")
+    head_lines.append(f"Updated on {started:%Y-%m-%d %H:%M} UTC (git {info.get('git')}, `run_all.py --update`): "
+                      + ", ".join(nsec) + ".")
+    blocks = {b.split("</summary>")[0]: b for b in (oraw.split("<details><summary>")[1:])}
+    blocks.update({b.split("</summary>")[0]: b for b in (nraw.split("<details><summary>")[1:])})
+    raw = "\n" + "".join("<details><summary>" + b for b in blocks.values())
+    body = "\n".join(head_lines).rstrip() + "\n" + "".join(f"\n## {t}\n{b}" for t, b in osec.items())
+    return body.rstrip() + "\n\n## Raw output\n" + raw.rstrip() + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", action="store_true", help="every script with its own default settings")
     ap.add_argument("--only", help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
     ap.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per script")
+    ap.add_argument("--update", action="store_true",
+                    help="replace only these benchmarks' sections in the existing output, keep the others")
     args = ap.parse_args(argv)
     names = list(BENCHMARKS)
     if args.only:
@@ -354,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     results = [run(n, BENCHMARKS[n][2] if args.full else BENCHMARKS[n][1], args.timeout) for n in names]
     total = time.perf_counter() - t0
     text = report(results, info, started, total, args.full)
+    if args.update and args.output.exists():
+        text = merge(args.output.read_text(encoding="utf-8"), text, started, info)
     tmp = args.output.with_name(f".{args.output.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, args.output)
