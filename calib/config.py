@@ -588,11 +588,13 @@ class Config:
         group: str | None = None,
         folds: int | None = None,
         seed: int | None = None,
+        physics_kind: str | None = None,
     ) -> Config:
         """Return a copy with CLI options applied (``None`` keeps the config's value).
 
         ``folds`` sets ``[validate] folds`` and ``[sweep] folds``; ``seed`` sets ``[split] seed``
-        and ``[sweep] seed`` (the seed of the split, the folds and the sweep).
+        and ``[sweep] seed`` (the seed of the split, the folds and the sweep); ``physics_kind``
+        sets ``[model] physics_kind`` (validated with the rest of ``[model]``).
         """
         data = self.data
         changes: dict[str, Any] = {}
@@ -608,7 +610,11 @@ class Config:
         split = self.split if seed is None else replace(self.split, seed=seed)
         sweep_changes = {k: v for k, v in (("folds", folds), ("seed", seed)) if v is not None}
         sweep = replace(self.sweep, **sweep_changes) if sweep_changes else self.sweep
-        return replace(self, data=data, validate=validate, split=split, sweep=sweep)
+        out = replace(self, data=data, validate=validate, split=split, sweep=sweep)
+        if physics_kind is not None:
+            out = replace(out, model={**dict(self.model), "physics_kind": physics_kind})
+            out.model_config()  # validated now, one line if wrong
+        return out
 
 
 # --------------------------------------------------------------------------- building from TOML
