@@ -464,16 +464,24 @@ class CalibrateSpec:
         Folder of all artifacts.
     runs_dir : str, default=$CALIB_RUNS_DIR or "runs"
         Folder of the main job's sweep journals (resumable).
+    operator, reference_standard : str, default=""
+        Who calibrated, and against which reference (e.g. "Winkler titration, lot 1206"):
+        printed on the artifact's ``certificate.html``.
     """
 
     name: str | None = None
     models_dir: str = "models"
     runs_dir: str = field(default_factory=lambda: os.environ.get("CALIB_RUNS_DIR", "runs"))
+    operator: str = ""
+    reference_standard: str = ""
 
     rules: ClassVar[Mapping[str, list]] = {
         "name": [None, *ARTIFACT_NAME],
         "models_dir": [NAME_RULE],
         "runs_dir": [NAME_RULE],
+        "operator": [Satisfies(lambda v: isinstance(v, str) and len(v) <= 200, "{name} is a string (<= 200 characters)")],
+        "reference_standard": [Satisfies(lambda v: isinstance(v, str) and len(v) <= 200,
+                                         "{name} is a string (<= 200 characters)")],
     }
 
     def __post_init__(self) -> None:

@@ -271,7 +271,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     from .nn import fit_member, predict_member, rebuild_member, refit_config
     from .physics import PhysicsModel, fit_physics
     from .metrics import score
-    from .report import artifact_report
+    from .report import artifact_certificate, artifact_report
     from .scaling import Scaler
     from .validate import cross_validate
 
@@ -323,7 +323,8 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
         say(f"no test part: the error estimate is the k-fold CV, MAE {cv.score:.4g} {ds.target.unit}")
 
     source = ds if raw_ds is None else raw_ds
-    extras = {"cv_predictions.csv": _cv_predictions(source, ds, rows, cv, trust, x)}
+    extras = {"cv_predictions.csv": _cv_predictions(source, ds, rows, cv, trust, x,
+                                                    predict_member(final, x)[:, 0])}
     sheet = _sheet(final, bparams, final_cfg.family)
     if sheet is not None:
         from .coefficients import sheet_csv
@@ -360,6 +361,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
                      "cv": cv.summary()["physics_val"]},
         "noise_floor": cv.noise_floor,
         "coefficients": None if sheet is None else {**sheet[0].to_dict(), "source": sheet[1]},
+        "certificate": {"operator": settings.operator or None, "reference_standard": settings.reference_standard or None},
         "diagnosis": diag.to_dict(),
         # spot normalisation (calib.spots.normalise): the model's inputs are mapped phases
         **({} if norm is None else {"spot_normalisation": norm.to_dict()}),
@@ -371,7 +373,8 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     }
     art = export_artifact(settings.models_dir, name, model=final.model, fold_models=[m.model for m in folds_m],
                           physics=[final.physics, *(m.physics for m in folds_m)], metadata=meta,
-                          extra_files=extras, report=artifact_report, trust=trust)
+                          extra_files=extras, report=artifact_report, trust=trust,
+                          certificate=artifact_certificate)
     say(f"exported {art.path}")
     return CalibrationRun(artifact=art, sweep=sw, cv=cv, test=test, test_physics=test_physics,
                           physics_kind=bkind, config=best, epochs=epochs,
@@ -398,14 +401,17 @@ def _sheet(final: Any, physics_fit: Any, family: str) -> tuple[Any, str] | None:
         return None
 
 
-def _cv_predictions(source: Any, ds: Any, rows: np.ndarray, cv: Any, trust: Any, x: np.ndarray) -> str:
-    """``cv_predictions.csv``: every calibration row as measured, its out-of-fold prediction
-    (by the fold model that left it out), the interval around it and the fold."""
+def _cv_predictions(source: Any, ds: Any, rows: np.ndarray, cv: Any, trust: Any, x: np.ndarray,
+                    fit: np.ndarray) -> str:
+    """``cv_predictions.csv``: every calibration row as measured, the exported model's value
+    (``<target>_fit``), its out-of-fold prediction (by the fold model that left it out), the
+    interval around that and the fold."""
     from .trust import evaluate
 
     frame = source.frame.iloc[rows].copy()
     oof = np.asarray(cv.oof, dtype=np.float64)
     ev = evaluate(trust, x, oof)
+    frame[f"{ds.target.name}_fit"] = np.asarray(fit, dtype=np.float64)
     frame[f"{ds.target.name}_pred"] = oof
     frame[f"{ds.target.name}_lo"] = ev["lo"]
     frame[f"{ds.target.name}_hi"] = ev["hi"]

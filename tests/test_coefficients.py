@@ -64,9 +64,18 @@ def test_whole_certificate_calibration_and_its_vendor_sheet_round_trip(kind, tmp
     assert all(f"| {k} |" in card for k in sheet["coefficients"])
     report = (path / "report.html").read_text()
     assert 'id="coefficients"' in report and 'id="cv-parity"' in report and "calib (physics)" in report
-    # every calibration point has its out-of-fold prediction
+    # every calibration point has its out-of-fold prediction and the exported model's value
     oof = pd.read_csv(path / "cv_predictions.csv")
-    assert len(oof) == len(cert) and oof[f"{CERTS[kind][2]}_pred"].notna().all()
+    target = CERTS[kind][2]
+    assert len(oof) == len(cert) and oof[f"{target}_pred"].notna().all()
+    np.testing.assert_allclose(oof[f"{target}_fit"], want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+    # the printable certificate: every point, pass/fail against the tolerance, units typeset, the sheet
+    html = (path / "certificate.html").read_text()
+    tol = meta["cv"]["folds"][0]["val"]["tolerance"]
+    n_fail = int((np.abs(oof[f"{target}_fit"] - oof[target]) > tol).sum())
+    assert html.count("<td class='pass'>pass</td>") == len(cert) - n_fail and html.count(">FAIL</td>") == n_fail
+    assert ("\u00b5mol/L" if kind == "svu" else "mL/L") in html and "umol_per_L" not in html.split("<h2>")[1]
+    assert "@media print" in html and all(k in html for k in sheet["coefficients"])
 
 
 def test_sheet_refuses_a_model_without_coefficients():

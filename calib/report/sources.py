@@ -17,7 +17,7 @@ from ..artifact.store import REPORT_FILE
 from ..errors import ArtifactError, CalibError, ConfigError
 from . import page
 
-__all__ = ["build_report", "write_report", "artifact_report"]
+__all__ = ["build_report", "write_report", "artifact_report", "artifact_certificate"]
 
 _PRED_FILE = "test_predictions.csv"
 _CV_FILE = "cv_predictions.csv"
@@ -270,3 +270,16 @@ def artifact_report(meta: dict[str, Any], extras: Mapping[str, bytes]) -> bytes:
             f"<p>The metrics are in calibration.json; run <code>calib report</code> on this artifact "
             "to try again.</p></body></html>\n"
         ).encode("utf-8")
+
+
+def artifact_certificate(meta: dict[str, Any], extras: Mapping[str, bytes]) -> bytes:
+    """``certificate.html`` of an artifact being exported (the ``certificate`` hook of
+    :func:`calib.artifact.export_artifact`, :mod:`calib.report.certificate`)."""
+    import io
+
+    import pandas as pd
+
+    from .certificate import render_certificate
+
+    frame = pd.read_csv(io.BytesIO(extras[_CV_FILE])) if _CV_FILE in extras else None
+    return render_certificate(meta, frame).encode("utf-8")
