@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .figures import close_figures, report_figures
 from .markup import escape, fmt, img, kv, mean_std, note, single, table
+from ..units import display_unit
 from .metadata import (as_number, format_value, leaderboard_rows, lookup, param_kind, prediction_columns,
                        sweep_params, target_unit, with_unit)
 
@@ -316,7 +317,7 @@ def _sec_uncertainty(meta: Mapping[str, Any]) -> str:
             f"Applicability domain: each input within its training range; within {fmt(d.get('threshold'))} "
             f"(standardised distance, the largest out-of-fold one) of one of {len(d.get('prototypes') or [])} "
             f"calibration prototypes; the prediction within {fmt(d.get('y_lower'))}..{fmt(d.get('y_upper'))} "
-            f"{escape(unit)}. Outputs domain_code and domain_distance of model.onnx; out_of_range_reason in calib."))
+            f"{escape(display_unit(unit))}. Outputs domain_code and domain_distance of model.onnx; out_of_range_reason in calib."))
     return "".join(parts)
 
 
@@ -333,6 +334,9 @@ def _sec_learning_curves(meta: Mapping[str, Any], figs: Mapping[str, Figure]) ->
 def _sec_parity(meta: Mapping[str, Any], figs: Mapping[str, Figure], frame: pd.DataFrame | None) -> str:
     fig = figs.get("parity")
     if fig is None:
+        if lookup(meta, "split", "test_rows") == 0:
+            return note("No test part: test_fraction = 0, every point calibrated the model; the out-of-fold "
+                        "plots below show every point's honest residual.")
         return note("No test predictions in this artifact (test_predictions.csv is missing or lacks the "
                     "reference and predicted columns).")
     cols = prediction_columns(meta, frame) or {}
@@ -472,7 +476,7 @@ def render_report(metadata: Mapping[str, Any], test_predictions: pd.DataFrame | 
     title = "Calibration report" + (f": {name}" if name else "") + (f" {version}" if version else "")
     target = lookup(meta, "target", "name")
     sub = " \u00b7 ".join(x for x in (
-        f"target <code>{escape(target)}</code> in {escape(unit)}" if target else "",
+        f"target <code>{escape(target)}</code> in {escape(display_unit(unit))}" if target else "",
         f"created {escape(meta.get('created_utc'))} UTC" if meta.get("created_utc") else "",
         f"model id <code>{escape(meta.get('model_id'))}</code>" if meta.get("model_id") else "") if x)
     test, btest = meta.get("test") if isinstance(meta.get("test"), Mapping) else {}, lookup(_physics_fit(meta), "test")
