@@ -464,16 +464,24 @@ class CalibrateSpec:
         Folder of all artifacts.
     runs_dir : str, default=$CALIB_RUNS_DIR or "runs"
         Folder of the main job's sweep journals (resumable).
+    operator, reference_standard : str, default=""
+        Who calibrated, and against which reference (e.g. "Winkler titration, lot 1206"):
+        printed on the artifact's ``certificate.html``.
     """
 
     name: str | None = None
     models_dir: str = "models"
     runs_dir: str = field(default_factory=lambda: os.environ.get("CALIB_RUNS_DIR", "runs"))
+    operator: str = ""
+    reference_standard: str = ""
 
     rules: ClassVar[Mapping[str, list]] = {
         "name": [None, *ARTIFACT_NAME],
         "models_dir": [NAME_RULE],
         "runs_dir": [NAME_RULE],
+        "operator": [Satisfies(lambda v: isinstance(v, str) and len(v) <= 200, "{name} is a string (<= 200 characters)")],
+        "reference_standard": [Satisfies(lambda v: isinstance(v, str) and len(v) <= 200,
+                                         "{name} is a string (<= 200 characters)")],
     }
 
     def __post_init__(self) -> None:
@@ -588,11 +596,13 @@ class Config:
         group: str | None = None,
         folds: int | None = None,
         seed: int | None = None,
+        physics_kind: str | None = None,
     ) -> Config:
         """Return a copy with CLI options applied (``None`` keeps the config's value).
 
         ``folds`` sets ``[validate] folds`` and ``[sweep] folds``; ``seed`` sets ``[split] seed``
-        and ``[sweep] seed`` (the seed of the split, the folds and the sweep).
+        and ``[sweep] seed`` (the seed of the split, the folds and the sweep); ``physics_kind``
+        sets ``[model] physics_kind`` (validated with the rest of ``[model]``).
         """
         data = self.data
         changes: dict[str, Any] = {}
@@ -608,7 +618,11 @@ class Config:
         split = self.split if seed is None else replace(self.split, seed=seed)
         sweep_changes = {k: v for k, v in (("folds", folds), ("seed", seed)) if v is not None}
         sweep = replace(self.sweep, **sweep_changes) if sweep_changes else self.sweep
-        return replace(self, data=data, validate=validate, split=split, sweep=sweep)
+        out = replace(self, data=data, validate=validate, split=split, sweep=sweep)
+        if physics_kind is not None:
+            out = replace(out, model={**dict(self.model), "physics_kind": physics_kind})
+            out.model_config()  # validated now, one line if wrong
+        return out
 
 
 # --------------------------------------------------------------------------- building from TOML

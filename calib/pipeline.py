@@ -96,7 +96,7 @@ class CalibrationRun:
     test_std_mean: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        diag = self.cv.diagnosis(self.test.mae)
+        diag = self.cv.diagnosis(None if self.test is None else self.test.mae)
         return {
             "artifact": str(self.artifact.path),
             "name": self.artifact.name,
@@ -107,14 +107,15 @@ class CalibrationRun:
             "hyperparameters": self.config.to_dict(),
             "epochs": self.epochs,
             "cv": self.cv.summary(),
-            "test": self.test.to_dict(),
+            "test": None if self.test is None else self.test.to_dict(),
+            "error_estimate": self.artifact.metadata.get("error_estimate"),
             "test_physics": None if self.test_physics is None else self.test_physics.to_dict(),
             "physics_kind": self.physics_kind,
             "test_std_mean": self.test_std_mean,
             "diagnosis": diag.to_dict(),
             "interval": ({**self.artifact.metadata["test"]["interval"],
                           "level": self.artifact.metadata["conformal"]["level"]}
-                         if "interval" in self.artifact.metadata.get("test", {}) else None),
+                         if "interval" in (self.artifact.metadata.get("test") or {}) else None),
             "uncertainty": self.artifact.metadata.get("uncertainty"),
             "sweep": {"storage": self.sweep.storage, "strategy": self.sweep.strategy,
                       "trials": len(self.sweep.trials),
@@ -192,8 +193,6 @@ def calibrate(
     # --- end spot normalisation
 
     ds, sp = prepare(data, cfg)
-    require(len(sp.test) > 0, "test_fraction > 0", test_fraction=cfg.split.test_fraction,
-            note=" (calibrate evaluates the test part once)")
     name = settings.name or _NAME_RE.sub("-", Path(data).stem).strip("-.") or "calibration"
     key = _run_key(ds, cfg, ss)
     # --- spot normalisation: fit B0/B1 on the train + dev spots, map every spot with its own
@@ -214,7 +213,9 @@ def calibrate(
         storage = str(Path(settings.runs_dir) / name / f"sweep-{key}.journal")
         Path(storage).parent.mkdir(parents=True, exist_ok=True)
     say(f"data: {ds.n_rows} rows, train+dev {len(sp.train_dev)}, test {len(sp.test)}"
-        + (f" ({len(np.unique(ds.groups(sp.test)))} held-out {ds.group})" if ds.group else ""))
+        + (f" ({len(np.unique(ds.groups(sp.test)))} held-out {ds.group})" if ds.group and len(sp.test) else "")
+        + ("" if len(sp.test) else " (test_fraction = 0: every row calibrates the final model; the error "
+           "estimate is the k-fold CV)"))
     say(f"sweep: {ss.strategy}, {ss.trials} trials x {ss.folds} folds, jobs {ss.jobs}, seed {ss.seed}, "
         f"record {storage}")
     space = ss.search_space()
@@ -270,7 +271,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     from .nn import fit_member, predict_member, rebuild_member, refit_config
     from .physics import PhysicsModel, fit_physics
     from .metrics import score
-    from .report import artifact_report
+    from .report import artifact_certificate, artifact_report
     from .scaling import Scaler
     from .validate import cross_validate
 
@@ -289,51 +290,78 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     names, units = list(ds.feature_names), [c.unit for c in ds.features]
     final = fit_member(final_cfg, x, y, scaling=cfg.split.scaling, feature_names=names, feature_units=units,
                        target_unit=ds.target.unit)
+    has_test = len(sp.test) > 0
     x_te, y_te = ds.x(sp.test), ds.y(sp.test)
-    p_te = predict_member(final, x_te)
-    test = score(y_te[:, 0], p_te[:, 0], tol)
+    p_te = predict_member(final, x_te) if has_test else np.zeros((0, y.shape[1]))
+    test = score(y_te[:, 0], p_te[:, 0], tol) if has_test else None
     folds_m = [rebuild_member(best, x.shape[1], y.shape[1], w, Scaler.from_dict(xsd), Scaler.from_dict(ysd),
                               None if phys is None else PhysicsModel.from_dict(phys))
                for w, xsd, ysd, phys in cv.fold_weights]
-    fold_pred = np.stack([predict_member(m, x_te)[:, 0] for m in folds_m])
-    std = fold_pred.std(axis=0)
+    std = (np.stack([predict_member(m, x_te)[:, 0] for m in folds_m]).std(axis=0) if has_test
+           else np.zeros(0))
     trust, trust_meta = fit_trust(ds, cfg, cv, x, y[:, 0], rows, norm)
     from .trust import coverage_table, evaluate
 
+    test_cov = None
     tr_te = evaluate(trust, x_te, p_te[:, 0])
-    tvals = ds.x(sp.test)[:, trust.conformal.bin_on] if trust.conformal.bin_on >= 0 else p_te[:, 0]
-    test_cov = coverage_table(y_te[:, 0], tr_te["lo"], tr_te["hi"], p_te[:, 0], tvals)
-    test_cov["out_of_domain"] = float(np.mean(tr_te["domain_code"] != 0))
+    if has_test:
+        tvals = x_te[:, trust.conformal.bin_on] if trust.conformal.bin_on >= 0 else p_te[:, 0]
+        test_cov = coverage_table(y_te[:, 0], tr_te["lo"], tr_te["hi"], p_te[:, 0], tvals)
+        test_cov["out_of_domain"] = float(np.mean(tr_te["domain_code"] != 0))
     test_physics, bkind, bparams = None, None, None
     try:
-        b = fit_physics(x, y[:, 0], list(ds.feature_names), [c.unit for c in ds.features], ds.target.unit)
-        test_physics, bkind, bparams = score(y_te[:, 0], b.predict(x_te), tol), b.kind, b.to_dict()
+        b = fit_physics(x, y[:, 0], list(ds.feature_names), [c.unit for c in ds.features], ds.target.unit,
+                        kind=best.physics_kind)
+        bkind, bparams = b.kind, b.to_dict()
+        test_physics = score(y_te[:, 0], b.predict(x_te), tol) if has_test else None
     except Exception as exc:  # the physics fit never sinks the main job
         bkind = f"failed: {type(exc).__name__}: {exc}"
-    say(f"test ({len(sp.test)} rows, touched once): MAE {test.mae:.4g} {ds.target.unit}"
-        + ("" if test_physics is None else f", physics fit {test_physics.mae:.4g}"))
+    if has_test:
+        say(f"test ({len(sp.test)} rows, touched once): MAE {test.mae:.4g} {ds.target.unit}"
+            + ("" if test_physics is None else f", physics fit {test_physics.mae:.4g}"))
+    else:
+        say(f"no test part: the error estimate is the k-fold CV, MAE {cv.score:.4g} {ds.target.unit}")
 
-    frame = (ds if raw_ds is None else raw_ds).frame.iloc[sp.test].copy()  # readings as measured
-    frame[f"{ds.target.name}_pred"] = p_te[:, 0]
-    frame[f"{ds.target.name}_std"] = std
-    frame[f"{ds.target.name}_lo"] = tr_te["lo"]
-    frame[f"{ds.target.name}_hi"] = tr_te["hi"]
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False)
-    diag = cv.diagnosis(test.mae)
+    source = ds if raw_ds is None else raw_ds
+    extras = {"cv_predictions.csv": _cv_predictions(source, ds, rows, cv, trust, x,
+                                                    predict_member(final, x)[:, 0])}
+    sheet = _sheet(final, bparams, final_cfg.family)
+    if sheet is not None:
+        from .coefficients import sheet_csv
+
+        extras["coefficients.csv"] = sheet_csv(sheet[0])
+    if has_test:
+        frame = source.frame.iloc[sp.test].copy()  # readings as measured
+        frame[f"{ds.target.name}_pred"] = p_te[:, 0]
+        frame[f"{ds.target.name}_std"] = std
+        frame[f"{ds.target.name}_lo"] = tr_te["lo"]
+        frame[f"{ds.target.name}_hi"] = tr_te["hi"]
+        buf = io.StringIO()
+        frame.to_csv(buf, index=False)
+        extras["test_predictions.csv"] = buf.getvalue()
+    test_mae = None if test is None else test.mae
+    diag = cv.diagnosis(test_mae)
+    test_meta = ({**test.to_dict(), "rows": int(len(sp.test)), "std_mean": float(std.mean()),
+                  "interval": test_cov,
+                  "groups": None if ds.group is None else sorted(map(str, np.unique(ds.groups(sp.test))))}
+                 if has_test else None)
     meta = {
         **describe_dataset(ds, rows=rows),
         "hyperparameters": {**best.to_dict(), "final_epochs": epochs, "final_family": final_cfg.family},
         "physics": None if final.physics is None else final.physics.to_dict(),
-        "cv": cv.to_dict(test.mae),
+        "cv": cv.to_dict(test_mae),
         **trust_meta,
-        "test": {**test.to_dict(), "rows": int(len(sp.test)), "std_mean": float(std.mean()),
-                 "interval": test_cov,
-                 "groups": None if ds.group is None else sorted(map(str, np.unique(ds.groups(sp.test))))},
+        "test": test_meta,
+        "error_estimate": ("test" if has_test else
+                           "k-fold cross-validation of the chosen config (test_fraction = 0: every row "
+                           "calibrates the final model; the folds also chose the config, so the estimate is "
+                           "slightly optimistic)"),
         "physics_fit": {"kind": bkind, "params": bparams,
                      "test": None if test_physics is None else test_physics.to_dict(),
                      "cv": cv.summary()["physics_val"]},
         "noise_floor": cv.noise_floor,
+        "coefficients": None if sheet is None else {**sheet[0].to_dict(), "source": sheet[1]},
+        "certificate": {"operator": settings.operator or None, "reference_standard": settings.reference_standard or None},
         "diagnosis": diag.to_dict(),
         # spot normalisation (calib.spots.normalise): the model's inputs are mapped phases
         **({} if norm is None else {"spot_normalisation": norm.to_dict()}),
@@ -345,11 +373,55 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     }
     art = export_artifact(settings.models_dir, name, model=final.model, fold_models=[m.model for m in folds_m],
                           physics=[final.physics, *(m.physics for m in folds_m)], metadata=meta,
-                          extra_files={"test_predictions.csv": buf.getvalue()}, report=artifact_report,
-                          trust=trust)
+                          extra_files=extras, report=artifact_report, trust=trust,
+                          certificate=artifact_certificate)
     say(f"exported {art.path}")
     return CalibrationRun(artifact=art, sweep=sw, cv=cv, test=test, test_physics=test_physics,
-                          physics_kind=bkind, config=best, epochs=epochs, test_std_mean=float(std.mean()))
+                          physics_kind=bkind, config=best, epochs=epochs,
+                          test_std_mean=float(std.mean()) if has_test else None)
+
+
+def _sheet(final: Any, physics_fit: Any, family: str) -> tuple[Any, str] | None:
+    """The coefficient sheet (:mod:`calib.coefficients`) of the model's classical form, and what it is:
+    the model itself (family physics), its classical part (hybrid), or the physics fit beside a network."""
+    from .coefficients import coefficient_sheet
+    from .errors import ConfigError as _CE
+
+    if final.physics is not None:
+        src = ("the model (family physics)" if family == "physics" else
+               "the classical part of the hybrid model (the network adds its residual)")
+        cand = final.physics.to_dict()
+    elif physics_fit:
+        src, cand = "the physics fit alone, beside the network (not the model)", physics_fit
+    else:
+        return None
+    try:
+        return coefficient_sheet(cand), src
+    except _CE:
+        return None
+
+
+def _cv_predictions(source: Any, ds: Any, rows: np.ndarray, cv: Any, trust: Any, x: np.ndarray,
+                    fit: np.ndarray) -> str:
+    """``cv_predictions.csv``: every calibration row as measured, the exported model's value
+    (``<target>_fit``), its out-of-fold prediction (by the fold model that left it out), the
+    interval around that and the fold."""
+    from .trust import evaluate
+
+    frame = source.frame.iloc[rows].copy()
+    oof = np.asarray(cv.oof, dtype=np.float64)
+    ev = evaluate(trust, x, oof)
+    frame[f"{ds.target.name}_fit"] = np.asarray(fit, dtype=np.float64)
+    frame[f"{ds.target.name}_pred"] = oof
+    frame[f"{ds.target.name}_lo"] = ev["lo"]
+    frame[f"{ds.target.name}_hi"] = ev["hi"]
+    fold = np.zeros(len(rows), dtype=int)
+    for k, (_tr, va) in enumerate(cv.fold_pairs):
+        fold[va] = k
+    frame["fold"] = fold
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False)
+    return buf.getvalue()
 
 
 def fit_trust(ds: Any, cfg: Config, cv: Any, x: np.ndarray, y: np.ndarray, rows: np.ndarray,

@@ -151,6 +151,19 @@ UNITS: dict[str, str] = {
     "Hz": "frequency",
 }
 
+#: How each canonical token is typeset for people (reports, certificates, cards).
+DISPLAY: dict[str, str] = {
+    "deg": "\u00b0", "rad": "rad", "us": "\u00b5s", "degC": "\u00b0C", "K": "K", "percent_airsat": "% air sat.",
+    "percent_O2": "% O\u2082", "umol_per_L": "\u00b5mol/L", "mg_per_L": "mg/L", "mL_per_L": "mL/L",
+    "umol_per_kg": "\u00b5mol/kg", "psu": "PSU", "1": "",
+}
+
+
+def display_unit(token: str) -> str:
+    """A canonical unit token typeset for people: ``umol_per_L`` -> ``µmol/L``, ``degC`` -> ``°C``."""
+    return DISPLAY.get(str(token), str(token))
+
+
 #: Units an O2 target may have (hPa and kPa are pO2 here).
 O2_UNITS: tuple[str, ...] = (
     "hPa",

@@ -253,7 +253,9 @@ def diagnose(train_mae: float, val_mae: float, test_mae: float | None, floor: fl
     elif var > 0.5 * ref and (bias is None or var > bias):
         verdict = f"high variance: validation error is well above training error; {var_advice}"
     else:
-        verdict = "balanced: bias and variance are both moderate; a hyperparameter sweep may still help"
+        verdict = ("balanced: bias and variance are both moderate; " + (
+            "the classical form fits these data about as well as it can; family = \"hybrid\" may still help"
+            if family == "physics" else "a hyperparameter sweep may still help"))
     return Diagnosis(floor, floor_source if floor is not None else "unknown", train_mae, val_mae,
                      test_mae, bias, var, dev, verdict, spot_floor=spot, floor=ref_floor, floor_name=name,
                      family=family)
@@ -388,7 +390,8 @@ def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
         try:
             # hybrid/physics members already fitted the classical form on exactly these rows
             b = member.physics if member.physics is not None else fit_physics(
-                x_tr, y_tr[:, 0], task["feature_names"], task["feature_units"], task["target_unit"])
+                x_tr, y_tr[:, 0], task["feature_names"], task["feature_units"], task["target_unit"],
+                kind=cfg.physics_kind)
             out["physics_val"] = score(y_va[:, 0], b.predict(x_va), tol)
             out["physics_train"] = score(y_tr[:, 0], b.predict(x_tr), tol)
             out["physics_kind"] = b.kind

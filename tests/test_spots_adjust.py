@@ -400,3 +400,14 @@ def test_a_child_cannot_be_adjusted_again(linear, tmp_path):
     (child,) = A.adjust_spots(parent_dir, ref).artifacts
     with pytest.raises(ConfigError, match=r"^model lin.S1 1.0.0 is already the spot adjustment of lin 1.0.0"):
         A.adjust_spots(child.path, ref)
+
+
+def test_each_child_has_a_printable_certificate_of_its_check(linear, tmp_path):
+    """certificate.html of a spot child: the spot, the parent, both reference points with pass/fail."""
+    parent_dir = copy_parent(linear, tmp_path)
+    ref = write_ref(tmp_path / "spot_checks.csv", lin_ref_rows("S1", offset=0.3, k=1.05))
+    (art,) = A.adjust_spots(parent_dir, ref).artifacts
+    html = (art.path / "certificate.html").read_text()
+    assert "spot <b>S1</b>" in html and "<code>lin</code>" in html and ">zero<" in html and ">air<" in html
+    assert html.count("<td class='pass'>pass</td>") == 2 and "Calibration certificate" in html
+    assert S.verify_artifact(art.path)["ok"]  # listed in SHA256SUMS

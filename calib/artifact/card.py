@@ -78,6 +78,32 @@ def _noise_floor(meta: Mapping[str, Any]) -> Any:
     return None
 
 
+#: Hyperparameters of the network; a physics-family model has none of them.
+_NETWORK_KEYS = ("hidden_layers", "activation", "init", "init_stddev", "optimizer", "learning_rate", "momentum",
+                 "beta_1", "beta_2", "rho", "epsilon", "lr_schedule", "decay_rate", "decay_steps", "batch_size",
+                 "epochs", "patience", "min_delta", "l1", "l2", "dropout", "loss", "final_epochs")
+
+
+def _model_lines(meta: Mapping[str, Any]) -> list[str]:
+    hp = dict(meta.get("hyperparameters") or {})
+    family = hp.get("final_family", hp.get("family"))
+    sheet = meta.get("coefficients")
+    lines = []
+    if family == "physics":
+        lines.append(f"- Model: the classical physics form `{(meta.get('physics') or {}).get('kind')}` alone "
+                     "(family physics, no network); its coefficients are below.")
+        hp = {k: v for k, v in hp.items() if k not in _NETWORK_KEYS}
+    lines.append("- Hyperparameters: " + ", ".join(f"{k}={_fmt_num(v) if not isinstance(v, list) else v}"
+                                                  for k, v in hp.items()) + ".")
+    if isinstance(sheet, Mapping):
+        lines += ["", f"**Coefficients** ({sheet.get('vendor')}; {sheet.get('source')}; O2 in "
+                  f"{sheet.get('unit')}; inputs {', '.join(sheet.get('inputs') or [])}):", "",
+                  f"    {sheet.get('formula')}", "", "| coefficient | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.10g} |" for k, v in (sheet.get("coefficients") or {}).items()]
+        lines += ["", "Also in `coefficients.csv`."]
+    return lines
+
+
 def _trust_limits(meta: Mapping[str, Any]) -> list[str]:
     t = meta["target"]["name"]
     return [
@@ -180,8 +206,7 @@ def model_card(meta: Mapping[str, Any], extra_names: Sequence[str]) -> bytes:
         + (f" ({data['rows_used']} used to train the final model)" if data.get("rows_used") else "")
         + (f", grouped by `{data['group']}`" if data.get("group") else "")
         + ".",
-        "- Hyperparameters: " + ", ".join(f"{k}={_fmt_num(v) if not isinstance(v, list) else v}"
-                                          for k, v in meta["hyperparameters"].items()) + ".",
+        *_model_lines(meta),
         "",
         *_metrics_section(meta, unit),
         "## Limits",

@@ -259,6 +259,7 @@ def export_artifact(
     extra_files: Mapping[str, bytes | str] | None = None,
     report: ReportRenderer | None = None,
     trust: Any = None,
+    certificate: ReportRenderer | None = None,
 ) -> Artifact:
     """Write a new version of the calibration artifact ``models_dir/name``.
 
@@ -295,6 +296,9 @@ def export_artifact(
         ``report(metadata, extra_files) -> bytes``: renders ``report.html`` from the final
         metadata (e.g. :func:`calib.report.artifact_report`); listed in ``SHA256SUMS``.
         None writes no report. An ``extra_files["report.html"]`` is kept as given instead.
+    certificate : callable, optional
+        ``certificate(metadata, extra_files) -> bytes``: renders ``certificate.html``
+        (:func:`calib.report.certificate.render_certificate`); listed in ``SHA256SUMS``.
     trust : calib.trust.TrustSpec, optional
         Conformal interval and applicability domain (:mod:`calib.trust`): added to the graph
         as outputs ``<target>_lo``, ``<target>_hi``, ``domain_code``, ``domain_distance``
@@ -369,6 +373,9 @@ def export_artifact(
         if report is not None and REPORT_FILE not in extras:
             (tmp / REPORT_FILE).write_bytes(report(final, extras))
             extra_names = sorted({*extras, REPORT_FILE})
+        if certificate is not None:
+            (tmp / "certificate.html").write_bytes(certificate(final, extras))
+            extra_names = sorted({*extra_names, "certificate.html"})
         (tmp / CARD_FILE).write_bytes(model_card(final, extra_names))
 
     return publish(models_dir, name, meta, prepare=prepare, finish=finish)

@@ -45,7 +45,7 @@ def predict(model: Path, data: Path, output: Path, sep: str | None, decimal: str
     range). The output is written atomically and never overwrites DATA, nor an existing
     file without --force. DATA may be compressed (.gz, .bz2, .xz, .zip).
     Example:
-      calib predict models/calib data/readings.csv -o predictions.csv
+      calib predict models/sim-ptp-batch data/readings.csv -o predictions.csv
     """
     from ..limits import check_threads
     from ..predict import predict_file
@@ -65,7 +65,7 @@ def inspect(model: Path, verify: bool, as_json: bool) -> None:
 
     \b
     Example:
-      calib inspect models/calib --verify
+      calib inspect models/sim-ptp-batch --verify
     """
     from ..predict import inspect_artifact
 

@@ -198,10 +198,12 @@ def format_calibration_run(d: dict[str, Any]) -> str:
         f"artifact: {d['artifact']} (version {d['version']})",
         f"cv   MAE {cvm['mae']['mean']:.4g} +/- {cvm['mae']['std']:.3g} {unit}, "
         f"RMSE {cvm['rmse']['mean']:.4g}, max {cvm['max_abs']['mean']:.4g}, R2 {cvm['r2']['mean']:.5f}",
-        f"test MAE {t['mae']:.4g} {unit}, RMSE {t['rmse']:.4g}, max {t['max_abs']:.4g}, R2 {t['r2']:.5f}, "
-        f"within {t['tolerance']:g} {unit}: {t['ela']:.1%}",
+        (f"test MAE {t['mae']:.4g} {unit}, RMSE {t['rmse']:.4g}, max {t['max_abs']:.4g}, R2 {t['r2']:.5f}, "
+         f"within {t['tolerance']:g} {unit}: {t['ela']:.1%}" if t else
+         "test: none (test_fraction = 0, every row calibrates the final model); the error estimate is the "
+         "k-fold CV above"),
     ]
-    if d["test_physics"]:
+    if d["test_physics"] and t:
         b = d["test_physics"]
         lines.append(f"physics fit ({d['physics_kind']}) test MAE {b['mae']:.4g} {unit} "
                      f"-> calib's error is {t['mae'] / b['mae']:.2f}x the physics fit's")

@@ -48,6 +48,14 @@ def sweep_options(f: Callable) -> Callable:
     return f
 
 
+def physics_option(f: Callable) -> Callable:
+    """``--physics-kind``: the classical form (overrides ``[model] physics_kind``)."""
+    return click.option("--physics-kind", "physics_kind",
+                        type=click.Choice(["auto", "svu", "two_site", "sbe63", "poly", "polynomial"]),
+                        help="Classical form of the physics fit and of the physics/hybrid families "
+                             "(default: [model] physics_kind, else auto).")(f)
+
+
 def json_option(help: str) -> Callable[[Callable], Callable]:
     """``--json`` (parameter ``as_json``): print the result as JSON on stdout instead of text."""
     return click.option("--json", "as_json", is_flag=True, help=help)

@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from .format import format_calibration_run, format_cv, format_json, format_leaderboard, format_sweep_files
-from .options import PATH, data_options, json_option, load_config, model_config, resolve_data, sweep_options
+from .options import (PATH, data_options, json_option, load_config, model_config, physics_option, resolve_data,
+                      sweep_options)
 from .progress import Progress, info, make_progress, verbosity
 
 __all__ = ["validate", "sweep", "calibrate"]
@@ -20,9 +21,11 @@ __all__ = ["validate", "sweep", "calibrate"]
 @click.option("--folds", type=int, help="Number of folds (default: [validate] folds, else 5).")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Folds trained in parallel processes (-1: all cores).")
 @click.option("--seed", type=int, help="Seed of the split, the folds and the network.")
+@physics_option
 @json_option("Print the result (per fold, mean/std, learning curves) as JSON.")
 def validate(data: Path | None, config_path: Path | None, features: str | None, target: str | None,
-             group: str | None, folds: int | None, jobs: int, seed: int | None, as_json: bool) -> None:
+             group: str | None, folds: int | None, jobs: int, seed: int | None, physics_kind: str | None,
+             as_json: bool) -> None:
     """k-fold validation of the [model] config on the train part of DATA, beside the physics fit.
 
     \b
@@ -35,7 +38,7 @@ def validate(data: Path | None, config_path: Path | None, features: str | None, 
     from ..validate import cross_validate
 
     data, config_path = resolve_data(data, config_path)
-    cfg = load_config(config_path, features, target, group, folds=folds, seed=seed)
+    cfg = load_config(config_path, features, target, group, folds=folds, seed=seed, physics_kind=physics_kind)
     mc = model_config(cfg, seed)
     ds, sp = prepare(data, cfg)
     progress = Progress(cfg.validate.folds, label="k-fold", unit="fold", metric="",
@@ -100,11 +103,15 @@ def sweep(data: Path | None, config_path: Path | None, features: str | None, tar
 @sweep_options
 @click.option("--models-dir", type=PATH, help="Folder of artifacts (default: models).")
 @click.option("--name", help="Artifact name (default: [calibrate] name, else the data file's stem).")
+@physics_option
+@click.option("--operator", help="Who calibrates (printed on certificate.html; default: [calibrate] operator).")
+@click.option("--reference-standard", "reference_standard",
+              help="The reference the points were measured against (default: [calibrate] reference_standard).")
 @json_option("Print artifact, version, cv and test metrics as JSON.")
 def calibrate(data: Path | None, config_path: Path | None, features: str | None, target: str | None,
               group: str | None, strategy: str | None, trials: int | None, folds: int | None, jobs: int | None,
               storage: str | None, seed: int | None, models_dir: Path | None, name: str | None,
-              as_json: bool) -> None:
+              physics_kind: str | None, operator: str | None, reference_standard: str | None, as_json: bool) -> None:
     """The main job: ingest -> sweep -> refit -> test once -> export a versioned model.
 
     \b
@@ -117,9 +124,10 @@ def calibrate(data: Path | None, config_path: Path | None, features: str | None,
     from ..pipeline import CalibrateSettings, calibrate as run_calibrate
 
     data, config_path = resolve_data(data, config_path)
-    cfg = load_config(config_path, features, target, group, folds=folds, seed=seed)
+    cfg = load_config(config_path, features, target, group, folds=folds, seed=seed, physics_kind=physics_kind)
     cs = CalibrateSettings.from_spec(cfg.calibrate, name=name, models_dir=None if models_dir is None else str(models_dir),
-                                     trials=trials, strategy=strategy, jobs=jobs, storage=storage)
+                                     trials=trials, strategy=strategy, jobs=jobs, storage=storage,
+                                     operator=operator, reference_standard=reference_standard)
     say = None if as_json else info
     prog_holder: dict[str, Any] = {}
 

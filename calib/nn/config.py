@@ -83,6 +83,9 @@ _RATE = [Interval(Real, 0, 1, closed="left")]
 
 #: The rule of each :class:`ModelConfig` field (``init_stddev > 0`` holds only for the
 #: ``truncated_normal`` init, which uses it).
+#: Classical forms a ``physics_kind`` may name (``polynomial`` is ``poly``; see :mod:`calib.physics`).
+PHYSICS_FORMS = ("auto", "svu", "two_site", "sbe63", "poly", "polynomial")
+
 RULES: Mapping[str, list] = {
     "hidden_layers": [SeqOf(Interval(Integral, 1, None), what="{name} is a list of layer widths >= 1")],
     "activation": [StrOptions(ACTIVATIONS)],
@@ -108,6 +111,7 @@ RULES: Mapping[str, list] = {
     "dropout": _RATE,
     "loss": [StrOptions(LOSSES)],
     "family": [StrOptions(FAMILIES)],
+    "physics_kind": [StrOptions(PHYSICS_FORMS)],
     "seed": SEED,
 }
 
@@ -198,6 +202,11 @@ class ModelConfig:
         (:mod:`calib.physics`, fitted on the same training rows) plus a network that learns
         its residual. ``physics``: the classical fit alone. All three export to one ONNX
         graph; a sweep can choose between them by k-fold (see :mod:`calib.nn.family`).
+    physics_kind : {"auto", "svu", "two_site", "sbe63", "poly"}, default="auto"
+        The classical form of the ``physics`` and ``hybrid`` families and of the physics fit
+        reported beside every model (:func:`calib.physics.fit_physics`): the Aanderaa SVU
+        form, two-site Stern-Volmer, the Sea-Bird SBE63 form, a polynomial
+        (``"polynomial"`` is accepted), or ``auto`` (chosen by inner CV).
     seed : int, default=0
         Seed (>= 0) of the initial weights, dropout masks and shuffling.
 
@@ -236,6 +245,7 @@ class ModelConfig:
     dropout: float = 0.0
     loss: str = "mse"
     family: str = "mlp"
+    physics_kind: str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -262,6 +272,8 @@ class ModelConfig:
 
         # normalised so that equal configs compare and hash equal
         put("hidden_layers", tuple(int(w) for w in layers))
+        if self.physics_kind == "polynomial":
+            put("physics_kind", "poly")
         for name in _INT_FIELDS:
             value = getattr(self, name)
             if value is not None:

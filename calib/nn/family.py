@@ -74,11 +74,12 @@ class Member:
         return 0.0 if self.result is None else float(self.result.seconds)
 
 
-def _physics_fit(x: np.ndarray, y0: np.ndarray, names: Sequence[str], units: Sequence[str], target_unit: str) -> Any:
+def _physics_fit(x: np.ndarray, y0: np.ndarray, names: Sequence[str], units: Sequence[str], target_unit: str,
+                 kind: str = "auto") -> Any:
     from ..physics import fit_physics  # scipy: loaded by the families that need it
 
     try:
-        return fit_physics(x, y0, list(names), list(units), target_unit)
+        return fit_physics(x, y0, list(names), list(units), target_unit, kind=kind)
     except Exception as exc:  # a failing physics fit fails this trial, not the sweep
         raise TrainingError(f"the physics fit failed: {exc}") from None
 
@@ -132,7 +133,8 @@ def fit_member(
     if config.family in ("hybrid", "physics"):
         px, py = physics_rows if physics_rows is not None else (x_train, y_train)
         py = np.asarray(py, dtype=np.float64).reshape(len(px), -1)
-        base = _physics_fit(np.asarray(px, dtype=np.float64), py[:, 0], feature_names, feature_units, target_unit)
+        base = _physics_fit(np.asarray(px, dtype=np.float64), py[:, 0], feature_names, feature_units, target_unit,
+                            kind=getattr(config, "physics_kind", "auto"))
         y_train = y_train.copy()
         y_train[:, 0] -= base.predict(x_train)
         if y_dev is not None:

@@ -38,7 +38,8 @@ from __future__ import annotations
 
 from .figures import report_figures
 from .page import LEADERBOARD_ROWS, SECTION_IDS, SWEEP_SECTION_IDS, render_report
-from .sources import artifact_report, build_report, write_report
+from .certificate import CERTIFICATE_FILE, render_certificate
+from .sources import artifact_certificate, artifact_report, build_report, write_report
 
 __all__ = [
     "SECTION_IDS",
@@ -49,4 +50,7 @@ __all__ = [
     "render_report",
     "artifact_report",
     "report_figures",
+    "artifact_certificate",
+    "render_certificate",
+    "CERTIFICATE_FILE",
 ]

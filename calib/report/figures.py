@@ -169,8 +169,10 @@ def _fig_param(name: str, spec: Mapping[str, Any] | None, rows: Sequence[Mapping
                unit: str) -> tuple[Figure, str] | None:
     import numpy as np
 
+    # a physics-family trial has no network: its learning rate or width says nothing about its score
     pts = [(r["params"][name], float(r["mae"]), as_number(r.get("mae_std")), r.get("rank"))
-           for r in rows if name in r["params"]]
+           for r in rows if name in r["params"]
+           and not (name not in ("family", "physics_kind") and r["params"].get("family") == "physics")]
     if not pts:
         return None
     kind = param_kind(name, spec, [p[0] for p in pts])
@@ -216,7 +218,8 @@ def _fig_param(name: str, spec: Mapping[str, Any] | None, rows: Sequence[Mapping
     return fig, kind
 
 
-def report_figures(metadata: Mapping[str, Any], test_predictions: pd.DataFrame | None = None) -> dict[str, Figure]:
+def report_figures(metadata: Mapping[str, Any], test_predictions: pd.DataFrame | None = None,
+                   cv_predictions: pd.DataFrame | None = None) -> dict[str, Figure]:
     """The report's figures, unrendered, for inspection or reuse.
 
     Parameters
@@ -226,17 +229,22 @@ def report_figures(metadata: Mapping[str, Any], test_predictions: pd.DataFrame |
         sweep alone).
     test_predictions : pandas.DataFrame, optional
         ``test_predictions.csv`` of the artifact.
+    cv_predictions : pandas.DataFrame, optional
+        ``cv_predictions.csv``: every calibration row with its out-of-fold prediction.
 
     Returns
     -------
     dict of str to matplotlib.figure.Figure
-        ``learning-curves``, ``parity``, ``residuals`` and ``hyperparameters/<param>`` for each
+        ``learning-curves``, ``parity``, ``residuals``, ``cv-parity``, ``cv-residuals`` and
+        ``hyperparameters/<param>`` for each
         swept parameter; a figure is left out when its data are missing.
     """
     out: dict[str, Figure] = {}
     for key, fig in (("learning-curves", _fig_learning_curves(metadata)),
                      ("parity", _fig_parity(metadata, test_predictions)),
-                     ("residuals", _fig_residuals(metadata, test_predictions))):
+                     ("residuals", _fig_residuals(metadata, test_predictions)),
+                     ("cv-parity", _fig_parity(metadata, cv_predictions)),
+                     ("cv-residuals", _fig_residuals(metadata, cv_predictions))):
         if fig is not None:
             out[key] = fig
     sweep = metadata.get("sweep") if isinstance(metadata.get("sweep"), Mapping) else {}

@@ -56,7 +56,11 @@ def target_unit(meta: Mapping[str, Any]) -> str:
 
 
 def with_unit(label: str, unit: str) -> str:
-    return f"{label} ({unit})" if unit else label
+    """``label (unit)`` with the unit typeset (``umol_per_L`` -> ``µmol/L``)."""
+    from ..units import display_unit
+
+    shown = display_unit(unit) if unit else ""
+    return f"{label} ({shown})" if shown else label
 
 
 def prediction_columns(meta: Mapping[str, Any], frame: pd.DataFrame | None) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .figures import close_figures, report_figures
 from .markup import escape, fmt, img, kv, mean_std, note, single, table
+from ..units import display_unit
 from .metadata import (as_number, format_value, leaderboard_rows, lookup, param_kind, prediction_columns,
                        sweep_params, target_unit, with_unit)
 
@@ -20,22 +21,26 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = ["SECTION_IDS", "SWEEP_SECTION_IDS", "LEADERBOARD_ROWS", "render_report", "render_sweep"]
 
 #: Section ids of an artifact report, in page order.
-SECTION_IDS = ("metadata", "cv-metrics", "diagnosis", "uncertainty", "learning-curves", "parity", "residuals",
-               "leaderboard", "hyperparameters")
+SECTION_IDS = ("metadata", "cv-metrics", "coefficients", "diagnosis", "uncertainty", "learning-curves", "parity", "residuals",
+               "cv-parity", "cv-residuals", "leaderboard", "hyperparameters")
 #: Section ids of a report of a sweep record alone.
 SWEEP_SECTION_IDS = ("leaderboard", "hyperparameters")
 
-_NAV = {"metadata": "Artifact", "cv-metrics": "Metrics", "diagnosis": "Diagnosis", "uncertainty": "Uncertainty",
+_NAV = {"metadata": "Artifact", "cv-metrics": "Metrics", "coefficients": "Coefficients", "diagnosis": "Diagnosis", "uncertainty": "Uncertainty",
         "learning-curves": "Learning curves", "parity": "Parity", "residuals": "Residuals",
+        "cv-parity": "Out-of-fold", "cv-residuals": "OOF residuals",
         "leaderboard": "Leaderboard", "hyperparameters": "Hyperparameters"}
 _TITLES = {
     "metadata": "Artifact",
-    "cv-metrics": "Metrics: network vs physics fit",
+    "cv-metrics": "Metrics: calib's model vs the physics fit alone",
     "diagnosis": "Bias / variance diagnosis",
+    "coefficients": "Coefficients of the classical form",
     "uncertainty": "Uncertainty: interval, budget, applicability domain",
     "learning-curves": "Learning curves",
     "parity": "Predicted vs reference (test part)",
     "residuals": "Residuals (test part)",
+    "cv-parity": "Predicted vs reference, every calibration point (out-of-fold)",
+    "cv-residuals": "Residuals, every calibration point (out-of-fold)",
     "leaderboard": "Sweep leaderboard",
     "hyperparameters": "Score vs hyperparameters",
 }
@@ -143,7 +148,7 @@ def _sec_metadata(meta: Mapping[str, Any]) -> str:
     feats_html = (table(["role", "name", "unit", "from column (unit)", "frequency (Hz)", "min", "max"], rows,
                         numeric=(4, 5, 6))
                   + note("min and max: the calibrated range, i.e. the values seen in training (inclusive); "
-                         "outside it the network extrapolates without warning."))
+                         "outside it the model extrapolates; calib flags such rows (out_of_range_reason)."))
     hp = meta.get("hyperparameters") if isinstance(meta.get("hyperparameters"), Mapping) else {}
     hp_html = kv([(str(k), escape(format_value(v))) for k, v in hp.items()]) if hp else note("none recorded")
     return (f'<div class="cols"><div><h3>Identity</h3>{kv(ident)}<h3>Software</h3>'
@@ -195,21 +200,23 @@ def _sec_cv_metrics(meta: Mapping[str, Any]) -> str:
     n_test = test.get("rows", test.get("n"))
     bkind = lookup(_physics_fit(meta), "kind")
     bshort = f"physics fit ({bkind})" if not bfail and bkind else "physics fit"
+    fam = lookup(meta, "hyperparameters", "final_family") or lookup(meta, "hyperparameters", "family")
+    mname = {"physics": "calib (physics)", "hybrid": "calib (hybrid)"}.get(str(fam), "network")
     top = (f'<tr><th rowspan="2">metric</th>'
            f'<th colspan="2" class="c">k-fold CV, validation folds<br><small>mean \u00b1 std over '
            f"{escape(k)} folds{by}</small></th>"
            f'<th colspan="2" class="c">test part<br><small>{escape(n_test)} held-out rows, evaluated once</small></th>'
            f'<th class="c">CV, training<br><small>mean \u00b1 std</small></th></tr>'
-           f'<tr><th class="n">network</th><th class="n">{escape(bshort)}</th><th class="n">network</th>'
-           f'<th class="n">{escape(bshort)}</th><th class="n">network</th></tr>')
+           f'<tr><th class="n">{escape(mname)}</th><th class="n">{escape(bshort)}</th><th class="n">{escape(mname)}</th>'
+           f'<th class="n">{escape(bshort)}</th><th class="n">{escape(mname)}</th></tr>')
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" if i == 0 else f'<td class="n">{c}</td>'
                                     for i, c in enumerate(r)) + "</tr>" for r in rows)
     out = f'<div class="wide"><table class="metrics"><thead>{top}</thead><tbody>{body}</tbody></table></div>'
     m, b = as_number(test.get("mae")), as_number(btest.get("mae"))
     if m is not None and b is not None and b > 0:
         word = "below" if m < b else "above"
-        out += (f'<p>On the test part the network\u2019s MAE is <b>{fmt(m / b, 3)}\u00d7</b> the physics '
-                f"fit\u2019s ({fmt(m)} vs {fmt(b)} {escape(unit)}, {word} it).</p>")
+        out += (f'<p>On the test part calib\u2019s MAE ({escape(mname)}) is <b>{fmt(m / b, 3)}\u00d7</b> the '
+                f"physics fit\u2019s ({fmt(m)} vs {fmt(b)} {escape(unit)}, {word} it).</p>")
     if bfail:
         out += note(f"The physics fit could not be fitted: {bfail}")
     sm = as_number(test.get("std_mean"))
@@ -271,6 +278,18 @@ def _sec_diagnosis(meta: Mapping[str, Any]) -> str:
                     [[escape(r[0]), r[1], escape(r[2])] for r in rows], numeric=(1,)))
 
 
+def _sec_coefficients(meta: Mapping[str, Any]) -> str:
+    sheet = meta.get("coefficients")
+    if not isinstance(sheet, Mapping):
+        return note("No classical form was fitted for this artifact.")
+    rows = [[escape(k), escape(f"{v:.10g}")] for k, v in (sheet.get("coefficients") or {}).items()]
+    head = (f"{escape(sheet.get('vendor'))}: {escape(sheet.get('source'))}; inputs "
+            f"{escape(', '.join(sheet.get('inputs') or []))}; O2 in {escape(sheet.get('unit'))}. "
+            f"<code>{escape(sheet.get('formula'))}</code>")
+    return f"<p>{head}</p>" + table(["coefficient", "value"], rows, numeric=(1,)) + note(
+        "The same numbers are in coefficients.csv in the artifact, to type into the instrument.")
+
+
 def _sec_uncertainty(meta: Mapping[str, Any]) -> str:
     c = meta.get("conformal")
     unit = target_unit(meta)
@@ -298,7 +317,7 @@ def _sec_uncertainty(meta: Mapping[str, Any]) -> str:
             f"Applicability domain: each input within its training range; within {fmt(d.get('threshold'))} "
             f"(standardised distance, the largest out-of-fold one) of one of {len(d.get('prototypes') or [])} "
             f"calibration prototypes; the prediction within {fmt(d.get('y_lower'))}..{fmt(d.get('y_upper'))} "
-            f"{escape(unit)}. Outputs domain_code and domain_distance of model.onnx; out_of_range_reason in calib."))
+            f"{escape(display_unit(unit))}. Outputs domain_code and domain_distance of model.onnx; out_of_range_reason in calib."))
     return "".join(parts)
 
 
@@ -315,6 +334,9 @@ def _sec_learning_curves(meta: Mapping[str, Any], figs: Mapping[str, Figure]) ->
 def _sec_parity(meta: Mapping[str, Any], figs: Mapping[str, Figure], frame: pd.DataFrame | None) -> str:
     fig = figs.get("parity")
     if fig is None:
+        if lookup(meta, "split", "test_rows") == 0:
+            return note("No test part: test_fraction = 0, every point calibrated the model; the out-of-fold "
+                        "plots below show every point's honest residual.")
         return note("No test predictions in this artifact (test_predictions.csv is missing or lacks the "
                     "reference and predicted columns).")
     cols = prediction_columns(meta, frame) or {}
@@ -399,7 +421,17 @@ def _page(title: str, sub: str, kpis: Sequence[tuple[str, str]], sections: Seque
             f'<main class="wrap">{body}</main><footer class="wrap">{footer}</footer></body></html>\n')
 
 
-def render_report(metadata: Mapping[str, Any], test_predictions: pd.DataFrame | None = None) -> str:
+def _sec_cv_plot(figs: Mapping[str, Figure], key: str, what: str) -> str:
+    fig = figs.get(key)
+    if fig is None:
+        return note("No out-of-fold predictions in this artifact (cv_predictions.csv, written by calib >= 0.2).")
+    return img(fig, f"{what} of every calibration point, each predicted by the fold model that did not see it",
+               "Each calibration point predicted by the k-fold model that left it out (its spot, with spot "
+               "folds): the honest residual of every point, not only of the test part.")
+
+
+def render_report(metadata: Mapping[str, Any], test_predictions: pd.DataFrame | None = None,
+                  cv_predictions: pd.DataFrame | None = None) -> str:
     """The HTML report of an artifact, from its metadata and test predictions (pure).
 
     Parameters
@@ -421,17 +453,20 @@ def render_report(metadata: Mapping[str, Any], test_predictions: pd.DataFrame | 
     meta = metadata if isinstance(metadata, Mapping) else {}
     frame = test_predictions
     unit = target_unit(meta)
-    figs = report_figures(meta, frame)
+    figs = report_figures(meta, frame, cv_predictions)
     try:
         sweep = meta.get("sweep") if isinstance(meta.get("sweep"), Mapping) else {}
         sections = [
             ("metadata", _sec_metadata(meta)),
             ("cv-metrics", _sec_cv_metrics(meta)),
+            ("coefficients", _sec_coefficients(meta)),
             ("diagnosis", _sec_diagnosis(meta)),
             ("uncertainty", _sec_uncertainty(meta)),
             ("learning-curves", _sec_learning_curves(meta, figs)),
             ("parity", _sec_parity(meta, figs, frame)),
             ("residuals", _sec_residuals(meta, figs, frame)),
+            ("cv-parity", _sec_cv_plot(figs, "cv-parity", "parity plot")),
+            ("cv-residuals", _sec_cv_plot(figs, "cv-residuals", "residuals")),
             ("leaderboard", _sec_leaderboard(sweep, unit) if sweep else note("This artifact records no sweep.")),
             ("hyperparameters", _sec_hyperparameters(sweep, unit, figs) if sweep else note("No sweep.")),
         ]
@@ -441,7 +476,7 @@ def render_report(metadata: Mapping[str, Any], test_predictions: pd.DataFrame | 
     title = "Calibration report" + (f": {name}" if name else "") + (f" {version}" if version else "")
     target = lookup(meta, "target", "name")
     sub = " \u00b7 ".join(x for x in (
-        f"target <code>{escape(target)}</code> in {escape(unit)}" if target else "",
+        f"target <code>{escape(target)}</code> in {escape(display_unit(unit))}" if target else "",
         f"created {escape(meta.get('created_utc'))} UTC" if meta.get("created_utc") else "",
         f"model id <code>{escape(meta.get('model_id'))}</code>" if meta.get("model_id") else "") if x)
     test, btest = meta.get("test") if isinstance(meta.get("test"), Mapping) else {}, lookup(_physics_fit(meta), "test")

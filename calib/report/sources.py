@@ -17,9 +17,10 @@ from ..artifact.store import REPORT_FILE
 from ..errors import ArtifactError, CalibError, ConfigError
 from . import page
 
-__all__ = ["build_report", "write_report", "artifact_report"]
+__all__ = ["build_report", "write_report", "artifact_report", "artifact_certificate"]
 
 _PRED_FILE = "test_predictions.csv"
+_CV_FILE = "cv_predictions.csv"
 
 
 def _failed(trials: Sequence[Any]) -> list[str]:
@@ -144,16 +145,19 @@ def build_report(source: str | os.PathLike[str], *, study_name: str | None = Non
 
         verify_artifact(where)
         meta = read_metadata(where)
-        frame = None
-        pred = Path(where) / _PRED_FILE
-        if pred.is_file():
-            import pandas as pd
+        frames = []
+        for name in (_PRED_FILE, _CV_FILE):
+            pred = Path(where) / name
+            frame = None
+            if pred.is_file():
+                import pandas as pd
 
-            try:
-                frame = pd.read_csv(pred)
-            except (OSError, ValueError, UnicodeDecodeError) as exc:
-                raise ArtifactError(f"{pred}: cannot read the test predictions ({exc})") from None
-        return page.render_report(meta, frame)
+                try:
+                    frame = pd.read_csv(pred)
+                except (OSError, ValueError, UnicodeDecodeError) as exc:
+                    raise ArtifactError(f"{pred}: cannot read the predictions ({exc})") from None
+            frames.append(frame)
+        return page.render_report(meta, frames[0], frames[1])
     if kind == "json":
         view, unit = _sweep_from_json(where, study_name)
     else:
@@ -248,14 +252,12 @@ def artifact_report(meta: dict[str, Any], extras: Mapping[str, bytes]) -> bytes:
     ``calib.report.page.render_report`` reaches this hook, :func:`build_report` and
     :func:`write_report`."""
     try:
-        frame = None
-        if "test_predictions.csv" in extras:
-            import io
+        import io
 
-            import pandas as pd
+        import pandas as pd
 
-            frame = pd.read_csv(io.BytesIO(extras["test_predictions.csv"]))
-        return page.render_report(meta, frame).encode("utf-8")
+        frames = [pd.read_csv(io.BytesIO(extras[n])) if n in extras else None for n in (_PRED_FILE, _CV_FILE)]
+        return page.render_report(meta, frames[0], frames[1]).encode("utf-8")
     except Exception as exc:  # the report is informative only: it never sinks the export
         import html
 
@@ -268,3 +270,16 @@ def artifact_report(meta: dict[str, Any], extras: Mapping[str, bytes]) -> bytes:
             f"<p>The metrics are in calibration.json; run <code>calib report</code> on this artifact "
             "to try again.</p></body></html>\n"
         ).encode("utf-8")
+
+
+def artifact_certificate(meta: dict[str, Any], extras: Mapping[str, bytes]) -> bytes:
+    """``certificate.html`` of an artifact being exported (the ``certificate`` hook of
+    :func:`calib.artifact.export_artifact`, :mod:`calib.report.certificate`)."""
+    import io
+
+    import pandas as pd
+
+    from .certificate import render_certificate
+
+    frame = pd.read_csv(io.BytesIO(extras[_CV_FILE])) if _CV_FILE in extras else None
+    return render_certificate(meta, frame).encode("utf-8")

@@ -275,7 +275,10 @@ def write_spot_artifact(
 
     def finish(tmp: Path, final: dict[str, Any]) -> None:
         (tmp / ONNX_FILE).write_bytes(_stamp_child(proto, final))
-        card = model_card(final, []).decode("utf-8") + _card_section(final)
+        from ..report.certificate import CERTIFICATE_FILE, render_certificate
+
+        (tmp / CERTIFICATE_FILE).write_text(render_certificate(final), encoding="utf-8")
+        card = model_card(final, [CERTIFICATE_FILE]).decode("utf-8") + _card_section(final)
         (tmp / CARD_FILE).write_text(card, encoding="utf-8")
 
     return publish(models_dir, name, meta, prepare=prepare, finish=finish)
