@@ -227,7 +227,8 @@ def format_prediction(model: Any, summary: dict[str, Any], output: Any) -> str:
     why = summary.get("out_of_range_reasons") or {}
     detail = f": {', '.join(f'{k} {v}' for k, v in why.items())}" if why else ""
     return (f"{model.name} {model.version}: predicted {model.target} [{model.unit}] for {n} readings "
-            f"({oor} not vouched for{detail}); wrote {summary.get('output', output)}")
+            f"({oor} not vouched for{detail}); wrote {summary.get('output', output)}"
+            + (f" (provenance: {summary['provenance']})" if str(summary.get("provenance", "")).endswith(".json") else ""))
 
 
 def format_inspection(info: dict[str, Any]) -> str:
