@@ -44,7 +44,8 @@ named somewhere (config or ``--target``)::
     seed = 0                       # sampler and fold assignment (and the main job's network)
     folds = 5                      # default: [validate] folds
     jobs = 1                       # worker processes (-1: every core)
-    storage = "runs/sweep.journal" # default: runs/sweep.journal (sweep), runs/<name>/sweep-<key>.journal (calibrate)
+    storage = "runs/foil.journal"  # default: runs/<data stem>/sweep-<key>/sweep.journal (sweep),
+                                   # runs/<name>/sweep-<key>.journal (calibrate): one per data and settings
     study = "calib"
     [sweep.space]                  # calib.search.SearchSpace, validated at load
 
@@ -388,7 +389,8 @@ class SweepSpec:
         Parallel worker processes (>= 1, or -1 for every core).
     storage : str or None, default=None
         Journal file or RDB URL of the trial record. ``None``: the command's own default,
-        ``runs/sweep.journal`` for ``calib sweep`` and ``<runs_dir>/<name>/sweep-<key>.journal``
+        ``runs/<data stem>/sweep-<key>/sweep.journal`` for ``calib sweep``
+        (:func:`calib.search.default_storage`) and ``<runs_dir>/<name>/sweep-<key>.journal``
         (one per data and settings, so a main job resumes) for ``calib calibrate``.
     study : str, default="calib"
         Study name inside the storage.

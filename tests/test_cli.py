@@ -161,6 +161,28 @@ def test_json_sweep_resumes_and_lists_every_trial(pipeline):
     assert (store.parent / "leaderboard.csv").exists() and (store.parent / "leaderboard.json").exists()
 
 
+@pytest.mark.slow
+def test_two_data_sets_swept_one_after_the_other_with_default_settings(pipeline, tmp_path, monkeypatch):
+    """`calib sweep` without --storage: each data set (and search space) has its own record and leaderboard."""
+    _, csv, cfg, _ = pipeline
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CALIB_RUNS_DIR", raising=False)
+    other = tmp_path / "foil-B.csv"
+    df = pd.read_csv(csv)
+    df[df["spot_id"] != df["spot_id"].iloc[-1]].to_csv(other, index=False)  # another batch: one spot fewer
+    outs = [_json(["-q", "sweep", str(data), "--config", str(cfg), "--trials", "1", "--json"]) for data in (csv, other)]
+    stores = [Path(o["storage"]) for o in outs]
+    assert [s.parent.parent for s in stores] == [tmp_path / "runs" / csv.stem, tmp_path / "runs" / "foil-B"]
+    boards = [json.loads((s.parent / "leaderboard.json").read_text()) for s in stores]
+    assert [b["storage"] for b in boards] == [str(s) for s in stores]
+    assert [len(b["trials"]) for b in boards] == [1, 1]
+    # a named study in an explicit storage keeps its own leaderboard beside the default study's
+    named = _json(["-q", "sweep", str(other), "--config", str(cfg), "--trials", "1", "--storage", str(stores[0]),
+                   "--study", "foil-B", "--json"])
+    assert named["study_name"] == "foil-B" and (stores[0].parent / "leaderboard-foil-B.json").exists()
+    assert json.loads((stores[0].parent / "leaderboard.json").read_text()) == boards[0]
+
+
 def test_json_simulate(tmp_path):
     out = _json(["simulate", "-o", str(tmp_path), "--spots", "3", "--json"])
     assert Path(out["readings"]).exists() and Path(out["config"]).exists()
