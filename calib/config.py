@@ -58,6 +58,13 @@ named somewhere (config or ``--target``)::
     temperature_degC = 22.5        # the two-point check's temperature
     air = 212.0                    # target value of the air level (zero level: 0)
 
+    [check]                        # dated spot checks of calib adjust (calib.spots.history)
+    gain_min = 0.85                # accepted gain, inclusive
+    gain_max = 1.20
+    max_offset = "auto"            # target unit; "auto": 5 % of the air reference
+    # tolerance = 2.0              # target unit; default: [validate] tolerance
+    interval_days = 180            # longest check interval
+
 Unknown sections and keys are errors, not silently ignored (one message, with a "did you
 mean" hint). ``[calibrate] trials``, ``strategy`` and ``jobs`` are deprecated aliases of the
 ``[sweep]`` keys of the same name (see :func:`config_from_dict`).
@@ -103,6 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "AdjustSpec",
     "CalibrateSpec",
+    "CheckSpec",
     "Config",
     "DEFAULT_TRIALS",
     "DataSpec",
@@ -121,7 +129,7 @@ __all__ = [
 #: The one default sweep budget (``[sweep] trials``) of ``calib sweep`` and ``calib calibrate``.
 DEFAULT_TRIALS = 12
 
-_SECTIONS = ("data", "conditions", "split", "validate", "model", "sweep", "calibrate", "adjust")
+_SECTIONS = ("data", "conditions", "split", "validate", "model", "sweep", "calibrate", "adjust", "check")
 _CONDITION_KEYS = ("temperature_degC", "pressure_hPa", "salinity_psu")
 #: ``[calibrate]`` keys that are deprecated aliases of the ``[sweep]`` keys of the same name.
 CALIBRATE_ALIASES = ("trials", "strategy", "jobs")
@@ -561,6 +569,55 @@ class AdjustSpec:
         return cls(**dict(d))
 
 
+# --------------------------------------------------------------------------- [check]
+@dataclass(frozen=True)
+class CheckSpec:
+    """The ``[check]`` table: acceptance bounds and schedule of a spot's dated two-point checks.
+
+    Read by ``calib adjust`` (:mod:`calib.spots.history`). A check's *gain* and *offset* are
+    the straight line that maps the batch model's reading onto the reference at the zero and
+    air points (for ``method = "linear"`` exactly the child's scale and intercept). Like an
+    instrument vendor's, a check outside the bounds is refused (the spot's previous
+    calibration stays current) unless forced.
+
+    Attributes
+    ----------
+    gain_min, gain_max : float, default=0.85, 1.20
+        Accepted gain, inclusive (dimensionless, 0 < gain_min < gain_max).
+    max_offset : float or "auto", default="auto"
+        Largest accepted absolute offset, target unit, inclusive (> 0); ``"auto"``: 5 % of
+        the check's air reference value.
+    tolerance : float or None, default=None
+        Error allowed to build up by drift before the next check, target unit (> 0);
+        ``None``: ``[validate] tolerance``.
+    interval_days : float, default=180.0
+        Check interval when the drift is unknown (one check) or slow, days (> 0): the next
+        check is due after at most this long.
+    """
+
+    gain_min: float = 0.85
+    gain_max: float = 1.20
+    max_offset: float | str = "auto"
+    tolerance: float | None = None
+    interval_days: float = 180.0
+
+    rules: ClassVar[Mapping[str, list]] = {
+        "gain_min": [Interval(Real, 0, None, closed="neither")],
+        "gain_max": [Interval(Real, 0, None, closed="neither")],
+        "max_offset": [Interval(Real, 0, None, closed="neither"), StrOptions(["auto"], label='"auto"')],
+        "tolerance": [None, Interval(Real, 0, None, closed="neither")],
+        "interval_days": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __post_init__(self) -> None:
+        check_params(_fields(self), self.rules)
+        require(self.gain_min < self.gain_max, "gain_min < gain_max", gain_min=self.gain_min, gain_max=self.gain_max)
+
+    def offset_limit(self, air_value: float) -> float:
+        """``max_offset`` in the target unit (``"auto"``: 5 % of ``air_value``)."""
+        return 0.05 * abs(float(air_value)) if self.max_offset == "auto" else float(self.max_offset)
+
+
 # --------------------------------------------------------------------------- Config
 @dataclass(frozen=True)
 class Config:
@@ -579,6 +636,8 @@ class Config:
     calibrate : CalibrateSpec
     adjust : AdjustSpec or None
         ``None`` without an ``[adjust]`` table.
+    check : CheckSpec
+        ``[check]``: acceptance bounds and schedule of spot checks (``calib adjust``).
     path : str or None
         The file it was read from.
     """
@@ -590,11 +649,12 @@ class Config:
     sweep: SweepSpec = field(default_factory=SweepSpec)
     calibrate: CalibrateSpec = field(default_factory=CalibrateSpec)
     adjust: AdjustSpec | None = None
+    check: CheckSpec = field(default_factory=CheckSpec)
     path: str | None = None
 
     def __post_init__(self) -> None:
         for name, cls in (("data", DataSpec), ("split", SplitSpec), ("validate", ValidateSpec),
-                          ("sweep", SweepSpec), ("calibrate", CalibrateSpec)):
+                          ("sweep", SweepSpec), ("calibrate", CalibrateSpec), ("check", CheckSpec)):
             if not isinstance(getattr(self, name), cls):
                 raise ConfigError(f"{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
         if self.adjust is not None and not isinstance(self.adjust, AdjustSpec):
@@ -735,6 +795,7 @@ def config_from_dict(d: Mapping[str, Any], path: str | None = None) -> Config:
         sweep=_spec(SweepSpec, "sweep", sw),
         calibrate=_spec(CalibrateSpec, "calibrate", cal),
         adjust=AdjustSpec.from_dict(d["adjust"]) if d.get("adjust") else None,
+        check=_spec(CheckSpec, "check", d.get("check", {})),
         path=path,
     )
 

@@ -142,7 +142,8 @@ def test_json_predict_inspect_models_report(pipeline):
     info = _json(["inspect", run["artifact"], "--verify", "--json"])
     assert info["verification"]["ok"] and info["version"] == "1.0.0"
     assert [f["name"] for f in info["features"]][-1] == "temperature_degC"
-    assert _json(["models", str(tmp / "models"), "--json"]) == {"tiny": ["1.0.0"]}
+    listed = _json(["models", str(tmp / "models"), "--json"])
+    assert list(listed) == ["tiny"] and listed["tiny"]["versions"] == ["1.0.0"] and listed["tiny"]["current"] == "1.0.0"
     rep = _json(["report", run["artifact"], "-o", str(tmp / "r.html"), "--json"])
     assert rep["bytes"] > 10_000 and (tmp / "r.html").read_text().count("<section") >= 8
 
