@@ -9,6 +9,7 @@ scale ``k`` needs ``O2 = 10 d / k + (1 / k) * batch``, so a spot whose gain ``g(
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -149,7 +150,7 @@ def test_a_bad_date_is_one_line(parent, tmp_path, date, message):
     pd.DataFrame(ref_rows(1.0, 0.5)).to_csv(ref, index=False)
     res = CliRunner().invoke(cli, ["adjust", str(parent), "--reference", str(ref), "--date", date])
     assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1
-    assert __import__("re").match(message, res.output), res.output
+    assert re.match(message, res.output), res.output
     assert not (tmp_path / "models" / "lin.S1").exists()
 
 
