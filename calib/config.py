@@ -44,7 +44,8 @@ named somewhere (config or ``--target``)::
     seed = 0                       # sampler and fold assignment (and the main job's network)
     folds = 5                      # default: [validate] folds
     jobs = 1                       # worker processes (-1: every core)
-    storage = "runs/sweep.journal" # default: runs/sweep.journal (sweep), runs/<name>/sweep-<key>.journal (calibrate)
+    storage = "runs/foil.journal"  # default: runs/<data stem>/sweep-<key>/sweep.journal (sweep),
+                                   # runs/<name>/sweep-<key>.journal (calibrate): one per data and settings
     study = "calib"
     [sweep.space]                  # calib.search.SearchSpace, validated at load
 
@@ -57,6 +58,13 @@ named somewhere (config or ``--target``)::
     temperature_degC = 22.5        # the two-point check's temperature
     air = 212.0                    # target value of the air level (zero level: 0)
 
+    [check]                        # dated spot checks of calib adjust (calib.spots.history)
+    gain_min = 0.85                # accepted gain, inclusive
+    gain_max = 1.20
+    max_offset = "auto"            # target unit; "auto": 5 % of the air reference
+    # tolerance = 2.0              # target unit; default: [validate] tolerance
+    interval_days = 180            # longest check interval
+
 Unknown sections and keys are errors, not silently ignored (one message, with a "did you
 mean" hint). ``[calibrate] trials``, ``strategy`` and ``jobs`` are deprecated aliases of the
 ``[sweep]`` keys of the same name (see :func:`config_from_dict`).
@@ -64,7 +72,9 @@ mean" hint). ``[calibrate] trials``, ``strategy`` and ``jobs`` are deprecated al
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 import warnings
 from dataclasses import dataclass, field, fields, replace
@@ -100,6 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "AdjustSpec",
     "CalibrateSpec",
+    "CheckSpec",
     "Config",
     "DEFAULT_TRIALS",
     "DataSpec",
@@ -111,12 +122,14 @@ __all__ = [
     "load_config",
     "parse_column_list",
     "sweep_settings",
+    "toml_key",
+    "toml_string",
 ]
 
 #: The one default sweep budget (``[sweep] trials``) of ``calib sweep`` and ``calib calibrate``.
 DEFAULT_TRIALS = 12
 
-_SECTIONS = ("data", "conditions", "split", "validate", "model", "sweep", "calibrate", "adjust")
+_SECTIONS = ("data", "conditions", "split", "validate", "model", "sweep", "calibrate", "adjust", "check")
 _CONDITION_KEYS = ("temperature_degC", "pressure_hPa", "salinity_psu")
 #: ``[calibrate]`` keys that are deprecated aliases of the ``[sweep]`` keys of the same name.
 CALIBRATE_ALIASES = ("trials", "strategy", "jobs")
@@ -155,6 +168,31 @@ def parse_column_list(text: str | None) -> tuple[str, ...] | None:
         return None
     cols = tuple(c.strip() for c in text.split(",") if c.strip())
     return cols or None
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_string(text: str) -> str:
+    """``text`` as a TOML basic string (what an error message may tell a user to paste).
+
+    Examples
+    --------
+    >>> toml_string('O2 [µmol/L]')
+    '"O2 [µmol/L]"'
+    """
+    return json.dumps(str(text), ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def toml_key(name: str) -> str:
+    """``name`` as a TOML key: bare when it may be, else quoted (``"Phase [°]"``).
+
+    Examples
+    --------
+    >>> toml_key("phase_a"), toml_key("Phase A")
+    ('phase_a', '"Phase A"')
+    """
+    return name if _BARE_KEY.match(name) else toml_string(name)
 
 
 # --------------------------------------------------------------------------- [data] + [conditions]
@@ -359,7 +397,8 @@ class SweepSpec:
         Parallel worker processes (>= 1, or -1 for every core).
     storage : str or None, default=None
         Journal file or RDB URL of the trial record. ``None``: the command's own default,
-        ``runs/sweep.journal`` for ``calib sweep`` and ``<runs_dir>/<name>/sweep-<key>.journal``
+        ``runs/<data stem>/sweep-<key>/sweep.journal`` for ``calib sweep``
+        (:func:`calib.search.default_storage`) and ``<runs_dir>/<name>/sweep-<key>.journal``
         (one per data and settings, so a main job resumes) for ``calib calibrate``.
     study : str, default="calib"
         Study name inside the storage.
@@ -538,6 +577,55 @@ class AdjustSpec:
         return cls(**dict(d))
 
 
+# --------------------------------------------------------------------------- [check]
+@dataclass(frozen=True)
+class CheckSpec:
+    """The ``[check]`` table: acceptance bounds and schedule of a spot's dated two-point checks.
+
+    Read by ``calib adjust`` (:mod:`calib.spots.history`). A check's *gain* and *offset* are
+    the straight line that maps the batch model's reading onto the reference at the zero and
+    air points (for ``method = "linear"`` exactly the child's scale and intercept). Like an
+    instrument vendor's, a check outside the bounds is refused (the spot's previous
+    calibration stays current) unless forced.
+
+    Attributes
+    ----------
+    gain_min, gain_max : float, default=0.85, 1.20
+        Accepted gain, inclusive (dimensionless, 0 < gain_min < gain_max).
+    max_offset : float or "auto", default="auto"
+        Largest accepted absolute offset, target unit, inclusive (> 0); ``"auto"``: 5 % of
+        the check's air reference value.
+    tolerance : float or None, default=None
+        Error allowed to build up by drift before the next check, target unit (> 0);
+        ``None``: ``[validate] tolerance``.
+    interval_days : float, default=180.0
+        Check interval when the drift is unknown (one check) or slow, days (> 0): the next
+        check is due after at most this long.
+    """
+
+    gain_min: float = 0.85
+    gain_max: float = 1.20
+    max_offset: float | str = "auto"
+    tolerance: float | None = None
+    interval_days: float = 180.0
+
+    rules: ClassVar[Mapping[str, list]] = {
+        "gain_min": [Interval(Real, 0, None, closed="neither")],
+        "gain_max": [Interval(Real, 0, None, closed="neither")],
+        "max_offset": [Interval(Real, 0, None, closed="neither"), StrOptions(["auto"], label='"auto"')],
+        "tolerance": [None, Interval(Real, 0, None, closed="neither")],
+        "interval_days": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __post_init__(self) -> None:
+        check_params(_fields(self), self.rules)
+        require(self.gain_min < self.gain_max, "gain_min < gain_max", gain_min=self.gain_min, gain_max=self.gain_max)
+
+    def offset_limit(self, air_value: float) -> float:
+        """``max_offset`` in the target unit (``"auto"``: 5 % of ``air_value``)."""
+        return 0.05 * abs(float(air_value)) if self.max_offset == "auto" else float(self.max_offset)
+
+
 # --------------------------------------------------------------------------- Config
 @dataclass(frozen=True)
 class Config:
@@ -556,6 +644,8 @@ class Config:
     calibrate : CalibrateSpec
     adjust : AdjustSpec or None
         ``None`` without an ``[adjust]`` table.
+    check : CheckSpec
+        ``[check]``: acceptance bounds and schedule of spot checks (``calib adjust``).
     path : str or None
         The file it was read from.
     """
@@ -567,11 +657,12 @@ class Config:
     sweep: SweepSpec = field(default_factory=SweepSpec)
     calibrate: CalibrateSpec = field(default_factory=CalibrateSpec)
     adjust: AdjustSpec | None = None
+    check: CheckSpec = field(default_factory=CheckSpec)
     path: str | None = None
 
     def __post_init__(self) -> None:
         for name, cls in (("data", DataSpec), ("split", SplitSpec), ("validate", ValidateSpec),
-                          ("sweep", SweepSpec), ("calibrate", CalibrateSpec)):
+                          ("sweep", SweepSpec), ("calibrate", CalibrateSpec), ("check", CheckSpec)):
             if not isinstance(getattr(self, name), cls):
                 raise ConfigError(f"{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
         if self.adjust is not None and not isinstance(self.adjust, AdjustSpec):
@@ -718,6 +809,7 @@ def config_from_dict(d: Mapping[str, Any], path: str | None = None) -> Config:
         sweep=_spec(SweepSpec, "sweep", sw),
         calibrate=_spec(CalibrateSpec, "calibrate", cal),
         adjust=AdjustSpec.from_dict(d["adjust"]) if d.get("adjust") else None,
+        check=_spec(CheckSpec, "check", d.get("check", {})),
         path=path,
     )
 

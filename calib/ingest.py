@@ -22,16 +22,17 @@ import difflib
 import hashlib
 import io
 import re
+import shlex
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import units as U
-from .config import Config, DataSpec, SplitSpec
+from .config import Config, DataSpec, SplitSpec, toml_key, toml_string
 from .constraints import check_params, require
 from .errors import ConfigError, IngestError, UnitError, escape_text
 from .limits import max_columns
@@ -531,11 +532,35 @@ def _fmt(v: float) -> str:
 
 
 # --------------------------------------------------------------------------- columns
-def _missing(table: RawTable, col: str, role: str) -> IngestError:
+def o2_columns(table: RawTable, units: Mapping[str, Any] | None = None) -> list[str]:
+    """Columns of ``table`` whose unit (name suffix, brackets, or ``units``) is an O2 unit."""
+    out = []
+    for c in table.columns:
+        unit: str | None = None
+        if units and c in units:
+            try:
+                unit = U.normalize_unit(units[c])
+            except UnitError:
+                unit = None
+        else:
+            parsed = U.unit_from_column_name(c)
+            unit = None if parsed is None else parsed[0]
+        if unit in U.O2_UNITS:
+            out.append(c)
+    return out
+
+
+def _missing(table: RawTable, col: str, role: str, units: Mapping[str, Any] | None = None) -> IngestError:
     close = difflib.get_close_matches(col, table.columns, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     cols = ", ".join(table.columns[:20]) + (" ..." if len(table.columns) > 20 else "")
-    return IngestError(f"{table.name} row 1: missing column {col!r} ({role}){hint} (columns in the file: {cols})")
+    o2 = ""
+    if role == "target":
+        found = [c for c in o2_columns(table, units) if c != (close[0] if close else None)]
+        if found:
+            o2 = (f"; O2 columns in the file: {', '.join(found[:10])}" + (" ..." if len(found) > 10 else "")
+                  + f" (e.g. --target {shlex.quote(found[0])} or [data] target = {toml_string(found[0])})")
+    return IngestError(f"{table.name} row 1: missing column {col!r} ({role}){hint}{o2} (columns in the file: {cols})")
 
 
 def _unit_of(table: RawTable, col: str, spec: DataSpec) -> tuple[str, float | None, bool]:
@@ -550,17 +575,20 @@ def _unit_of(table: RawTable, col: str, spec: DataSpec) -> tuple[str, float | No
     if parsed is not None:
         unit, name_freq = parsed
         return unit, freq if freq is not None else name_freq, True
+    bare = col.strip()
     raise IngestError(
         f"{table.name} row 1, column {col}: no unit; expected a unit suffix in the name "
-        f"(e.g. {col}_deg, {col}_degC, {col}_hPa) or a declaration in the config: "
-        f'[data.units] {col} = "deg"'
+        f"(e.g. {bare}_deg, {bare}_degC, {bare}_hPa, or in brackets {bare} [deg]) or a declaration in the config: "
+        f'[data.units] {toml_key(col)} = "deg"'
     )
 
 
 def _normalised_name(col: str, unit: str, canonical: str, from_name: bool) -> str:
+    parsed = U.split_unit_suffix(col)
+    if from_name and parsed is not None and parsed[3]:  # "Temp (°C)" -> Temp_degC
+        return f"{U.snake_stem(parsed[0])}_{canonical}"
     if canonical == unit:
         return col
-    parsed = U.unit_from_column_name(col)
     if from_name and parsed is not None:
         # strip the matched suffix (case-insensitive)
         idx = col.lower().rfind("_" + unit.lower())
@@ -629,16 +657,19 @@ def load_dataset(path: str | Path, spec: DataSpec, *, table: RawTable | None = N
     ConfigError
         No target given, an unknown unit, a conversion missing an input.
     """
-    if spec.target is None:
-        raise ConfigError("no target column: give --target COL or [data] target in the config")
     table = table if table is not None else read_table(path, sep=spec.sep, decimal=spec.decimal, sheet=spec.sheet)
+    if spec.target is None:
+        found = o2_columns(table, spec.units)
+        hint = (f" (O2 columns in {table.name}: {', '.join(found[:10])}; e.g. --target {shlex.quote(found[0])} "
+                f"or [data] target = {toml_string(found[0])})" if found else "")
+        raise ConfigError(f"no target column: give --target COL or [data] target in the config{hint}")
     target_col = spec.target
     aux = tuple(spec.aux_targets)
     if target_col in aux:
         raise ConfigError(f"aux_targets must not repeat the target, got {target_col!r} in both")
     for col, role in ((target_col, "target"), *((a, "aux target") for a in aux)):
         if col not in table.columns:
-            raise _missing(table, col, role)
+            raise _missing(table, col, role, spec.units)
     if spec.group is not None and spec.group not in table.columns:
         raise _missing(table, spec.group, "group")
     exclude = {target_col, *aux, *( [spec.group] if spec.group else [])}
@@ -684,7 +715,7 @@ def load_dataset(path: str | Path, spec: DataSpec, *, table: RawTable | None = N
     # --- target (O2): bounds, optional unit conversion
     y = raw_values[target_col]
     check_physical(y, table, target_col, t_unit, o2=True)
-    t_name, t_out_unit = target_col, t_unit
+    t_name, t_out_unit = _normalised_name(target_col, t_unit, t_unit, metas[target_col][2]), t_unit
     if spec.convert_target_to is not None:
         to_unit = U.normalize_unit(spec.convert_target_to)
         if to_unit not in U.O2_UNITS:

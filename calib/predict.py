@@ -23,6 +23,11 @@ The output file's suffix decides: ``.parquet``/``.pq`` -> Parquet, anything else
 - Parquet from a Parquet input keeps the input's columns and types; from CSV the original
   columns are stored as text (exactly as in the file); predictions are float64 (the
   float32 results) and ``out_of_range`` is boolean.
+- Provenance (:mod:`calib.provenance`): which artifact made the numbers (name, version,
+  model id, SHA-256 of ``model.onnx`` and of ``SHA256SUMS``, the spot children used, the
+  input's SHA-256) is in a Parquet file's key-value metadata ``calib.provenance``, and for
+  CSV in a sidecar ``<output>.json`` written atomically with it (replaced only with
+  ``force``, like the CSV).
 
 Examples
 --------
@@ -130,7 +135,7 @@ def _write_csv(tmp: Path, table: RawTable, raw: bytes | None, sep: str, decimal:
     frame.to_csv(tmp, sep=sep, index=False, encoding="utf-8", lineterminator="\n")
 
 
-def _write_parquet(tmp: Path, table: RawTable, new: dict[str, np.ndarray]) -> None:
+def _write_parquet(tmp: Path, table: RawTable, new: dict[str, np.ndarray], trace: str) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -151,6 +156,9 @@ def _write_parquet(tmp: Path, table: RawTable, new: dict[str, np.ndarray]) -> No
         else:
             arr = pa.array(v if v.dtype == np.bool_ else v.astype(np.float64))
         t = t.append_column(k, arr)
+    from .provenance import PROVENANCE_KEY
+
+    t = t.replace_schema_metadata({**(t.schema.metadata or {}), PROVENANCE_KEY.encode(): trace.encode("utf-8")})
     pq.write_table(t, tmp)
 
 
@@ -207,8 +215,9 @@ def predict_file(
     CalibError
         The output cannot be written (folder missing, read-only, disk full).
     """
-    from .fsutil import atomic_write, check_output_path
+    from .fsutil import atomic_write, check_output_path, sha256_file
     from .ingest import read_table
+    from .provenance import PROVENANCE_KEY, provenance, provenance_json, sidecar_path
     from .rawio import COMPRESSIONS
 
     t0 = time.perf_counter()
@@ -232,6 +241,9 @@ def predict_file(
         raise ConfigError(f"output must be .csv or .parquet ({what} is not written), got output={str(output)!r}")
     check_output_path(output, force=force)
     fmt = "parquet" if out_suffix in _PARQUET else "csv"
+    side = sidecar_path(output)
+    if fmt == "csv":
+        check_output_path(side, force=force, what="provenance sidecar")
 
     table = read_table(data, sep=sep, decimal=decimal)
     added = model.output_columns()
@@ -246,6 +258,9 @@ def predict_file(
     res = model.run(x, model.spots_of(table.frame))
     new = model.result_columns(res)
     oor = res.out_of_range
+    # which artifact (and spot children) made the numbers: Parquet metadata, or a CSV sidecar
+    trace = provenance(model, res.spot_models, input_file=data, input_sha256=table.sha256, rows=len(x),
+                       columns_added=added)
 
     is_csv_in = table.format == "csv"
     if fmt == "csv":
@@ -264,9 +279,17 @@ def predict_file(
         out_decimal = table.decimal if is_csv_in else "."
         if out_sep == out_decimal:
             out_decimal = "."
+        # the CSV, then its provenance sidecar (with the CSV's SHA-256), each atomic; a CSV whose
+        # sidecar cannot be written is removed again
         atomic_write(output, lambda tmp: _write_csv(tmp, table, raw, out_sep, out_decimal, new), overwrite=force)
+        try:
+            text = provenance_json(trace, sha256_file(output))
+            atomic_write(side, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite=force)
+        except BaseException:
+            output.unlink(missing_ok=True)
+            raise
     else:
-        atomic_write(output, lambda tmp: _write_parquet(tmp, table, new), overwrite=force)
+        atomic_write(output, lambda tmp: _write_parquet(tmp, table, new, provenance_json(trace)), overwrite=force)
     return {
         "input": str(data),
         "output": str(output),
@@ -281,6 +304,7 @@ def predict_file(
         "target": model.target,
         "unit": model.unit,
         "seconds": round(time.perf_counter() - t0, 4),
+        "provenance": str(side) if fmt == "csv" else f"{output} (Parquet metadata {PROVENANCE_KEY})",
         # spot routing (calib.runtime): rows predicted by a spot's child, {spot: child version}
         **({} if res.adjusted is None else {"adjusted": int(res.adjusted.sum()), "spot_models": dict(res.spot_models)}),
     }

@@ -27,6 +27,11 @@ def _stem(name: str, unit: str) -> str | None:
     return None
 
 
+def _stem_key(stem: str) -> str:
+    """A stem up to case, spaces and underscores: ``"Phase 5 kHz"`` and ``"phase_5khz"`` match."""
+    return _fold(U.snake_stem(stem)).replace(" ", "_")
+
+
 def _fold(name: str) -> str:
     """A column name up to case and spaces: ``' Temperature_degC'`` -> ``'temperature_degc'``."""
     return " ".join(str(name).casefold().split())
@@ -40,7 +45,9 @@ def resolve_feature_columns(
     A feature's column is the one column with the feature's normalised ``name`` (values in
     its ``unit``, no conversion), with its ``source`` name (values in ``source_unit``), both
     up to case and spaces, or with the same stem and another unit suffix that converts to
-    the feature's unit (e.g. ``temp_K`` for ``temp_degC``). Two such columns (the same
+    the feature's unit (e.g. ``temp_K`` for ``temp_degC``), or the same stem with the unit in
+    brackets or parentheses (``Temp (°C)``, ``temp [K]`` and ``TEMP (degC)`` for ``temp_degC``;
+    :func:`calib.units.split_unit_suffix`). Two such columns (the same
     quantity twice, e.g. ``temperature_degC`` and ``temperature_K``, or ``temperature_degC``
     and ``Temperature_degC``) are refused, naming both: calib never guesses which one is meant.
 
@@ -83,12 +90,17 @@ def resolve_feature_columns(
         wrong_unit: list[tuple[str, str]] = []  # same stem, a unit that does not convert
         if stem is not None:
             for c in cols:
-                parsed = U.unit_from_column_name(c)
-                if parsed is None or parsed[0] == unit or _fold(c) in keys:
+                split = U.split_unit_suffix(c)
+                if split is None or _fold(c) in keys:
                     continue
-                cstem = _stem(c, parsed[0])
-                if cstem is None or _fold(cstem) != _fold(stem):
+                cstem, cunit, cfreq, bracketed = split
+                if _stem_key(cstem) != _stem_key(stem):
                     continue
+                if cunit == unit:  # "Phase [deg]" for phase_deg (the suffix form is the name itself)
+                    if bracketed:
+                        found.append((c, None))
+                    continue
+                parsed = (cunit, cfreq)
                 try:
                     canonical = U.canonical_unit(parsed[0], freq if freq else parsed[1])
                 except Exception:  # unit without a conversion to this feature's unit

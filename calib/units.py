@@ -101,6 +101,8 @@ __all__ = [
     "CONDITION_NAMES",
     "normalize_unit",
     "unit_from_column_name",
+    "split_unit_suffix",
+    "snake_stem",
     "canonical_unit",
     "to_canonical",
     "convert_o2",
@@ -284,7 +286,74 @@ _SUFFIX_TOKENS: tuple[str, ...] = tuple(
         reverse=True,
     )
 )
-_FREQUENCY_RE = re.compile(r"(?:^|_)(\d+(?:\.\d+)?)(k?)hz(?=_|$)", re.IGNORECASE)
+_FREQUENCY_RE = re.compile(r"(?:^|[_\s])(\d+(?:\.\d+)?)\s*(k?)hz(?=[_\s]|$)", re.IGNORECASE)
+#: ``<stem> [<unit>]`` or ``<stem> (<unit>)`` at the end of a column name.
+_BRACKET_RE = re.compile(r"^(?P<stem>.*?\S)\s*(?:\[(?P<square>[^\[\]]+)\]|\((?P<round>[^()]+)\))\s*$", re.DOTALL)
+
+
+def _frequency(stem: str) -> float | None:
+    match = _FREQUENCY_RE.search(stem)
+    if match is None:
+        return None
+    return float(match.group(1)) * (1000.0 if match.group(2) else 1.0)
+
+
+def split_unit_suffix(name: str) -> tuple[str, str, float | None, bool] | None:
+    """Split a column name into its stem and its unit (and a modulation frequency).
+
+    Two forms are read: an underscore suffix (``phase_5000hz_deg``, ``temperature_degC``;
+    the tokens of :func:`unit_from_column_name`) and a unit in brackets or parentheses at
+    the end, in any spelling :func:`normalize_unit` knows (``Phase [°]``, ``Temp (°C)``,
+    ``O2 [µmol/L]``, ``Phase 5 kHz [deg]``, ``T (degC)``). A bracketed text that is not one
+    of the suffix units (``Sensor (S1)``, ``Signal (counts)``) is no unit.
+
+    Parameters
+    ----------
+    name : str
+        Column name.
+
+    Returns
+    -------
+    tuple of (str, str, float or None, bool), or None
+        ``(stem, unit token, frequency in Hz or None, bracketed)``; None when the name
+        carries no unit.
+
+    Examples
+    --------
+    >>> split_unit_suffix("Temp (°C)")
+    ('Temp', 'degC', None, True)
+    >>> split_unit_suffix("phase_5khz_deg")
+    ('phase_5khz', 'deg', 5000.0, False)
+    """
+    lowered = name.lower()
+    for token in _SUFFIX_TOKENS:
+        suffix = "_" + token.lower()
+        if lowered.endswith(suffix) and len(lowered) > len(suffix):
+            stem = name[: -len(suffix)]
+            return stem, token, _frequency(stem), False
+    m = _BRACKET_RE.match(name)
+    if m is None:
+        return None
+    try:
+        token = normalize_unit(m.group("square") or m.group("round"))
+    except UnitError:
+        return None
+    if token not in _SUFFIX_TOKENS:
+        return None
+    stem = m.group("stem").strip()
+    return stem, token, _frequency(stem), True
+
+
+def snake_stem(stem: str) -> str:
+    """A bracketed column's stem as the stem of a normalised name: ``"Phase 5 kHz"`` -> ``"Phase_5kHz"``.
+
+    Examples
+    --------
+    >>> snake_stem("O2  sat")
+    'O2_sat'
+    """
+    joined = re.sub(r"(\d)\s+(k?hz)\b", r"\1\2", stem.strip(), flags=re.IGNORECASE)
+    return re.sub(r"\s+", "_", joined)
 
 
 def unit_from_column_name(name: str) -> tuple[str, float | None] | None:
@@ -295,8 +364,11 @@ def unit_from_column_name(name: str) -> tuple[str, float | None] | None:
     ``_umol_per_L``, ``_umol_per_kg``, ``_mg_per_L``, ``_mL_per_L``,
     ``_percent_airsat``, ``_percent_O2``, ``_psu``, ``_mV``, ``_Hz``. Matching ignores
     case and tries the longest suffix first, so ``temperature_degC`` is degC, not deg.
-    A part ``_<number>hz`` or ``_<number>khz`` (e.g. ``phase_5000hz_deg``,
-    ``delay_5khz_us``, ``phase_1.5kHz_deg``) is the modulation frequency.
+    Or one of these units in brackets or parentheses at the end, in any spelling
+    :func:`normalize_unit` knows: ``Phase [°]``, ``Temp (°C)``, ``O2 [µmol/L]``
+    (:func:`split_unit_suffix`). A part ``_<number>hz`` or ``_<number>khz`` (e.g.
+    ``phase_5000hz_deg``, ``delay_5khz_us``, ``phase_1.5kHz_deg``, ``Phase 5 kHz [°]``)
+    is the modulation frequency.
 
     Parameters
     ----------
@@ -314,18 +386,11 @@ def unit_from_column_name(name: str) -> tuple[str, float | None] | None:
     ('deg', 1500.0)
     >>> unit_from_column_name("temperature_degC")
     ('degC', None)
+    >>> unit_from_column_name("O2 [µmol/L]")
+    ('umol_per_L', None)
     """
-    lowered = name.lower()
-    for token in _SUFFIX_TOKENS:
-        suffix = "_" + token.lower()
-        if lowered.endswith(suffix) and len(lowered) > len(suffix):
-            stem = name[: -len(suffix)]
-            match = _FREQUENCY_RE.search(stem)
-            frequency = None
-            if match is not None:
-                frequency = float(match.group(1)) * (1000.0 if match.group(2) else 1.0)
-            return token, frequency
-    return None
+    parsed = split_unit_suffix(name)
+    return None if parsed is None else (parsed[1], parsed[2])
 
 
 # ------------------------------------------------------------------------ feature units

@@ -142,7 +142,8 @@ def test_json_predict_inspect_models_report(pipeline):
     info = _json(["inspect", run["artifact"], "--verify", "--json"])
     assert info["verification"]["ok"] and info["version"] == "1.0.0"
     assert [f["name"] for f in info["features"]][-1] == "temperature_degC"
-    assert _json(["models", str(tmp / "models"), "--json"]) == {"tiny": ["1.0.0"]}
+    listed = _json(["models", str(tmp / "models"), "--json"])
+    assert list(listed) == ["tiny"] and listed["tiny"]["versions"] == ["1.0.0"] and listed["tiny"]["current"] == "1.0.0"
     rep = _json(["report", run["artifact"], "-o", str(tmp / "r.html"), "--json"])
     assert rep["bytes"] > 10_000 and (tmp / "r.html").read_text().count("<section") >= 8
 
@@ -159,6 +160,28 @@ def test_json_sweep_resumes_and_lists_every_trial(pipeline):
     assert [t["number"] for t in again["trials"]] == [0, 1]
     assert again["trials"][0]["score"] == out["trials"][0]["score"]
     assert (store.parent / "leaderboard.csv").exists() and (store.parent / "leaderboard.json").exists()
+
+
+@pytest.mark.slow
+def test_two_data_sets_swept_one_after_the_other_with_default_settings(pipeline, tmp_path, monkeypatch):
+    """`calib sweep` without --storage: each data set (and search space) has its own record and leaderboard."""
+    _, csv, cfg, _ = pipeline
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CALIB_RUNS_DIR", raising=False)
+    other = tmp_path / "foil-B.csv"
+    df = pd.read_csv(csv)
+    df[df["spot_id"] != df["spot_id"].iloc[-1]].to_csv(other, index=False)  # another batch: one spot fewer
+    outs = [_json(["-q", "sweep", str(data), "--config", str(cfg), "--trials", "1", "--json"]) for data in (csv, other)]
+    stores = [Path(o["storage"]) for o in outs]
+    assert [s.parent.parent for s in stores] == [tmp_path / "runs" / csv.stem, tmp_path / "runs" / "foil-B"]
+    boards = [json.loads((s.parent / "leaderboard.json").read_text()) for s in stores]
+    assert [b["storage"] for b in boards] == [str(s) for s in stores]
+    assert [len(b["trials"]) for b in boards] == [1, 1]
+    # a named study in an explicit storage keeps its own leaderboard beside the default study's
+    named = _json(["-q", "sweep", str(other), "--config", str(cfg), "--trials", "1", "--storage", str(stores[0]),
+                   "--study", "foil-B", "--json"])
+    assert named["study_name"] == "foil-B" and (stores[0].parent / "leaderboard-foil-B.json").exists()
+    assert json.loads((stores[0].parent / "leaderboard.json").read_text()) == boards[0]
 
 
 def test_json_simulate(tmp_path):

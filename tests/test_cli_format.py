@@ -71,7 +71,16 @@ def test_format_adjustment_one_line_per_spot():
 
 def test_format_model_list_and_wrote():
     assert format_model_list({}, Path("models")) == "no calibration models under models"
-    assert format_model_list({"a": ["1.0.0", "1.1.0"], "b": ["1.0.0"]}, "m") == "a: 1.0.0, 1.1.0\nb: 1.0.0"
+    plain = {"versions": ["1.0.0"], "current": "1.0.0", "parent": None, "spot": None, "children": ["a.S1"],
+             "check": None}
+    child = {"versions": ["1.0.0", "1.1.0"], "current": "1.1.0", "parent": {"name": "a", "version": "1.0.0",
+             "model_id": "m1"}, "spot": "S1", "children": [],
+             "check": {"date": "2026-03-01T00:00:00Z", "gain": 1.01, "offset": -0.25, "due": "2026-06-01T00:00:00Z",
+                       "overdue": True, "days": -3, "forced": False, "n_checks": 2}}
+    assert format_model_list({"a": plain, "a.S1": child}, "m") == (
+        "a: 1.0.0 (current 1.0.0)\n  spot children: a.S1\n"
+        "a.S1: 1.0.0, 1.1.0 (current 1.1.0)\n  spot S1 of a 1.0.0 (model id m1)\n"
+        "  last check 2026-03-01 (2 recorded): gain 1.01000, offset -0.25; next check due 2026-06-01 (OVERDUE by 3 day(s))")
     assert format_wrote("x.csv") == "wrote x.csv" and format_wrote("a", Path("b")) == "wrote a and b"
 
 

@@ -40,7 +40,7 @@ MALFORMED = [
     pytest.param("phase_rad_too_large.csv", [], "phase_rad_too_large.csv row 3, column phase_rad: 2 rad (= 114.592 deg) is impossible; expected a phase within 0..90 deg", id="rad-too-large"),
     pytest.param("constant_target.csv", [], "constant_target.csv column o2_hPa: constant (5 in every row); expected at least two distinct reference O2 levels", id="constant-target"),
     pytest.param("missing_target.csv", [], "missing_target.csv row 1: missing column 'o2_hPa' (target); did you mean 'o2_hpa_ref'? (columns in the file: temperature_degC, phase_deg, o2_hpa_ref)", id="missing-target"),
-    pytest.param("no_unit.csv", ["--features", "temperature_degC,phase"], "no_unit.csv row 1, column phase: no unit; expected a unit suffix in the name (e.g. phase_deg, phase_degC, phase_hPa) or a declaration in the config: [data.units] phase = \"deg\"", id="no-unit"),
+    pytest.param("no_unit.csv", ["--features", "temperature_degC,phase"], "no_unit.csv row 1, column phase: no unit; expected a unit suffix in the name (e.g. phase_deg, phase_degC, phase_hPa, or in brackets phase [deg]) or a declaration in the config: [data.units] phase = \"deg\"", id="no-unit"),
     pytest.param("too_many_fields.csv", [], "too_many_fields.csv row 4: 4 fields, expected 3 (separator ',')", id="too-many-fields"),
     pytest.param("semicolon_bad_number.csv", [], "semicolon_bad_number.csv row 4, column phase_deg: '1.234,5' is not a number", id="semicolon-bad-number"),
     pytest.param("group_empty.csv", ["--group", "spot_id"], "group_empty.csv row 3, column spot_id: empty cell; expected a sensor/group id", id="group-empty"),
@@ -262,3 +262,54 @@ def test_random_bytes_only_raise_calib_errors(tmp_path, data):
         read_table(path)
     except CalibError:
         pass
+
+
+# --------------------------------------------------------------------------- units in brackets
+BRACKETS = "spot,Phase [°],Temp (°C),O2 [µmol/L],pO2 (hPa)\nA,50,10,0,0\nA,40,20,100,80\nB,30,25,200,160\n"
+
+
+def test_units_in_brackets_are_unit_suffixes(tmp_path):
+    p = tmp_path / "lab.csv"
+    p.write_text(BRACKETS, encoding="utf-8")
+    ds = load_dataset(p, DataSpec(target="O2 [µmol/L]", features=("Phase [°]", "Temp (°C)")))
+    assert list(ds.frame.columns) == ["Phase_deg", "Temp_degC", "O2_umol_per_L"]
+    assert [(c.source, c.unit) for c in ds.features] == [("Phase [°]", "deg"), ("Temp (°C)", "degC")]
+    assert (ds.target.source, ds.target.unit) == ("O2 [µmol/L]", "umol_per_L")
+    # converted like a suffix unit: "T [K]" -> T_degC
+    p.write_text("Phase [deg],T [K],O2 [hPa]\n50,283.15,0\n40,293.15,100\n", encoding="utf-8")
+    ds = load_dataset(p, DataSpec(target="O2 [hPa]"))
+    assert list(ds.frame.columns) == ["Phase_deg", "T_degC", "O2_hPa"]
+    np.testing.assert_allclose(ds.frame["T_degC"], [10.0, 20.0])
+
+
+def test_missing_target_names_the_o2_columns_as_valid_toml(tmp_path):
+    import tomllib
+
+    p = tmp_path / "lab.csv"
+    p.write_text(BRACKETS, encoding="utf-8")
+    with pytest.raises(IngestError) as exc:
+        load_dataset(p, DataSpec(target="o2_hPa"))
+    msg = str(exc.value)
+    assert msg.startswith("lab.csv row 1: missing column 'o2_hPa' (target); O2 columns in the file: "
+                          "O2 [µmol/L], pO2 (hPa) (e.g. --target 'O2 [µmol/L]' or [data] target = \"O2 [µmol/L]\")")
+    fix = msg.split(" or ", 1)[1].split(") (columns")[0]
+    section, line = fix.split(" ", 1)
+    assert tomllib.loads(f"{section}\n{line}")["data"]["target"] == "O2 [µmol/L]"
+    with pytest.raises(ConfigError, match=r"no target column: .* \(O2 columns in lab\.csv: O2 \[µmol/L\], pO2 \(hPa\);"):
+        load_dataset(p, DataSpec())
+
+
+def test_no_unit_suggests_a_valid_toml_declaration(tmp_path):
+    import tomllib
+
+    p = tmp_path / "lab.csv"
+    p.write_text("Phase A,o2_hPa\n50,0\n40,100\n", encoding="utf-8")
+    with pytest.raises(IngestError, match=r"column Phase A: no unit; expected a unit suffix in the name "
+                                          r"\(e\.g\. Phase A_deg, Phase A_degC, Phase A_hPa, or in brackets Phase A \[deg\]\)") as exc:
+        load_dataset(p, DataSpec(target="o2_hPa", features=("Phase A",)))
+    fix = str(exc.value).split("in the config: ", 1)[1]
+    table, line = fix.split(" ", 1)
+    assert fix == '[data.units] "Phase A" = "deg"'
+    assert tomllib.loads(f"{table}\n{line}")["data"]["units"] == {"Phase A": "deg"}
+    ds = load_dataset(p, DataSpec(target="o2_hPa", features=("Phase A",), units={"Phase A": "deg"}))
+    assert ds.feature_names == ("Phase A",)

@@ -326,9 +326,12 @@ def test_sigkill_during_predict_leaves_no_partial_output(art, reference, tmp_pat
         assert killed
         # what remains is a hidden temporary file beside the target, or the output (renamed
         # atomically at the very end, compared with an uninterrupted run below), nothing else
-        assert {p.name for p in folder.iterdir()} <= {out.name, *(p.name for p in _hidden_tmps(folder, out.name))}
+        side = folder / f"{out.name}.json"  # the provenance sidecar, written after the CSV
+        assert {p.name for p in folder.iterdir()} <= {out.name, side.name,
+                                                      *(p.name for p in _hidden_tmps(folder, out.name))}
         if out.exists():
             finished.append(out.rename(tmp_path / f"finished{k}.csv"))
+        side.unlink(missing_ok=True)
     leftovers = _hidden_tmps(folder, out.name)
     assert leftovers, "no kill landed between the temporary file and the rename"
     # the next predict to the same target removes stale leftovers (> 1 h), keeps a fresh one
@@ -340,7 +343,7 @@ def test_sigkill_during_predict_leaves_no_partial_output(art, reference, tmp_pat
     fresh.write_bytes(b"partial")
     killed, _ = _predict_killed(art["path"], src, out, None)
     assert not killed
-    assert sorted(p.name for p in folder.iterdir()) == sorted([fresh.name, out.name])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([fresh.name, out.name, f"{out.name}.json"])
     data = out.read_bytes()
     assert all(f.read_bytes() == data for f in finished)
     # complete and correct: every input line kept, the predictions of reference.csv's rows
@@ -1003,7 +1006,7 @@ def test_property_predict_gives_right_numbers_or_one_error_line(linear_artifact,
             assert list(folder.iterdir()) == []
             return
         event("predicted")
-        assert [p.name for p in folder.iterdir()] == ["pred.csv"]
+        assert sorted(p.name for p in folder.iterdir()) == ["pred.csv", "pred.csv.json"]
         x = load_model(linear_artifact.path).readings(read_table(src))
         got = read_table(out)
         pred = numeric_column(got, "o2_hPa_pred")

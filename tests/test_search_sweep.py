@@ -23,7 +23,7 @@ import pytest
 from calib.errors import ConfigError
 from calib.ingest import Column, Dataset
 from calib.nn import ModelConfig
-from calib.search import load_result, preview_trials, run_sweep
+from calib.search import SearchSpace, load_result, preview_trials, run_sweep
 
 BASE = ModelConfig(hidden_layers=(4,), epochs=20, patience=None, batch_size=None, seed=0)
 SPACE = {"learning_rate": {"low": 1e-3, "high": 1e-1}, "activation": {"choices": ["tanh", "relu"]}}
@@ -248,3 +248,46 @@ def test_sweep_on_a_dask_cluster(ds, tmp_path):
     assert os.getpid() not in pids and (pids <= worker_pids or -1 in worker_pids)
     assert all(math.isfinite(t.score) for t in res.trials)
     assert time.monotonic() - t0 < 60
+
+
+# --------------------------------------------------------------------------- default records
+def test_two_data_sets_swept_with_default_settings_keep_their_own_records(tmp_path, monkeypatch):
+    """No storage given: one journal (and leaderboard) per data set and search settings."""
+    import dataclasses
+
+    from calib.search import default_storage, study_identity, write_leaderboard
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CALIB_RUNS_DIR", raising=False)
+    first = dataclasses.replace(make_dataset(seed=0), source=str(tmp_path / "foil A.csv"))
+    second = dataclasses.replace(make_dataset(seed=1), source=str(tmp_path / "foil-B.csv"))
+    kw = dict(n_trials=1, folds=2, jobs=1, recycle_every=None)
+    a = run_sweep(first, _rows(first), BASE, SPACE, **kw)
+    board_a = write_leaderboard(a, Path(a.storage).parent)[1].read_text()
+    b = run_sweep(second, _rows(second), BASE, SPACE, **kw)  # used to meet the first one's study
+    write_leaderboard(b, Path(b.storage).parent)
+    ident = study_identity(first, _rows(first), BASE, SearchSpace.from_dict(SPACE), strategy="random", folds=2,
+                           seed=0, scaling="standard")
+    assert a.storage == str(tmp_path / default_storage(first, ident))
+    assert Path(a.storage).parent.parent == tmp_path / "runs" / "foil-A"
+    assert Path(b.storage).parent.parent == tmp_path / "runs" / "foil-B"
+    # both intact: each record holds its own trial, each leaderboard is its own
+    assert len(load_result(a.storage).trials) == len(load_result(b.storage).trials) == 1
+    assert (Path(a.storage).parent / "leaderboard.json").read_text() == board_a
+    assert json.loads((Path(b.storage).parent / "leaderboard.json").read_text())["storage"] == b.storage
+    # another search space on the same data is another record; the same sweep resumes its own
+    c = run_sweep(first, _rows(first), BASE, {"learning_rate": {"low": 1e-3, "high": 1e-2}}, **kw)
+    assert Path(c.storage).parent.parent == Path(a.storage).parent.parent and c.storage != a.storage
+    again = run_sweep(first, _rows(first), BASE, SPACE, **{**kw, "n_trials": 2})
+    assert again.storage == a.storage and [t.number for t in again.trials] == [0, 1]
+    assert again.trials[0].score == a.trials[0].score
+
+
+def test_named_studies_keep_their_own_leaderboards(tmp_path):
+    from calib.search import write_leaderboard
+
+    res = _sweep(make_dataset(), tmp_path, n_trials=1)
+    named = _sweep(make_dataset(), tmp_path, n_trials=1, study_name="foil-B")
+    paths = write_leaderboard(res, tmp_path) + write_leaderboard(named, tmp_path)
+    assert [p.name for p in paths] == ["leaderboard.csv", "leaderboard.json", "leaderboard-foil-B.csv",
+                                       "leaderboard-foil-B.json"]

@@ -28,6 +28,8 @@ from calib.units import (
     seawater_density_kg_per_m3,
     to_canonical,
     unit_from_column_name,
+    split_unit_suffix,
+    snake_stem,
     vapour_pressure_hPa,
 )
 
@@ -142,6 +144,41 @@ def test_unit_from_column_name(name, expected):
 )
 def test_unit_from_column_name_none(name):
     assert unit_from_column_name(name) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        pytest.param("Phase [°]", ("Phase", "deg", None, True), id="square-degree-sign"),
+        pytest.param("Temp (°C)", ("Temp", "degC", None, True), id="round-degC-sign"),
+        pytest.param("O2 [µmol/L]", ("O2", "umol_per_L", None, True), id="micro-sign"),
+        pytest.param("Phase [deg]", ("Phase", "deg", None, True), id="square-deg"),
+        pytest.param("T (degC)", ("T", "degC", None, True), id="round-degC"),
+        pytest.param("Phase 5 kHz [°]", ("Phase 5 kHz", "deg", 5000.0, True), id="frequency-with-spaces"),
+        pytest.param("pO2 (hPa) ", ("pO2", "hPa", None, True), id="trailing-space"),
+        pytest.param("phase_5khz_deg", ("phase_5khz", "deg", 5000.0, False), id="underscore-suffix"),
+    ],
+)
+def test_unit_in_brackets_is_a_unit_suffix(name, expected):
+    assert split_unit_suffix(name) == expected
+    assert unit_from_column_name(name) == expected[1:3]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("Sensor (S1)", id="not-a-unit"),
+        pytest.param("Signal (counts)", id="unit-that-is-no-suffix-unit"),
+        pytest.param("[deg]", id="no-stem"),
+        pytest.param("Phase [deg] raw", id="bracket-not-last"),
+    ],
+)
+def test_bracketed_text_that_is_no_unit(name):
+    assert split_unit_suffix(name) is None
+
+
+def test_snake_stem():
+    assert snake_stem("Phase 5 kHz") == "Phase_5kHz" and snake_stem(" O2  sat ") == "O2_sat"
 
 
 # ----------------------------------------------------------------------- feature units

@@ -78,17 +78,20 @@ def inspect(model: Path, verify: bool, as_json: bool) -> None:
 
 @click.command()
 @click.argument("models_dir", required=False, default=Path("models"), type=PATH)
+@click.option("--date", help="Judge due / overdue checks at this date (ISO 8601; default: now).")
 @json_option("Print as JSON.")
-def models(models_dir: Path, as_json: bool) -> None:
-    """List the calibration models and versions under MODELS_DIR (default: models/).
+def models(models_dir: Path, date: str | None, as_json: bool) -> None:
+    """List the calibration models under MODELS_DIR (default: models/) with their lineage.
 
     \b
+    Per model: its versions and the current one; a batch model's spot children; a spot
+    child's parent, its latest check and when the next check is due (or overdue).
     Example:
       calib models models/
     """
-    from ..artifact.store import list_artifacts
+    from ..spots.history import lineage
 
-    arts = list_artifacts(models_dir)
+    arts = lineage(models_dir, date)
     click.echo(format_json(arts) if as_json else format_model_list(arts, models_dir))
 
 
@@ -132,9 +135,15 @@ def report(source: Path, output: Path, study: str | None, force: bool, as_json: 
 @click.option("--models-dir", type=PATH,
               help="Where the spot models go (default: beside the batch model).")
 @click.option("--dry-run", is_flag=True, help="Compute and check the adjustments, write nothing.")
+@click.option("--date", help="Date of the check, ISO 8601 (2026-03-01 or 2026-03-01T10:15; UTC unless a zone is "
+              "given). Default: the reference's date/time column, else now.")
+@click.option("--config", "config_path", type=PATH, help="TOML config: [check] bounds, tolerance and interval "
+              "([validate] tolerance when [check] has none).")
+@click.option("--force", is_flag=True, help="Record a check outside the [check] bounds anyway (marked as forced).")
 @json_option("Print the adjustments and artifacts as JSON.")
 def adjust(model: Path, reference: Path, method: str | None, spots: tuple[str, ...], spot_column: str | None,
-           models_dir: Path | None, dry_run: bool, as_json: bool) -> None:
+           models_dir: Path | None, dry_run: bool, date: str | None, config_path: Path | None, force: bool,
+           as_json: bool) -> None:
     """Adjust a batch model to each sensor spot from its two-point check (zero O2 and air).
 
     \b
@@ -144,11 +153,20 @@ def adjust(model: Path, reference: Path, method: str | None, spots: tuple[str, .
     Each spot gets its own versioned child artifact models/<name>.<spot>/<version>/ (ONNX
     with the adjustment folded in, naming the parent model and the reference's SHA-256).
     `calib predict` applies the right spot's adjustment when readings carry a spot id.
+    Each check is dated and judged: a gain outside 0.85..1.20 or a large offset ([check])
+    is refused and nothing is written (the previous child stays current) unless --force;
+    the drift over the spot's checks gives the date the next check is due.
     Example:
-      calib adjust models/sim-ptp-batch --reference two_point_checks.csv
+      calib adjust models/sim-ptp-batch --reference two_point_checks.csv --date 2026-03-01
     """
+    from ..config import load_config
     from ..spots.child import adjust_spots
 
+    cfg = load_config(config_path)
+    tol = cfg.check.tolerance
+    if tol is None and cfg.validate.tolerance != "auto":
+        tol = float(cfg.validate.tolerance)
     res = adjust_spots(model, reference, method=method, spots=list(spots) or None, spot_column=spot_column,
-                       models_dir=models_dir, write=not dry_run)
+                       models_dir=models_dir, write=not dry_run, date=date, check=cfg.check, tolerance=tol,
+                       force=force)
     click.echo(format_json(res.to_dict()) if as_json else format_adjustment(res))

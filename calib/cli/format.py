@@ -229,7 +229,8 @@ def format_prediction(model: Any, summary: dict[str, Any], output: Any) -> str:
     why = summary.get("out_of_range_reasons") or {}
     detail = f": {', '.join(f'{k} {v}' for k, v in why.items())}" if why else ""
     return (f"{model.name} {model.version}: predicted {model.target} [{model.unit}] for {n} readings "
-            f"({oor} not vouched for{detail}); wrote {summary.get('output', output)}")
+            f"({oor} not vouched for{detail}); wrote {summary.get('output', output)}"
+            + (f" (provenance: {summary['provenance']})" if str(summary.get("provenance", "")).endswith(".json") else ""))
 
 
 def format_inspection(info: dict[str, Any]) -> str:
@@ -279,11 +280,27 @@ def format_inspection(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_model_list(arts: dict[str, list[str]], models_dir: Any) -> str:
-    """``calib models``: one line per model with its versions (:func:`calib.artifact.store.list_artifacts`)."""
+def format_model_list(arts: dict[str, dict[str, Any]], models_dir: Any) -> str:
+    """``calib models``: per model its versions and lineage (:func:`calib.spots.history.lineage`)."""
     if not arts:
         return f"no calibration models under {models_dir}"
-    return "\n".join(f"{name}: {', '.join(versions)}" for name, versions in arts.items())
+    lines = []
+    for name, e in arts.items():
+        lines.append(f"{name}: {', '.join(e['versions'])} (current {e['current']})")
+        p = e.get("parent")
+        if p:
+            lines.append(f"  spot {e.get('spot')} of {p.get('name')} {p.get('version')} (model id {p.get('model_id')})")
+        c = e.get("check")
+        if c:
+            when = (" " if c.get("due") is None else
+                    f"; next check due {c['due'][:10]} " + (f"(OVERDUE by {-c['days']} day(s))" if c["overdue"]
+                                                             else f"(in {c['days']} day(s))"))
+            lines.append(f"  last check {c['date'][:10]} ({c['n_checks']} recorded): gain {c['gain']:.5f}, "
+                         f"offset {c['offset']:+.4g}" + (" [forced, out of bounds]" if c.get("forced") else "")
+                         + when.rstrip())
+        if e.get("children"):
+            lines.append(f"  spot children: {', '.join(e['children'])}")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- calib adjust
@@ -297,6 +314,7 @@ def format_adjustment(result: Any) -> str:
     if result.note:
         lines.append(f"  note: {result.note}")
     arts = list(result.artifacts) + [None] * (len(result.adjustments) - len(result.artifacts))
+    checks = {a.spot_id: c for a, c in zip(result.adjustments, getattr(result, "checks", ()))}
     for a, art in zip(result.adjustments, arts):
         u = a.unit
         if a.method == SPOT_MAP:
@@ -313,4 +331,17 @@ def format_adjustment(result: Any) -> str:
             + f" (references {a.zero.value:.4g} / {a.air.value:.4g})"
             + ("" if art is None else f" -> {art.path}")
         )
+        c = checks.get(a.spot_id)
+        if c:
+            d = c.get("drift")
+            drift = ("one check: drift unknown" if d is None else
+                     f"drift over {d['n_checks']} checks: gain {d['gain_per_day'] * 365.25:+.4f}/year, offset "
+                     f"{d['offset_per_day'] * 365.25:+.4g} {u}/year")
+            err = c.get("projected_error_at_due")
+            lines.append(
+                f"    check {c['date'][:10]}: gain {c['gain']:.5f}, offset {c['offset']:+.4g} {u}"
+                + ("" if c["within_bounds"] else f" OUT OF BOUNDS ({'; '.join(c['reasons'])}), forced")
+                + f"; {drift}; next check due {c['due'][:10]}"
+                + ("" if err is None else f" (projected error {err:.3g} {u}, tolerance {c['tolerance']:g})")
+            )
     return "\n".join(lines)

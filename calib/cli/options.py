@@ -38,7 +38,8 @@ def sweep_options(f: Callable) -> Callable:
     f = click.option("--seed", type=int, help="Seed of the split, the folds and the sampler (default: [split] "
                      "seed, [sweep] seed; calibrate: the network's too unless [model] seed is set).")(f)
     f = click.option("--storage", metavar="PATH_OR_URL", help="Trial record: a journal file or an RDB URL "
-                     "(default: [sweep] storage, else runs/sweep.journal; calibrate: runs/<name>/sweep-<key>.journal).")(f)
+                     "(default: [sweep] storage, else sweep: runs/<data stem>/sweep-<key>/sweep.journal; calibrate: "
+                     "runs/<name>/sweep-<key>.journal; one per data set and settings).")(f)
     f = click.option("--jobs", type=int, help="Parallel worker processes (-1: all cores; default: [sweep] jobs, else 1).")(f)
     f = click.option("--folds", type=int, help="k of the k-fold (default: [sweep] folds, else [validate] folds).")(f)
     f = click.option("--trials", type=int, help="Total trials the study should reach, resumed ones included "

@@ -58,32 +58,35 @@ def validate(data: Path | None, config_path: Path | None, features: str | None, 
 @click.argument("data", required=False, type=PATH)
 @data_options
 @sweep_options
+@click.option("--study", metavar="NAME", help="Study name inside the storage (default: [sweep] study, else calib); "
+              "its leaderboard is leaderboard-NAME.csv/.json.")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the trials on this Dask cluster.")
 @json_option("Print every trial and the best as JSON.")
 def sweep(data: Path | None, config_path: Path | None, features: str | None, target: str | None, group: str | None,
           strategy: str | None, trials: int | None, folds: int | None, jobs: int | None, storage: str | None,
-          scheduler: str | None, seed: int | None, as_json: bool) -> None:
+          study: str | None, scheduler: str | None, seed: int | None, as_json: bool) -> None:
     """Search hyperparameters ([sweep.space] in the config): each trial is a k-fold validation.
 
     \b
     Every finished trial is recorded as it finishes; re-running the same command resumes
-    (no finished trial is lost or re-run). The leaderboard is printed and written as CSV and
-    JSON next to the trial record.
+    (no finished trial is lost or re-run). Without --storage ([sweep] storage) the record is
+    runs/<data stem>/sweep-<key>/sweep.journal, one per data set and search settings. The
+    leaderboard is printed and written as CSV and JSON next to the trial record.
     Example:
       calib sweep data/readings.csv --config data/calib.toml --strategy bayes --trials 30 --jobs 2
     """
     from ..config import sweep_settings
     from ..ingest import prepare
-    from ..search import DEFAULT_STORAGE, run_sweep, write_leaderboard
+    from ..search import run_sweep, write_leaderboard
 
     data, config_path = resolve_data(data, config_path)
     cfg = load_config(config_path, features, target, group, folds=folds, seed=seed)
     mc = model_config(cfg)
-    ss = sweep_settings(cfg, strategy=strategy, trials=trials, jobs=jobs, storage=storage)
+    ss = sweep_settings(cfg, strategy=strategy, trials=trials, jobs=jobs, storage=storage, study=study)
     ds, sp = prepare(data, cfg)
     prog = make_progress(ss.trials, enabled=not as_json and verbosity() >= 0)
     res = run_sweep(ds, sp.train_dev, mc, ss.search_space(), strategy=ss.strategy, n_trials=ss.trials,
-                    folds=ss.folds, jobs=ss.jobs, storage=ss.storage or DEFAULT_STORAGE, study_name=ss.study,
+                    folds=ss.folds, jobs=ss.jobs, storage=ss.storage, study_name=ss.study,
                     seed=ss.seed, tolerance=cfg.validate.resolve_tolerance(ds.target.unit),
                     scaling=cfg.split.scaling,
                     noise_floor=cfg.validate.noise_floor, scheduler=scheduler, progress=prog)

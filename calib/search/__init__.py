@@ -13,7 +13,8 @@ The search space comes from the ``[sweep.space]`` table of the TOML config, one 
     seed = 0
     folds = 5                    # default: [validate] folds
     jobs = 2                     # parallel worker processes on this machine
-    storage = "runs/sweep.journal"   # a journal file, or an RDB URL (sqlite:///.., postgresql://..)
+    storage = "runs/foil7.journal"   # a journal file, or an RDB URL (sqlite:///.., postgresql://..);
+                                     # default: runs/<data stem>/sweep-<key>/sweep.journal
     study = "calib"
 
     [sweep.space]
@@ -33,7 +34,8 @@ scores, and a resumed sweep does not repeat the draws it already made.
 Durability and resuming
 -----------------------
 Every trial is written to the storage as it finishes: a journal file (Optuna's
-``JournalStorage`` over ``JournalFileBackend``, the default, ``runs/sweep.journal``) or a
+``JournalStorage`` over ``JournalFileBackend``, the default, one per data set and search
+settings: ``runs/<data stem>/sweep-<key>/sweep.journal``, :func:`default_storage`) or a
 database URL that several machines can share. Running the same call again resumes: finished
 trials are kept; a trial left RUNNING by a process that was killed (Ctrl-C, SIGKILL, a lost
 machine) is marked FAIL with the reason ``"interrupted"`` and does not count; ``n_trials`` is
@@ -69,11 +71,12 @@ Importing this package does not import TensorFlow.
 
 from __future__ import annotations
 
-from .results import SIMPLICITY, SweepResult, TrialRecord, leaderboard, one_se_choice, write_leaderboard
+from .results import (SIMPLICITY, SweepResult, TrialRecord, leaderboard, leaderboard_stem, one_se_choice,
+                      write_leaderboard)
 from .samplers import preview_trials
 from .space import DEFAULT_SPACE, LOG_BY_DEFAULT, STRATEGIES, ParamSpec, SearchSpace
 from .storage import DEFAULT_STORAGE, mask_url, open_storage, open_study, quiet_optuna, storage_spec
-from .sweep import load_result, run_sweep
+from .sweep import default_storage, load_result, run_sweep, study_identity, study_key
 
 __all__ = [
     "STRATEGIES",
@@ -91,6 +94,10 @@ __all__ = [
     "preview_trials",
     "leaderboard",
     "write_leaderboard",
+    "leaderboard_stem",
+    "default_storage",
+    "study_identity",
+    "study_key",
     "storage_spec",
     "open_storage",
     "open_study",

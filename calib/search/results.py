@@ -271,9 +271,18 @@ def leaderboard(result: SweepResult) -> list[dict[str, Any]]:
     ]
 
 
+def leaderboard_stem(study_name: str) -> str:
+    """``leaderboard`` for the default study ``calib``, ``leaderboard-<study>`` for any other."""
+    return "leaderboard" if study_name == "calib" else f"leaderboard-{study_name}"
+
+
 def write_leaderboard(result: SweepResult, folder: str | os.PathLike[str]) -> tuple[Path, Path]:
     """Write ``leaderboard.csv`` (one row per completed trial, one column per parameter) and
     ``leaderboard.json`` (the leaderboard, every trial and the best config) atomically.
+
+    A study other than the default ``calib`` writes ``leaderboard-<study>.csv`` / ``.json``,
+    so two studies in one storage keep their own. The files are the study's own record and
+    are replaced when the same study is resumed.
 
     Parameters
     ----------
@@ -294,8 +303,9 @@ def write_leaderboard(result: SweepResult, folder: str | os.PathLike[str]) -> tu
     from ..fsutil import atomic_write, check_output_path
 
     folder = Path(folder)
-    for name in ("leaderboard.csv", "leaderboard.json"):  # the sweep's own record: replaced on every run,
-        check_output_path(folder / name, force=True)        # but never through a link, device or pipe
+    stem = leaderboard_stem(result.study_name)
+    for name in (f"{stem}.csv", f"{stem}.json"):  # the study's own record: replaced when it is resumed,
+        check_output_path(folder / name, force=True)  # but never through a link, device or pipe
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -314,7 +324,7 @@ def write_leaderboard(result: SweepResult, folder: str | os.PathLike[str]) -> tu
                     *(json.dumps(r["params"][n]) if isinstance(r["params"].get(n), list)
                       else r["params"].get(n, "") for n in names)])
     doc = {"unit": result.unit, "leaderboard": rows, **result.to_dict()}
-    csv_path = atomic_write(folder / "leaderboard.csv", lambda p: p.write_text(buf.getvalue(), encoding="utf-8"))
-    json_path = atomic_write(folder / "leaderboard.json",
+    csv_path = atomic_write(folder / f"{stem}.csv", lambda p: p.write_text(buf.getvalue(), encoding="utf-8"))
+    json_path = atomic_write(folder / f"{stem}.json",
                              lambda p: p.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8"))
     return csv_path, json_path

@@ -83,6 +83,55 @@ def _bind_study(study: Any, spec: str, study_name: str, attrs: dict[str, Any]) -
             )
 
 
+def study_identity(ds: Any, rows: np.ndarray, base_config: ModelConfig, space: SearchSpace, *, strategy: str,
+                   folds: int, seed: int, scaling: str) -> dict[str, Any]:
+    """What makes a study *this* sweep: resuming is allowed only with the same identity.
+
+    Recorded on the study at its start (its ``user_attrs``) and checked on every resume;
+    :func:`study_key` turns it into the name of the default record.
+
+    Returns
+    -------
+    dict
+        ``strategy``, ``space``, ``folds``, ``seed``, ``base_config``, ``scaling`` and
+        ``data`` (a fingerprint of the rows' inputs, targets, groups and column names).
+    """
+    return {
+        "strategy": strategy, "space": space.to_dict(), "folds": int(folds), "seed": int(seed),
+        "base_config": base_config.to_dict(), "scaling": scaling, "data": _data_fingerprint(ds, np.asarray(rows)),
+    }
+
+
+def study_key(identity: Mapping[str, Any]) -> str:
+    """12 hex digits of the SHA-256 of a :func:`study_identity` (not of the budget: trials, jobs)."""
+    blob = json.dumps({k: value_key(v) for k, v in sorted(identity.items())}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def default_storage(ds: Any, identity: Mapping[str, Any], runs_dir: str | os.PathLike[str] | None = None) -> str:
+    """The trial record of a sweep given no storage: one per data set and search settings.
+
+    ``<runs_dir>/<data file stem>/sweep-<key>/sweep.journal`` with ``key`` =
+    :func:`study_key` (data, space, strategy, folds, seed, base config, scaling), so a second
+    data set or another space never meets the first one's study, and re-running the same
+    sweep (a larger ``n_trials`` too) resumes it. The leaderboard files go beside it.
+
+    Parameters
+    ----------
+    ds : Dataset
+        Its ``source`` names the data (``data`` when it has none).
+    identity : mapping
+        :func:`study_identity`.
+    runs_dir : str or path, optional
+        Default: ``$CALIB_RUNS_DIR``, else ``runs``.
+    """
+    import re
+
+    root = Path(runs_dir if runs_dir is not None else os.environ.get("CALIB_RUNS_DIR", "runs"))
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(str(getattr(ds, "source", "") or "")).stem).strip("-.") or "data"
+    return str(root / stem[:80] / f"sweep-{study_key(identity)}" / "sweep.journal")
+
+
 def run_sweep(
     ds: Any,
     rows: np.ndarray,
@@ -125,8 +174,10 @@ def run_sweep(
         concurrent tasks on the Dask cluster with ``scheduler`` (1 or -1: one per worker
         thread of the cluster).
     storage : str or path, optional
-        Journal file (default ``runs/sweep.journal``; its folder is created) or an RDB URL
-        (``sqlite:///sweep.db``, ``postgresql://user:pw@host/db``) that several machines share.
+        Journal file (its folder is created) or an RDB URL (``sqlite:///sweep.db``,
+        ``postgresql://user:pw@host/db``) that several machines share. Default: one journal
+        per data set and search settings, :func:`default_storage`
+        (``runs/<data stem>/sweep-<key>/sweep.journal``).
     study_name : str, default="calib"
     seed : int, default=0
         Seed of the sampler and of the fold assignment (>= 0).
@@ -184,7 +235,8 @@ def run_sweep(
     from ..validate import make_folds
 
     make_folds(len(rows), folds, ds.groups(rows), seed)  # ConfigError: too few rows/groups
-    spec = storage_spec(storage)
+    attrs = study_identity(ds, rows, base_config, space, strategy=strategy, folds=folds, seed=seed, scaling=scaling)
+    spec = storage_spec(default_storage(ds, attrs) if storage is None else storage)
     total = n_trials
     if strategy == "grid":
         size = space.grid_size()
@@ -195,10 +247,6 @@ def run_sweep(
     # ---- open the study, check it is this sweep, mark interrupted trials
     with quiet_optuna():
         study = open_study(spec, study_name, make_sampler(strategy, space, seed), create=True)
-    attrs = {
-        "strategy": strategy, "space": space.to_dict(), "folds": int(folds), "seed": int(seed),
-        "base_config": base_config.to_dict(), "scaling": scaling, "data": _data_fingerprint(ds, rows),
-    }
     _bind_study(study, spec, study_name, attrs)
     n_int = mark_interrupted(study)
     done0, best0 = progress_state(study)

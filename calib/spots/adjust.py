@@ -129,6 +129,7 @@ from .reference import (
     Reference,
     check_ranges,
     read_reference,
+    reference_dates,
     rows_text,
     temperature_index,
 )
@@ -327,6 +328,9 @@ class AdjustResult:
     note : str or None
         What a user must know, e.g. that children written outside the parent's models folder
         are not applied by the batch model.
+    checks : tuple of dict
+        Per adjustment, the dated check (:meth:`calib.spots.history.CheckAssessment.to_dict`:
+        date, gain, offset, bounds, drift, due date), in the order of ``adjustments``.
     """
 
     parent: dict[str, Any]
@@ -335,19 +339,21 @@ class AdjustResult:
     adjustments: tuple[SpotAdjustment, ...]
     artifacts: tuple[Any, ...] = field(default=())
     note: str | None = None
+    checks: tuple[dict[str, Any], ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         arts = list(self.artifacts) + [None] * (len(self.adjustments) - len(self.artifacts))
+        checks = list(self.checks) + [None] * (len(self.adjustments) - len(self.checks))
         return {
             "parent": self.parent,
             "reference": self.reference,
             "method": self.method,
             "note": self.note,
             "spots": [
-                {**a.to_dict(), **({} if art is None else
-                                   {"artifact": str(art.path), "name": art.name, "version": art.version,
-                                    "model_id": art.metadata.get("model_id")})}
-                for a, art in zip(self.adjustments, arts)
+                {**a.to_dict(), **({} if chk is None else {"check": chk}),
+                 **({} if art is None else {"artifact": str(art.path), "name": art.name, "version": art.version,
+                                            "model_id": art.metadata.get("model_id")})}
+                for a, art, chk in zip(self.adjustments, arts, checks)
             ],
         }
 
@@ -624,7 +630,8 @@ def compute_adjustments(
     Returns
     -------
     reference_info : dict
-        ``file``, ``sha256``, ``spot_column``, ``rows``.
+        ``file``, ``sha256``, ``spot_column``, ``rows``, ``dates`` (``{spot: ISO date}`` from a
+        ``date``/``time`` column, :func:`calib.spots.reference.reference_dates`; None without one).
     adjustments : tuple of SpotAdjustment
         In order of first appearance in ``reference`` (or of ``spots``).
 
@@ -682,7 +689,7 @@ def compute_adjustments(
             )
     adjustments = tuple(_adjust_one(parent, ref, s, method) for s in chosen)
     info = {"file": ref.table.name, "path": str(Path(reference)), "sha256": ref.table.sha256,
-            "spot_column": ref.spot_column, "rows": int(len(ref.spot))}
+            "spot_column": ref.spot_column, "rows": int(len(ref.spot)), "dates": reference_dates(ref, chosen)}
     return info, adjustments
 
 

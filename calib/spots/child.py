@@ -22,7 +22,7 @@ from ..artifact.onnx import opset_of, stamp_onnx
 from ..artifact.trust_graph import attach_trust, strip_trust
 from ..trust import ConformalSpec, TrustSpec
 from ..artifact.store import CARD_FILE, KERAS_FILE, ONNX_FILE, Artifact, check_keras_file, publish
-from ..errors import ArtifactError, ConfigError
+from ..errors import ArtifactError, ConfigError, IngestError
 from ..runtime import NORMALISATION_KEY as NORM_KEY
 from ..runtime import SPOT_ADJUSTMENT_KEY as META_KEY
 from ..serial import json_text
@@ -30,6 +30,7 @@ from .adjust import SPOT_MAP, AdjustResult, SpotAdjustment, check_method, child_
 from .reference import spot_column_of
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..config import CheckSpec
     from ..runtime import CalibrationModel
 
 __all__ = ["adjust_spots", "write_spot_artifact"]
@@ -151,7 +152,7 @@ def _child_keras(parent_keras: Any, adj: SpotAdjustment, n_targets: int) -> Any:
 
 
 def _child_metadata(parent: CalibrationModel, adj: SpotAdjustment, ref_info: Mapping[str, Any],
-                    spot_column: str) -> dict[str, Any]:
+                    spot_column: str, check: Mapping[str, Any] | None = None) -> dict[str, Any]:
     meta = parent.metadata
     for key in ("schema_version", "model_id", "name", "version", "created_utc", "versions"):
         meta.pop(key, None)
@@ -175,6 +176,7 @@ def _child_metadata(parent: CalibrationModel, adj: SpotAdjustment, ref_info: Map
         "parent": {"name": parent.name, "version": parent.version, "model_id": parent.model_id,
                    "path": str(parent.path), "onnx_sha256": hashlib.sha256(parent.onnx_bytes).hexdigest()},
         "reference": {"file": ref_info["file"], "sha256": ref_info["sha256"]},
+        **({} if check is None else {"check": dict(check)}),  # the dated check (calib.spots.history)
         "note": ("features[].min/max are the parent's calibrated ranges mapped back to this spot's raw "
                  "readings; metrics (cv, test, physics_fit) are the parent's on spot-normalised readings"
                  if adj.method == SPOT_MAP else
@@ -215,8 +217,13 @@ def _card_section(meta: Mapping[str, Any]) -> str:
         "this spot's raw readings.",
         "- Use this model only for readings of this spot; `calib predict` with the batch model picks "
         "it for rows whose spot column names this spot.",
-        "",
     ]
+    c = a.get("check")
+    if isinstance(c, Mapping):
+        lines.append(f"- Check of {c['date'][:10]}: gain {c['gain']:.5f}, offset {c['offset']:+.4g} {unit}"
+                     + ("" if c["within_bounds"] else " (OUTSIDE the acceptance bounds, recorded with --force)")
+                     + f"; next check due {c['due'][:10]} (tolerance {c['tolerance']:g} {unit}).")
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -228,6 +235,7 @@ def write_spot_artifact(
     models_dir: str | Path | None = None,
     spot_column: str | None = None,
     parent_keras: Any = None,
+    check: Mapping[str, Any] | None = None,
 ) -> Artifact:
     """Write the child artifact of one spot (atomically, next version of its name).
 
@@ -245,6 +253,9 @@ def write_spot_artifact(
         Spot column name recorded in the metadata; default: the parent's group column.
     parent_keras : keras.Model, optional
         The parent's ``model.keras`` already loaded (saves reloading it per spot).
+    check : mapping, optional
+        The dated check, recorded as ``spot_adjustment.check``
+        (:meth:`calib.spots.history.CheckAssessment.to_dict`).
 
     Returns
     -------
@@ -262,7 +273,7 @@ def write_spot_artifact(
     scol = spot_column or spot_column_of(parent, None)
     models_dir = Path(models_dir) if models_dir is not None else parent.path.parent.parent
     name = child_name(parent.name, adjustment.spot_id)
-    meta = _child_metadata(parent, adjustment, reference, scol)
+    meta = _child_metadata(parent, adjustment, reference, scol, check)
     proto = _child_onnx(parent, adjustment)
     if parent_keras is None:
         parent_keras = _load_parent_keras(parent)
@@ -320,6 +331,10 @@ def adjust_spots(
     sep: str | None = None,
     decimal: str | None = None,
     write: bool = True,
+    date: Any = None,
+    check: CheckSpec | None = None,
+    tolerance: float | None = None,
+    force: bool = False,
 ) -> AdjustResult:
     """Adjust a batch model to each spot of a two-point reference file and write the children.
 
@@ -346,6 +361,17 @@ def adjust_spots(
         CSV separator and decimal mark of ``reference``.
     write : bool, default=True
         False computes and reports only.
+    date : str or datetime, optional
+        Date of the check (ISO 8601, UTC unless a zone is given). Default: the reference's
+        ``date``/``time`` column, else now (:mod:`calib.spots.history`).
+    check : CheckSpec, optional
+        Acceptance bounds and schedule (``[check]``); default :class:`calib.config.CheckSpec`.
+    tolerance : float, optional
+        Error allowed by drift before the next check, target unit; default ``check.tolerance``,
+        else 1 hPa of pO2 in the target unit.
+    force : bool, default=False
+        Write checks outside the bounds too (marked ``forced``); without it such a check is
+        refused and nothing is written.
 
     Returns
     -------
@@ -353,19 +379,31 @@ def adjust_spots(
 
     Raises
     ------
-    IngestError, ConfigError, ArtifactError
-        See :func:`compute_adjustments` and :func:`write_spot_artifact`.
+    IngestError
+        See :func:`compute_adjustments`; a check outside the ``[check]`` bounds without
+        ``force`` (nothing written: each spot's previous child stays current).
+    ConfigError, ArtifactError
+        See :func:`compute_adjustments` and :func:`write_spot_artifact`; a bad ``date``, a
+        check dated before the spot's latest one.
     """
+    from .history import assess_checks, refusal
+
     parent = load_parent(model)
     info, adjustments = compute_adjustments(parent, reference, method=method, spots=spots,
                                             spot_column=spot_column, sep=sep, decimal=decimal)
     method = check_method(method, parent)
+    judged = assess_checks(parent, info, adjustments, date=date, spec=check, tolerance=tolerance,
+                           models_dir=models_dir)
+    refused = [a for a in judged if not a.accepted]
+    if refused and not force:
+        raise IngestError(refusal(parent, info, refused))
+    checks = tuple(a.to_dict(forced=force) for a in judged)
     arts: list[Any] = []
     if write and adjustments:
         pk = _load_parent_keras(parent)
-        for adj in adjustments:
+        for adj, chk in zip(adjustments, checks):
             arts.append(write_spot_artifact(parent, adj, info, models_dir=models_dir,
-                                            spot_column=info["spot_column"], parent_keras=pk))
+                                            spot_column=info["spot_column"], parent_keras=pk, check=chk))
     return AdjustResult(
         parent={"name": parent.name, "version": parent.version, "model_id": parent.model_id,
                 "path": str(parent.path)},
@@ -374,6 +412,7 @@ def adjust_spots(
         adjustments=adjustments,
         artifacts=tuple(arts),
         note=_placement_note(parent, models_dir) if arts else None,
+        checks=checks,
     )
 
 

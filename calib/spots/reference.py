@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..runtime import CalibrationModel
 
 __all__ = ["Reference", "read_reference", "check_ranges", "spot_column_of", "temperature_index", "rows_text",
-           "LEVEL_COLUMN", "LEVELS"]
+           "LEVEL_COLUMN", "LEVELS", "DATE_COLUMNS", "reference_dates"]
 
 #: Name of the optional level column of a reference file and its values.
 LEVEL_COLUMN = "level"
@@ -269,3 +269,58 @@ def check_ranges(parent: CalibrationModel, ref: Reference, rows: np.ndarray,
 
 
 # --------------------------------------------------------------------------- computing
+
+
+#: Columns that may date a check (case-insensitive); ``date`` and ``time`` together are joined.
+DATE_COLUMNS = ("date", "time", "datetime", "timestamp")
+
+
+def reference_dates(ref: Reference, spots: Sequence[str]) -> dict[str, str] | None:
+    """The date of each spot's check from a ``date``/``time`` column of the reference file.
+
+    Cells are ISO 8601 (``2026-03-01``, ``2026-03-01T10:15``, ``2026-03-01 10:15:00+01:00``);
+    a time without a zone is UTC. A ``date`` column with a separate ``time`` column (time of
+    day) is read as both. A spot's check is dated by its latest row.
+
+    Returns
+    -------
+    dict of str to str or None
+        ``{spot: "YYYY-MM-DDTHH:MM:SSZ"}`` (UTC); None when the file has no such column.
+
+    Raises
+    ------
+    IngestError
+        An empty cell or one that is not an ISO 8601 date, naming the file, row and column.
+    """
+    import pandas as pd
+
+    table = ref.table
+    found = {c.strip().lower(): c for c in table.columns if c.strip().lower() in DATE_COLUMNS}
+    if not found:
+        return None
+    if "date" in found and "time" in found:
+        cols = [found["date"], found["time"]]
+    else:
+        cols = [found[k] for k in DATE_COLUMNS if k in found][:1]
+    cells = [_cells(table, c) for c in cols]
+    out: dict[str, str] = {}
+    for spot in spots:
+        rows = np.flatnonzero(ref.spot == spot)
+        stamps = []
+        for i in rows:
+            parts = [c[i] for c in cells]
+            text = " ".join(parts)
+            col = cols[0] if not parts[0] or len(cols) == 1 else cols[-1]
+            try:
+                ts = pd.to_datetime(text, format="ISO8601") if all(parts) else None
+            except (ValueError, TypeError, OverflowError):
+                ts = None
+            if ts is None or ts is pd.NaT:
+                shown = repr(text) if text else "empty cell"
+                raise IngestError(
+                    f"{table.name} row {int(i) + 2}, column {col}: {shown} is not an ISO 8601 date of the check; "
+                    "expected e.g. 2026-03-01 or 2026-03-01T10:15 (UTC unless a zone is given)"
+                )
+            stamps.append(ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC"))
+        out[spot] = max(stamps).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return out
