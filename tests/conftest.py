@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 
@@ -155,6 +156,23 @@ def linear_artifact(tmp_path_factory):
     models = tmp_path_factory.mktemp("linear-models")
     return export_artifact(models, "lin", model=linear_keras(-0.2),
                            fold_models=[linear_keras(-0.19), linear_keras(-0.21)], metadata=linear_metadata(100))
+
+
+def onnx_feed(session, x) -> dict:
+    """A bare ONNX Runtime feed: column j of ``x`` to the graph's j-th named input (float32 [N])."""
+    x = np.asarray(x, dtype=np.float32)
+    return {i.name: np.ascontiguousarray(x[:, j]) for j, i in enumerate(session.get_inputs())}
+
+
+def rewrite_sums(vdir: Path, fake: dict[str, str] | None = None) -> None:
+    """A valid SHA256SUMS for the folder as it is now (``fake``: {file: digest} listed instead)."""
+    lines = []
+    for p in sorted(vdir.rglob("*")):
+        if p.is_file() and p.name != "SHA256SUMS":
+            rel = p.relative_to(vdir).as_posix()
+            digest = (fake or {}).get(rel) or hashlib.sha256(p.read_bytes()).hexdigest()
+            lines.append(f"{digest}  {rel}\n")
+    (vdir / "SHA256SUMS").write_text("".join(lines))
 
 
 def copy_artifact(art, tmp_path: Path, name: str | None = None) -> Path:
