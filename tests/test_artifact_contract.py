@@ -66,6 +66,8 @@ def test_graph_takes_one_named_float32_vector_per_feature(linear_artifact):
         pytest.param(lambda x: {"phase_deg": x[:, 0], LINEAR_FEATURES[1]: x[:, 1]}, r"missing",
                      id="misspelt-name"),
         pytest.param(lambda x: {"readings": x}, r"missing", id="positional-matrix"),
+        pytest.param(lambda x: {LINEAR_FEATURES[0]: x[:, 0], LINEAR_FEATURES[1]: x[:, 1], "readings": x[:, 0]},
+                     r"Invalid input name: readings", id="extra-name"),
         pytest.param(lambda x: {LINEAR_FEATURES[0]: x[:, 0].astype(np.float64), LINEAR_FEATURES[1]: x[:, 1]},
                      r"Unexpected input data type.*tensor\(double\).*tensor\(float\)", id="float64"),
         pytest.param(lambda x: {LINEAR_FEATURES[0]: x[:, :1], LINEAR_FEATURES[1]: x[:, 1]},
@@ -135,3 +137,52 @@ def test_stamp_and_calibration_json_must_agree_on_the_inputs(linear_artifact, tm
     rewrite_sums(vdir)
     with pytest.raises(ArtifactError, match="disagree on the graph inputs"):
         load_model(vdir)
+
+
+# --------------------------------------------------------------------------- a second language: Node.js
+NODE_DIR = Path(__file__).parent / "node"
+
+
+def _node_consumer(model: Path, csv: Path, *args: str) -> dict:
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (.ci/run installs it)")
+    if not (NODE_DIR / "node_modules" / "onnxruntime-node").is_dir():
+        pytest.skip("onnxruntime-node is not installed: cd tests/node && npm install (.ci/run does)")
+    res = subprocess.run([node, str(NODE_DIR / "consumer.mjs"), str(model), str(csv), *args],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_node_consumer_matches_python(tiny_run, tmp_path):
+    """onnxruntime-node reads the metadata, feeds inputs by name, and gives calib predict's numbers."""
+    m = load_model(tiny_run["path"])
+    df = pd.read_csv(tiny_run["csv"]).head(200)
+    csv = tmp_path / "readings.csv"
+    df[list(reversed(m.features))].to_csv(csv, index=False)  # any column order: inputs go by name
+    got = _node_consumer(tiny_run["path"] / "model.onnx", csv)
+    assert [i["name"] for i in got["inputs"]] == list(m.features)
+    assert {i["dtype"] for i in got["inputs"]} == {"float32"} and got["model"]["opset"] == str(ONNX_OPSET)
+    assert set(got["output_meaning"]) == set(got["outputs"]) == set(m.metadata["onnx"]["outputs"])
+    ref = m.predict_frame(df[list(m.features)])
+    t = m.target
+    for out, col in ((t, f"{t}_pred"), (f"{t}_std", f"{t}_std"), (f"{t}_lo", f"{t}_lo"), (f"{t}_hi", f"{t}_hi"),
+                     ("domain_distance", "domain_distance")):
+        np.testing.assert_allclose(got["outputs"][out], ref[col], rtol=1e-5, atol=1e-5)
+    assert (np.asarray(got["outputs"]["domain_code"]) != 0).tolist() == ref["out_of_range"].tolist()
+
+
+def test_node_consumer_wrong_feeds_are_refused_by_onnxruntime(linear_artifact, tmp_path):
+    csv = tmp_path / "readings.csv"
+    pd.DataFrame(X, columns=list(LINEAR_FEATURES)).to_csv(csv, index=False)
+    errors = _node_consumer(linear_artifact.path / "model.onnx", csv, "--refusals")
+    assert set(errors) == {"missing", "extra", "float64", "2-D"}
+    assert "input 'phase_5000hz_deg' is missing" in errors["missing"]
+    assert "Unexpected input data type" in errors["float64"] and "Invalid rank" in errors["2-D"]
+    # onnxruntime-node ignores a feed name the graph lacks (Python's ORT refuses it:
+    # test_bare_graph_refuses_a_wrong_feed); consumer.mjs builds its feed from the metadata's inputs
+    assert errors["extra"] is None
