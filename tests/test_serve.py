@@ -6,7 +6,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import LINEAR_FEATURES, lin_ref_rows, linear_keras, linear_metadata
+from conftest import LINEAR_FEATURES, Server, lin_ref_rows, linear_keras, linear_metadata
 
 from calib.cli import cli
 from calib.runtime import load_model
@@ -25,43 +24,6 @@ from calib.runtime import load_model
 httpx = pytest.importorskip("httpx")
 ROOT = Path(__file__).resolve().parents[1]
 X = np.array([[58.0, 20.0], [50.0, 10.0], [30.0, 35.0], [64.0, 39.0]])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``calib serve`` in a subprocess on 127.0.0.1 (stopped by :meth:`stop`)."""
-
-    def __init__(self, models: Path, tmp: Path, *args: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.tmp = tmp
-        tmp.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "calib.cli", "serve", str(models), "--port", str(self.port),
-                                      *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
-            if self.proc.poll() is not None:
-                raise RuntimeError(self.proc.stderr.read())
-        self.stop()
-        raise RuntimeError("calib serve did not start within 60 s")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            self.proc.kill()
 
 
 def tree(folder: Path) -> dict[str, tuple[int, int]]:
@@ -302,3 +264,56 @@ def test_serve_cli_refuses_a_missing_folder(tmp_path):
     res = CliRunner().invoke(cli, ["serve", str(tmp_path / "nope")])
     assert res.exit_code == 1
     assert res.output.strip() == f"Error: models folder '{tmp_path / 'nope'}' does not exist or is not a folder"
+
+
+# --------------------------------------------------------------------------- the page, in headless Chromium
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+def test_page_lists_models_shows_report_and_turns_a_dropped_file_into_predictions(server, models, readings, tmp_path):
+    """Playwright drives Debian's Chromium: models and children listed, the report framed, a file
+    dropped on the drop zone comes back as the predictions ``calib predict`` writes."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("chromium is not installed (.ci/run installs it)")
+    expected = cli_predict(models / "lin", readings, tmp_path / "expected.csv")
+    shots = Path(os.environ.get("CALIB_SCREENSHOTS", tmp_path))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.url + "/")
+            page.wait_for_selector('tr.model[data-name="tiny"]')
+            assert page.locator('tr.child[data-name="lin.S1"]').inner_text().startswith("↳ spot S1")
+            page.click('tr.model[data-name="tiny"]')
+            page.wait_for_selector("iframe#report")
+            assert page.frame_locator("iframe#report").locator("body").inner_text(timeout=15000).strip()
+            page.screenshot(path=str(shots / "serve_page_report.png"))
+            page.click('tr.model[data-name="lin"]')
+            page.wait_for_selector("#drop")
+            assert page.locator("#detail-title").inner_text().startswith("lin")
+            dropped = page.evaluate_handle(
+                "(text) => { const dt = new DataTransfer(); "
+                "dt.items.add(new File([text], 'readings.csv', {type: 'text/csv'})); return dt; }",
+                readings.read_text())
+            page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
+            page.wait_for_selector("#download")
+            assert "4 rows predicted with lin 1.0.0" in page.locator("#result").inner_text()
+            with page.expect_download() as dl:
+                page.click("#download")
+            got = tmp_path / "downloaded.csv"
+            dl.value.save_as(got)
+            assert got.read_bytes() == expected
+            page.screenshot(path=str(shots / "serve_page.png"), full_page=False)
+            page.set_input_files("#file", files=[{"name": "bad.csv", "mimeType": "text/csv",
+                                                  "buffer": b"phase_5000hz_deg,temperature_degC\n50,n/a\n"}])
+            page.wait_for_selector("#upload-error")
+            assert "bad.csv row 2, column temperature_degC: 'n/a' is not a number" in page.inner_text("#upload-error")
+            assert errors == []
+        finally:
+            browser.close()
