@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine with Python >= 3.11:
-#   make demo   -> creates .venv, installs calib, runs the main job on the bundled data
-#   make test   -> creates .venv, installs calib with test extras, runs the whole test suite
+#   make demo   -> creates .venv, installs calib with the training extra, runs the main job on the bundled data
+#   make test   -> creates .venv, installs calib with the training and test extras, runs the whole test suite
+# (the runtime install alone, without TensorFlow, is `pip install .`: predict, inspect, models, serve)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,7 +12,7 @@ STAMP := $(VENV)/.calib-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[train,test]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -75,7 +75,7 @@ t_std = best(lambda: m.predict(x, return_std=True), reps)
 m2 = load_model(args["artifact"], threads=2)
 m2.predict(x[:1000])
 t_arr2 = best(lambda: m2.predict(x), reps)
-t_file = best(lambda: predict_file(m, args["csv"], args["out"]), reps)
+t_file = best(lambda: predict_file(m, args["csv"], args["out"], force=True), reps)
 t_pd = best(lambda: pd.read_csv(args["csv"]).to_csv(args["out_pd"], index=False), reps)
 print(json.dumps({
     "import_s": t_import, "load_s": t_load, "predict_s": t_arr, "predict_df_s": t_df,

@@ -18,12 +18,37 @@ __all__ = [
     "ArtifactError",
     "IncompatibleArtifactError",
     "IntegrityError",
+    "MissingExtraError",
+    "TRAIN_MODULES",
+    "missing_train_install",
     "escape_text",
 ]
+
+#: Top-level modules that only the training install (``pip install 'calib[train]'``) brings.
+TRAIN_MODULES = ("tensorflow", "keras", "tf2onnx", "optuna", "sklearn", "scipy", "joblib", "matplotlib", "dask")
 
 
 class CalibError(Exception):
     """Base class of every error calib raises on purpose."""
+
+
+class MissingExtraError(CalibError, ImportError):
+    """A command or function needs a package of an optional install (e.g. ``calib[train]``)."""
+
+
+def missing_train_install(exc: BaseException) -> MissingExtraError | None:
+    """The one-line error for an import of a training-only module, or None for any other error.
+
+    The runtime install (``pip install calib``) predicts, inspects and serves with ONNX Runtime;
+    training (``calibrate``, ``validate``, ``sweep``, ``adjust``, ``report``) needs ``calib[train]``.
+    """
+    name = getattr(exc, "name", None) or ""
+    if not isinstance(exc, ImportError) or name.split(".")[0] not in TRAIN_MODULES:
+        return None
+    return MissingExtraError(
+        f"this needs the training install, which is missing here (no module {name.split('.')[0]!r}): "
+        "pip install 'calib[train]'"
+    )
 
 
 class IngestError(CalibError, ValueError):

@@ -48,7 +48,6 @@ residuals (a spot child: residuals after a two-point check); also ONNX outputs.
 from __future__ import annotations
 
 import copy
-import os
 from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
@@ -63,13 +62,12 @@ from .artifact.store import (
     ONNX_FILE,
     check_integrity,
     check_safe_files,
-    list_versions,
     parse_metadata,
-    read_metadata,
     reading_artifact,
     resolve_artifact,
     verify_artifact,
 )
+from .artifact.children import SPOT_ADJUSTMENT_KEY, children_stamp, find_children, scan_children
 from .artifact.schema import check_onnx_stamp, onnx_metadata_props
 from .artifact.trust_graph import trust_outputs
 from .constraints import Interval, Options, check_param
@@ -114,8 +112,6 @@ REASON_COLUMN = "out_of_range_reason"
 NO_CHILD_REASON = "no spot child"
 #: Output column: distance to the nearest calibration point / the out-of-fold threshold.
 DISTANCE_COLUMN = "domain_distance"
-#: ``calibration.json`` key of a spot child (what adjusted it, for which parent and column).
-SPOT_ADJUSTMENT_KEY = "spot_adjustment"
 #: ``calibration.json`` key of a batch model trained on spot-normalised phases.
 NORMALISATION_KEY = "spot_normalisation"
 
@@ -178,6 +174,11 @@ class CalibrationModel:
         Input names in model order (normalised names, canonical units).
     feature_units : tuple of str
         Unit of each input (``deg``, ``degC``, ...).
+    input_names : tuple of str
+        The graph's inputs: the features, one float32 [N] each (:mod:`calib.artifact.contract`);
+        ``("readings",)`` for an artifact of schema 1.1 (one float32 [N, n_features] matrix).
+    named_inputs : bool
+        Whether the graph takes one named input per feature.
     feature_specs : tuple of dict
         The ``calibration.json`` entry of each input (name, unit, source, source_unit,
         frequency_hz, min, max).
@@ -219,7 +220,10 @@ class CalibrationModel:
         self.name = str(metadata.get("name", self.path.parent.name))
         self.model_id = str(metadata["model_id"])
         onnx_meta = metadata["onnx"]
-        self.input_name = str(onnx_meta.get("input", INPUT_NAME))
+        # one float32 [N] input per feature (calib.artifact.contract); schema 1.1: one matrix
+        self.named_inputs = "inputs" in onnx_meta
+        self.input_names = (tuple(str(n) for n in onnx_meta["inputs"]) if self.named_inputs
+                            else (str(onnx_meta.get("input", INPUT_NAME)),))
         outputs = list(onnx_meta.get("outputs", [self.target]))
         self.output_name = outputs[0]
         self.std_name = f"{self.target}_std" if f"{self.target}_std" in outputs else None
@@ -257,23 +261,29 @@ class CalibrationModel:
     def _check_io(self) -> None:
         s = self._session_all
         ins = s.get_inputs()
-        if len(ins) != 1 or ins[0].name != self.input_name:
-            raise ArtifactError(
-                f"{self.path / ONNX_FILE}: expected one input {self.input_name!r}, got "
-                f"{[i.name for i in ins]}"
-            )
-        shape = ins[0].shape or []
-        width = shape[-1] if len(shape) == 2 else None
-        if ins[0].type != "tensor(float)" or not isinstance(width, int):
-            raise ArtifactError(
-                f"{self.path / ONNX_FILE}: expected input {self.input_name!r} float32 [N, "
-                f"{len(self.features)}], got {ins[0].type} {shape}"
-            )
-        if width != len(self.features):
-            raise ArtifactError(
-                f"{self.path / ONNX_FILE}: input has {width} columns but calibration.json lists "
-                f"{len(self.features)} features"
-            )
+        where = f"{self.path / ONNX_FILE}"
+        if [i.name for i in ins] != list(self.input_names):
+            raise ArtifactError(f"{where}: expected the input(s) {list(self.input_names)}, got {[i.name for i in ins]}")
+        if self.named_inputs:
+            if self.input_names != self.features:
+                raise ArtifactError(f"{where}: the graph's inputs {list(self.input_names)} are not the "
+                                    f"features {list(self.features)} of calibration.json")
+            bad = [f"{i.name} {i.type} {i.shape}" for i in ins if i.type != "tensor(float)" or len(i.shape or []) != 1]
+            if bad:
+                raise ArtifactError(f"{where}: expected float32 [N] inputs, got {', '.join(bad)}")
+        else:
+            shape = ins[0].shape or []
+            width = shape[-1] if len(shape) == 2 else None
+            if ins[0].type != "tensor(float)" or not isinstance(width, int):
+                raise ArtifactError(
+                    f"{where}: expected input {self.input_names[0]!r} float32 [N, "
+                    f"{len(self.features)}], got {ins[0].type} {shape}"
+                )
+            if width != len(self.features):
+                raise ArtifactError(
+                    f"{where}: input has {width} columns but calibration.json lists "
+                    f"{len(self.features)} features"
+                )
         names = {o.name for o in s.get_outputs()}
         wanted = [self.output_name] + ([self.std_name] if self.std_name else []) + list(self.trust_names)
         missing = [n for n in wanted if n not in names]
@@ -292,7 +302,7 @@ class CalibrationModel:
             from onnx.utils import Extractor
 
             proto = onnx.load_model_from_string(self._onnx)
-            sub = Extractor(proto).extract_model([self.input_name], [self.output_name])
+            sub = Extractor(proto).extract_model(list(self.input_names), [self.output_name])
             self._session_main = self._make_session(sub.SerializeToString())
         return self._session_main
 
@@ -315,9 +325,9 @@ class CalibrationModel:
         """
         if not self._find_spots:
             return self._children
-        stamp = _children_stamp(self.path, self.name)
+        stamp = children_stamp(self.path, self.name)
         if stamp != self._children_stamp:
-            self._children = _scan_children(self.path.parent.parent, self.name, self.model_id,
+            self._children = scan_children(self.path.parent.parent, self.name, self.model_id,
                                             (self._meta.get("data") or {}).get("group"))
             self._children_stamp = stamp
             self._loaded_children = {s: m for s, m in self._loaded_children.items()
@@ -357,7 +367,10 @@ class CalibrationModel:
 
     # ---- readings
     def as_array(self, X: Any) -> np.ndarray:
-        """Readings as a C-contiguous float32 array (n, n_features) in model order and units.
+        """Readings as a float32 array (n, n_features) in model order and units.
+
+        The array is column-major (Fortran order): each feature's values are contiguous, as
+        the graph's named inputs take them (:mod:`calib.artifact.contract`).
 
         Parameters
         ----------
@@ -379,7 +392,7 @@ class CalibrationModel:
             resolved = resolve_feature_columns(self.feature_specs, columns)
             first = X[resolved[0][0]]
             n = len(first)
-            out = np.empty((n, n_feat), dtype=np.float32)
+            out = np.empty((n, n_feat), dtype=np.float32, order="F")
             for j, ((col, from_unit), spec) in enumerate(zip(resolved, self.feature_specs)):
                 raw = self._real_column(X[col], col, spec)
                 if raw.shape != (n,):
@@ -408,7 +421,7 @@ class CalibrationModel:
                     f"got shape {arr.shape}"
                 )
             with np.errstate(over="ignore"):  # beyond float32's range -> inf, refused below
-                out = np.ascontiguousarray(arr, dtype=np.float32)
+                out = np.asfortranarray(arr, dtype=np.float32)
             index, names = None, list(self.features)
 
         def label(i: int) -> str:
@@ -454,7 +467,7 @@ class CalibrationModel:
         specs = self.feature_specs
         resolved = resolve_feature_columns(specs, table.columns, where=f"{table.name} row 1")
         n = len(table.frame)
-        x = np.empty((n, len(specs)), dtype=np.float32)
+        x = np.empty((n, len(specs)), dtype=np.float32, order="F")
         # parse in file column order so the first bad cell is reported left to right
         order = sorted(range(len(specs)), key=lambda j: table.columns.index(resolved[j][0]))
         for j in order:
@@ -522,10 +535,16 @@ class CalibrationModel:
         session = self._main_session() if len(names) == 1 else self._session_all
         out = {k: np.empty(n, dtype=np.int32 if k == "domain_code" else np.float32) for k in keys[1:]}
         out["values"] = np.empty((n, n_out) if n_out > 1 else (n,), dtype=np.float32)
+        # named inputs: one contiguous float32 vector per feature (no copy for as_array's
+        # column-major arrays)
+        cols = np.ascontiguousarray(x32.T) if self.named_inputs else None
         for start in range(0, n, CHUNK_ROWS):
-            chunk = x32[start : start + CHUNK_ROWS]
-            res = session.run(names, {self.input_name: chunk})
-            stop = start + len(chunk)
+            stop = min(start + CHUNK_ROWS, n)
+            if cols is not None:
+                feed = {name: cols[j, start:stop] for j, name in enumerate(self.input_names)}
+            else:
+                feed = {self.input_names[0]: np.ascontiguousarray(x32[start:stop])}
+            res = session.run(names, feed)
             for k, r in zip(keys, res):
                 out[k][start:stop] = r.reshape(out[k][start:stop].shape)
         return out
@@ -609,7 +628,7 @@ class CalibrationModel:
             if not rows.size:
                 continue
             child = self._load_child(spot, children)  # the same snapshot of the children
-            xr = np.ascontiguousarray(x32[rows])
+            xr = np.asfortranarray(x32[rows])
             cg = child.graph_outputs(xr, want_std=want_std, want_trust=want_flags)
             values[rows] = cg["values"]
             if std is not None and "std" in cg:
@@ -800,62 +819,6 @@ class CalibrationModel:
 
 
 # --------------------------------------------------------------------------- loading
-def _children_stamp(vdir: Path, name: str) -> Any:
-    """What changes when a child of ``name`` appears or gets a new version (mtimes of the folders)."""
-    root = vdir.parent.parent
-    try:
-        entries = [(e.name, e.stat().st_mtime_ns) for e in os.scandir(root)
-                   if e.name.startswith(f"{name}.") and e.is_dir()]
-        return root.stat().st_mtime_ns, tuple(sorted(entries))
-    except OSError:
-        return None
-
-
-def _scan_children(root: Path, pname: str, pid: str, group: Any) -> dict[str, tuple[str, Path]]:
-    if not root.is_dir():
-        return {}
-    found: dict[str, tuple[tuple[int, int, int], str, Path]] = {}
-    prefix = f"{pname}."
-    for entry in sorted(root.iterdir()):
-        if not (entry.name.startswith(prefix) and entry.is_dir()):
-            continue
-        for version in reversed(list_versions(entry)):
-            try:
-                cmeta = read_metadata(entry / version)
-            except ArtifactError:
-                continue
-            a = cmeta.get(SPOT_ADJUSTMENT_KEY)
-            if not isinstance(a, dict) or (a.get("parent") or {}).get("model_id") != pid:
-                continue
-            key = tuple(int(v) for v in version.split("."))
-            spot = str(a.get("spot_id"))
-            col = str(a.get("spot_column") or group or "")
-            if spot not in found or key > found[spot][0]:
-                found[spot] = (key, col, entry / version)
-    return {s: (c, p) for s, (_, c, p) in sorted(found.items())}
-
-
-def find_children(parent: str | Path, models_dir: str | Path | None = None) -> dict[str, tuple[str, Path]]:
-    """The spot children of a batch model: spot id -> (spot column, newest version folder).
-
-    Only children whose metadata names this parent's model id count (a child of another
-    version of the batch model is ignored). Reads ``calibration.json`` files only; a child
-    that is unreadable is skipped here and refused when it would be used.
-
-    Parameters
-    ----------
-    parent : str or Path
-        The batch model's version folder (or its name folder -> latest version).
-    models_dir : str or Path, optional
-        Default: the parent's models folder.
-    """
-    vdir = resolve_artifact(parent)
-    meta = read_metadata(vdir)
-    root = Path(models_dir) if models_dir is not None else Path(vdir).parent.parent
-    return _scan_children(root, str(meta.get("name", vdir.parent.name)), str(meta["model_id"]),
-                          (meta.get("data") or {}).get("group"))
-
-
 def load_model(path: str | Path, *, threads: int | None = None, spots: bool = True) -> CalibrationModel:
     """Load a calibration artifact for inference, without TensorFlow.
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+import socket
+import subprocess
+import sys
+import time
 
 from pathlib import Path
 
@@ -157,6 +162,23 @@ def linear_artifact(tmp_path_factory):
                            fold_models=[linear_keras(-0.19), linear_keras(-0.21)], metadata=linear_metadata(100))
 
 
+def onnx_feed(session, x) -> dict:
+    """A bare ONNX Runtime feed: column j of ``x`` to the graph's j-th named input (float32 [N])."""
+    x = np.asarray(x, dtype=np.float32)
+    return {i.name: np.ascontiguousarray(x[:, j]) for j, i in enumerate(session.get_inputs())}
+
+
+def rewrite_sums(vdir: Path, fake: dict[str, str] | None = None) -> None:
+    """A valid SHA256SUMS for the folder as it is now (``fake``: {file: digest} listed instead)."""
+    lines = []
+    for p in sorted(vdir.rglob("*")):
+        if p.is_file() and p.name != "SHA256SUMS":
+            rel = p.relative_to(vdir).as_posix()
+            digest = (fake or {}).get(rel) or hashlib.sha256(p.read_bytes()).hexdigest()
+            lines.append(f"{digest}  {rel}\n")
+    (vdir / "SHA256SUMS").write_text("".join(lines))
+
+
 def copy_artifact(art, tmp_path: Path, name: str | None = None) -> Path:
     """A copy of an artifact version in ``tmp_path/models`` (its children go beside it)."""
     import shutil
@@ -164,3 +186,43 @@ def copy_artifact(art, tmp_path: Path, name: str | None = None) -> Path:
     dst = tmp_path / "models" / (name or art.name) / art.version
     shutil.copytree(art.path, dst)
     return dst
+
+
+# --------------------------------------------------------------------------- calib serve
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``calib serve`` in a subprocess on 127.0.0.1 (stopped by :meth:`stop`)."""
+
+    def __init__(self, models: Path, tmp: Path, *args: str):
+        import httpx
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tmp = tmp
+        tmp.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TMPDIR": str(tmp)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "calib.cli", "serve", str(models), "--port", str(self.port),
+                                      *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+            if self.proc.poll() is not None:
+                raise RuntimeError(self.proc.stderr.read())
+        self.stop()
+        raise RuntimeError("calib serve did not start within 60 s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            self.proc.kill()

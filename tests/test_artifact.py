@@ -199,7 +199,7 @@ def test_artifact_files_and_checksums(artifact):
 
 def test_calibration_json_content(trained, artifact):
     meta = json.loads((artifact.path / "calibration.json").read_text())
-    assert meta["schema_version"] == S.SCHEMA_VERSION == "1.1"
+    assert meta["schema_version"] == S.SCHEMA_VERSION == "1.2"
     assert uuid.UUID(meta["model_id"]).version == 4
     assert (meta["name"], meta["version"]) == ("foil-A", "1.0.0")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", meta["created_utc"])
@@ -214,7 +214,9 @@ def test_calibration_json_content(trained, artifact):
     assert meta["hyperparameters"]["seed"] == 0
     assert meta["data"]["sha256"] == hashlib.sha256(trained["csv"].read_bytes()).hexdigest()
     assert meta["data"]["rows"] == 192
-    assert meta["onnx"]["input"] == "readings" and meta["onnx"]["outputs"] == ["o2_hPa", "o2_hPa_std"]
+    assert meta["onnx"]["inputs"] == ["phase_deg", "temp_degC"] and meta["onnx"]["outputs"] == ["o2_hPa", "o2_hPa_std"]
+    assert meta["onnx"]["opset"] == 15 and meta["onnx"]["input_dtype"] == "float32"
+    assert set(meta["onnx"]["output_meaning"]) == {"o2_hPa", "o2_hPa_std"}
     assert meta["operator"] == "test-suite"  # caller keys are kept
     assert artifact.metadata == meta
 
@@ -226,14 +228,21 @@ def test_onnx_metadata_props_readable_with_onnx(artifact):
     props = {p.key: p.value for p in proto.metadata_props}
     meta = json.loads((artifact.path / "calibration.json").read_text())
     assert props["model_id"] == meta["model_id"]
-    assert props["version"] == "1.0.0" and props["schema_version"] == "1.1"
+    assert props["version"] == "1.0.0" and props["schema_version"] == "1.2"
     assert props["calib_version"] == meta["versions"]["calib"]
     assert [f["name"] for f in json.loads(props["features"])] == ["phase_deg", "temp_degC"]
     assert (props["target"], props["unit"]) == ("o2_hPa", "hPa")
-    assert [i.name for i in proto.graph.input] == ["readings"]
+    # one named float32 [N] input per feature (calib.artifact.contract), the pinned opset recorded
+    assert [i.name for i in proto.graph.input] == ["phase_deg", "temp_degC"]
     assert [o.name for o in proto.graph.output] == ["o2_hPa", "o2_hPa_std"]
-    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    assert max(o.version for o in proto.opset_import if o.domain == "") <= 21
+    for i in proto.graph.input:
+        assert i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        assert [d.dim_param for d in i.type.tensor_type.shape.dim] == ["N"]
+    assert max(o.version for o in proto.opset_import if o.domain == "") == 15 == int(props["opset"])
+    assert [(i["name"], i["unit"], i["dtype"]) for i in json.loads(props["inputs"])] == [
+        ("phase_deg", "deg", "float32"), ("temp_degC", "degC", "float32")]
+    assert json.loads(props["output_meaning"]) == meta["onnx"]["output_meaning"]
+    assert "standard deviation" in meta["onnx"]["output_meaning"]["o2_hPa_std"]
 
 
 def test_model_card_states_range_unit_and_limits(artifact):

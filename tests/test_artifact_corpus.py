@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import builtins
 import errno
-import hashlib
 import json
 import os
 import zipfile
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import LINEAR_FEATURES, copy_artifact, lin_ref_rows, linear_keras, linear_metadata
+from conftest import LINEAR_FEATURES, copy_artifact, lin_ref_rows, linear_keras, linear_metadata, rewrite_sums
 
 from calib.artifact import schema as SC
 from calib.artifact import store as S
@@ -32,17 +31,6 @@ from calib.errors import ArtifactError
 from calib.runtime import load_model
 
 ZERO = {LINEAR_FEATURES[0]: 58.0, LINEAR_FEATURES[1]: 20.0}  # O2 = -10 phase - T + 600 = 0 hPa
-
-
-def rewrite_sums(vdir: Path, fake: dict[str, str] | None = None) -> None:
-    """A valid SHA256SUMS for the folder as it is now (``fake``: {file: digest} listed instead)."""
-    lines = []
-    for p in sorted(vdir.rglob("*")):
-        if p.is_file() and p.name != S.SUMS_FILE:
-            rel = p.relative_to(vdir).as_posix()
-            digest = (fake or {}).get(rel) or hashlib.sha256(p.read_bytes()).hexdigest()
-            lines.append(f"{digest}  {rel}\n")
-    (vdir / S.SUMS_FILE).write_text("".join(lines))
 
 
 def hostile_json(art, tmp_path: Path, edit) -> Path:
@@ -218,12 +206,14 @@ def test_swapped_features_are_refused_naming_both_orders(linear_artifact, tmp_pa
             "refused"
         )
     one_cli_error(["predict", str(vdir), str(_readings(tmp_path)), "-o", str(tmp_path / "out.csv")])
-    # what the check prevents: without it, a 0 hPa reading comes out hundreds of hPa off, unflagged
+    # without the stamp check the named graph inputs still refuse it (schema 1.1's one matrix
+    # input gave a 0 hPa reading hundreds of hPa off, unflagged)
     import calib.runtime as R
 
     monkeypatch.setattr(R, "check_onnx_stamp", lambda *a: None)
-    wrong = load_model(vdir).predict(pd.DataFrame([ZERO]))[0]
-    assert abs(wrong) > 100.0
+    with pytest.raises(ArtifactError, match=r"the graph's inputs \['phase_5000hz_deg', 'temperature_degC'\] "
+                       r"are not the features \['temperature_degC', 'phase_5000hz_deg'\]"):
+        load_model(vdir)
 
 
 @pytest.mark.parametrize("edit, what", [
@@ -251,7 +241,8 @@ def test_graph_without_stamp_skips_the_cross_check_but_not_the_input_width(linea
     meta["features"].append({"name": "pressure_hPa", "unit": "hPa", "min": 900.0, "max": 1100.0})
     (vdir / "calibration.json").write_text(json.dumps(meta))
     rewrite_sums(vdir)
-    with pytest.raises(ArtifactError, match="input has 2 columns but calibration.json lists 3 features"):
+    with pytest.raises(ArtifactError, match=r"the graph's inputs \['phase_5000hz_deg', 'temperature_degC'\] are "
+                       r"not the features \['phase_5000hz_deg', 'temperature_degC', 'pressure_hPa'\]"):
         load_model(vdir)
 
 

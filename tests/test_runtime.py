@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import LINEAR_FEATURES, copy_artifact, lin_phase, lin_ref_rows, linear_keras, linear_metadata
+from conftest import LINEAR_FEATURES, copy_artifact, onnx_feed, lin_phase, lin_ref_rows, linear_keras, linear_metadata
 
 from calib.cli import cli
 from calib.errors import ConfigError, IngestError
@@ -57,7 +57,7 @@ def _onnx(path, x: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
     s = ort.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
-    return s.run(["o2_hPa"], {"readings": np.ascontiguousarray(x, dtype=np.float32)})[0]
+    return s.run(["o2_hPa"], onnx_feed(s, x))[0]
 
 
 # --------------------------------------------------------------------------- every door
@@ -209,7 +209,7 @@ def _onnx_all(path, x: np.ndarray) -> dict[str, np.ndarray]:
 
     s = ort.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
     names = [o.name for o in s.get_outputs()]
-    return dict(zip(names, s.run(names, {"readings": np.ascontiguousarray(x, dtype=np.float32)})))
+    return dict(zip(names, s.run(names, onnx_feed(s, x))))
 
 
 def test_interval_and_domain_are_the_same_through_every_door(tiny_run, tmp_path):

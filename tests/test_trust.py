@@ -218,7 +218,7 @@ def test_certificate_model_flags_jointly_impossible_readings_with_the_reason(tmp
     assert out["out_of_range_reason"].tolist()[:2] == ["output", "output"] and out["out_of_range_reason"][2] == ""
     s = ort.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
     g = dict(zip([o.name for o in s.get_outputs()],
-                 s.run(None, {"readings": df[list(m.features)].to_numpy(np.float32)})))
+                 s.run(None, {f: df[f].to_numpy(np.float32) for f in m.features})))
     assert g["domain_code"].tolist() == [4, 4, 0]
     np.testing.assert_allclose(g["o2_umol_per_L_lo"], out["o2_umol_per_L_lo"], rtol=1e-5)
     np.testing.assert_allclose(g["o2_umol_per_L_hi"], out["o2_umol_per_L_hi"], rtol=1e-5)

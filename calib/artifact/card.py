@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from .store import INPUT_NAME, KERAS_FILE, ONNX_FILE, REQUIRED_FILES, SUMS_FILE
+from .store import KERAS_FILE, ONNX_FILE, REQUIRED_FILES, SUMS_FILE
 
 __all__ = ["model_card"]
 
@@ -181,9 +181,9 @@ def model_card(meta: Mapping[str, Any], extra_names: Sequence[str]) -> bytes:
         "those ranges; recalibrate or re-validate before such use.",
         "",
         "- Python without TensorFlow: `calib.load_model(path).predict(df)`, or `calib predict`.",
-        f"- Any ONNX Runtime (C#, C++, Java, MATLAB, LabVIEW): `{ONNX_FILE}`, float32 input "
-        f"`{INPUT_NAME}` of shape [N, {len(feats)}] in the order below, in the units below; outputs "
-        + ", ".join(f"`{o}`" for o in outputs) + ".",
+        f"- Any ONNX Runtime (C#, C++, Java, Node.js, MATLAB, LabVIEW): `{ONNX_FILE}`, one float32 [N] "
+        "input per feature, named as below (name and unit in one word), in the units below; outputs "
+        + ", ".join(f"`{o}`" for o in outputs) + " (metadata `output_meaning` says what each is).",
         f"- Python with TensorFlow: `keras.models.load_model('{KERAS_FILE}', safe_mode=True)`.",
         "",
         "## Inputs (in this order) and calibrated ranges",

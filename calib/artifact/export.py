@@ -29,6 +29,7 @@ from ..constraints import NAME, Interval, Satisfies, check_param, check_params, 
 from ..errors import ConfigError
 from ..serial import to_jsonable
 from .card import model_card
+from .contract import ONNX_OPSET, contract_metadata, name_inputs
 from .onnx import merge_onnx, opset_of, stamp_onnx
 from .trust_graph import attach_trust, trust_outputs
 from .store import (
@@ -229,7 +230,7 @@ def _build_models(tmp: Path, model: Any, fold_models: Sequence[Any], n_features:
     with _TF_LOCK:
         for i, m in enumerate((model, *fold_models)):
             p = work / f"part{i}.onnx"
-            export_onnx(m, p, n_features)
+            export_onnx(m, p, n_features, opset=ONNX_OPSET)
             protos.append(onnx.load(str(p)))
         model.save(str(tmp / KERAS_FILE))
     shutil.rmtree(work)
@@ -354,15 +355,16 @@ def export_artifact(
         if trust is not None:
             attach_trust(merged[0], trust, input_name=INPUT_NAME, target=target, n_out=n_out)
             meta.update(trust.to_dict())
+        # last: one named float32 [N] input per feature (calib.artifact.contract)
+        name_inputs(merged[0], [f["name"] for f in meta["features"]])
         for rel, content in extras.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_bytes(content)
+        outputs = [target] + ([std_name] if std_name else []) + (trust_outputs(target) if trust else [])
         meta["onnx"] = {
             "file": ONNX_FILE,
-            "input": INPUT_NAME,
-            "input_shape": ["N", n_features],
-            "outputs": [target] + ([std_name] if std_name else []) + (trust_outputs(target) if trust else []),
-            "opset": opset_of(merged[0]),
+            **contract_metadata(meta["features"], meta["target"], meta["aux_targets"], outputs,
+                                opset_of(merged[0]), (meta.get("conformal") or {}).get("level")),
             "n_fold_models": len(fold_models),
             "std_ddof": 0 if fold_models else None,
         }

@@ -4,7 +4,8 @@
 graph with input ``readings`` and outputs ``<target>`` (the final model) and
 ``<target>_std`` (the spread of the fold models); :func:`stamp_onnx` writes the artifact's
 identity (version, features with units and ranges, target, outputs) into the graph's
-metadata properties, so lab software that loads only ``model.onnx`` can read them.
+metadata properties, so lab software that loads only ``model.onnx`` can read them (the input
+contract, ``inputs`` and ``output_meaning``, is :mod:`calib.artifact.contract`'s).
 The physics fits as ONNX nodes are in :mod:`calib.artifact.physics_graph`.
 """
 
@@ -107,10 +108,12 @@ def stamp_onnx(proto: Any, meta: Mapping[str, Any]) -> bytes:
 
     major, minor, patch = semver_key(meta["version"])
     proto.model_version = major * 1_000_000 + minor * 1_000 + patch
+    onnx_meta = meta["onnx"]
     proto.doc_string = (
-        f"calib calibration model {meta['name']} {meta['version']}: input {INPUT_NAME!r} float32 "
-        f"[N, {len(meta['features'])}] ({', '.join(f['name'] for f in meta['features'])}) -> "
-        f"{meta['target']['name']} in {meta['target']['unit']}"
+        f"calib calibration model {meta['name']} {meta['version']}: one float32 [N] input per feature, by "
+        f"name ({', '.join(f['name'] + ' in ' + f['unit'] for f in meta['features'])}) -> "
+        f"{meta['target']['name']} in {meta['target']['unit']}; metadata output_meaning says what every "
+        "output is"
     )
     feats = [
         {k: f.get(k) for k in ("name", "unit", "source", "source_unit", "frequency_hz", "min", "max")}
@@ -127,7 +130,11 @@ def stamp_onnx(proto: Any, meta: Mapping[str, Any]) -> bytes:
         "target": meta["target"]["name"],
         "unit": meta["target"]["unit"],
         "aux_targets": json.dumps([{"name": a["name"], "unit": a["unit"]} for a in meta["aux_targets"]]),
-        "outputs": json.dumps(meta["onnx"]["outputs"]),
+        "outputs": json.dumps(onnx_meta["outputs"]),
+        "inputs": json.dumps([{"name": f["name"], "unit": f["unit"], "dtype": onnx_meta["input_dtype"],
+                               "shape": onnx_meta["input_shape"]} for f in meta["features"]]),
+        "output_meaning": json.dumps(onnx_meta["output_meaning"]),
+        "opset": str(onnx_meta["opset"]),
     }
     if meta.get("spot_normalisation"):
         props["use"] = ("spot-normalised batch model: its numbers are only right through a spot's child "

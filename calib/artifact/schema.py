@@ -12,7 +12,7 @@ line that names the file and the key path:
    ``domain``, ...), and so are more ``onnx.outputs`` than ``[target, target_std]``.
 2. :func:`check_onnx_stamp`: ``calibration.json`` against the metadata properties that
    :func:`calib.artifact.onnx.stamp_onnx` wrote into the graph (feature names and units in
-   order, target, unit, outputs, model id, name, version). Two swapped features in
+   order, target, unit, outputs, named inputs, opset, model id, name, version). Two swapped features in
    ``calibration.json`` would otherwise feed the temperature into the phase input.
    A graph without any metadata properties (not written by calib's exporter) skips
    this check; every artifact calib has written carries them.
@@ -189,7 +189,12 @@ def check_metadata(meta: Mapping[str, Any], file: Path | str, folder: str | None
     c.string(onnx, "file", "onnx.file")
     if onnx["file"] != "model.onnx":
         raise c.fail("onnx.file", f"expected 'model.onnx', got {_kind(onnx['file'])}")
-    c.string(onnx, "input", "onnx.input")
+    if "inputs" in onnx:  # one named input per feature (calib.artifact.contract)
+        for i, n in enumerate(c.items(onnx, "inputs", "onnx.inputs", nonempty=True)):
+            if not isinstance(n, str) or not n:
+                raise c.fail(f"onnx.inputs[{i}]", f"expected a non-empty string, got {_kind(n)}")
+    else:  # schema 1.1: one matrix input
+        c.string(onnx, "input", "onnx.input")
     outputs = c.items(onnx, "outputs", "onnx.outputs", nonempty=True)
     for i, o in enumerate(outputs):
         if not isinstance(o, str) or not o:
@@ -338,3 +343,11 @@ def check_onnx_stamp(meta: Mapping[str, Any], props: Mapping[str, str], vdir: Pa
         stamped = loaded("outputs")
         if stamped != meta["onnx"]["outputs"]:
             raise differ("the outputs", meta["onnx"]["outputs"], stamped)
+    if "inputs" in props:
+        stamped = loaded("inputs")
+        theirs = [i.get("name") if isinstance(i, dict) else i for i in stamped] if isinstance(stamped, list) else stamped
+        mine = meta["onnx"].get("inputs", [meta["onnx"].get("input")])
+        if theirs != mine:
+            raise differ("the graph inputs", mine, theirs)
+    if "opset" in props and str(meta["onnx"].get("opset")) != props["opset"]:
+        raise differ("the opset", repr(meta["onnx"].get("opset")), repr(props["opset"]))

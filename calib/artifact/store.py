@@ -96,10 +96,12 @@ __all__ = [
 ]
 
 #: Schema of ``calibration.json`` written by this version of calib ("major.minor").
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 #: Newest schema major this version of calib reads.
 SUPPORTED_SCHEMA_MAJOR = 1
-#: Name of the ONNX graph's single input (same as ``calib.nn.ONNX_INPUT_NAME``).
+#: The readings matrix [N, n_features] inside the graph (``calib.nn.ONNX_INPUT_NAME``): the
+#: graph input of schema 1.1; from schema 1.2 the graph takes one named input per feature
+#: and concatenates them into this tensor (:mod:`calib.artifact.contract`).
 INPUT_NAME = "readings"
 
 ONNX_FILE = "model.onnx"

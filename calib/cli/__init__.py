@@ -11,6 +11,7 @@ Modules
 - :mod:`calib.cli.data`: ``ingest``, ``simulate``.
 - :mod:`calib.cli.train`: ``validate``, ``sweep``, ``calibrate``.
 - :mod:`calib.cli.artifacts`: ``predict``, ``inspect``, ``models``, ``adjust``, ``report``.
+- :mod:`calib.cli.serve`: ``serve`` (the HTTP service and page, :mod:`calib.serve`).
 - :mod:`calib.cli.format`: every text printed on stdout, and the ``--json`` form.
 - :mod:`calib.cli.progress`: stderr: progress bars, stage messages, log lines; -v/-q.
 """
@@ -24,11 +25,12 @@ from typing import Any
 
 import click
 
-from ..errors import CalibError
+from ..errors import CalibError, missing_train_install
 from .artifacts import adjust, inspect, models, predict, report
 from .data import ingest, simulate
 from .format import format_error
 from .progress import show_log
+from .serve import serve
 from .train import calibrate, sweep, validate
 
 __all__ = ["cli", "main"]
@@ -44,6 +46,11 @@ class CalibGroup(click.Group):
             return super().invoke(ctx)
         except CalibError as exc:
             raise click.ClickException(format_error(exc)) from None  # always one line
+        except ImportError as exc:  # a training command on the runtime install (no calib[train])
+            err = missing_train_install(exc)
+            if err is None:
+                raise
+            raise click.ClickException(format_error(err)) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
@@ -70,7 +77,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
         ctx.call_on_close(show_log(logging.INFO))
 
 
-for _command in (ingest, simulate, validate, sweep, calibrate, predict, inspect, models, report, adjust):
+for _command in (ingest, simulate, validate, sweep, calibrate, predict, inspect, models, report, adjust, serve):
     cli.add_command(_command)
 
 

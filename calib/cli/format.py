@@ -23,6 +23,7 @@ __all__ = [
     "format_inspection",
     "format_model_list",
     "format_adjustment",
+    "format_serving",
 ]
 
 
@@ -345,3 +346,11 @@ def format_adjustment(result: Any) -> str:
                 + ("" if err is None else f" (projected error {err:.3g} {u}, tolerance {c['tolerance']:g})")
             )
     return "\n".join(lines)
+
+
+def format_serving(models_dir: Any, host: str, port: int, token: bool) -> str:
+    """The start-up line of ``calib serve``."""
+    shown = f"[{host}]" if ":" in host else host
+    where = "this computer only" if host in ("127.0.0.1", "localhost", "::1") else "the network"
+    return (f"Serving {models_dir} at http://{shown}:{port}/ ({where}; "
+            f"{'token required' if token else 'no token'}); Ctrl+C stops")

@@ -230,7 +230,7 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = 65536) -> np.nd
     return out[:, 0] if n_out == 1 else out
 
 
-def export_onnx(model: keras.Model, path: str | Path, n_inputs: int) -> None:
+def export_onnx(model: keras.Model, path: str | Path, n_inputs: int, opset: int | None = None) -> None:
     """Write ``model`` as an ONNX file for ONNX Runtime (no TensorFlow needed to run it).
 
     The file has one float32 input named ``"readings"`` (:data:`ONNX_INPUT_NAME`) of shape
@@ -247,6 +247,9 @@ def export_onnx(model: keras.Model, path: str | Path, n_inputs: int) -> None:
         Destination ``.onnx`` file; its folder must exist.
     n_inputs : int
         Number of input columns.
+    opset : int, optional
+        ONNX opset (default domain) to export; default tf2onnx's (15 with tf2onnx 1.17).
+        Artifacts pin theirs (:data:`calib.artifact.contract.ONNX_OPSET`).
 
     Raises
     ------
@@ -275,7 +278,8 @@ def export_onnx(model: keras.Model, path: str | Path, n_inputs: int) -> None:
         with warnings.catch_warnings():
             # keras patches tf2onnx for numpy 2 and trips numpy's np.object FutureWarning
             warnings.simplefilter("ignore", FutureWarning)
-            model.export(str(path), format="onnx", input_signature=[spec], verbose=False)
+            model.export(str(path), format="onnx", input_signature=[spec], verbose=False,
+                         opset_version=opset)
     finally:
         for layer, mean, variance in swapped:
             layer.mean, layer.variance = mean, variance

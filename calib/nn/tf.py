@@ -58,7 +58,12 @@ def tensorflow(before_first_op: Callable[[ModuleType], None] | None = None) -> M
     with _LOCK:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         with quiet_stderr():
-            import tensorflow as tf
+            try:
+                import tensorflow as tf
+            except ImportError as exc:
+                from ..errors import missing_train_install
+
+                raise (missing_train_install(exc) or exc) from None
 
             if before_first_op is not None:
                 before_first_op(tf)

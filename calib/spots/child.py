@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from ..artifact.card import model_card
+from ..artifact.contract import contract_metadata, name_inputs, unname_inputs
 from ..artifact.onnx import opset_of, stamp_onnx
 from ..artifact.trust_graph import attach_trust, strip_trust
 from ..trust import ConformalSpec, TrustSpec
-from ..artifact.store import CARD_FILE, KERAS_FILE, ONNX_FILE, Artifact, check_keras_file, publish
+from ..artifact.store import CARD_FILE, INPUT_NAME, KERAS_FILE, ONNX_FILE, Artifact, check_keras_file, publish
 from ..errors import ArtifactError, ConfigError, IngestError
 from ..runtime import NORMALISATION_KEY as NORM_KEY
 from ..runtime import SPOT_ADJUSTMENT_KEY as META_KEY
@@ -39,24 +40,28 @@ __all__ = ["adjust_spots", "write_spot_artifact"]
 
 
 def _child_onnx(parent: CalibrationModel, adj: SpotAdjustment) -> Any:
-    """The parent's ONNX graph with the adjustment folded in (same input and output names)."""
+    """The parent's ONNX graph with the adjustment folded in (same input and output names).
+
+    The correction reads the internal matrix ``readings``: the parent's named inputs are
+    taken off first and put back last (:mod:`calib.artifact.contract`); a parent of schema
+    1.1 (one ``readings`` input) gets a child with named inputs.
+    """
     import onnx
     from onnx import helper, numpy_helper
 
-    proto = onnx.load_model_from_string(parent.onnx_bytes)
+    proto = unname_inputs(onnx.load_model_from_string(parent.onnx_bytes))
     trust = _child_trust(parent)
     if trust is not None:  # re-attached after the correction, with the child's interval
         strip_trust(proto, parent.target)
     g = proto.graph
-    inp = parent.input_name
+    inp = INPUT_NAME
     pre = "calib_spot/"
 
     def with_trust(p: Any) -> Any:
-        if trust is None:
-            onnx.checker.check_model(p, full_check=True)
-            return p
-        return attach_trust(p, trust, input_name=inp, target=parent.target, n_out=len(parent.targets),
-                            domain_input=f"{pre}{inp}")
+        if trust is not None:
+            attach_trust(p, trust, input_name=inp, target=parent.target, n_out=len(parent.targets),
+                         domain_input=f"{pre}{inp}")
+        return name_inputs(p, parent.features)  # checks the model
 
     if adj.method == SPOT_MAP:
         # readings * input_scale + input_add -> the parent graph (outputs unchanged)
@@ -277,7 +282,10 @@ def write_spot_artifact(
     proto = _child_onnx(parent, adjustment)
     if parent_keras is None:
         parent_keras = _load_parent_keras(parent)
-    meta["onnx"] = {**meta["onnx"], "opset": opset_of(proto)}
+    onnx_meta = {k: v for k, v in meta["onnx"].items() if k not in ("input", "input_shape")}
+    meta["onnx"] = {**onnx_meta, **contract_metadata(
+        meta["features"], meta["target"], meta.get("aux_targets") or [], onnx_meta["outputs"], opset_of(proto),
+        (meta.get("conformal") or {}).get("level"))}
 
     def prepare(tmp: Path) -> None:
         child_k = _child_keras(parent_keras, adjustment, len(parent.targets))
