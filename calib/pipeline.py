@@ -45,8 +45,8 @@ class CalibrateSettings(CalibrateSpec):
     ----------
     name, models_dir, runs_dir
         As :class:`calib.config.CalibrateSpec`.
-    trials, strategy, jobs, storage : optional
-        Override ``[sweep]`` trials, strategy, jobs and storage (``None``: the config's
+    trials, strategy, jobs, storage, study : optional
+        Override ``[sweep]`` trials, strategy, jobs, storage and study name (``None``: the config's
         value, see :func:`calib.config.sweep_settings`); the same rules as there.
 
     Examples
@@ -59,6 +59,7 @@ class CalibrateSettings(CalibrateSpec):
     strategy: str | None = None
     jobs: int | None = None
     storage: str | None = None
+    study: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -78,7 +79,7 @@ class CalibrateSettings(CalibrateSpec):
 
 
 def _sweep_overrides(settings: CalibrateSettings) -> dict[str, Any]:
-    return {k: getattr(settings, k) for k in ("trials", "strategy", "jobs", "storage")}
+    return {k: getattr(settings, k) for k in ("trials", "strategy", "jobs", "storage", "study")}
 
 
 @dataclass(frozen=True)

@@ -64,3 +64,16 @@ def test_settings_rules(kw, match):
 def test_unknown_calibrate_key():
     with pytest.raises(ConfigError, match="unknown key 'nme' in \\[calibrate\\]"):
         CalibrateSettings.from_dict({"nme": "x"})
+
+
+def test_calibrate_settings_name_the_study_of_the_sweep():
+    from calib.config import load_config, sweep_settings
+    from calib.pipeline import _sweep_overrides
+
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "data" / "calib.toml")
+    cs = CalibrateSettings(study="foil-b", trials=3)
+    ss = sweep_settings(cfg, **_sweep_overrides(cs))
+    assert ss.study == "foil-b" and ss.trials == 3
+    assert sweep_settings(cfg, **_sweep_overrides(CalibrateSettings())).study == cfg.sweep.study

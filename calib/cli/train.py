@@ -107,6 +107,7 @@ def sweep(data: Path | None, config_path: Path | None, features: str | None, tar
 @click.option("--models-dir", type=PATH, help="Folder of artifacts (default: models).")
 @click.option("--name", help="Artifact name (default: [calibrate] name, else the data file's stem).")
 @physics_option
+@click.option("--study", metavar="NAME", help="Study name inside the trial record (default: [sweep] study, else calib).")
 @click.option("--operator", help="Who calibrates (printed on certificate.html; default: [calibrate] operator).")
 @click.option("--reference-standard", "reference_standard",
               help="The reference the points were measured against (default: [calibrate] reference_standard).")
@@ -114,7 +115,8 @@ def sweep(data: Path | None, config_path: Path | None, features: str | None, tar
 def calibrate(data: Path | None, config_path: Path | None, features: str | None, target: str | None,
               group: str | None, strategy: str | None, trials: int | None, folds: int | None, jobs: int | None,
               storage: str | None, seed: int | None, models_dir: Path | None, name: str | None,
-              physics_kind: str | None, operator: str | None, reference_standard: str | None, as_json: bool) -> None:
+              physics_kind: str | None, study: str | None, operator: str | None, reference_standard: str | None,
+              as_json: bool) -> None:
     """The main job: ingest -> sweep -> refit -> test once -> export a versioned model.
 
     \b
@@ -130,7 +132,7 @@ def calibrate(data: Path | None, config_path: Path | None, features: str | None,
     cfg = load_config(config_path, features, target, group, folds=folds, seed=seed, physics_kind=physics_kind)
     cs = CalibrateSettings.from_spec(cfg.calibrate, name=name, models_dir=None if models_dir is None else str(models_dir),
                                      trials=trials, strategy=strategy, jobs=jobs, storage=storage,
-                                     operator=operator, reference_standard=reference_standard)
+                                     study=study, operator=operator, reference_standard=reference_standard)
     say = None if as_json else info
     prog_holder: dict[str, Any] = {}
 
