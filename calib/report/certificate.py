@@ -129,10 +129,22 @@ def render_certificate(meta: Mapping[str, Any], cv_predictions: pd.DataFrame | N
     if u:
         unc.append(("expanded uncertainty", f"U = {_num(u['expanded'], 4)} {escape(unit)} (k = {_num(u['k'], 2)}), "
                     + ", ".join(f"{escape(k)} {_num(v, 3)}" for k, v in u["components"].items())))
+    chk = (meta.get("spot_adjustment") or {}).get("check") if child else None
+    if isinstance(chk, Mapping):
+        state = ("within the acceptance bounds" if chk.get("within_bounds") else
+                 "OUTSIDE the acceptance bounds, forced by the operator" if chk.get("forced") else "outside the bounds")
+        unc.append(("check", f"{escape(chk.get('date'))}: gain {_num(chk.get('gain'), 5)}, offset "
+                    f"{_num(chk.get('offset'), 4)} {escape(unit)}, {state}; {chk.get('previous_checks', 0)} earlier "
+                    "check(s)" + (f"; drift {_num((chk.get('drift') or {}).get('error_per_day'), 3)} {escape(unit)}/day"
+                                  if chk.get("drift") else "")))
+        unc.append(("next check due", f"<b>{escape(chk.get('due'))}</b> (projected error then "
+                    f"{_num(chk.get('projected_error_at_due'), 3)} {escape(unit)}, tolerance {_num(chk.get('tolerance'), 3)})"))
     est = meta.get("error_estimate") or "test"
     cvm = ((meta.get("cv") or {}).get("summary") or {}).get("val", {}).get("mae", {})
     test = meta.get("test") if isinstance(meta.get("test"), Mapping) else None
-    err = (f"k-fold cross-validation MAE {_num(cvm.get('mean'), 4)} {escape(unit)}" if cvm else "")
+    err = (f"k-fold cross-validation MAE {_num(cvm.get('mean'), 4)} {escape(unit)}" if cvm else "not recorded")
+    if child and cvm:
+        err += " (the batch model's, across spots)"
     if test and est == "test":
         err += f"; held-out test MAE {_num(test.get('mae'), 4)} {escape(unit)} ({test.get('rows')} rows)"
     elif est != "test":
