@@ -86,8 +86,12 @@ def test_models_lists_names_versions_and_children(server, linear_artifact):
     got = {m["name"]: m for m in httpx.get(server.url + "/models").json()["models"]}
     assert set(got) == {"lin", "lin.S1", "tiny"}
     assert got["lin"]["versions"] == ["1.0.0"] and got["lin"]["latest"] == "1.0.0"
-    assert got["lin"]["children"] == {"S1": {"name": "lin.S1", "version": "1.0.0", "spot_column": "spot_id"}}
+    child = got["lin"]["children"]["S1"]
+    assert {k: child[k] for k in ("name", "version", "spot_column")} == {
+        "name": "lin.S1", "version": "1.0.0", "spot_column": "spot_id"}
     assert got["lin.S1"]["parent"] == {"name": "lin", "version": "1.0.0", "spot_id": "S1"}
+    # the check's dates: when it was checked and when the next check is due (calib.spots.history)
+    assert child["due"] > child["checked"] and child["overdue"] is False and got["lin.S1"]["due"] == child["due"]
     assert got["tiny"]["target"] == "o2_hPa" and got["lin"]["features"] == list(LINEAR_FEATURES)
 
 
@@ -104,6 +108,11 @@ def test_model_detail_report_and_card(server, linear_artifact):
     assert rep.headers["content-security-policy"] == "sandbox allow-scripts" and "<html" in rep.text.lower()
     card = httpx.get(server.url + "/models/lin/1.0.0/card")
     assert card.status_code == 200 and "## Intended use" in card.text
+    assert tiny["has_certificate"] is True
+    cert = httpx.get(f"{server.url}/models/tiny/{tiny['version']}/certificate")
+    assert cert.status_code == 200 and "Calibration certificate" in cert.text and "@media print" in cert.text
+    child_cert = httpx.get(server.url + "/models/lin.S1/1.0.0/certificate")
+    assert child_cert.status_code == 200 and "spot <b>S1</b>" in child_cert.text
 
 
 @pytest.mark.parametrize("path, message", [

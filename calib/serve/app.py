@@ -276,6 +276,13 @@ def create_app(models_dir: str | Path, *, token: str | None = None,
         return Response(data, media_type="text/html; charset=utf-8",
                         headers={"Content-Security-Policy": "sandbox allow-scripts"})
 
+    @app.get("/models/{name}/{version}/certificate", response_class=HTMLResponse,
+             summary="The artifact's printable calibration certificate (certificate.html)")
+    async def certificate(name: str, version: str) -> Response:
+        data = await run_in_threadpool(catalog.file, name, version, "certificate.html")
+        return Response(data, media_type="text/html; charset=utf-8",
+                        headers={"Content-Security-Policy": "sandbox allow-scripts"})
+
     @app.get("/models/{name}/{version}/card", response_class=PlainTextResponse, summary="The artifact's MODEL_CARD.md")
     async def card(name: str, version: str) -> Response:
         data = await run_in_threadpool(catalog.file, name, version, "MODEL_CARD.md")

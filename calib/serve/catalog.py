@@ -27,6 +27,9 @@ from ..artifact.store import (
 from ..errors import ArtifactError, ConfigError
 from ..runtime import CalibrationModel, load_model
 
+#: A version's printable certificate (:mod:`calib.report.certificate`).
+CERTIFICATE_FILE = "certificate.html"
+
 __all__ = ["ModelCatalog", "NotFound"]
 
 
@@ -108,7 +111,15 @@ class ModelCatalog:
     def children(self, name: str, meta: dict[str, Any]) -> dict[str, dict[str, str]]:
         """Spot -> ``{name, version, spot_column}`` of the newest children of this version."""
         found = scan_children(self.root, name, str(meta["model_id"]), (meta.get("data") or {}).get("group"))
-        return {s: {"name": p.parent.name, "version": p.name, "spot_column": col} for s, (col, p) in found.items()}
+        out = {}
+        for s, (col, p) in found.items():
+            entry = {"name": p.parent.name, "version": p.name, "spot_column": col}
+            try:
+                entry.update(_due(self.metadata(p)))
+            except ArtifactError:
+                pass
+            out[s] = entry
+        return out
 
     def summary(self, name: str, versions: list[str]) -> dict[str, Any]:
         vdir = self.root / name / versions[-1]
@@ -127,6 +138,7 @@ class ModelCatalog:
             "created_utc": meta.get("created_utc"),
             "parent": ({"name": adj["parent"]["name"], "version": adj["parent"]["version"],
                         "spot_id": adj.get("spot_id")} if isinstance(adj, dict) else None),
+            **(_due(meta) if isinstance(adj, dict) else {}),
             "children": {} if isinstance(adj, dict) else self.children(name, meta),
         }
 
@@ -145,15 +157,30 @@ class ModelCatalog:
             "model_id": meta["model_id"],
             "has_report": (vdir / REPORT_FILE).is_file(),
             "has_card": (vdir / CARD_FILE).is_file(),
+            "has_certificate": (vdir / CERTIFICATE_FILE).is_file(),
             "children": {} if meta.get(SPOT_ADJUSTMENT_KEY) else self.children(name, meta),
             "metadata": meta,
         }
 
     def file(self, name: str, version: str, filename: str) -> bytes:
-        """``report.html`` or ``MODEL_CARD.md`` of a version."""
-        if filename not in (REPORT_FILE, CARD_FILE):  # pragma: no cover - the app asks for these only
+        """``report.html``, ``certificate.html`` or ``MODEL_CARD.md`` of a version."""
+        if filename not in (REPORT_FILE, CARD_FILE, CERTIFICATE_FILE):  # pragma: no cover - the app asks for these only
             raise NotFound(f"no file {filename!r}")
         path = self.version_dir(name, version) / filename
         if not path.is_file():
             raise NotFound(f"model {name!r} {version} has no {filename}")
         return path.read_bytes()
+
+
+def _due(meta: dict[str, Any]) -> dict[str, Any]:
+    """A spot child's last check date, next due date and whether it is overdue (now, UTC)."""
+    from datetime import datetime, timezone
+
+    chk = (meta.get(SPOT_ADJUSTMENT_KEY) or {}).get("check")
+    if not isinstance(chk, dict) or not chk.get("due"):
+        return {}
+    try:
+        due = datetime.fromisoformat(str(chk["due"]).replace("Z", "+00:00"))
+    except ValueError:
+        return {}
+    return {"checked": chk.get("date"), "due": chk["due"], "overdue": datetime.now(timezone.utc) > due}
