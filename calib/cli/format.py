@@ -27,6 +27,14 @@ __all__ = [
 ]
 
 
+def display_unit(token: str) -> str:
+    """A unit token typeset for people (``umol_per_L`` -> ``µmol/L``); :func:`calib.units.display_unit`,
+    imported when first needed so that ``calib --help`` stays light."""
+    from ..units import display_unit as typeset
+
+    return typeset(token)
+
+
 def format_error(exc: BaseException) -> str:
     """The one line after ``Error:``: the message's whitespace collapsed, and every control or
     bidi character escaped (``\\x1b``, ``\\u202e``), so that a hostile file or column name can
@@ -82,7 +90,7 @@ def format_cv(cv: Any) -> str:
 
     ``cv`` is a :class:`calib.validate.CVResult`.
     """
-    unit = cv.unit
+    unit = display_unit(cv.unit)
     head = f"{'fold':>5} {'n_val':>6} {'MAE':>9} {'RMSE':>9} {'max':>9} {'R2':>7} {'ELA':>6} | {'base MAE':>9} {'base RMSE':>9}  best epoch"
     lines = [f"k-fold validation of {cv.target} [{unit}], {len(cv.folds)} folds"
              + (" by group (GroupKFold)" if cv.group_kfold else ""), head]
@@ -192,7 +200,7 @@ def format_calibration_run(d: dict[str, Any]) -> str:
 
     ``d`` is :meth:`calib.pipeline.CalibrationRun.to_dict`.
     """
-    unit = d["unit"]
+    unit = display_unit(d["unit"])
     cvm = d["cv"]["val"]
     t = d["test"]
     lines = [
@@ -229,7 +237,7 @@ def format_prediction(model: Any, summary: dict[str, Any], output: Any) -> str:
     n, oor = summary.get("rows"), summary.get("out_of_range")
     why = summary.get("out_of_range_reasons") or {}
     detail = f": {', '.join(f'{k} {v}' for k, v in why.items())}" if why else ""
-    return (f"{model.name} {model.version}: predicted {model.target} [{model.unit}] for {n} readings "
+    return (f"{model.name} {model.version}: predicted {model.target} [{display_unit(model.unit)}] for {n} readings "
             f"({oor} not vouched for{detail}); wrote {summary.get('output', output)}"
             + (f" (provenance: {summary['provenance']})" if str(summary.get("provenance", "")).endswith(".json") else ""))
 
