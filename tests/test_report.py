@@ -199,7 +199,7 @@ def test_parity_and_residuals_show_the_test_rows(built):
     assert len(one_to_one) == 1
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["1:1", "spot_id S2", "spot_id S3"]
     res_axes = figs["residuals"].axes
-    assert [a.get_xlabel() for a in res_axes] == ["reference o2_hPa (hPa)", "temp_degC (degC)"]
+    assert [a.get_xlabel() for a in res_axes] == ["reference o2_hPa (hPa)", "temp_degC (°C)"]
     for a in res_axes:
         bars = [c for c in a.containers]
         assert len(bars) == 2  # one error-bar series per held-out spot
