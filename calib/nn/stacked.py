@@ -323,7 +323,7 @@ def train_stacked(
         raise ConfigError("problems trained together must all have dev rows or none")
     models = [build_model(c, n_in, n_out, xs, ys) for c, xs, ys in zip(configs, x_scalers, y_scalers)]
     if configs[0].optimizer == "lbfgs":
-        return _train_lbfgs_stacked(configs, models, arrays, y_scalers, t0, verbose)
+        return _train_lbfgs_stacked(configs, models, arrays, x_scalers, y_scalers, t0, verbose, jit_compile)
 
     rows = [a[0].shape[0] for a in arrays]
     bsize = configs[0].batch_size
@@ -439,6 +439,244 @@ def train_stacked(
     return results
 
 
+def _build_objective_fn(plan: _StackPlan):
+    """Trace-once ``objective(theta, x, z, w, xd, zd, wd, hyper)`` of K full-batch problems.
+
+    Per model: the data loss on its training rows plus its L1/L2 penalties (what
+    :func:`~calib.nn.training.train`'s L-BFGS minimises), the data loss alone, the dev data
+    loss at the same weights (NaN without dev rows) and the gradient of the first, (K, P).
+    """
+    from .tf import tensorflow as _quiet_tf
+
+    tf = _quiet_tf()
+
+    activation = {
+        "relu": tf.nn.relu,
+        "elu": tf.nn.elu,
+        "tanh": tf.tanh,
+        "sigmoid": tf.sigmoid,
+        "identity": lambda h: h,
+    }[plan.activation]
+    n_models, k = plan.n_models, plan.widths[-1]
+    shapes = _shapes(plan.widths, plan.n_inputs)
+    sizes = [int(np.prod(s)) for s in shapes]
+    kernel_mask = np.concatenate(
+        [np.full(size, 1.0 if len(s) == 2 else 0.0, np.float32) for s, size in zip(shapes, sizes)]
+    )
+
+    def forward(theta, x):
+        parts = tf.split(theta, sizes, axis=1)
+        h = x
+        for i in range(len(plan.widths)):
+            h = tf.matmul(h, tf.reshape(parts[2 * i], (n_models,) + shapes[2 * i])) + parts[2 * i + 1][:, None, :]
+            if i < len(plan.widths) - 1:
+                h = activation(h)
+        return h
+
+    def data_loss(pred, z, w):
+        total = tf.reduce_sum(w * pointwise_loss(plan.loss, pred - z, tf.math), axis=[1, 2])
+        return total / (tf.maximum(tf.reduce_sum(w, axis=[1, 2]), 1.0) * float(k))
+
+    def objective(theta, x, z, w, xd, zd, wd, hyper):
+        with tf.GradientTape() as tape:
+            tape.watch(theta)
+            data = data_loss(forward(theta, x), z, w)
+            total = data
+            mask = tf.constant(kernel_mask)
+            if plan.l1:
+                total += hyper[:, H_L1] * tf.reduce_sum(mask * tf.abs(theta), axis=1)
+            if plan.l2:
+                total += hyper[:, H_L2] * tf.reduce_sum(mask * tf.square(theta), axis=1)
+            summed = tf.reduce_sum(total)  # the models' gradients are independent
+        grad = tape.gradient(summed, theta)
+        dev = data_loss(forward(theta, xd), zd, wd) if plan.n_dev else tf.fill((n_models,), float("nan"))
+        return total, data, dev, grad
+
+    return tf.function(objective, jit_compile=plan.xla, autograph=False)
+
+
+class _Lockstep:
+    """K threads each ask for their model's objective; every round is one batched call for all.
+
+    A thread's request waits until every thread still running has asked (or left); the last
+    to arrive evaluates the whole stack, the others wake with their rows of the answer.
+    Threads that finished are left out of the rounds (their rows are recomputed at their last
+    weights, and ignored).
+    """
+
+    def __init__(self, n_models: int, evaluate: Callable[[np.ndarray], tuple[np.ndarray, ...]], theta0: np.ndarray):
+        self._cond = threading.Condition()
+        self._evaluate = evaluate
+        self._theta = np.array(theta0, dtype=np.float32)
+        self._live = set(range(n_models))
+        self._pending: set[int] = set()
+        self._answers: dict[int, tuple[Any, ...]] = {}
+        self._error: BaseException | None = None
+
+    def ask(self, j: int, theta: np.ndarray) -> tuple[Any, ...]:
+        with self._cond:
+            self._theta[j] = theta
+            self._pending.add(j)
+            self._run_if_complete()
+            while j not in self._answers and self._error is None:
+                self._cond.wait()
+            if self._error is not None:
+                raise self._error
+            return self._answers.pop(j)
+
+    def leave(self, j: int) -> None:
+        with self._cond:
+            self._live.discard(j)
+            self._run_if_complete()
+
+    def _run_if_complete(self) -> None:
+        if not self._pending or not self._pending >= self._live:
+            return
+        try:
+            out = self._evaluate(self._theta)
+        except BaseException as exc:  # pragma: no cover - a TF failure reaches every waiting thread
+            self._error = exc
+        else:
+            for i in self._pending:
+                self._answers[i] = tuple(o[i] for o in out)
+        self._pending = set()
+        self._cond.notify_all()
+
+
 def _train_lbfgs_stacked(configs: list[ModelConfig], models: list[Any], arrays: list[Any],
-                         y_scalers: Sequence[Scaler], t0: float, verbose: bool) -> list[TrainResult]:
-    raise NotImplementedError
+                         x_scalers: Sequence[Scaler], y_scalers: Sequence[Scaler], t0: float, verbose: bool,
+                         jit_compile: bool | None) -> list[TrainResult]:
+    """Full-batch L-BFGS of K problems: K scipy minimisers in lockstep threads, one TF call per round.
+
+    Each problem runs its own ``scipy.optimize.minimize(method="L-BFGS-B")`` with the options,
+    the early stopping on the dev loss and the restoring of the best weights of
+    :func:`~calib.nn.training.train`'s L-BFGS, so its iterates are those of a separate run to
+    float tolerance (the objective is computed by batched kernels, not by the Keras model).
+    """
+    from scipy.optimize import minimize
+
+    from .tf import tensorflow as _quiet_tf
+
+    tf = _quiet_tf()
+    for c in configs:
+        if c.dropout > 0:
+            raise ConfigError(f"dropout = 0 must hold for optimizer='lbfgs' (full-batch, deterministic), "
+                              f"got dropout={c.dropout!r}")
+    n_models = len(configs)
+    n_in, n_out = arrays[0][0].shape[1], arrays[0][1].shape[1]
+    rows = [a[0].shape[0] for a in arrays]
+    n_pad = max(round_up(n, PAD_ROWS) for n in rows)
+    has_dev = arrays[0][2] is not None
+    n_dev = max(round_up(a[2].shape[0], PAD_ROWS) for a in arrays) if has_dev else 0
+    c0 = configs[0]
+    plan = _StackPlan(widths=tuple(c0.hidden_layers) + (n_out,), n_inputs=n_in, activation=c0.activation,
+                      loss=c0.loss, optimizer="lbfgs", lr_schedule=c0.lr_schedule, dropout=False, l1=c0.l1 > 0,
+                      l2=c0.l2 > 0, n_models=n_models, n_batches=1, batch=n_pad, n_dev=n_dev,
+                      xla=bool(jit_compile))
+    with _CACHE_LOCK:
+        fn = _CACHE.get(plan)
+        if fn is None:
+            fn = _CACHE[plan] = _build_objective_fn(plan)
+        _CACHE.move_to_end(plan)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    x_t = tf.constant(np.stack([pad_rows(xs.transform(a[0]), n_pad) for xs, a in zip(x_scalers, arrays)]))
+    z_t = tf.constant(np.stack([pad_rows(ys.transform(a[1]), n_pad) for ys, a in zip(y_scalers, arrays)]))
+    w_t = tf.constant(np.stack([pad_rows(np.ones((n, 1)), n_pad) for n in rows]))
+    if n_dev:
+        xd_t = tf.constant(np.stack([pad_rows(xs.transform(a[2]), n_dev) for xs, a in zip(x_scalers, arrays)]))
+        zd_t = tf.constant(np.stack([pad_rows(ys.transform(a[3]), n_dev) for ys, a in zip(y_scalers, arrays)]))
+        wd_t = tf.constant(np.stack([pad_rows(np.ones((a[2].shape[0], 1)), n_dev) for a in arrays]))
+    else:
+        xd_t = zd_t = wd_t = tf.zeros((n_models, 0, 1), tf.float32)
+    hyper = tf.constant(np.stack([hyper_vector(c) for c in configs]))
+
+    def evaluate(theta: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(v.numpy() for v in fn(tf.constant(theta), x_t, z_t, w_t, xd_t, zd_t, wd_t, hyper))
+
+    theta0 = np.stack([_flat_weights(m) for m in models]).astype(np.float64)
+    lockstep = _Lockstep(n_models, evaluate, theta0)
+    outcomes: list[dict[str, Any]] = [{} for _ in range(n_models)]
+
+    def solve(j: int) -> None:
+        config, a = configs[j], arrays[j]
+        max_iter = config.epochs if config.epochs is not None else LBFGS_AUTO_ITERATIONS
+        patience = LBFGS_AUTO_PATIENCE if config.patience == AUTO else config.patience
+        train_hist: list[float] = []
+        dev_hist: list[float] = []
+        state: dict[str, Any] = {"best": math.inf, "best_theta": None, "best_it": 0, "wait": 0,
+                                 "last_data": math.nan, "last": None}
+        if patience is not None and starts_meaningful(config):
+            state.update(best=initial_loss(config, models[j], *((a[2], a[3]) if has_dev else (a[0], a[1])),
+                                           y_scalers[j]),
+                         best_theta=theta0[j].copy())
+
+        def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            total, data, dev, grad = lockstep.ask(j, theta)
+            total = float(total)
+            state["last_data"] = float(data)
+            state["last"] = (np.array(theta, copy=True), float(data), float(dev))
+            if not math.isfinite(total):
+                raise diverged_error(config, len(train_hist) + 1, total)
+            return total, grad.astype(np.float64)
+
+        def callback(intermediate_result: Any) -> None:
+            theta = intermediate_result.x
+            it = len(train_hist) + 1
+            last = state["last"]
+            if last is not None and np.array_equal(last[0], theta):
+                tl, dl = last[1], last[2]
+            else:  # not the last evaluated point: evaluate it (one more round)
+                _, data, dev, _ = lockstep.ask(j, theta)
+                tl, dl = float(data), float(dev)
+            train_hist.append(tl)
+            if has_dev:
+                dev_hist.append(dl)
+            if verbose and (it <= 10 or it % 10 == 0):
+                logger.info("model %s iteration %s/%s: train_loss=%.6g%s", j + 1, it, max_iter, tl,
+                            f" dev_loss={dl:.6g}" if has_dev else "")
+            if patience is None:
+                return
+            current = dl if has_dev else tl
+            if current < state["best"] - config.min_delta:
+                state.update(best=current, best_theta=np.array(theta, copy=True), best_it=it, wait=0)
+            else:
+                state["wait"] += 1
+                if state["wait"] >= patience:
+                    raise StopIteration
+
+        try:
+            res = minimize(fun, theta0[j], jac=True, method="L-BFGS-B", callback=callback,
+                           options={"maxiter": int(max_iter), "maxfun": int(max_iter) * 2, "ftol": 0.0,
+                                    "gtol": 1e-10})
+            epochs_run = max(len(train_hist), 1)
+            if patience is not None and state["best_theta"] is not None:
+                final, best_epoch = state["best_theta"], int(state["best_it"])
+            else:
+                final, best_epoch = res.x, epochs_run
+            if not train_hist:
+                train_hist.append(state["last_data"])
+            outcomes[j].update(final=final, train_loss=tuple(train_hist), dev_loss=tuple(dev_hist),
+                               best_epoch=best_epoch, epochs_run=epochs_run, iterations=int(res.nit))
+        except BaseException as exc:
+            outcomes[j]["error"] = exc
+        finally:
+            lockstep.leave(j)
+
+    threads = [threading.Thread(target=solve, args=(j,), name=f"calib-lbfgs-{j}", daemon=True)
+               for j in range(n_models)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for o in outcomes:
+        if "error" in o:
+            raise o["error"]
+    seconds = (time.perf_counter() - t0) / n_models
+    results = []
+    for m, o in zip(models, outcomes):
+        _load_flat(m, np.asarray(o["final"], dtype=np.float32))
+        results.append(TrainResult(model=m, train_loss=o["train_loss"], dev_loss=o["dev_loss"],
+                                   best_epoch=o["best_epoch"], epochs_run=o["epochs_run"], seconds=seconds,
+                                   iterations=o["iterations"], final_learning_rate=float("nan")))
+    return results
