@@ -11,9 +11,11 @@ has stopped, takes no step (its update is masked), so each model follows exactly
 of updates :func:`~calib.nn.training.train` gives it alone: the same numbers to float
 tolerance (the batched kernels may round differently), for the same seeds.
 
-For the small networks calib trains, a step is bound by per-op overhead, not arithmetic,
-so K models cost little more than one: ``benchmarks/stacked_folds.py`` measures a 5-fold
-trial against one fold and against the folds one by one.
+One stacked step costs less than K single steps (one call, one loop, batched kernels), but
+it is not free: for the bundled 2 x 64 network on two CPU cores a step is bound by its
+arithmetic, and a model that has stopped is masked, not removed, so it is still computed until
+the last model stops. ``benchmarks/stacked_folds.py`` measures a 5-fold trial stacked against
+one fold and against the folds one by one (``benchmarks/stacked_folds.md``).
 
 ``optimizer = "lbfgs"`` stacks differently: scipy's L-BFGS-B is a sequential Python loop per
 problem, so the K problems run as K independent minimisers in lockstep, each in its own
@@ -68,7 +70,8 @@ def stack_key(config: ModelConfig) -> tuple[Any, ...]:
 
     The network shape, the loss, the optimizer and its schedule, which penalties and dropout
     are on (their values may differ) and the batch size. The seed, the learning rate and the
-    other numeric hyper-parameters, the epochs and the patience may differ per model.
+    other numeric hyper-parameters, the epochs, the patience and the family (``mlp`` or
+    ``hybrid``: only the targets and the initial output layer differ) may differ per model.
     """
     return (config.hidden_layers, config.activation, config.loss, config.optimizer, config.lr_schedule,
             config.dropout > 0, config.l1 > 0, config.l2 > 0, config.batch_size)
