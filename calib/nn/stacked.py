@@ -279,8 +279,9 @@ def train_stacked(
     x_scalers, y_scalers : sequence of Scaler
         One per problem, fitted on its training rows.
     verbose : bool, default=False
-        Log each model's losses (``model 2 epoch 3/200: ...``) at INFO on the
-        ``calib.nn.training`` logger, after the epochs :func:`train` logs.
+        Log each model's losses as :func:`train` does, tagged with its 1-based index
+        (``epoch 3/200: train_loss=0.0123 dev_loss=0.0145 (model 2)``), at INFO on the
+        ``calib.nn.training`` logger.
     jit_compile : bool or None, default=None
         XLA; ``None`` chooses as :func:`train` does for the largest of the K runs.
 
@@ -409,7 +410,7 @@ def train_stacked(
             max_epochs, patience = budgets[j]
             if verbose and (epoch <= 10 or epoch % 10 == 0 or epoch == max_epochs):
                 dev_txt = f" dev_loss={dl:.6g}" if n_dev else ""
-                logger.info("model %s epoch %s/%s: train_loss=%.6g%s", j + 1, epoch, max_epochs, tl, dev_txt)
+                logger.info("epoch %s/%s: train_loss=%.6g%s (model %s)", epoch, max_epochs, tl, dev_txt, j + 1)
             epochs_run[j] = epoch
             if patience is not None:
                 monitored = dl if n_dev else tl
@@ -636,8 +637,8 @@ def _train_lbfgs_stacked(configs: list[ModelConfig], models: list[Any], arrays: 
             if has_dev:
                 dev_hist.append(dl)
             if verbose and (it <= 10 or it % 10 == 0):
-                logger.info("model %s iteration %s/%s: train_loss=%.6g%s", j + 1, it, max_iter, tl,
-                            f" dev_loss={dl:.6g}" if has_dev else "")
+                logger.info("iteration %s/%s: train_loss=%.6g%s (model %s)", it, max_iter, tl,
+                            f" dev_loss={dl:.6g}" if has_dev else "", j + 1)
             if patience is None:
                 return
             current = dl if has_dev else tl
