@@ -338,19 +338,9 @@ def _show_training_log() -> None:
         log.setLevel(logging.INFO)
 
 
-def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
-    """Train and score one fold. Runs in a worker process; takes and returns plain data."""
-    if task.get("limit_threads"):
-        limit_threads()
-        if task.get("verbose"):
-            _show_training_log()
-    from .physics import fit_physics
-    from .nn import fit_member, predict_member
-    from .nn import ModelConfig
-
-    cfg = ModelConfig.from_dict(task["config"])
+def _fold_rows(task: dict[str, Any], cfg: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A fold's network training rows and its dev rows (the inner dev part, or the validation fold)."""
     x_tr, y_tr, x_va, y_va = task["x_tr"], task["y_tr"], task["x_va"], task["y_va"]
-    tol = task["tolerance"]
     early = cfg.patience is not None and cfg.family != "physics"
     if early:
         inner_tr, inner_dev = _inner_dev(len(x_tr), task["g_tr"], cfg.seed + task["fold"])
@@ -359,14 +349,24 @@ def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
     if len(inner_dev) == 0:
         inner_tr = np.arange(len(x_tr))
     if len(inner_dev):
-        x_dev, y_dev = x_tr[inner_dev], y_tr[inner_dev]
-    else:
-        # no early stopping: the validation fold only draws the dev learning curve, no decision uses it
-        x_dev, y_dev = x_va, y_va
-    member = fit_member(cfg, x_tr[inner_tr], y_tr[inner_tr], x_dev, y_dev, scaling=task["scaling"],
-                        feature_names=task["feature_names"], feature_units=task["feature_units"],
-                        target_unit=task["target_unit"], physics_rows=(x_tr, y_tr),
-                        verbose=bool(task.get("verbose")))
+        return x_tr[inner_tr], y_tr[inner_tr], x_tr[inner_dev], y_tr[inner_dev]
+    # no early stopping: the validation fold only draws the dev learning curve, no decision uses it
+    return x_tr[inner_tr], y_tr[inner_tr], x_va, y_va
+
+
+def _member_args(task: dict[str, Any]) -> dict[str, Any]:
+    return {"scaling": task["scaling"], "feature_names": task["feature_names"],
+            "feature_units": task["feature_units"], "target_unit": task["target_unit"],
+            "verbose": bool(task.get("verbose"))}
+
+
+def _score_fold(task: dict[str, Any], member: Any) -> dict[str, Any]:
+    """Score one fold's trained member (and the physics fit) on its rows; plain data out."""
+    from .physics import fit_physics
+    from .nn import predict_member
+
+    x_tr, y_tr, x_va, y_va = task["x_tr"], task["y_tr"], task["x_va"], task["y_va"]
+    tol = task["tolerance"]
     p_va = predict_member(member, x_va)
     p_tr = predict_member(member, x_tr)
     out: dict[str, Any] = {
@@ -397,16 +397,52 @@ def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
             out["physics_kind"] = b.kind
         except Exception as exc:  # the physics fit must never sink a validation run
             out["physics_kind"] = f"failed: {type(exc).__name__}: {exc}"
-    try:  # free the graph and the model in long-lived workers
+    return out
+
+
+def _free_models() -> None:
+    """Free the graphs and models of finished folds (long-lived workers, long sweeps)."""
+    try:
         from .nn.tf import keras as _quiet_keras
 
-        keras = _quiet_keras()
-
-        del member
-        keras.backend.clear_session(free_memory=True)
+        _quiet_keras().backend.clear_session(free_memory=True)
     except Exception:  # pragma: no cover
         pass
+
+
+def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
+    """Train and score one fold. Runs in a worker process; takes and returns plain data."""
+    if task.get("limit_threads"):
+        limit_threads()
+        if task.get("verbose"):
+            _show_training_log()
+    from .nn import ModelConfig, fit_member
+
+    cfg = ModelConfig.from_dict(task["config"])
+    member = fit_member(cfg, *_fold_rows(task, cfg), physics_rows=(task["x_tr"], task["y_tr"]),
+                        **_member_args(task))
+    out = _score_fold(task, member)
+    del member
+    _free_models()
     return out
+
+
+def _fit_folds_stacked(tasks: list[dict[str, Any]], progress: Callable[[int, int], None] | None
+                       ) -> list[dict[str, Any]]:
+    """Train every fold's network in one stacked call (:func:`calib.nn.fit_members`), then score each."""
+    from .nn import ModelConfig, fit_members
+
+    cfg = ModelConfig.from_dict(tasks[0]["config"])
+    members = fit_members(cfg, [_fold_rows(t, cfg) for t in tasks],
+                          physics_rows=[(t["x_tr"], t["y_tr"]) for t in tasks], **_member_args(tasks[0]))
+    results = []
+    for t, member in zip(tasks, members):
+        results.append(_score_fold(t, member))
+        if progress:
+            progress(len(results), len(tasks))
+    del members
+    _free_models()
+    return results
 
 
 #: Rules of :func:`cross_validate`'s settings.
@@ -434,6 +470,7 @@ def cross_validate(
     keep_weights: bool = False,
     progress: Callable[[int, int], None] | None = None,
     verbose: bool = False,
+    stacked: bool | None = None,
 ) -> CVResult:
     """k-fold validation of ``config`` on ``rows`` of ``ds`` (the train part; never test rows).
 
@@ -465,6 +502,12 @@ def cross_validate(
     verbose : bool, default=False
         Log each fold's losses per epoch (logger ``calib.nn.training``, INFO); with worker
         processes (``jobs > 1``) each worker writes them to its stderr.
+    stacked : bool or None, default=None
+        Train the folds' networks together in one compiled call on stacked weights
+        (:func:`calib.nn.fit_members`): the same per-fold models as one by one (same seeds,
+        rows and early stopping; equal to float tolerance) in about the time of one fold.
+        ``None`` stacks when the folds run in this process (``jobs`` 1); worker processes
+        (``jobs > 1``) train one fold each. ``True`` with ``jobs > 1`` is refused.
 
     Returns
     -------
@@ -495,7 +538,10 @@ def cross_validate(
     } for i, (tr, va) in enumerate(pairs)]
     t0 = time.perf_counter()
     results: list[dict[str, Any]] = []
-    if n_jobs == 1:
+    if stacked or (stacked is None and n_jobs == 1):
+        require(n_jobs == 1, "jobs = 1 when stacked=True", jobs=jobs, note=" (stacked folds train in this process)")
+        results = _fit_folds_stacked(tasks, progress)
+    elif n_jobs == 1:
         for t in tasks:
             results.append(_fit_fold(t))
             if progress:

@@ -156,3 +156,27 @@ def test_diagnosis_names_the_unseen_spot_floor_and_fits_the_family():
     phys = diagnose(5.0, 5.5, None, 0.1, family="physics")
     assert phys.verdict.startswith("high avoidable bias") and "larger network" not in phys.verdict
     assert "hybrid" in phys.verdict
+
+
+def test_stacked_folds_equal_folds_one_by_one(batch):
+    """Stacked folds (the default with jobs=1) are the folds trained one by one, with early stopping."""
+    from calib.nn import ModelConfig
+
+    ds, sp = batch
+    cfg = ModelConfig(**{**FAST, "epochs": 30, "patience": 3})
+    a = cross_validate(ds, sp.train_dev, cfg, folds=3, physics=False, keep_weights=True, stacked=False)
+    b = cross_validate(ds, sp.train_dev, cfg, folds=3, physics=False, keep_weights=True)
+    assert [f.best_epoch for f in b.folds] == [f.best_epoch for f in a.folds]
+    assert [len(f.dev_loss) for f in b.folds] == [len(f.dev_loss) for f in a.folds]
+    np.testing.assert_allclose([f.val.mae for f in b.folds], [f.val.mae for f in a.folds], rtol=1e-4)
+    np.testing.assert_allclose(b.oof, a.oof, rtol=1e-4, atol=1e-3)  # hPa
+    assert [len(w[0]) for w in b.fold_weights] == [len(w[0]) for w in a.fold_weights]
+    assert all(np.array_equal(p[1], q[1]) for p, q in zip(a.fold_pairs, b.fold_pairs))
+
+
+def test_stacked_needs_one_process(batch):
+    from calib.nn import ModelConfig
+
+    ds, sp = batch
+    with pytest.raises(ConfigError, match=r"jobs = 1 when stacked=True must hold, got jobs=2 \(stacked folds"):
+        cross_validate(ds, sp.train_dev, ModelConfig(**FAST), folds=2, jobs=2, stacked=True)

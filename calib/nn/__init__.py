@@ -21,8 +21,10 @@ Modules
 :mod:`calib.nn.training`
     :func:`train` (compiled epoch loop, full-batch L-BFGS, early stopping) and
     :class:`TrainResult`.
+:mod:`calib.nn.stacked`
+    :func:`train_stacked`: K networks of one shape (the folds of a trial) in one compiled call.
 :mod:`calib.nn.family`
-    The model family: :class:`Member`, :func:`fit_member`, :func:`refit_config`, ...
+    The model family: :class:`Member`, :func:`fit_member`, :func:`fit_members`, :func:`refit_config`, ...
 :mod:`calib.nn.tf`
     TensorFlow and Keras, imported lazily and quietly.
 
@@ -42,8 +44,9 @@ from .config import (
     OPTIMIZERS,
     ModelConfig,
 )
-from .family import Member, fit_member, predict_member, rebuild_member, refit_config
+from .family import Member, fit_member, fit_members, predict_member, rebuild_member, refit_config
 from .network import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, build_model, export_onnx, predict, zero_output
+from .stacked import train_stacked
 from .training import TrainResult, train
 
 __all__ = [
@@ -58,6 +61,7 @@ __all__ = [
     "TrainResult",
     "build_model",
     "train",
+    "train_stacked",
     "predict",
     "export_onnx",
     "zero_output",
@@ -65,6 +69,7 @@ __all__ = [
     "ONNX_OUTPUT_NAME",
     "Member",
     "fit_member",
+    "fit_members",
     "predict_member",
     "rebuild_member",
     "refit_config",

@@ -31,7 +31,7 @@ from ..scaling import fit_scaler
 from .network import build_model, predict
 from .training import train
 
-__all__ = ["Member", "fit_member", "predict_member", "rebuild_member", "refit_config"]
+__all__ = ["Member", "fit_member", "fit_members", "predict_member", "rebuild_member", "refit_config"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,19 @@ def fit_member(
     TrainingError
         Diverging training, or a physics fit that fails for ``hybrid``/``physics``.
     """
+    base, y_train, y_dev, xs, ys = _prepare(config, x_train, y_train, x_dev, y_dev, scaling, feature_names,
+                                            feature_units, target_unit, physics_rows)
+    if config.family == "physics":  # build_model zeroes a physics network's outputs
+        model = build_model(config, x_train.shape[1], y_train.shape[1], xs, ys)
+        return Member(model, base, None, xs, ys)
+    res = train(config, x_train, y_train, x_dev, y_dev, x_scaler=xs, y_scaler=ys, verbose=verbose)
+    return Member(res.model, base, res, xs, ys)
+
+
+def _prepare(config: Any, x_train: np.ndarray, y_train: np.ndarray, x_dev: np.ndarray | None,
+             y_dev: np.ndarray | None, scaling: str, feature_names: Sequence[str], feature_units: Sequence[str],
+             target_unit: str, physics_rows: tuple[np.ndarray, np.ndarray] | None) -> tuple[Any, ...]:
+    """The physics fit, the network's (residual) targets and the scalers of one member."""
     y_train = np.asarray(y_train, dtype=np.float64).reshape(len(x_train), -1)
     if y_dev is not None:
         y_dev = np.asarray(y_dev, dtype=np.float64).reshape(len(x_dev), -1)
@@ -144,11 +157,68 @@ def fit_member(
     # physics: an identity output scaling, so the zeroed network outputs exactly 0.0 (not a
     # float32 rounding of -center/scale * scale + center) and the member equals the classical fit
     ys = fit_scaler(y_train, "none" if config.family == "physics" else scaling)
-    if config.family == "physics":  # build_model zeroes a physics network's outputs
-        model = build_model(config, x_train.shape[1], y_train.shape[1], xs, ys)
-        return Member(model, base, None, xs, ys)
-    res = train(config, x_train, y_train, x_dev, y_dev, x_scaler=xs, y_scaler=ys, verbose=verbose)
-    return Member(res.model, base, res, xs, ys)
+    return base, y_train, y_dev, xs, ys
+
+
+def fit_members(
+    config: Any,
+    problems: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]],
+    *,
+    scaling: str = "standard",
+    feature_names: Sequence[str] = (),
+    feature_units: Sequence[str] = (),
+    target_unit: str = "",
+    physics_rows: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None,
+    verbose: bool = False,
+) -> list[Member]:
+    """Train one member per problem, the networks together (:func:`~calib.nn.stacked.train_stacked`).
+
+    The same members as :func:`fit_member` on each problem in turn, to float tolerance (the
+    same seeds, rows and early stopping), in about the time of one: the k folds of a trial.
+
+    Parameters
+    ----------
+    config : ModelConfig or sequence of ModelConfig
+        One config for all, or one per problem sharing :func:`~calib.nn.stacked.stack_key`.
+    problems : sequence of (x_train, y_train, x_dev, y_dev)
+        As :func:`fit_member`'s arguments, one tuple per member.
+    scaling, feature_names, feature_units, target_unit, verbose
+        As for :func:`fit_member`.
+    physics_rows : sequence of (x, y) or None, optional
+        Per problem, the rows of its physics fit (default: its training rows).
+
+    Returns
+    -------
+    list of Member
+        In the order of ``problems``.
+
+    Raises
+    ------
+    TrainingError
+        Diverging training of any member, or a failing physics fit.
+    """
+    from .stacked import train_stacked
+
+    configs = list(config) if isinstance(config, (list, tuple)) else [config] * len(problems)
+    rows = list(physics_rows) if physics_rows is not None else [None] * len(problems)
+    prepared = [_prepare(c, xt, yt, xd, yd, scaling, feature_names, feature_units, target_unit, pr)
+                for c, (xt, yt, xd, yd), pr in zip(configs, problems, rows)]
+    members: list[Member | None] = [None] * len(problems)
+    trained = []
+    for i, (c, (xt, _, _, _), q) in enumerate(zip(configs, problems, prepared)):
+        if c.family == "physics":  # no training: build_model zeroes a physics network's outputs
+            members[i] = Member(build_model(c, xt.shape[1], q[1].shape[1], q[3], q[4]), q[0], None, q[3], q[4])
+        else:
+            trained.append(i)
+    if trained:
+        results = train_stacked([configs[i] for i in trained],
+                                [(problems[i][0], prepared[i][1], problems[i][2], prepared[i][2]) for i in trained],
+                                x_scalers=[prepared[i][3] for i in trained],
+                                y_scalers=[prepared[i][4] for i in trained], verbose=verbose)
+        for i, r in zip(trained, results):
+            q = prepared[i]
+            members[i] = Member(r.model, q[0], r, q[3], q[4])
+    return members  # type: ignore[return-value]
 
 
 def predict_member(member: Member, x: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ __all__ = [
     "n_slots",
     "tf_apply_updates",
     "tf_learning_rate",
+    "tf_updates",
 ]
 
 # Indices into the float32 vector of hyper-parameters passed to the compiled epoch, so that
@@ -81,17 +82,16 @@ def tf_learning_rate(plan: Any, t, hyper):
     return lr0
 
 
-def tf_apply_updates(plan: Any, theta, slots, grad, t, hyper) -> None:
-    """One optimizer step with the update rules of Keras 3's SGD, RMSprop and Adam.
+def tf_updates(plan: Any, theta, slots, grad, t, hyper):
+    """One optimizer step as a function: ``(theta, slots)`` after the step, inputs unchanged.
 
-    ``theta`` is the flat vector of all weights, ``slots`` the optimizer's flat state
-    vectors, ``t`` the 0-based step (float32 tensor) before this update, like Keras'
-    ``optimizer.iterations``. Written with plain ops on one flat vector instead of
-    ``keras.optimizers`` (a dozen ops per weight tensor) so that a step costs a few ops,
-    the epoch graph takes the optimizer state as arguments (one trace serves many models)
-    and traces fast; ``tests/test_nn_optimizers.py`` checks it against the Keras optimizers.
-    ``plan`` is the epoch plan of :mod:`calib.nn.training`; only its ``optimizer`` and
-    ``lr_schedule`` are read.
+    The update rules of Keras 3's SGD, RMSprop and Adam on the flat weight vector ``theta``
+    and the optimizer's flat state vectors ``slots``; ``t`` is the 0-based step (float32)
+    before this update, like Keras' ``optimizer.iterations``. ``hyper[H_*]`` may be scalars
+    (one model) or columns of shape ``(K, 1)`` broadcasting against ``theta`` of shape
+    ``(K, P)``, with ``t`` of shape ``(K, 1)``: K models stacked, each with its own
+    hyper-parameters and step (:mod:`calib.nn.stacked`). ``plan`` is an epoch plan; only
+    its ``optimizer`` and ``lr_schedule`` are read.
     """
     from .tf import tensorflow as _quiet_tf
 
@@ -99,21 +99,38 @@ def tf_apply_updates(plan: Any, theta, slots, grad, t, hyper) -> None:
 
     lr = tf_learning_rate(plan, t, hyper)
     if plan.optimizer == "sgd":
-        theta.assign_sub(lr * grad)
-    elif plan.optimizer == "momentum":
+        return theta - lr * grad, ()
+    if plan.optimizer == "momentum":
         (m,) = slots
-        m.assign(m * hyper[H_MOMENTUM] - lr * grad)
-        theta.assign_add(m)
-    elif plan.optimizer == "rmsprop":
+        m = m * hyper[H_MOMENTUM] - lr * grad
+        return theta + m, (m,)
+    if plan.optimizer == "rmsprop":
         (v,) = slots
         rho = hyper[H_RHO]
-        v.assign(rho * v + (1.0 - rho) * tf.square(grad))
-        theta.assign_sub(lr * grad / tf.sqrt(v + hyper[H_EPSILON]))
-    else:
-        m, v = slots
-        b1, b2 = hyper[H_BETA_1], hyper[H_BETA_2]
-        local = t + 1.0
-        alpha = lr * tf.sqrt(1.0 - tf.pow(b2, local)) / (1.0 - tf.pow(b1, local))
-        m.assign_add((grad - m) * (1.0 - b1))
-        v.assign_add((tf.square(grad) - v) * (1.0 - b2))
-        theta.assign_sub(m * alpha / (tf.sqrt(v) + hyper[H_EPSILON]))
+        v = rho * v + (1.0 - rho) * tf.square(grad)
+        return theta - lr * grad / tf.sqrt(v + hyper[H_EPSILON]), (v,)
+    m, v = slots
+    b1, b2 = hyper[H_BETA_1], hyper[H_BETA_2]
+    local = t + 1.0
+    alpha = lr * tf.sqrt(1.0 - tf.pow(b2, local)) / (1.0 - tf.pow(b1, local))
+    m = m + (grad - m) * (1.0 - b1)
+    v = v + (tf.square(grad) - v) * (1.0 - b2)
+    return theta - m * alpha / (tf.sqrt(v) + hyper[H_EPSILON]), (m, v)
+
+
+def tf_apply_updates(plan: Any, theta, slots, grad, t, hyper) -> None:
+    """One optimizer step with the update rules of Keras 3's SGD, RMSprop and Adam, in place.
+
+    ``theta`` is the flat ``tf.Variable`` of all weights, ``slots`` the optimizer's flat
+    state variables, ``t`` the 0-based step (float32 tensor) before this update, like Keras'
+    ``optimizer.iterations``. Written with plain ops on one flat vector instead of
+    ``keras.optimizers`` (a dozen ops per weight tensor) so that a step costs a few ops,
+    the epoch graph takes the optimizer state as arguments (one trace serves many models)
+    and traces fast; ``tests/test_nn_optimizers.py`` checks it against the Keras optimizers.
+    The arithmetic is :func:`tf_updates`'. ``plan`` is the epoch plan of
+    :mod:`calib.nn.training`; only its ``optimizer`` and ``lr_schedule`` are read.
+    """
+    new_theta, new_slots = tf_updates(plan, theta.read_value(), tuple(s.read_value() for s in slots), grad, t, hyper)
+    for var, value in zip(slots, new_slots):
+        var.assign(value)
+    theta.assign(new_theta)

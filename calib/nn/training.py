@@ -92,14 +92,14 @@ class TrainResult:
 
 #: Rows of a full batch and of the dev set are padded (with zero weight) to a multiple of
 #: this, so that folds whose sizes differ by a row or two share one compiled function.
-_PAD_ROWS = 64
+PAD_ROWS = 64
 #: Compiled epoch functions kept (least recently used dropped): bounded, no growth per model.
 _CACHE_SIZE = 8
 #: XLA compilation of the epoch costs 0.5-1.2 s more than tracing it (once per plan and
 #: process) and makes each optimizer step 2-4x cheaper (30-40 instead of 90-120 us for 2x32
 #: tanh, batch 32, on the shared 2-core development machine); it pays off from roughly this
 #: many steps.
-_XLA_MIN_STEPS = 15_000
+XLA_MIN_STEPS = 15_000
 
 _EPOCH_CACHE: OrderedDict[Any, Any] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
@@ -178,7 +178,7 @@ def _build_epoch_fn(plan: _Plan):
         return h
 
     def pointwise(diff):
-        return _pointwise(plan.loss, diff, tf.math)
+        return pointwise_loss(plan.loss, diff, tf.math)
 
     def data_loss(pred, z, w):
         return tf.reduce_sum(w * pointwise(pred - z)) / (tf.reduce_sum(w) * float(k))
@@ -237,7 +237,7 @@ def _choose_xla(plan: _Plan, steps: int) -> bool:
     """Auto-select XLA from this run's own work only (``epochs * batches``), never from what
     ran before in the process, so the same config and data always take the same code path
     and give the same numbers whether they run first or fiftieth in a worker."""
-    return steps >= _XLA_MIN_STEPS
+    return steps >= XLA_MIN_STEPS
 
 
 def _epoch_fn(plan: _Plan):
@@ -253,7 +253,8 @@ def _epoch_fn(plan: _Plan):
         return fn
 
 
-def _as_2d(a: Any, name: str, n_cols: int | None = None) -> np.ndarray:
+def as_2d(a: Any, name: str, n_cols: int | None = None) -> np.ndarray:
+    """``a`` as a finite 2-D float64 array with at least one row (a 1-D array is one column)."""
     arr = np.asarray(a, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr[:, None]
@@ -269,17 +270,48 @@ def _as_2d(a: Any, name: str, n_cols: int | None = None) -> np.ndarray:
     return arr
 
 
-def _padded(a: np.ndarray, rows: int) -> np.ndarray:
+def check_arrays(x_train: Any, y_train: Any, x_dev: Any = None, y_dev: Any = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The training (and dev) arrays of :func:`train` as 2-D float64, checked.
+
+    Raises
+    ------
+    ConfigError
+        If an array is empty, not finite, of the wrong shape, or the rows disagree.
+    """
+    x = as_2d(x_train, "x_train")
+    y = as_2d(y_train, "y_train")
+    if y.shape[0] != x.shape[0]:
+        raise ConfigError(
+            f"x_train and y_train must have the same number of rows, got {x.shape[0]} and {y.shape[0]}"
+        )
+    if (x_dev is None) != (y_dev is None):
+        raise ConfigError("x_dev and y_dev must be given together")
+    xd = yd = None
+    if x_dev is not None:
+        xd = as_2d(x_dev, "x_dev", x.shape[1])
+        yd = as_2d(y_dev, "y_dev", y.shape[1])
+        if yd.shape[0] != xd.shape[0]:
+            raise ConfigError(
+                f"x_dev and y_dev must have the same number of rows, got {xd.shape[0]} and {yd.shape[0]}"
+            )
+    return x, y, xd, yd
+
+
+def pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
+    """``a`` as float32 with zero rows appended up to ``rows`` (the zero-weight padding of a batch)."""
     out = np.zeros((rows, a.shape[1]), dtype=np.float32)
     out[: a.shape[0]] = a
     return out
 
 
-def _round_up(n: int, m: int) -> int:
+def round_up(n: int, m: int) -> int:
+    """``n`` rounded up to a multiple of ``m``."""
     return -(-n // m) * m
 
 
-def _diverged(config: ModelConfig, epoch: int, value: float) -> TrainingError:
+def diverged_error(config: ModelConfig, epoch: int, value: float) -> TrainingError:
+    """The :class:`TrainingError` of a loss that became ``value`` (NaN or inf) at ``epoch``."""
     what = "nan" if math.isnan(value) else "inf"
     init = (
         f"init_stddev={config.init_stddev:g}"
@@ -293,13 +325,13 @@ def _diverged(config: ModelConfig, epoch: int, value: float) -> TrainingError:
     )
 
 
-def _initial_loss(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, y_scaler: Scaler) -> float:
+def initial_loss(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, y_scaler: Scaler) -> float:
     """The data loss (scaled target units, as the training loop computes it) of the initial weights."""
     pred = np.asarray(model(x.astype(np.float32), training=False), dtype=np.float64).reshape(y.shape)
-    return float(np.mean(_pointwise(config.loss, y_scaler.transform(pred) - y_scaler.transform(y), np)))
+    return float(np.mean(pointwise_loss(config.loss, y_scaler.transform(pred) - y_scaler.transform(y), np)))
 
 
-def _pointwise(loss: str, diff: Any, ops: Any) -> Any:
+def pointwise_loss(loss: str, diff: Any, ops: Any) -> Any:
     """Per-element data loss of a scaled residual; ``ops`` is ``tf.math`` or ``numpy``.
 
     ``mse``: diff**2; ``mae``: |diff|; ``huber``: delta 1 scaled unit.
@@ -313,7 +345,7 @@ def _pointwise(loss: str, diff: Any, ops: Any) -> Any:
     return 0.5 * ops.square(q) + (a - q)
 
 
-def _starts_meaningful(config: ModelConfig) -> bool:
+def starts_meaningful(config: ModelConfig) -> bool:
     """Whether the initial weights are a model worth keeping (epoch 0 is an early-stopping candidate).
 
     True for ``hybrid``: its residual network starts at exactly 0 (:func:`~calib.nn.network.zero_output`),
@@ -353,7 +385,7 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
     zdt = None if yd is None else tf.constant(y_scaler.transform(yd).astype(np.float32))
 
     def pointwise(diff: Any) -> Any:
-        return _pointwise(config.loss, diff, tf.math)
+        return pointwise_loss(config.loss, diff, tf.math)
 
     def data_loss(xx: Any, zz: Any) -> Any:
         pred = (model(xx, training=False) - center) / scale
@@ -380,8 +412,8 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
     train_hist: list[float] = []
     dev_hist: list[float] = []
     state = {"best": math.inf, "best_theta": None, "best_it": 0, "wait": 0, "last_data": math.nan}
-    if patience is not None and _starts_meaningful(config):
-        state.update(best=_initial_loss(config, model, *((xd, yd) if xd is not None else (x, y)), y_scaler),
+    if patience is not None and starts_meaningful(config):
+        state.update(best=initial_loss(config, model, *((xd, yd) if xd is not None else (x, y)), y_scaler),
                      best_theta=np.concatenate([v.numpy().ravel() for v in variables]).astype(np.float64))
 
     def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -390,7 +422,7 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
         total = float(total)
         state["last_data"] = float(data)
         if not math.isfinite(total):
-            raise _diverged(config, len(train_hist) + 1, total)
+            raise diverged_error(config, len(train_hist) + 1, total)
         return total, grad.numpy().astype(np.float64)
 
     def callback(intermediate_result: Any) -> None:
@@ -505,37 +537,22 @@ def train(
     t0 = time.perf_counter()
     if not isinstance(config, ModelConfig):
         raise ConfigError(f"config must be a ModelConfig, got {type(config).__name__}")
-    x = _as_2d(x_train, "x_train")
-    y = _as_2d(y_train, "y_train")
-    if y.shape[0] != x.shape[0]:
-        raise ConfigError(
-            f"x_train and y_train must have the same number of rows, got {x.shape[0]} and {y.shape[0]}"
-        )
+    x, y, xd, yd = check_arrays(x_train, y_train, x_dev, y_dev)
     n, n_in, n_out = x.shape[0], x.shape[1], y.shape[1]
-    if (x_dev is None) != (y_dev is None):
-        raise ConfigError("x_dev and y_dev must be given together")
-    xd = yd = None
-    if x_dev is not None:
-        xd = _as_2d(x_dev, "x_dev", n_in)
-        yd = _as_2d(y_dev, "y_dev", n_out)
-        if yd.shape[0] != xd.shape[0]:
-            raise ConfigError(
-                f"x_dev and y_dev must have the same number of rows, got {xd.shape[0]} and {yd.shape[0]}"
-            )
 
     model = build_model(config, n_in, n_out, x_scaler, y_scaler)
     if config.optimizer == "lbfgs":
         return _train_lbfgs(config, model, x, y, xd, yd, y_scaler, t0, verbose, progress)
     dense = dense_layers(model)
 
-    # Batch layout: full batch (padded to a multiple of _PAD_ROWS) or n_batches x batch.
+    # Batch layout: full batch (padded to a multiple of PAD_ROWS) or n_batches x batch.
     if config.batch_size is None or config.batch_size >= n:
-        n_batches, batch = 1, _round_up(n, _PAD_ROWS)
+        n_batches, batch = 1, round_up(n, PAD_ROWS)
     else:
         batch = config.batch_size
         n_batches = -(-n // batch)
     n_pad = n_batches * batch
-    n_dev = _round_up(xd.shape[0], _PAD_ROWS) if xd is not None else 0
+    n_dev = round_up(xd.shape[0], PAD_ROWS) if xd is not None else 0
     plan = _Plan(
         widths=tuple(config.hidden_layers) + (n_out,),
         n_inputs=n_in,
@@ -567,13 +584,13 @@ def train(
         tf.Variable(tf.zeros_like(theta), trainable=False) for _ in range(n_slots(config.optimizer))
     )
     step = tf.Variable(0, dtype=tf.int64, trainable=False)
-    x_t = tf.constant(_padded(x_scaler.transform(x), n_pad))
-    z_t = tf.constant(_padded(y_scaler.transform(y), n_pad))
-    w_t = tf.constant(_padded(np.ones((n, 1)), n_pad))
+    x_t = tf.constant(pad_rows(x_scaler.transform(x), n_pad))
+    z_t = tf.constant(pad_rows(y_scaler.transform(y), n_pad))
+    w_t = tf.constant(pad_rows(np.ones((n, 1)), n_pad))
     if xd is not None:
-        xd_t = tf.constant(_padded(x_scaler.transform(xd), n_dev))
-        zd_t = tf.constant(_padded(y_scaler.transform(yd), n_dev))
-        wd_t = tf.constant(_padded(np.ones((xd.shape[0], 1)), n_dev))
+        xd_t = tf.constant(pad_rows(x_scaler.transform(xd), n_dev))
+        zd_t = tf.constant(pad_rows(y_scaler.transform(yd), n_dev))
+        wd_t = tf.constant(pad_rows(np.ones((xd.shape[0], 1)), n_dev))
     else:
         xd_t = zd_t = wd_t = tf.zeros((0, 1), tf.float32)
     hyper = tf.constant(hyper_vector(config))
@@ -588,8 +605,8 @@ def train(
     best_epoch = 0
     best_weights: np.ndarray | None = None
     wait = 0
-    if patience is not None and _starts_meaningful(config):
-        best = _initial_loss(config, model, *((xd, yd) if xd is not None else (x, y)), y_scaler)
+    if patience is not None and starts_meaningful(config):
+        best = initial_loss(config, model, *((xd, yd) if xd is not None else (x, y)), y_scaler)
         best_weights = theta.numpy()
     train_hist: list[float] = []
     dev_hist: list[float] = []
@@ -601,9 +618,9 @@ def train(
         tl, dl, finite, lr_t = (v.numpy() for v in out)
         tl, dl, lr_next = float(tl), float(dl), float(lr_t)
         if not bool(finite) or not math.isfinite(tl):
-            raise _diverged(config, epoch, tl if not math.isfinite(tl) else float("nan"))
+            raise diverged_error(config, epoch, tl if not math.isfinite(tl) else float("nan"))
         if monitor_dev and not math.isfinite(dl):
-            raise _diverged(config, epoch, dl)
+            raise diverged_error(config, epoch, dl)
         train_hist.append(tl)
         if monitor_dev:
             dev_hist.append(dl)
