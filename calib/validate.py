@@ -391,7 +391,7 @@ def _score_fold(task: dict[str, Any], member: Any) -> dict[str, Any]:
             # hybrid/physics members already fitted the classical form on exactly these rows
             b = member.physics if member.physics is not None else fit_physics(
                 x_tr, y_tr[:, 0], task["feature_names"], task["feature_units"], task["target_unit"],
-                kind=cfg.physics_kind)
+                kind=str(task["config"].get("physics_kind", "auto")))
             out["physics_val"] = score(y_va[:, 0], b.predict(x_va), tol)
             out["physics_train"] = score(y_tr[:, 0], b.predict(x_tr), tol)
             out["physics_kind"] = b.kind
