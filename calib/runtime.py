@@ -100,7 +100,8 @@ __all__ = [
     "REASON_COLUMN",
 ]
 
-#: Rows per ONNX Runtime call (bounded memory: the joint-domain distance holds rows x 256 floats).
+#: Rows per ONNX Runtime call: the fastest of 1,024..65,536 on calib's own graph with one thread
+#: (``benchmarks/ort_chunks.py``), and bounded memory (the joint-domain distance holds rows x 256 floats).
 CHUNK_ROWS = 16384
 #: Output column: the row was predicted by its spot's child artifact.
 ADJUSTED_COLUMN = "adjusted"
