@@ -56,19 +56,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from . import units as U
-from .artifact.store import (
-    INPUT_NAME,
-    METADATA_FILE,
-    ONNX_FILE,
-    check_integrity,
-    check_safe_files,
-    parse_metadata,
-    reading_artifact,
-    resolve_artifact,
-    verify_artifact,
-)
+from .artifact.store import INPUT_NAME, ONNX_FILE, open_artifact, reading_artifact, verify_artifact
 from .artifact.children import SPOT_ADJUSTMENT_KEY, children_stamp, find_children, scan_children
-from .artifact.schema import check_onnx_stamp, onnx_metadata_props
 from .artifact.trust_graph import trust_outputs
 from .constraints import Interval, Options, check_param
 from .errors import ArtifactError, ConfigError, IngestError
@@ -865,10 +854,6 @@ def load_model(path: str | Path, *, threads: int | None = None, spots: bool = Tr
     """
     check_param("threads", threads, [Interval(Integral, 1, None), Options([None], label="None for automatic")])
     check_threads(threads)
-    with reading_artifact(path):
-        vdir = resolve_artifact(path)
-        listed, kept = check_integrity(vdir, keep=(METADATA_FILE, ONNX_FILE))
-        meta = parse_metadata(vdir, kept[METADATA_FILE])
-        check_safe_files(vdir, sorted(listed))
-        check_onnx_stamp(meta, onnx_metadata_props(kept[ONNX_FILE], vdir / ONNX_FILE), vdir)
-        return CalibrationModel(vdir, meta, kept[ONNX_FILE], threads, find_spots=spots)
+    vdir, meta, onnx_bytes, _files = open_artifact(path)
+    with reading_artifact(vdir):
+        return CalibrationModel(vdir, meta, onnx_bytes, threads, find_spots=spots)

@@ -85,6 +85,7 @@ __all__ = [
     "list_artifacts",
     "resolve_artifact",
     "check_integrity",
+    "open_artifact",
     "parse_metadata",
     "check_safe_files",
     "check_keras_file",
@@ -551,19 +552,37 @@ def verify_artifact(path: str | Path) -> dict[str, Any]:
         Pickle files, unsafe Keras config, malformed metadata, metadata that disagrees with
         the graph, a file over its size cap, an unreadable file.
     """
+    vdir, meta, _onnx, files = open_artifact(path)
+    return {
+        "ok": True,
+        "path": str(vdir),
+        "version": meta.get("version"),
+        "model_id": meta.get("model_id"),
+        "files": files,
+    }
+
+
+def open_artifact(path: str | Path) -> tuple[Path, dict[str, Any], bytes, list[str]]:
+    """Every check of :func:`verify_artifact`, returning what they read: the one way in.
+
+    Returns
+    -------
+    vdir, metadata, onnx_bytes, files
+        The version folder, the parsed ``calibration.json``, the bytes of ``model.onnx``
+        that were checksummed (load these, not the file again), the listed files.
+
+    Raises
+    ------
+    IntegrityError, IncompatibleArtifactError, ArtifactError
+        As :func:`verify_artifact`.
+    """
     with reading_artifact(path):
         vdir = resolve_artifact(path)
         listed, kept = check_integrity(vdir, keep=(METADATA_FILE, ONNX_FILE))
         meta = parse_metadata(vdir, kept[METADATA_FILE])
         check_safe_files(vdir, sorted(listed))
         check_onnx_stamp(meta, onnx_metadata_props(kept[ONNX_FILE], vdir / ONNX_FILE), vdir)
-    return {
-        "ok": True,
-        "path": str(vdir),
-        "version": meta.get("version"),
-        "model_id": meta.get("model_id"),
-        "files": sorted(listed),
-    }
+    return vdir, meta, kept[ONNX_FILE], sorted(listed)
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
