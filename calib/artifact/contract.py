@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError
+from .onnx import drop_prefixed
 from .store import INPUT_NAME
 from .trust_graph import DOMAIN_CODE, DOMAIN_DISTANCE
 
@@ -105,12 +106,7 @@ def unname_inputs(proto: Any) -> Any:
     if [i.name for i in g.input] == [INPUT_NAME]:
         return proto
     n = len(g.input)
-    keep = [x for x in g.node if not x.name.startswith(PREFIX)]
-    del g.node[:]
-    g.node.extend(keep)
-    inits = [i for i in g.initializer if not i.name.startswith(PREFIX)]
-    del g.initializer[:]
-    g.initializer.extend(inits)
+    drop_prefixed(proto, PREFIX)
     del g.input[:]
     g.input.append(helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", n]))
     return proto

@@ -19,11 +19,24 @@ import numpy as np
 from ..errors import ArtifactError
 from .store import INPUT_NAME, semver_key
 
-__all__ = ["merge_onnx", "stamp_onnx", "opset_of"]
+__all__ = ["merge_onnx", "stamp_onnx", "opset_of", "drop_prefixed"]
 
 
 def opset_of(proto: Any) -> int:
     return max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
+def drop_prefixed(proto: Any, prefix: str) -> Any:
+    """Remove the nodes and initializers whose names start with ``prefix`` (in place): a graph
+    stage that a function appended under its own prefix (trust head, named-input contract)."""
+    g = proto.graph
+    nodes = [n for n in g.node if not n.name.startswith(prefix)]
+    del g.node[:]
+    g.node.extend(nodes)
+    inits = [i for i in g.initializer if not i.name.startswith(prefix)]
+    del g.initializer[:]
+    g.initializer.extend(inits)
+    return proto
 
 
 def merge_onnx(protos: list[Any], target: str, n_features: int, n_out: int, std_name: str | None) -> Any:

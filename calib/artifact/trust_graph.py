@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..trust import TrustSpec
+from .onnx import drop_prefixed, opset_of
 
 __all__ = ["attach_trust", "strip_trust", "trust_outputs", "PREFIX", "DOMAIN_CODE", "DOMAIN_DISTANCE"]
 
@@ -28,20 +29,10 @@ def trust_outputs(target: str) -> list[str]:
     return [f"{target}_lo", f"{target}_hi", DOMAIN_CODE, DOMAIN_DISTANCE]
 
 
-def _opset(proto: Any) -> int:
-    return max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
-
-
 def strip_trust(proto: Any, target: str) -> Any:
     """Remove the head's nodes, constants and outputs (in place); returns ``proto``."""
-    g = proto.graph
+    g = drop_prefixed(proto, PREFIX).graph
     outs = set(trust_outputs(target))
-    keep_nodes = [n for n in g.node if not n.name.startswith(PREFIX)]
-    del g.node[:]
-    g.node.extend(keep_nodes)
-    keep_init = [i for i in g.initializer if not i.name.startswith(PREFIX)]
-    del g.initializer[:]
-    g.initializer.extend(keep_init)
     keep_out = [o for o in g.output if o.name not in outs]
     del g.output[:]
     g.output.extend(keep_out)
@@ -69,7 +60,7 @@ def attach_trust(proto: Any, spec: TrustSpec, *, input_name: str, target: str, n
 
     g = proto.graph
     P = PREFIX
-    opset = _opset(proto)
+    opset = opset_of(proto)
     c, d = spec.conformal, spec.domain
     xin = domain_input or input_name
 
