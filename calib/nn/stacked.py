@@ -256,6 +256,23 @@ def _configs(config: ModelConfig | Sequence[ModelConfig], n: int) -> list[ModelC
     return configs
 
 
+def _stacked_data(tf: Any, configs: Sequence[ModelConfig], arrays: Sequence[Any], x_scalers: Sequence[Any],
+                  y_scalers: Sequence[Any], rows: Sequence[int], n_pad: int, n_dev: int) -> tuple[Any, ...]:
+    """The K problems as padded [K, rows, ...] tensors (scaled; zero-weight padding rows), and their
+    hyper-parameter vectors: ``(x, z, w, x_dev, z_dev, w_dev, hyper)``."""
+    x_t = tf.constant(np.stack([pad_rows(xs.transform(a[0]), n_pad) for xs, a in zip(x_scalers, arrays)]))
+    z_t = tf.constant(np.stack([pad_rows(ys.transform(a[1]), n_pad) for ys, a in zip(y_scalers, arrays)]))
+    w_t = tf.constant(np.stack([pad_rows(np.ones((n, 1)), n_pad) for n in rows]))
+    if n_dev:
+        xd_t = tf.constant(np.stack([pad_rows(xs.transform(a[2]), n_dev) for xs, a in zip(x_scalers, arrays)]))
+        zd_t = tf.constant(np.stack([pad_rows(ys.transform(a[3]), n_dev) for ys, a in zip(y_scalers, arrays)]))
+        wd_t = tf.constant(np.stack([pad_rows(np.ones((a[2].shape[0], 1)), n_dev) for a in arrays]))
+    else:
+        xd_t = zd_t = wd_t = tf.zeros((len(arrays), 0, 1), tf.float32)
+    hyper = tf.constant(np.stack([hyper_vector(c) for c in configs]))
+    return x_t, z_t, w_t, xd_t, zd_t, wd_t, hyper
+
+
 def train_stacked(
     config: ModelConfig | Sequence[ModelConfig],
     problems: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]],
@@ -354,16 +371,8 @@ def train_stacked(
     theta = tf.Variable(np.stack([_flat_weights(m) for m in models]), dtype=tf.float32, trainable=False)
     slots = tuple(tf.Variable(tf.zeros_like(theta), trainable=False) for _ in range(n_slots(c0.optimizer)))
     steps = tf.Variable(np.zeros(n_models, np.int64), trainable=False)
-    x_t = tf.constant(np.stack([pad_rows(xs.transform(a[0]), n_pad) for xs, a in zip(x_scalers, arrays)]))
-    z_t = tf.constant(np.stack([pad_rows(ys.transform(a[1]), n_pad) for ys, a in zip(y_scalers, arrays)]))
-    w_t = tf.constant(np.stack([pad_rows(np.ones((n, 1)), n_pad) for n in rows]))
-    if n_dev:
-        xd_t = tf.constant(np.stack([pad_rows(xs.transform(a[2]), n_dev) for xs, a in zip(x_scalers, arrays)]))
-        zd_t = tf.constant(np.stack([pad_rows(ys.transform(a[3]), n_dev) for ys, a in zip(y_scalers, arrays)]))
-        wd_t = tf.constant(np.stack([pad_rows(np.ones((a[2].shape[0], 1)), n_dev) for a in arrays]))
-    else:
-        xd_t = zd_t = wd_t = tf.zeros((n_models, 0, 1), tf.float32)
-    hyper = tf.constant(np.stack([hyper_vector(c) for c in configs]))
+    x_t, z_t, w_t, xd_t, zd_t, wd_t, hyper = _stacked_data(tf, configs, arrays, x_scalers, y_scalers, rows,
+                                                            n_pad, n_dev)
     seeds = tf.constant([int(np.random.SeedSequence((c.seed, 1)).generate_state(1)[0]) for c in configs],
                         dtype=tf.int64)
     epoch_fn = _epoch_fn(plan)
@@ -584,16 +593,8 @@ def _train_lbfgs_stacked(configs: list[ModelConfig], models: list[Any], arrays: 
         _CACHE.move_to_end(plan)
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
-    x_t = tf.constant(np.stack([pad_rows(xs.transform(a[0]), n_pad) for xs, a in zip(x_scalers, arrays)]))
-    z_t = tf.constant(np.stack([pad_rows(ys.transform(a[1]), n_pad) for ys, a in zip(y_scalers, arrays)]))
-    w_t = tf.constant(np.stack([pad_rows(np.ones((n, 1)), n_pad) for n in rows]))
-    if n_dev:
-        xd_t = tf.constant(np.stack([pad_rows(xs.transform(a[2]), n_dev) for xs, a in zip(x_scalers, arrays)]))
-        zd_t = tf.constant(np.stack([pad_rows(ys.transform(a[3]), n_dev) for ys, a in zip(y_scalers, arrays)]))
-        wd_t = tf.constant(np.stack([pad_rows(np.ones((a[2].shape[0], 1)), n_dev) for a in arrays]))
-    else:
-        xd_t = zd_t = wd_t = tf.zeros((n_models, 0, 1), tf.float32)
-    hyper = tf.constant(np.stack([hyper_vector(c) for c in configs]))
+    x_t, z_t, w_t, xd_t, zd_t, wd_t, hyper = _stacked_data(tf, configs, arrays, x_scalers, y_scalers, rows,
+                                                            n_pad, n_dev)
 
     def evaluate(theta: np.ndarray) -> tuple[np.ndarray, ...]:
         return tuple(v.numpy() for v in fn(tf.constant(theta), x_t, z_t, w_t, xd_t, zd_t, wd_t, hyper))
