@@ -184,6 +184,8 @@ def run_one_trial(job: TrialJob) -> dict[str, Any] | None:
             outcome["reason"] = "interrupted"
             pending = exc
     outcome["seconds"] = time.perf_counter() - t0
+    if job.watch_pid is not None and os.getppid() != job.watch_pid:
+        os._exit(70)  # the sweep died meanwhile: as the watchdog would (its 0.5 s poll can lag), record nothing
     cur, peak = _rss_mb()
     try:
         trial.set_user_attr("seconds", outcome["seconds"])
