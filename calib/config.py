@@ -35,6 +35,7 @@ named somewhere (config or ``--target``)::
     interval_level = 0.95          # coverage of the conformal interval <target>_lo .. _hi
     reference_uncertainty = 0.5    # target unit, k = 1: the reference standard (budget)
     drift_allowance = 0.0          # target unit, k = 1: drift allowed until the next check
+    aux_tolerance = { temperature_degC = 0.1 }   # per auxiliary output, its unit ("auto": 0.1 degC, ...)
 
     [model]                        # calib.nn.ModelConfig, validated at load
 
@@ -47,6 +48,7 @@ named somewhere (config or ``--target``)::
     storage = "runs/foil.journal"  # default: runs/<data stem>/sweep-<key>/sweep.journal (sweep),
                                    # runs/<name>/sweep-<key>.journal (calibrate): one per data and settings
     study = "calib"
+    objective = { o2_hPa = 1.0, temperature_degC = 0.5 }  # weights of MAE/tolerance per output
     [sweep.space]                  # calib.search.SearchSpace, validated at load
 
     [calibrate]                    # the main job's artifact
@@ -81,7 +83,7 @@ from dataclasses import dataclass, field, fields, replace
 from numbers import Integral, Real
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 from .constraints import (
     ARTIFACT_NAME,
@@ -101,6 +103,7 @@ from .constraints import (
     require,
 )
 from .errors import ConfigError
+from .metrics import Objective
 
 if TYPE_CHECKING:  # pragma: no cover
     from .nn import ModelConfig
@@ -322,6 +325,11 @@ class ValidateSpec:
         Winkler titration or gas standard), >= 0; enters the uncertainty budget.
     drift_allowance : float, default=0.0
         Standard uncertainty allowed for drift until the next check, target unit, >= 0.
+    aux_tolerance : mapping of str to float, default={}
+        Tolerance of each auxiliary output (``[data] aux_targets``) in its own unit, > 0: its
+        Error Limited Accuracy bound and its scale in the objective
+        (:class:`calib.metrics.Objective`). Missing: :func:`auto_tolerance` of its unit
+        (0.1 degC for a temperature).
     """
 
     folds: int = 5
@@ -330,6 +338,7 @@ class ValidateSpec:
     interval_level: float = 0.95
     reference_uncertainty: float = 0.0
     drift_allowance: float = 0.0
+    aux_tolerance: Mapping[str, float] = field(default_factory=dict)
 
     rules: ClassVar[Mapping[str, list]] = {
         "folds": FOLDS,
@@ -341,7 +350,13 @@ class ValidateSpec:
     }
 
     def __post_init__(self) -> None:
-        check_params(_fields(self), self.rules)
+        if not isinstance(self.aux_tolerance, Mapping):
+            raise ConfigError(f"[validate] aux_tolerance must be a table of output = tolerance, "
+                              f"got {self.aux_tolerance!r:.80}")
+        object.__setattr__(self, "aux_tolerance", _freeze(self.aux_tolerance))
+        check_params({k: v for k, v in _fields(self).items() if k != "aux_tolerance"}, self.rules)
+        for key, value in self.aux_tolerance.items():
+            check_param(f"aux_tolerance.{key}", value, [Interval(Real, 0, None, closed="neither")])
 
     def resolve_tolerance(self, target_unit: str) -> float:
         """The Error Limited Accuracy bound in ``target_unit``.
@@ -364,10 +379,13 @@ class ValidateSpec:
 
 
 def auto_tolerance(target_unit: str) -> float:
-    """1 hPa of O2 partial pressure in ``target_unit`` (20 degC, S = 0, 1013.25 hPa); 1.0 if not O2."""
+    """1 hPa of O2 partial pressure in ``target_unit`` (20 degC, S = 0, 1013.25 hPa); 0.1 for a
+    temperature (degC); 1.0 for any other unit."""
     from .errors import UnitError
     from .units import convert_o2
 
+    if target_unit == "degC":
+        return 0.1
     try:
         value = float(convert_o2(1.0, "hPa", target_unit, temperature_degC=20.0, pressure_hPa=1013.25,
                                  salinity_psu=0.0))
@@ -405,6 +423,11 @@ class SweepSpec:
     space : mapping or None, default=None
         The ``[sweep.space]`` table (validated as a :class:`calib.search.SearchSpace` at load);
         ``None``: :data:`calib.search.DEFAULT_SPACE`.
+    objective : mapping of str to float, default={}
+        Weight of each output (the target and ``[data] aux_targets``, >= 0) in the objective
+        the sweep minimises and validation reports: the weighted mean of each output's MAE
+        divided by its tolerance, in the target's unit (:class:`calib.metrics.Objective`).
+        A missing output weighs 1; with one output the objective is the target's MAE.
 
     Raises
     ------
@@ -420,6 +443,7 @@ class SweepSpec:
     storage: str | None = None
     study: str = "calib"
     space: Mapping[str, Any] | None = None
+    objective: Mapping[str, float] = field(default_factory=dict)
 
     rules: ClassVar[Mapping[str, list]] = {
         "strategy": [StrOptions(["grid", "random", "bayes"])],
@@ -433,7 +457,12 @@ class SweepSpec:
     }
 
     def __post_init__(self) -> None:
-        check_params(_fields(self), self.rules)
+        if not isinstance(self.objective, Mapping):
+            raise ConfigError(f"[sweep] objective must be a table of output = weight, got {self.objective!r:.80}")
+        object.__setattr__(self, "objective", _freeze(self.objective))
+        check_params({k: v for k, v in _fields(self).items() if k != "objective"}, self.rules)
+        for key, value in self.objective.items():
+            check_param(f"objective.{key}", value, [Interval(Real, 0, None)])
         if self.space is not None:
             if not isinstance(self.space, Mapping):
                 raise ConfigError(f"[sweep.space] must be a table, got {self.space!r:.80}")
@@ -453,6 +482,10 @@ class SweepSpec:
         """Plain-JSON form (``space`` as nested dicts)."""
         d = _fields(self)
         d["space"] = plain(self.space)
+        if self.objective:
+            d["objective"] = plain(self.objective)
+        else:
+            d.pop("objective")
         return d
 
 
@@ -678,6 +711,35 @@ class Config:
 
         check_keys("model", self.model, tuple(f.name for f in fields(ModelConfig)))
         return ModelConfig.from_dict(dict(self.model))
+
+    def objective(self, target: tuple[str, str], aux: Sequence[tuple[str, str]] = ()) -> Objective:
+        """The :class:`calib.metrics.Objective` of a data set's outputs.
+
+        Parameters
+        ----------
+        target : (name, unit)
+            The primary target (normalised name and unit).
+        aux : sequence of (name, unit)
+            The auxiliary targets, in model output order.
+
+        Raises
+        ------
+        ConfigError
+            ``[validate] aux_tolerance`` or ``[sweep] objective`` names a column that is not an
+            output, or the target's weight is 0.
+        """
+        names = [target[0], *(a[0] for a in aux)]
+        for where, table, allowed in (("[validate] aux_tolerance", self.validate.aux_tolerance, names[1:]),
+                                      ("[sweep] objective", self.sweep.objective, names)):
+            for key in table:
+                if key not in allowed:
+                    what = "auxiliary output" if where.endswith("aux_tolerance") else "output"
+                    raise ConfigError(f"{where} names {key!r}, which is not an {what} of the model "
+                                      f"({what}s: {', '.join(allowed) or 'none'}){did_you_mean(key, allowed)}")
+        tols = [self.validate.resolve_tolerance(target[1]),
+                *(float(self.validate.aux_tolerance.get(n, auto_tolerance(u))) for n, u in aux)]
+        weights = [float(self.sweep.objective.get(n, 1.0)) for n in names]
+        return Objective(tuple(names), (target[1], *(u for _, u in aux)), tuple(tols), tuple(weights))
 
     def with_overrides(
         self,

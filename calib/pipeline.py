@@ -18,7 +18,7 @@ import hashlib
 import io
 import json
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -31,7 +31,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from .spots.normalise import SpotReference
 
-__all__ = ["CalibrateSettings", "CalibrationRun", "calibrate", "fit_trust"]
+__all__ = ["CalibrateSettings", "CalibrationRun", "calibrate", "fit_trust", "objective_of"]
 
 _NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -109,6 +109,9 @@ class CalibrationRun:
             "epochs": self.epochs,
             "cv": self.cv.summary(),
             "test": None if self.test is None else self.test.to_dict(),
+            "outputs": {"cv": self.cv.summary()["outputs"],
+                        "test": (self.artifact.metadata.get("test") or {}).get("outputs"),
+                        "objective": self.cv.summary()["objective"], "baseline": self.cv.baseline},
             "error_estimate": self.artifact.metadata.get("error_estimate"),
             "test_physics": None if self.test_physics is None else self.test_physics.to_dict(),
             "physics_kind": self.physics_kind,
@@ -122,6 +125,12 @@ class CalibrationRun:
                       "trials": len(self.sweep.trials),
                       "best": None if self.sweep.best is None else self.sweep.best.to_dict()},
         }
+
+
+def objective_of(cfg: Config, ds: Any) -> Any:
+    """The :class:`calib.metrics.Objective` of ``ds``'s outputs under ``cfg``
+    (``[validate] tolerance``/``aux_tolerance``, ``[sweep] objective``)."""
+    return cfg.objective((ds.target.name, ds.target.unit), [(c.name, c.unit) for c in ds.aux_targets])
 
 
 def _run_key(ds: Any, cfg: Config, ss: SweepSpec) -> str:
@@ -220,10 +229,13 @@ def calibrate(
     say(f"sweep: {ss.strategy}, {ss.trials} trials x {ss.folds} folds, jobs {ss.jobs}, seed {ss.seed}, "
         f"record {storage}")
     space = ss.search_space()
+    objective = objective_of(cfg, ds)
+    if objective.multi:
+        say(f"objective over {len(objective.names)} outputs: {objective.describe()}")
     sw = run_sweep(ds, sp.train_dev, base, space, strategy=ss.strategy, n_trials=ss.trials, folds=ss.folds,
                    jobs=ss.jobs, storage=storage, study_name=ss.study, seed=ss.seed,
                    tolerance=cfg.validate.resolve_tolerance(ds.target.unit), scaling=cfg.split.scaling,
-                   noise_floor=cfg.validate.noise_floor, progress=sweep_progress)
+                   noise_floor=cfg.validate.noise_floor, progress=sweep_progress, objective=objective)
     if sw.best_config is None:
         reasons = "; ".join(sorted({t.reason or t.state for t in sw.trials}))[:300]
         from .errors import TrainingError
@@ -253,13 +265,13 @@ def _against_default(ds: Any, sp: Any, cfg: Config, base: Any, sw: Any, space: A
     tol = cfg.validate.resolve_tolerance(ds.target.unit)
     dcv = cross_validate(ds, sp.train_dev, base, folds=ss.folds, jobs=ss.jobs, tolerance=tol,
                          scaling=cfg.split.scaling, seed=ss.seed, noise_floor=cfg.validate.noise_floor,
-                         physics=True, keep_weights=True)
+                         physics=True, keep_weights=True, objective=objective_of(cfg, ds))
     entries = [(c.family, float(t.score), t.score_std, max(1, len(t.best_epochs))) for c, t in zip(configs, done)]
-    mean, std = dcv.mean_std("mae")
+    mean, std = dcv.objective_mean_std()
     entries.append((base.family, mean, std, len(dcv.folds)))
     pick = one_se_choice(entries, prefer=len(entries) - 1)
     if pick == len(entries) - 1:
-        say(f"kept the untuned default: MAE {mean:.4g} {ds.target.unit}, within one standard error of the "
+        say(f"kept the untuned default: {dcv.outputs.label} {mean:.4g} {ds.target.unit}, within one standard error of the "
             f"best trial's {sw.best.score:.4g}" if sw.best is not None else "kept the untuned default")
         return base, dcv
     return configs[pick], None
@@ -278,10 +290,17 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
 
     tol = cfg.validate.resolve_tolerance(ds.target.unit)
     if cv is None:
-        say(f"best trial #{sw.best.number}: MAE {sw.best.score:.4g} {ds.target.unit}; re-validating with fold models")
+        say(f"best trial #{sw.best.number}: {objective_of(cfg, ds).label} {sw.best.score:.4g} {ds.target.unit}; "
+            "re-validating with fold models")
         cv = cross_validate(ds, sp.train_dev, best, folds=ss.folds, jobs=ss.jobs, tolerance=tol,
                             scaling=cfg.split.scaling, seed=ss.seed, noise_floor=cfg.validate.noise_floor,
-                            physics=True, keep_weights=True)
+                            physics=True, keep_weights=True, objective=objective_of(cfg, ds))
+    if ds.aux_targets and cv.baseline is None:
+        from .validate import single_task_baseline
+
+        say("single-task baseline: each output by its own network of the same size, on the same folds")
+        cv = replace(cv, baseline=single_task_baseline(ds, sp.train_dev, best, cv, folds=ss.folds, seed=ss.seed,
+                                                       scaling=cfg.split.scaling, jobs=ss.jobs))
     rows = sp.train_dev
     x, y = ds.x(rows), ds.y(rows)
     final_cfg, epochs = refit_config(best, cv.best_epochs, len(rows))
@@ -295,6 +314,9 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     x_te, y_te = ds.x(sp.test), ds.y(sp.test)
     p_te = predict_member(final, x_te) if has_test else np.zeros((0, y.shape[1]))
     test = score(y_te[:, 0], p_te[:, 0], tol) if has_test else None
+    obj = cv.outputs
+    test_outputs = ({n: {"unit": u, **score(y_te[:, j], p_te[:, j], obj.tolerances[j]).to_dict()}
+                     for j, (n, u) in enumerate(zip(obj.names, obj.units))} if has_test else None)
     folds_m = [rebuild_member(best, x.shape[1], y.shape[1], w, Scaler.from_dict(xsd), Scaler.from_dict(ysd),
                               None if phys is None else PhysicsModel.from_dict(phys))
                for w, xsd, ysd, phys in cv.fold_weights]
@@ -304,11 +326,15 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     from .trust import coverage_table, evaluate
 
     test_cov = None
-    tr_te = evaluate(trust, x_te, p_te[:, 0])
+    tr_te = evaluate(trust, x_te, p_te[:, 0], y_aux=p_te[:, 1:] if p_te.shape[1] > 1 else None)
     if has_test:
         tvals = x_te[:, trust.conformal.bin_on] if trust.conformal.bin_on >= 0 else p_te[:, 0]
         test_cov = coverage_table(y_te[:, 0], tr_te["lo"], tr_te["hi"], p_te[:, 0], tvals)
         test_cov["out_of_domain"] = float(np.mean(tr_te["domain_code"] != 0))
+        if "aux_lo" in tr_te:
+            for j, (n, _c) in enumerate(trust.aux):
+                test_outputs[n]["interval_coverage"] = float(np.mean(
+                    (y_te[:, j + 1] >= tr_te["aux_lo"][:, j]) & (y_te[:, j + 1] <= tr_te["aux_hi"][:, j])))
     test_physics, bkind, bparams = None, None, None
     try:
         b = fit_physics(x, y[:, 0], list(ds.feature_names), [c.unit for c in ds.features], ds.target.unit,
@@ -319,13 +345,13 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
         bkind = f"failed: {type(exc).__name__}: {exc}"
     if has_test:
         say(f"test ({len(sp.test)} rows, touched once): MAE {test.mae:.4g} {ds.target.unit}"
-            + ("" if test_physics is None else f", physics fit {test_physics.mae:.4g}"))
+            + ("" if test_physics is None else f", physics fit {test_physics.mae:.4g}")
+            + "".join(f"; {n} MAE {test_outputs[n]['mae']:.4g} {u}" for n, u in zip(obj.names[1:], obj.units[1:])))
     else:
         say(f"no test part: the error estimate is the k-fold CV, MAE {cv.score:.4g} {ds.target.unit}")
 
     source = ds if raw_ds is None else raw_ds
-    extras = {"cv_predictions.csv": _cv_predictions(source, ds, rows, cv, trust, x,
-                                                    predict_member(final, x)[:, 0])}
+    extras = {"cv_predictions.csv": _cv_predictions(source, ds, rows, cv, trust, x, predict_member(final, x))}
     sheet = _sheet(final, bparams, final_cfg.family)
     if sheet is not None:
         from .coefficients import sheet_csv
@@ -337,12 +363,18 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
         frame[f"{ds.target.name}_std"] = std
         frame[f"{ds.target.name}_lo"] = tr_te["lo"]
         frame[f"{ds.target.name}_hi"] = tr_te["hi"]
+        for j, c in enumerate(ds.aux_targets, start=1):
+            frame[f"{c.name}_pred"] = p_te[:, j]
+            if "aux_lo" in tr_te:
+                frame[f"{c.name}_lo"] = tr_te["aux_lo"][:, j - 1]
+                frame[f"{c.name}_hi"] = tr_te["aux_hi"][:, j - 1]
         buf = io.StringIO()
         frame.to_csv(buf, index=False)
         extras["test_predictions.csv"] = buf.getvalue()
     test_mae = None if test is None else test.mae
     diag = cv.diagnosis(test_mae)
     test_meta = ({**test.to_dict(), "rows": int(len(sp.test)), "std_mean": float(std.mean()),
+                  "outputs": test_outputs,
                   "interval": test_cov,
                   "groups": None if ds.group is None else sorted(map(str, np.unique(ds.groups(sp.test))))}
                  if has_test else None)
@@ -411,11 +443,17 @@ def _cv_predictions(source: Any, ds: Any, rows: np.ndarray, cv: Any, trust: Any,
 
     frame = source.frame.iloc[rows].copy()
     oof = np.asarray(cv.oof, dtype=np.float64)
+    fit = np.asarray(fit, dtype=np.float64).reshape(len(rows), -1)
     ev = evaluate(trust, x, oof)
-    frame[f"{ds.target.name}_fit"] = np.asarray(fit, dtype=np.float64)
+    frame[f"{ds.target.name}_fit"] = fit[:, 0]
     frame[f"{ds.target.name}_pred"] = oof
     frame[f"{ds.target.name}_lo"] = ev["lo"]
     frame[f"{ds.target.name}_hi"] = ev["hi"]
+    oof_all = None if cv.oof_all is None else np.asarray(cv.oof_all, dtype=np.float64)
+    for j, c in enumerate(ds.aux_targets, start=1):
+        frame[f"{c.name}_fit"] = fit[:, j]
+        if oof_all is not None:
+            frame[f"{c.name}_pred"] = oof_all[:, j]
     fold = np.zeros(len(rows), dtype=int)
     for k, (_tr, va) in enumerate(cv.fold_pairs):
         fold[va] = k
@@ -456,7 +494,13 @@ def fit_trust(ds: Any, cfg: Config, cv: Any, x: np.ndarray, y: np.ndarray, rows:
     noise_sd = None if cv.noise_floor is None else float(cv.noise_floor) / float(np.sqrt(2 / np.pi))
     meta["uncertainty"] = uncertainty_budget(y - oof, reference=cfg.validate.reference_uncertainty,
                                              input_noise=noise_sd, drift=cfg.validate.drift_allowance)
-    return TrustSpec(conf, dom), meta
+    aux: list[tuple[str, Any]] = []
+    if ds.aux_targets and cv.oof_all is not None:  # each auxiliary target: its own out-of-fold residuals
+        y_all, oof_all = ds.y(rows), np.asarray(cv.oof_all, float)
+        for j, c in enumerate(ds.aux_targets, start=1):
+            aux.append((c.name, fit_conformal(y_all[:, j], oof_all[:, j], x, units, names, level=level,
+                                              source=f"out-of-fold residuals of {c.name}")))
+    return TrustSpec(conf, dom, tuple(aux)), meta
 
 
 def _air_value(unit: str, temperature_degC: float) -> float | None:

@@ -58,7 +58,7 @@ import numpy as np
 from . import units as U
 from .artifact.store import INPUT_NAME, ONNX_FILE, open_artifact, reading_artifact, verify_artifact
 from .artifact.children import SPOT_ADJUSTMENT_KEY, children_stamp, find_children, scan_children
-from .artifact.trust_graph import trust_outputs
+from .artifact.trust_graph import aux_interval_outputs, trust_outputs
 from .constraints import Interval, Options, check_param
 from .errors import ArtifactError, ConfigError, IngestError
 from .limits import check_threads
@@ -136,6 +136,8 @@ class Prediction:
         Per row why ``out_of_range`` is set (``""`` when it is not).
     distance : ndarray of float32 or None
         ``domain_distance``: nearest calibration point / out-of-fold threshold (<= 1 in domain).
+    aux_lo, aux_hi : ndarray of float32 or None
+        Conformal intervals of the auxiliary targets, shape (n, n_aux) (None without them).
     """
 
     values: np.ndarray
@@ -147,6 +149,8 @@ class Prediction:
     hi: np.ndarray | None = None
     reason: np.ndarray | None = None
     distance: np.ndarray | None = None
+    aux_lo: np.ndarray | None = None
+    aux_hi: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------- the loaded model
@@ -221,6 +225,12 @@ class CalibrationModel:
         wanted = trust_outputs(self.target)
         self.trust_names = tuple(wanted) if all(n in outputs for n in wanted) else ()
         self.has_interval = bool(self.trust_names)
+        # schema >= 1.3: one output [N] per auxiliary target (else the [N, n_targets] matrix)
+        aux = self.targets[1:]
+        self.aux_output_names = tuple(aux) if aux and all(a in outputs for a in aux) else ()
+        wanted_aux = aux_interval_outputs(aux)
+        self.aux_interval_names = (tuple(wanted_aux) if aux and self.trust_names
+                                   and all(n in outputs for n in wanted_aux) else ())
         self.lower = np.array([_bound(f, "min", -np.inf) for f in feats], dtype=np.float64)
         self.upper = np.array([_bound(f, "max", np.inf) for f in feats], dtype=np.float64)
         self._lower32 = self.lower.astype(np.float32)
@@ -275,7 +285,8 @@ class CalibrationModel:
                     f"{len(self.features)} features"
                 )
         names = {o.name for o in s.get_outputs()}
-        wanted = [self.output_name] + ([self.std_name] if self.std_name else []) + list(self.trust_names)
+        wanted = ([self.output_name, *self.aux_output_names] + ([self.std_name] if self.std_name else [])
+                  + list(self.trust_names) + list(self.aux_interval_names))
         missing = [n for n in wanted if n not in names]
         if missing:
             raise ArtifactError(f"{self.path / ONNX_FILE}: missing output(s) {missing}; has {sorted(names)}")
@@ -292,7 +303,7 @@ class CalibrationModel:
             from onnx.utils import Extractor
 
             proto = onnx.load_model_from_string(self._onnx)
-            sub = Extractor(proto).extract_model(list(self.input_names), [self.output_name])
+            sub = Extractor(proto).extract_model(list(self.input_names), [self.output_name, *self.aux_output_names])
             self._session_main = self._make_session(sub.SerializeToString())
         return self._session_main
 
@@ -514,17 +525,23 @@ class CalibrationModel:
         """
         n = x32.shape[0]
         n_out = len(self.targets)
-        names = [self.output_name]
-        keys = ["values"]
+        names = [self.output_name, *self.aux_output_names]
+        keys = ["values", *(f"values{j}" for j in range(1, len(names)))]
+        n_values = len(names)
         if want_std and self.has_std:
             names.append(self.std_name)
             keys.append("std")
         if want_trust and self.trust_names:
             names.extend(self.trust_names)
             keys.extend(["lo", "hi", "domain_code", "domain_distance"])
-        session = self._main_session() if len(names) == 1 else self._session_all
-        out = {k: np.empty(n, dtype=np.int32 if k == "domain_code" else np.float32) for k in keys[1:]}
-        out["values"] = np.empty((n, n_out) if n_out > 1 else (n,), dtype=np.float32)
+            for j, name in enumerate(self.aux_interval_names):
+                names.append(name)
+                keys.append(f"aux_{'lo' if j % 2 == 0 else 'hi'}{j // 2}")
+        session = self._main_session() if len(names) == n_values else self._session_all
+        out = {k: np.empty(n, dtype=np.int32 if k == "domain_code" else np.float32) for k in keys[n_values:]}
+        values = np.empty((n, n_out) if n_out > 1 else (n,), dtype=np.float32)
+        for j in range(n_values):
+            out[keys[j]] = values[:, j] if n_values > 1 else values
         # named inputs: one contiguous float32 vector per feature (no copy for as_array's
         # column-major arrays)
         cols = np.ascontiguousarray(x32.T) if self.named_inputs else None
@@ -537,6 +554,13 @@ class CalibrationModel:
             res = session.run(names, feed)
             for k, r in zip(keys, res):
                 out[k][start:stop] = r.reshape(out[k][start:stop].shape)
+        for j in range(1, n_values):
+            del out[f"values{j}"]
+        out["values"] = values
+        n_aux = len(self.aux_interval_names) // 2
+        if n_aux and "aux_lo0" in out:
+            out["aux_lo"] = np.stack([out.pop(f"aux_lo{j}") for j in range(n_aux)], axis=1)
+            out["aux_hi"] = np.stack([out.pop(f"aux_hi{j}") for j in range(n_aux)], axis=1)
         return out
 
     def range_flags(self, x32: np.ndarray) -> np.ndarray:
@@ -599,13 +623,14 @@ class CalibrationModel:
         g = self.graph_outputs(x32, want_std=want_std, want_trust=want_flags)
         values, std = g["values"], g.get("std")
         lo, hi, dist = g.get("lo"), g.get("hi"), g.get("domain_distance")
+        alo, ahi = g.get("aux_lo"), g.get("aux_hi")
         if want_flags:
             oor, why = self._flags(x32, g)
         else:
             oor, why = np.zeros(0, dtype=bool), None
         children = self._spot_children()  # one look at the models folder per call
         if self.is_child or not (children or self.requires_adjustment):
-            return Prediction(values, std, oor, lo=lo, hi=hi, reason=why, distance=dist)
+            return Prediction(values, std, oor, lo=lo, hi=hi, reason=why, distance=dist, aux_lo=alo, aux_hi=ahi)
         n = len(x32)
         by_col = self._spot_arrays(spots, n)
         adjusted = np.zeros(n, dtype=bool)
@@ -625,7 +650,7 @@ class CalibrationModel:
                 std[rows] = cg["std"]
             if want_flags:
                 oor[rows], why[rows] = child._flags(xr, cg)
-                for arr, key in ((lo, "lo"), (hi, "hi"), (dist, "domain_distance")):
+                for arr, key in ((lo, "lo"), (hi, "hi"), (dist, "domain_distance"), (alo, "aux_lo"), (ahi, "aux_hi")):
                     if arr is not None and key in cg:
                         arr[rows] = cg[key]
             adjusted[rows] = True
@@ -635,7 +660,8 @@ class CalibrationModel:
             for i in np.flatnonzero(~adjusted):
                 why[i] = NO_CHILD_REASON if not why[i] else f"{NO_CHILD_REASON} + {why[i]}"
             oor |= ~adjusted
-        return Prediction(values, std, oor, adjusted, used, lo=lo, hi=hi, reason=why, distance=dist)
+        return Prediction(values, std, oor, adjusted, used, lo=lo, hi=hi, reason=why, distance=dist,
+                          aux_lo=alo, aux_hi=ahi)
 
     def _spot_arrays(self, spots: Any, n: int) -> dict[str, np.ndarray]:
         if spots is None:
@@ -770,6 +796,7 @@ class CalibrationModel:
             cols.append(f"{self.target}_std")
         if self.has_interval:
             cols += [f"{self.target}_lo", f"{self.target}_hi"]
+        cols += list(self.aux_interval_names)
         cols += [OUT_OF_RANGE_COLUMN, REASON_COLUMN]
         if self.has_interval:
             cols.append(DISTANCE_COLUMN)
@@ -790,6 +817,10 @@ class CalibrationModel:
         if res.lo is not None:
             cols[f"{self.target}_lo"] = res.lo.astype(np.float64)
             cols[f"{self.target}_hi"] = res.hi.astype(np.float64)
+        if res.aux_lo is not None:
+            for j, t in enumerate(self.targets[1:]):
+                cols[f"{t}_lo"] = res.aux_lo[:, j].astype(np.float64)
+                cols[f"{t}_hi"] = res.aux_hi[:, j].astype(np.float64)
         cols[OUT_OF_RANGE_COLUMN] = res.out_of_range
         cols[REASON_COLUMN] = res.reason if res.reason is not None else np.full(len(res.out_of_range), "", object)
         if res.distance is not None:

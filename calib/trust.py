@@ -178,19 +178,35 @@ class DomainSpec:
 
 @dataclass(frozen=True)
 class TrustSpec:
-    """Interval and domain of one artifact (``calibration.json`` keys ``conformal``, ``domain``)."""
+    """Interval and domain of one artifact (``calibration.json`` keys ``conformal``, ``domain``
+    and, with auxiliary targets, ``conformal_aux``).
+
+    Attributes
+    ----------
+    conformal : ConformalSpec
+        The primary target's interval.
+    domain : DomainSpec
+    aux : tuple of (str, ConformalSpec)
+        Each auxiliary target's name and interval (its own out-of-fold residuals), in output order.
+    """
 
     conformal: ConformalSpec
     domain: DomainSpec
+    aux: tuple[tuple[str, ConformalSpec], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"conformal": self.conformal.to_dict(), "domain": self.domain.to_dict()}
+        d = {"conformal": self.conformal.to_dict(), "domain": self.domain.to_dict()}
+        if self.aux:
+            d["conformal_aux"] = {name: c.to_dict() for name, c in self.aux}
+        return d
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any]) -> "TrustSpec | None":
         if not isinstance(meta.get("conformal"), Mapping) or not isinstance(meta.get("domain"), Mapping):
             return None
-        return cls(ConformalSpec.from_dict(meta["conformal"]), DomainSpec.from_dict(meta["domain"]))
+        aux = meta.get("conformal_aux") or {}
+        return cls(ConformalSpec.from_dict(meta["conformal"]), DomainSpec.from_dict(meta["domain"]),
+                   tuple((str(k), ConformalSpec.from_dict(v)) for k, v in aux.items()))
 
 
 # --------------------------------------------------------------------------- fitting
@@ -313,7 +329,8 @@ def fit_domain(x: np.ndarray, y: np.ndarray, y_oof: np.ndarray, folds: Sequence[
 
 
 # --------------------------------------------------------------------------- evaluation
-def evaluate(spec: TrustSpec, x: np.ndarray, y: np.ndarray, x_domain: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def evaluate(spec: TrustSpec, x: np.ndarray, y: np.ndarray, x_domain: np.ndarray | None = None,
+             y_aux: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The trust outputs in numpy (float32, as the ONNX head computes them).
 
     Parameters
@@ -324,10 +341,13 @@ def evaluate(spec: TrustSpec, x: np.ndarray, y: np.ndarray, x_domain: np.ndarray
         Primary prediction.
     x_domain : ndarray, optional
         Readings in the model's own input space (a spot child's mapped readings); default ``x``.
+    y_aux : ndarray (n, n_aux), optional
+        The auxiliary targets' predictions (``spec.aux`` order): adds ``aux_lo``, ``aux_hi``.
 
     Returns
     -------
-    dict with ``lo``, ``hi``, ``domain_code`` (int32), ``domain_distance``.
+    dict with ``lo``, ``hi``, ``domain_code`` (int32), ``domain_distance`` (and ``aux_lo``,
+    ``aux_hi`` (n, n_aux) with ``y_aux``).
     """
     x = np.asarray(x, np.float32)
     xd = x if x_domain is None else np.asarray(x_domain, np.float32)
@@ -340,7 +360,12 @@ def evaluate(spec: TrustSpec, x: np.ndarray, y: np.ndarray, x_domain: np.ndarray
     code += 2 * (dist > 1).astype(np.int32)
     code += 4 * ((y < np.float32(d.y_lower)) | (y > np.float32(d.y_upper))).astype(np.int32)
     code += 8 * ((x < f32(d.physical_lower)) | (x > f32(d.physical_upper))).any(axis=1).astype(np.int32)
-    return {"lo": y - hw, "hi": y + hw, "domain_code": code, "domain_distance": dist}
+    out = {"lo": y - hw, "hi": y + hw, "domain_code": code, "domain_distance": dist}
+    if y_aux is not None and spec.aux:
+        ya = np.asarray(y_aux, np.float32).reshape(len(y), -1)
+        hws = np.stack([c.half_width(xd, ya[:, j]) for j, (_n, c) in enumerate(spec.aux)], axis=1)
+        out["aux_lo"], out["aux_hi"] = ya - hws, ya + hws
+    return out
 
 
 def reasons(code: np.ndarray, x: np.ndarray, lower: np.ndarray, upper: np.ndarray,

@@ -26,10 +26,10 @@ from typing import Any, Callable
 import numpy as np
 
 from .constraints import FOLDS, JOBS, SEED, Interval, check_params, require
-from .metrics import Metrics, score
+from .metrics import Metrics, Objective, score
 
 __all__ = ["FoldScore", "CVResult", "Diagnosis", "cross_validate", "make_folds", "diagnose",
-           "estimate_noise_floor", "replicate_sets", "spot_floor"]
+           "estimate_noise_floor", "replicate_sets", "spot_floor", "single_task_baseline", "resolve_objective"]
 
 
 # --------------------------------------------------------------------------- results
@@ -57,6 +57,12 @@ class FoldScore:
         Epoch whose weights were kept (1-based).
     seconds : float
         Wall time of the fold's network training.
+    aux_val, aux_train : tuple of Metrics
+        The network's scores of each auxiliary output (``[data] aux_targets``, in order), in
+        that output's unit and with its tolerance; empty for a single-target model.
+    objective : float or None
+        The fold's objective (:class:`calib.metrics.Objective`, primary target's unit): its
+        validation MAE for a single-target model.
     """
 
     fold: int
@@ -71,6 +77,9 @@ class FoldScore:
     dev_loss: tuple[float, ...]
     best_epoch: int
     seconds: float
+    aux_val: tuple[Metrics, ...] = ()
+    aux_train: tuple[Metrics, ...] = ()
+    objective: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -146,6 +155,14 @@ class CVResult:
         The folds, as positions in ``rows``; not serialised.
     spot_floor : float or None
         With grouped folds: the spot-to-spot part of the out-of-fold error (:func:`spot_floor`).
+    objective : Objective or None
+        The outputs (target first), their units, tolerances and weights; what :attr:`score`
+        is. ``None``: the target alone.
+    oof_all : ndarray or None
+        Out-of-fold predictions of every output, shape (n, n_outputs); not serialised.
+    baseline : dict or None
+        With auxiliary targets: :func:`single_task_baseline` (each output by its own network of
+        the same size, on the same folds) when it was asked for.
     """
 
     folds: tuple[FoldScore, ...]
@@ -160,20 +177,55 @@ class CVResult:
     oof: Any = field(default=None, repr=False, compare=False)
     fold_pairs: tuple[Any, ...] = field(default=(), repr=False, compare=False)
     spot_floor: float | None = None
+    objective: Objective | None = None
+    oof_all: Any = field(default=None, repr=False, compare=False)
+    baseline: dict[str, Any] | None = None
 
-    def mean_std(self, metric: str, which: str = "val") -> tuple[float, float]:
+    @property
+    def outputs(self) -> Objective:
+        """The objective of the outputs (the target alone when none was given)."""
+        if self.objective is not None:
+            return self.objective
+        tol = self.folds[0].val.tolerance if self.folds else 1.0
+        return Objective.single(self.target, self.unit, tol)
+
+    def _metrics(self, f: FoldScore, which: str, output: str | None) -> Metrics | None:
+        if output is None or output == self.target:
+            return getattr(f, which)
+        names = self.outputs.names
+        if output not in names:
+            raise KeyError(f"{output!r} is not an output (outputs: {', '.join(names)})")
+        if which not in ("val", "train"):
+            return None
+        aux = f.aux_val if which == "val" else f.aux_train
+        return aux[names.index(output) - 1]
+
+    def mean_std(self, metric: str, which: str = "val", output: str | None = None) -> tuple[float, float]:
         """Mean and standard deviation over folds of ``metric`` of ``which``
-        (``val``, ``train``, ``physics_val``, ``physics_train``)."""
-        vals = [getattr(getattr(f, which), metric) for f in self.folds if getattr(f, which) is not None]
+        (``val``, ``train``, ``physics_val``, ``physics_train``) of ``output`` (default: the target;
+        the physics fit only scores the target)."""
+        vals = [getattr(m, metric) for m in (self._metrics(f, which, output) for f in self.folds) if m is not None]
         if not vals:
             return float("nan"), float("nan")
         a = np.asarray(vals, dtype=float)
         return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
 
+    def objective_values(self) -> np.ndarray:
+        """Each fold's objective (primary target's unit)."""
+        return np.asarray([f.val.mae if f.objective is None else f.objective for f in self.folds], dtype=float)
+
+    def objective_mean_std(self) -> tuple[float, float]:
+        """Mean and standard deviation over folds of the objective."""
+        a = self.objective_values()
+        if a.size == 0:
+            return float("nan"), float("nan")
+        return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
+
     @property
     def score(self) -> float:
-        """Mean validation MAE: what a sweep minimises."""
-        return self.mean_std("mae")[0]
+        """Mean validation objective over folds: what a sweep minimises (the target's MAE for a
+        single-target model; :class:`calib.metrics.Objective` with auxiliary targets)."""
+        return self.objective_mean_std()[0]
 
     @property
     def best_epochs(self) -> list[int]:
@@ -185,10 +237,18 @@ class CVResult:
         for which in ("val", "train", "physics_val", "physics_train"):
             out[which] = {m: dict(zip(("mean", "std"), self.mean_std(m, which)))
                           for m in ("mae", "rmse", "max_abs", "r2", "ela")}
+        obj = self.outputs
+        out["outputs"] = {
+            name: {"unit": unit, "tolerance": tol, "weight": w,
+                   **{which: {m: dict(zip(("mean", "std"), self.mean_std(m, which, name)))
+                              for m in ("mae", "rmse", "max_abs", "r2", "ela")} for which in ("val", "train")}}
+            for name, unit, tol, w in zip(obj.names, obj.units, obj.tolerances, obj.weights)}
+        out["objective"] = {**dict(zip(("mean", "std"), self.objective_mean_std())),
+                            "formula": obj.describe(), "label": obj.label}
         return out
 
     def diagnosis(self, test_mae: float | None = None) -> Diagnosis:
-        return diagnose(self.mean_std("mae", "train")[0], self.score, test_mae,
+        return diagnose(self.mean_std("mae", "train")[0], self.mean_std("mae")[0], test_mae,
                         self.noise_floor, self.noise_floor_source, spot=self.spot_floor,
                         family=str(self.config.get("family", "mlp")))
 
@@ -203,6 +263,8 @@ class CVResult:
             "folds": [f.to_dict() for f in self.folds],
             "diagnosis": self.diagnosis(test_mae).to_dict(),
             "seconds": self.seconds,
+            "objective": self.outputs.to_dict(),
+            "baseline": self.baseline,
         }
 
 
@@ -367,19 +429,26 @@ def _score_fold(task: dict[str, Any], member: Any) -> dict[str, Any]:
 
     x_tr, y_tr, x_va, y_va = task["x_tr"], task["y_tr"], task["x_va"], task["y_va"]
     tol = task["tolerance"]
+    tols = task.get("tolerances") or [tol]
     p_va = predict_member(member, x_va)
     p_tr = predict_member(member, x_tr)
+    val = score(y_va[:, 0], p_va[:, 0], tol)
+    aux_val = tuple(score(y_va[:, j], p_va[:, j], tols[j]) for j in range(1, y_va.shape[1]))
+    obj = task.get("objective")
     out: dict[str, Any] = {
         "fold": task["fold"],
         "n_train": len(x_tr),
         "n_val": len(x_va),
-        "val": score(y_va[:, 0], p_va[:, 0], tol),
+        "val": val,
         "train": score(y_tr[:, 0], p_tr[:, 0], tol),
         "train_loss": member.train_loss,
         "dev_loss": member.dev_loss,
         "best_epoch": member.best_epoch,
         "seconds": member.seconds,
-        "pred_val": p_va[:, 0],
+        "pred_val": p_va,
+        "aux_val": aux_val,
+        "aux_train": tuple(score(y_tr[:, j], p_tr[:, j], tols[j]) for j in range(1, y_tr.shape[1])),
+        "objective": None if obj is None else Objective.from_dict(obj).value([m.mae for m in (val, *aux_val)]),
         "weights": [np.asarray(w) for w in member.model.get_weights()] if task.get("keep_weights") else None,
         "x_scaler": member.x_scaler.to_dict(),
         "y_scaler": member.y_scaler.to_dict(),
@@ -471,6 +540,7 @@ def cross_validate(
     progress: Callable[[int, int], None] | None = None,
     verbose: bool = False,
     stacked: bool | None = None,
+    objective: Objective | None = None,
 ) -> CVResult:
     """k-fold validation of ``config`` on ``rows`` of ``ds`` (the train part; never test rows).
 
@@ -508,6 +578,10 @@ def cross_validate(
         rows and early stopping; equal to float tolerance) in about the time of one fold.
         ``None`` stacks when the folds run in this process (``jobs`` 1); worker processes
         (``jobs > 1``) train one fold each. ``True`` with ``jobs > 1`` is refused.
+    objective : Objective, optional
+        The outputs' tolerances and weights (:meth:`calib.config.Config.objective`); its
+        primary tolerance replaces ``tolerance``. Default: ``tolerance`` for the target,
+        :func:`calib.config.auto_tolerance` for each auxiliary target, every weight 1.
 
     Returns
     -------
@@ -524,6 +598,8 @@ def cross_validate(
                  CV_RULES)
     rows = np.asarray(rows)
     x, y = ds.x(rows), ds.y(rows)
+    objective = resolve_objective(ds, tolerance, objective)
+    tolerance = objective.tolerances[0]
     g = ds.groups(rows)
     pairs = make_folds(len(rows), folds, g, seed)
     cfg_dict = config.to_dict()
@@ -535,6 +611,7 @@ def cross_validate(
         "feature_names": list(ds.feature_names), "feature_units": [c.unit for c in ds.features],
         "target_unit": ds.target.unit, "physics": physics, "keep_weights": keep_weights,
         "limit_threads": n_jobs > 1, "verbose": verbose,
+        "tolerances": list(objective.tolerances), "objective": objective.to_dict(),
     } for i, (tr, va) in enumerate(pairs)]
     t0 = time.perf_counter()
     results: list[dict[str, Any]] = []
@@ -557,9 +634,10 @@ def cross_validate(
     results.sort(key=lambda r: r["fold"])
     fold_scores = tuple(FoldScore(**{k: r[k] for k in FoldScore.__dataclass_fields__}) for r in results)
     source = "config"
-    pred = np.empty(len(rows))
+    pred_all = np.empty((len(rows), y.shape[1]))
     for (tr, va), r in zip(pairs, results):
-        pred[va] = r["pred_val"]
+        pred_all[va] = r["pred_val"]
+    pred = pred_all[:, 0].copy()
     if noise_floor is None:
         noise_floor = estimate_noise_floor(ds, rows, pred)
         source = "replicates" if noise_floor is not None else "unknown"
@@ -571,7 +649,89 @@ def cross_validate(
         if keep_weights else (),
         oof=pred, fold_pairs=tuple(pairs),
         spot_floor=None if g is None else spot_floor(y[:, 0], pred, g),
+        objective=objective, oof_all=pred_all,
     )
+
+
+def resolve_objective(ds: Any, tolerance: float, objective: Objective | None) -> Objective:
+    """The given objective, checked against ``ds``'s outputs, or the default one."""
+    from .config import auto_tolerance
+    from .errors import ConfigError
+
+    names = tuple(ds.target_names)
+    if objective is None:
+        aux = tuple(ds.aux_targets)
+        return Objective(names, (ds.target.unit, *(c.unit for c in aux)),
+                         (float(tolerance), *(auto_tolerance(c.unit) for c in aux)), (1.0,) * len(names))
+    if not isinstance(objective, Objective):
+        raise ConfigError(f"objective must be a calib.metrics.Objective or None, got {type(objective).__name__}")
+    if tuple(objective.names) != names:
+        raise ConfigError(f"objective outputs {', '.join(objective.names)} must be the data's outputs "
+                          f"{', '.join(names)} (target first)")
+    return objective
+
+
+def single_task_baseline(ds: Any, rows: np.ndarray, config: Any, multi: CVResult, *, folds: int, seed: int,
+                         scaling: str = "standard", jobs: int = 1) -> dict[str, Any]:
+    """Each output predicted by its own network of the same size, on the same folds as ``multi``.
+
+    The shared (multi-task) network of ``multi`` is compared output by output with a
+    single-task network of the same config (family ``mlp`` for an auxiliary output when the
+    config's family uses the O2 physics form) trained on the same rows and folds (same seed).
+
+    Parameters
+    ----------
+    ds : Dataset
+        With auxiliary targets.
+    rows : ndarray of int
+        The rows ``multi`` validated on.
+    config : ModelConfig
+        The shared network's config.
+    multi : CVResult
+        :func:`cross_validate` of ``config`` on ``ds``.
+    folds, seed, scaling, jobs
+        As for :func:`cross_validate` (the same as for ``multi``).
+
+    Returns
+    -------
+    dict
+        ``outputs``: per output ``name``, ``unit``, ``multi`` and ``single`` (validation MAE mean
+        and std over folds), ``difference`` (multi - single, per fold, its mean, std and a 95 %
+        t-interval of the mean; negative = the shared network is better), ``ratio``
+        (multi / single mean MAE) and ``verdict``; ``seconds``.
+    """
+    import dataclasses
+
+    from scipy import stats
+
+    t0 = time.perf_counter()
+    obj = multi.outputs
+    cols = (ds.target, *ds.aux_targets)
+    out = []
+    for i, col in enumerate(cols):
+        single_ds = dataclasses.replace(ds, target=col, aux_targets=())
+        cfg = config if i == 0 or config.family == "mlp" else config.replace(family="mlp")
+        cv = cross_validate(single_ds, rows, cfg, folds=folds, jobs=jobs, tolerance=obj.tolerances[i],
+                            scaling=scaling, seed=seed, noise_floor=0.0, physics=False)
+        m_folds = np.asarray([(f.val if i == 0 else f.aux_val[i - 1]).mae for f in multi.folds])
+        s_folds = np.asarray([f.val.mae for f in cv.folds])
+        d = m_folds - s_folds
+        k = d.size
+        sd = float(d.std(ddof=1)) if k > 1 else 0.0
+        half = float(stats.t.ppf(0.975, k - 1) * sd / np.sqrt(k)) if k > 1 else float("nan")
+        lo, hi = float(d.mean()) - half, float(d.mean()) + half
+        verdict = ("the shared network is better" if hi < 0 else "the single-task network is better" if lo > 0
+                   else "no clear difference")
+        out.append({"name": col.name, "unit": col.unit, "family": cfg.family,
+                    "multi": {"mean": float(m_folds.mean()), "std": float(m_folds.std(ddof=1)) if k > 1 else 0.0,
+                              "folds": m_folds.tolist()},
+                    "single": {"mean": float(s_folds.mean()), "std": float(s_folds.std(ddof=1)) if k > 1 else 0.0,
+                               "folds": s_folds.tolist()},
+                    "difference": {"mean": float(d.mean()), "std": sd, "ci95": [lo, hi], "folds": d.tolist()},
+                    "ratio": float(m_folds.mean() / s_folds.mean()) if s_folds.mean() > 0 else float("nan"),
+                    "verdict": verdict})
+    return {"outputs": out, "folds": int(folds), "seconds": time.perf_counter() - t0,
+            "note": "multi - single validation MAE per fold on the same folds; 95 % t-interval of the mean"}
 
 
 # --------------------------------------------------------------------------- noise floor

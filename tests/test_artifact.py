@@ -199,7 +199,7 @@ def test_artifact_files_and_checksums(artifact):
 
 def test_calibration_json_content(trained, artifact):
     meta = json.loads((artifact.path / "calibration.json").read_text())
-    assert meta["schema_version"] == S.SCHEMA_VERSION == "1.2"
+    assert meta["schema_version"] == S.SCHEMA_VERSION == "1.3"
     assert uuid.UUID(meta["model_id"]).version == 4
     assert (meta["name"], meta["version"]) == ("foil-A", "1.0.0")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", meta["created_utc"])
@@ -228,7 +228,7 @@ def test_onnx_metadata_props_readable_with_onnx(artifact):
     props = {p.key: p.value for p in proto.metadata_props}
     meta = json.loads((artifact.path / "calibration.json").read_text())
     assert props["model_id"] == meta["model_id"]
-    assert props["version"] == "1.0.0" and props["schema_version"] == "1.2"
+    assert props["version"] == "1.0.0" and props["schema_version"] == "1.3"
     assert props["calib_version"] == meta["versions"]["calib"]
     assert [f["name"] for f in json.loads(props["features"])] == ["phase_deg", "temp_degC"]
     assert (props["target"], props["unit"]) == ("o2_hPa", "hPa")

@@ -160,7 +160,8 @@ def test_auto_tolerance_is_one_hpa_in_the_target_unit():
     assert auto_tolerance("umol_per_L") == pytest.approx(per_hpa, rel=1e-6)
     assert 0.02 < auto_tolerance("mL_per_L") < 0.04
     assert auto_tolerance("percent_airsat") == pytest.approx(100 / po2_air_saturated_hPa(20.0, 0.0, 1013.25), rel=1e-6)
-    assert auto_tolerance("degC") == 1.0  # not an O2 unit
+    assert auto_tolerance("degC") == 0.1  # a temperature (an auxiliary output): 0.1 degC
+    assert auto_tolerance("psu") == 1.0  # neither O2 nor temperature
     with pytest.raises(ConfigError, match='tolerance > 0 \\(or "auto"\\) must hold'):
         ValidateSpec(tolerance="loose")
 

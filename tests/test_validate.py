@@ -64,7 +64,8 @@ def test_cross_validate_scores_network_and_baseline(batch):
     # a trained network is far better than predicting the mean (~90 hPa MAE here)
     assert mean < 30
     d = cv.to_dict()
-    assert set(d["summary"]) == {"val", "train", "physics_val", "physics_train"}
+    assert set(d["summary"]) == {"val", "train", "physics_val", "physics_train", "outputs", "objective"}
+    assert list(d["summary"]["outputs"]) == [cv.target] and d["summary"]["objective"]["mean"] == pytest.approx(mean)
     assert d["diagnosis"]["verdict"]
 
 

@@ -130,8 +130,9 @@ def output_meaning(target: Mapping[str, Any], aux: Sequence[Mapping[str, Any]], 
     t, u = str(target["name"]), str(target["unit"])
     lvl = f"{100 * level:g} % " if level else ""
     cols = ", ".join([f"{t} ({u})"] + [f"{a['name']} ({a['unit']})" for a in aux])
+    split = bool(aux) and all(str(a["name"]) in outputs for a in aux)  # schema >= 1.3: one output per target
     known = {
-        t: (f"float32 [N, {1 + len(aux)}]: predictions of {cols}" if aux
+        t: (f"float32 [N, {1 + len(aux)}]: predictions of {cols}" if aux and not split
             else f"float32 [N]: predicted {t} in {u}"),
         f"{t}_std": f"float32 [N]: spread of the fold models' {t} (standard deviation, ddof=0) in {u}",
         f"{t}_lo": f"float32 [N]: lower bound of the {lvl}conformal interval of {t} in {u}",
@@ -142,6 +143,11 @@ def output_meaning(target: Mapping[str, Any], aux: Sequence[Mapping[str, Any]], 
         DOMAIN_DISTANCE: ("float32 [N]: distance to the nearest calibration point over the out-of-fold "
                           "threshold (<= 1 in domain)"),
     }
+    for a in aux if split else ():
+        n, au = str(a["name"]), str(a["unit"])
+        known[n] = f"float32 [N]: predicted {n} in {au} (auxiliary target, same network)"
+        known[f"{n}_lo"] = f"float32 [N]: lower bound of the {lvl}conformal interval of {n} in {au}"
+        known[f"{n}_hi"] = f"float32 [N]: upper bound of the {lvl}conformal interval of {n} in {au}"
     return {o: known.get(o, "") for o in outputs}
 
 

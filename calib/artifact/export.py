@@ -31,7 +31,7 @@ from ..serial import to_jsonable
 from .card import model_card
 from .contract import ONNX_OPSET, contract_metadata, name_inputs
 from .onnx import merge_onnx, opset_of, stamp_onnx
-from .trust_graph import attach_trust, trust_outputs
+from .trust_graph import attach_trust, aux_interval_outputs, trust_outputs
 from .store import (
     CARD_FILE,
     INPUT_NAME,
@@ -345,22 +345,26 @@ def export_artifact(
                 f"fold_models[{i}] takes/gives {_model_io(fm, 'fold')} columns, expected ({n_in}, {m_out})"
             )
     target = meta["target"]["name"]
+    aux = [a["name"] for a in meta["aux_targets"]]
     std_name = f"{target}_std" if fold_models else None
     merged: list[Any] = []
+    if trust is not None and [n for n, _c in trust.aux] not in ([], aux):
+        raise ConfigError(f"trust intervals of {[n for n, _c in trust.aux]} do not match the aux_targets {aux}")
 
     def prepare(tmp: Path) -> None:
         protos = _build_models(tmp, model, fold_models, n_features)
         protos = _with_physics(protos, physics, n_out)
-        merged.append(merge_onnx(protos, target, n_features, n_out, std_name))
+        merged.append(merge_onnx(protos, target, n_features, n_out, std_name, aux=aux))
         if trust is not None:
-            attach_trust(merged[0], trust, input_name=INPUT_NAME, target=target, n_out=n_out)
+            attach_trust(merged[0], trust, input_name=INPUT_NAME, target=target, n_out=1)
             meta.update(trust.to_dict())
         # last: one named float32 [N] input per feature (calib.artifact.contract)
         name_inputs(merged[0], [f["name"] for f in meta["features"]])
         for rel, content in extras.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_bytes(content)
-        outputs = [target] + ([std_name] if std_name else []) + (trust_outputs(target) if trust else [])
+        outputs = ([target, *aux] + ([std_name] if std_name else []) + (trust_outputs(target) if trust else [])
+                   + (aux_interval_outputs([n for n, _c in trust.aux]) if trust else []))
         meta["onnx"] = {
             "file": ONNX_FILE,
             **contract_metadata(meta["features"], meta["target"], meta["aux_targets"], outputs,

@@ -12,7 +12,7 @@ The physics fits as ONNX nodes are in :mod:`calib.artifact.physics_graph`.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -39,8 +39,14 @@ def drop_prefixed(proto: Any, prefix: str) -> Any:
     return proto
 
 
-def merge_onnx(protos: list[Any], target: str, n_features: int, n_out: int, std_name: str | None) -> Any:
-    """One graph: input ``readings``; ``target`` from protos[0]; ``std_name`` across protos[1:]."""
+def merge_onnx(protos: list[Any], target: str, n_features: int, n_out: int, std_name: str | None,
+               aux: Sequence[str] = ()) -> Any:
+    """One graph: input ``readings``; ``target`` from protos[0]; ``std_name`` across protos[1:].
+
+    With auxiliary targets (``n_out > 1``) and their names ``aux``, every target is its own
+    output float32 [N] named as it (schema 1.3); without ``aux`` the matrix layout of schema
+    <= 1.2 (``target`` [N, n_out], column 0 the primary target) is kept.
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     from onnx.compose import add_prefix
@@ -78,10 +84,18 @@ def merge_onnx(protos: list[Any], target: str, n_features: int, n_out: int, std_
         else:
             nodes.append(helper.make_node("Squeeze", [outs[0]], [target], axes=[1], name="calib/target"))
         out_shape: list[Any] = ["N"]
+    elif aux:
+        if len(aux) != n_out - 1:
+            raise ArtifactError(f"{n_out} model outputs but {len(aux)} auxiliary target name(s)")
+        for j, name in enumerate([target, *aux]):
+            inits.append(numpy_helper.from_array(np.array(j, dtype=np.int64), f"calib/out{j}"))
+            nodes.append(helper.make_node("Gather", [outs[0], f"calib/out{j}"], [name], axis=1, name=f"calib/output{j}"))
+        out_shape = ["N"]
     else:
         nodes.append(helper.make_node("Identity", [outs[0]], [target], name="calib/target"))
         out_shape = ["N", n_out]
     outputs = [helper.make_tensor_value_info(target, TensorProto.FLOAT, out_shape)]
+    outputs += [helper.make_tensor_value_info(a, TensorProto.FLOAT, ["N"]) for a in aux]
     if std_name is not None:
         cols = []
         for i, o in enumerate(outs[1:], start=1):
@@ -94,6 +108,8 @@ def merge_onnx(protos: list[Any], target: str, n_features: int, n_out: int, std_
         nodes.append(reduce_mean("calib/sq", "calib/var", 0))
         nodes.append(helper.make_node("Sqrt", ["calib/var"], [std_name], name="calib/std"))
         outputs.append(helper.make_tensor_value_info(std_name, TensorProto.FLOAT, ["N"]))
+    used = {i for n in nodes for i in n.input}
+    inits = [t for t in inits if t.name in used or not t.name.startswith("calib/")]
     graph = helper.make_graph(
         nodes,
         "calib",

@@ -97,7 +97,7 @@ __all__ = [
 ]
 
 #: Schema of ``calibration.json`` written by this version of calib ("major.minor").
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 #: Newest schema major this version of calib reads.
 SUPPORTED_SCHEMA_MAJOR = 1
 #: The readings matrix [N, n_features] inside the graph (``calib.nn.ONNX_INPUT_NAME``): the

@@ -17,7 +17,7 @@ import numpy as np
 from ..trust import TrustSpec
 from .onnx import drop_prefixed, opset_of
 
-__all__ = ["attach_trust", "strip_trust", "trust_outputs", "PREFIX", "DOMAIN_CODE", "DOMAIN_DISTANCE"]
+__all__ = ["attach_trust", "strip_trust", "trust_outputs", "aux_interval_outputs", "PREFIX", "DOMAIN_CODE", "DOMAIN_DISTANCE"]
 
 PREFIX = "calib_trust/"
 DOMAIN_CODE = "domain_code"
@@ -25,14 +25,19 @@ DOMAIN_DISTANCE = "domain_distance"
 
 
 def trust_outputs(target: str) -> list[str]:
-    """Names of the head's outputs, in order."""
+    """Names of the head's outputs for the primary target and the domain, in order."""
     return [f"{target}_lo", f"{target}_hi", DOMAIN_CODE, DOMAIN_DISTANCE]
 
 
-def strip_trust(proto: Any, target: str) -> Any:
+def aux_interval_outputs(aux: Any) -> list[str]:
+    """Names of the head's interval outputs of auxiliary targets (``<aux>_lo``, ``<aux>_hi`` each)."""
+    return [f"{a}_{end}" for a in aux for end in ("lo", "hi")]
+
+
+def strip_trust(proto: Any, target: str, aux: Any = ()) -> Any:
     """Remove the head's nodes, constants and outputs (in place); returns ``proto``."""
     g = drop_prefixed(proto, PREFIX).graph
-    outs = set(trust_outputs(target))
+    outs = set(trust_outputs(target)) | set(aux_interval_outputs(aux))
     keep_out = [o for o in g.output if o.name not in outs]
     del g.output[:]
     g.output.extend(keep_out)
@@ -47,7 +52,9 @@ def attach_trust(proto: Any, spec: TrustSpec, *, input_name: str, target: str, n
     ----------
     proto : onnx.ModelProto
         A graph with input ``input_name`` [N, n_features] and output ``target``
-        ([N], or [N, n_out] with auxiliary targets: column 0 is the primary target).
+        ([N], or [N, n_out] with auxiliary targets in the matrix layout of schema <= 1.2:
+        column 0 is the primary target); with ``spec.aux``, one output [N] per auxiliary
+        target, named as it (its interval becomes ``<aux>_lo``, ``<aux>_hi``).
     spec : TrustSpec
     input_name : str
         The raw readings (physical check).
@@ -87,25 +94,34 @@ def attach_trust(proto: Any, spec: TrustSpec, *, input_name: str, target: str, n
     else:
         const("col0", 0, np.int64)
         y = node("Gather", [target, P + "col0"], "y", axis=1)
-    # ---- conformal interval
-    sig = node("Max", [node("Add", [node("Mul", [y, const("b", c.b)], "by"), const("a", c.a)], "a_by"),
-                       const("floor", c.floor)], "sigma")
-    if c.edges:
-        if c.bin_on >= 0:
-            v = node("Gather", [xin, const("bin_col", [c.bin_on], np.int64)], "bin_value", axis=1)  # [N, 1]
+    # ---- conformal interval (of the primary target, then of each auxiliary target)
+    def interval(yv: str, cs: Any, tag: str, lo_out: str, hi_out: str) -> None:
+        sig = node("Max", [node("Add", [node("Mul", [yv, const(tag + "b", cs.b)], tag + "by"),
+                                        const(tag + "a", cs.a)], tag + "a_by"),
+                           const(tag + "floor", cs.floor)], tag + "sigma")
+        if cs.edges:
+            if cs.bin_on >= 0:
+                v = node("Gather", [xin, const(tag + "bin_col", [cs.bin_on], np.int64)], tag + "bin_value", axis=1)
+            else:
+                v = node("Unsqueeze", [yv, P + "axis1"], tag + "bin_value") if opset >= 13 else \
+                    node("Unsqueeze", [yv], tag + "bin_value", axes=[1])
+            above = node("Cast", [node("Greater", [v, const(tag + "edges", list(cs.edges))], tag + "above_b")],
+                         tag + "above", to=TensorProto.INT64)
+            idx = reduce("ReduceSum", above, tag + "bin", 0)
+            qsel = node("Gather", [const(tag + "q", list(cs.q)), idx], tag + "q_bin", axis=0)
         else:
-            v = node("Unsqueeze", [y, P + "axis1"], "bin_value") if opset >= 13 else \
-                node("Unsqueeze", [y], "bin_value", axes=[1])
-        above = node("Cast", [node("Greater", [v, const("edges", list(c.edges))], "above_b")], "above",
-                     to=TensorProto.INT64)
-        idx = reduce("ReduceSum", above, "bin", 0)
-        qsel = node("Gather", [const("q", list(c.q)), idx], "q_bin", axis=0)
-    else:
-        qsel = const("q", c.q[0])
-    half = node("Mul", [qsel, sig], "half")
+            qsel = const(tag + "q", cs.q[0])
+        half = node("Mul", [qsel, sig], tag + "half")
+        nodes.append(helper.make_node("Sub", [yv, half], [lo_out], name=P + tag + "lo"))
+        nodes.append(helper.make_node("Add", [yv, half], [hi_out], name=P + tag + "hi"))
+
     lo_name, hi_name, code_name, dist_name = trust_outputs(target)
-    nodes.append(helper.make_node("Sub", [y, half], [lo_name], name=P + "lo"))
-    nodes.append(helper.make_node("Add", [y, half], [hi_name], name=P + "hi"))
+    interval(y, c, "", lo_name, hi_name)
+    aux_outs = []
+    for j, (aux_name, cs) in enumerate(spec.aux):
+        a_lo, a_hi = f"{aux_name}_lo", f"{aux_name}_hi"
+        interval(aux_name, cs, f"aux{j}/", a_lo, a_hi)
+        aux_outs += [a_lo, a_hi]
     # ---- domain: per-input range (in the model's input space)
     def any_outside(x: str, lo: Any, hi: Any, tag: str) -> str:
         lo_c = const(f"{tag}_lower", [np.float32(v) if np.isfinite(v) else np.float32(-3e38) for v in lo])
@@ -141,6 +157,7 @@ def attach_trust(proto: Any, spec: TrustSpec, *, input_name: str, target: str, n
         helper.make_tensor_value_info(hi_name, TensorProto.FLOAT, ["N"]),
         helper.make_tensor_value_info(code_name, TensorProto.INT32, ["N"]),
         helper.make_tensor_value_info(dist_name, TensorProto.FLOAT, ["N"]),
+        *(helper.make_tensor_value_info(a, TensorProto.FLOAT, ["N"]) for a in aux_outs),
     ])
     onnx.checker.check_model(proto, full_check=True)
     return proto

@@ -14,6 +14,7 @@ __all__ = [
     "format_error",
     "format_json",
     "format_wrote",
+    "format_outputs",
     "format_ingest_summary",
     "format_cv",
     "format_leaderboard",
@@ -121,7 +122,32 @@ def format_cv(cv: Any) -> str:
                  + ("" if d.avoidable_bias is None else f"; avoidable bias {d.avoidable_bias:.3g} (vs the {d.floor_name})")
                  + f", variance gap {d.variance:.3g}")
     lines.append(f"verdict: {d.verdict}")
+    if len(s["outputs"]) > 1:
+        lines += format_outputs(s["outputs"], s["objective"], cv.baseline)
     return "\n".join(lines)
+
+
+def format_outputs(outputs: dict[str, Any], objective: dict[str, Any] | None, baseline: dict[str, Any] | None,
+                   test: dict[str, Any] | None = None) -> list[str]:
+    """Lines for a model with several outputs: per-output validation metrics (and test MAE), the
+    objective, and the single-task baseline (``CVResult.summary()`` ``outputs``/``objective``,
+    ``CVResult.baseline``)."""
+    lines = ["per output (validation, mean +/- std over folds):"]
+    for name, o in outputs.items():
+        v, u = o["val"], display_unit(o["unit"])
+        lines.append(f"  {name} [{u}]: MAE {v['mae']['mean']:.4g} +/- {v['mae']['std']:.3g}, RMSE "
+                     f"{v['rmse']['mean']:.4g}, max {v['max_abs']['mean']:.4g}, R2 {v['r2']['mean']:.4f}, within "
+                     f"{o['tolerance']:g} {u}: {v['ela']['mean']:.1%}"
+                     + (f"; test MAE {test[name]['mae']:.4g}" if test and name in test else ""))
+    if objective:
+        lines.append(f"objective {objective['mean']:.4g} +/- {objective['std']:.3g} = {objective['formula']}")
+    for b in (baseline or {}).get("outputs", []):
+        u = display_unit(b["unit"])
+        lo, hi = b["difference"]["ci95"]
+        lines.append(f"  shared vs single-task network, {b['name']}: MAE {b['multi']['mean']:.4g} vs "
+                     f"{b['single']['mean']:.4g} {u} (difference {b['difference']['mean']:+.3g}, 95 % CI "
+                     f"{lo:+.3g} .. {hi:+.3g} {u}): {b['verdict']}")
+    return lines
 
 
 def format_floors(d: dict[str, Any], unit: str) -> str:
@@ -224,6 +250,9 @@ def format_calibration_run(d: dict[str, Any]) -> str:
                         if d.get("uncertainty") else ""))
     lines.append(format_floors(d["diagnosis"], unit))
     lines.append(f"verdict: {d['diagnosis']['verdict']}")
+    o = d.get("outputs") or {}
+    if len(o.get("cv") or {}) > 1:
+        lines += format_outputs(o["cv"], o.get("objective"), o.get("baseline"), o.get("test"))
     return "\n".join(lines)
 
 

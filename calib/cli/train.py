@@ -21,11 +21,14 @@ __all__ = ["validate", "sweep", "calibrate"]
 @click.option("--folds", type=int, help="Number of folds (default: [validate] folds, else 5).")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Folds trained in parallel processes (-1: all cores).")
 @click.option("--seed", type=int, help="Seed of the split, the folds and the network.")
+@click.option("--baseline/--no-baseline", default=None,
+              help="With [data] aux_targets: also train one single-task network per output (same size, same "
+                   "folds) and say whether the shared network helped (default: on with aux_targets).")
 @physics_option
 @json_option("Print the result (per fold, mean/std, learning curves) as JSON.")
 def validate(data: Path | None, config_path: Path | None, features: str | None, target: str | None,
-             group: str | None, folds: int | None, jobs: int, seed: int | None, physics_kind: str | None,
-             as_json: bool) -> None:
+             group: str | None, folds: int | None, jobs: int, seed: int | None, baseline: bool | None,
+             physics_kind: str | None, as_json: bool) -> None:
     """k-fold validation of the [model] config on the train part of DATA, beside the physics fit.
 
     \b
@@ -34,20 +37,28 @@ def validate(data: Path | None, config_path: Path | None, features: str | None, 
     Example:
       calib validate data/readings.csv --config data/calib.toml --folds 5 --jobs 2
     """
+    from dataclasses import replace
+
     from ..ingest import prepare
-    from ..validate import cross_validate
+    from ..pipeline import objective_of
+    from ..validate import cross_validate, single_task_baseline
 
     data, config_path = resolve_data(data, config_path)
     cfg = load_config(config_path, features, target, group, folds=folds, seed=seed, physics_kind=physics_kind)
     mc = model_config(cfg, seed)
     ds, sp = prepare(data, cfg)
+    objective = objective_of(cfg, ds)
     progress = Progress(cfg.validate.folds, label="k-fold", unit="fold", metric="",
                         enabled=verbosity() >= 0 and not as_json, start_now=True)
     cv = cross_validate(ds, sp.train_dev, mc, folds=cfg.validate.folds, jobs=jobs,
                         tolerance=cfg.validate.resolve_tolerance(ds.target.unit), scaling=cfg.split.scaling,
                         seed=cfg.split.seed,
                         noise_floor=cfg.validate.noise_floor, verbose=verbosity() > 0,
-                        progress=progress)
+                        progress=progress, objective=objective)
+    if ds.aux_targets and baseline is not False:
+        info(f"single-task baseline: {len(objective.names)} networks of the same size on the same folds")
+        cv = replace(cv, baseline=single_task_baseline(ds, sp.train_dev, mc, cv, folds=cfg.validate.folds,
+                                                       seed=cfg.split.seed, scaling=cfg.split.scaling, jobs=jobs))
     if as_json:
         click.echo(format_json(cv.to_dict()))
     else:
@@ -77,6 +88,7 @@ def sweep(data: Path | None, config_path: Path | None, features: str | None, tar
     """
     from ..config import sweep_settings
     from ..ingest import prepare
+    from ..pipeline import objective_of
     from ..search import run_sweep, write_leaderboard
 
     data, config_path = resolve_data(data, config_path)
@@ -89,7 +101,8 @@ def sweep(data: Path | None, config_path: Path | None, features: str | None, tar
                     folds=ss.folds, jobs=ss.jobs, storage=ss.storage, study_name=ss.study,
                     seed=ss.seed, tolerance=cfg.validate.resolve_tolerance(ds.target.unit),
                     scaling=cfg.split.scaling,
-                    noise_floor=cfg.validate.noise_floor, scheduler=scheduler, progress=prog)
+                    noise_floor=cfg.validate.noise_floor, scheduler=scheduler, progress=prog,
+                    objective=objective_of(cfg, ds))
     prog.close()
     folder = Path(res.storage).parent if "://" not in res.storage else Path(".")
     csv_path, json_path = write_leaderboard(res, folder)

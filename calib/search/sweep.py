@@ -24,7 +24,8 @@ from ..constraints import NAME, Interval, Options, Satisfies, check_params
 from ..errors import ConfigError
 from ..nn import ModelConfig
 from ..scaling import SCALING
-from ..validate import CV_RULES
+from ..metrics import Objective
+from ..validate import CV_RULES, resolve_objective
 from .liveness import counts_or_runs, mark_interrupted
 from .results import SweepResult, build_result, progress_state
 from .samplers import make_sampler
@@ -84,7 +85,7 @@ def _bind_study(study: Any, spec: str, study_name: str, attrs: dict[str, Any]) -
 
 
 def study_identity(ds: Any, rows: np.ndarray, base_config: ModelConfig, space: SearchSpace, *, strategy: str,
-                   folds: int, seed: int, scaling: str) -> dict[str, Any]:
+                   folds: int, seed: int, scaling: str, objective: Objective | None = None) -> dict[str, Any]:
     """What makes a study *this* sweep: resuming is allowed only with the same identity.
 
     Recorded on the study at its start (its ``user_attrs``) and checked on every resume;
@@ -94,12 +95,16 @@ def study_identity(ds: Any, rows: np.ndarray, base_config: ModelConfig, space: S
     -------
     dict
         ``strategy``, ``space``, ``folds``, ``seed``, ``base_config``, ``scaling`` and
-        ``data`` (a fingerprint of the rows' inputs, targets, groups and column names).
+        ``data`` (a fingerprint of the rows' inputs, targets, groups and column names); with
+        several outputs also ``objective`` (their tolerances and weights).
     """
-    return {
+    ident = {
         "strategy": strategy, "space": space.to_dict(), "folds": int(folds), "seed": int(seed),
         "base_config": base_config.to_dict(), "scaling": scaling, "data": _data_fingerprint(ds, np.asarray(rows)),
     }
+    if objective is not None and len(objective.names) > 1:
+        ident["objective"] = objective.to_dict()
+    return ident
 
 
 def study_key(identity: Mapping[str, Any]) -> str:
@@ -151,6 +156,7 @@ def run_sweep(
     scheduler: str | None = None,
     progress: Callable[[int, int, float | None], None] | None = None,
     recycle_every: int | None = 10,
+    objective: Objective | None = None,
 ) -> SweepResult:
     """Search hyperparameters: each trial is one config scored by k-fold validation.
 
@@ -197,6 +203,10 @@ def run_sweep(
         Replace a local worker process by a fresh one after this many trials, which keeps
         memory flat. ``None`` keeps workers for the whole sweep, and with ``jobs=1`` runs the
         trials in this process. Not used with ``scheduler``.
+    objective : Objective, optional
+        What each trial's k-fold validation scores (:meth:`calib.config.Config.objective`): with
+        auxiliary targets, the weighted mean of each output's MAE over its tolerance; the
+        trial's score. Default: as :func:`calib.validate.cross_validate`'s default.
 
     Returns
     -------
@@ -235,7 +245,9 @@ def run_sweep(
     from ..validate import make_folds
 
     make_folds(len(rows), folds, ds.groups(rows), seed)  # ConfigError: too few rows/groups
-    attrs = study_identity(ds, rows, base_config, space, strategy=strategy, folds=folds, seed=seed, scaling=scaling)
+    objective = resolve_objective(ds, tolerance, objective)
+    attrs = study_identity(ds, rows, base_config, space, strategy=strategy, folds=folds, seed=seed, scaling=scaling,
+                           objective=objective)
     spec = storage_spec(default_storage(ds, attrs) if storage is None else storage)
     total = n_trials
     if strategy == "grid":
@@ -258,7 +270,7 @@ def run_sweep(
 
     job = TrialJob(storage=spec, study_name=study_name, n_trials=total, strategy=strategy, space=space,
                    seed=int(seed), base=base_config.to_dict(), ds=ds, rows=rows, folds=int(folds),
-                   tolerance=float(tolerance), scaling=scaling, noise_floor=noise_floor,
+                   tolerance=float(tolerance), scaling=scaling, noise_floor=noise_floor, objective=objective,
                    in_worker=True, watch_pid=os.getpid())
 
     def after_trial() -> None:

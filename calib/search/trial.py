@@ -113,6 +113,7 @@ class TrialJob:
     noise_floor: float | None
     in_worker: bool
     watch_pid: int | None
+    objective: Any = None  # calib.metrics.Objective
 
 
 def run_one_trial(job: TrialJob) -> dict[str, Any] | None:
@@ -163,8 +164,8 @@ def run_one_trial(job: TrialJob) -> dict[str, Any] | None:
             config = job.space.to_config(base, params)
             cv = cross_validate(job.ds, job.rows, config, folds=job.folds, jobs=1,
                                 tolerance=job.tolerance, scaling=job.scaling, seed=job.seed,
-                                noise_floor=job.noise_floor, physics=False)
-            score, std = cv.score, cv.mean_std("mae")[1]
+                                noise_floor=job.noise_floor, physics=False, objective=job.objective)
+            score, std = cv.objective_mean_std()
             trial.set_user_attr("score_std", float(std))
             trial.set_user_attr("best_epochs", [int(e) for e in cv.best_epochs])
             trial.set_user_attr("train_mae", float(cv.mean_std("mae", "train")[0]))

@@ -52,14 +52,16 @@ def _child_onnx(parent: CalibrationModel, adj: SpotAdjustment) -> Any:
     proto = unname_inputs(onnx.load_model_from_string(parent.onnx_bytes))
     trust = _child_trust(parent)
     if trust is not None:  # re-attached after the correction, with the child's interval
-        strip_trust(proto, parent.target)
+        strip_trust(proto, parent.target, parent.targets[1:])
     g = proto.graph
     inp = INPUT_NAME
     pre = "calib_spot/"
+    # schema >= 1.3: the primary target is its own output [N]; before, column 0 of a matrix
+    n_out = 1 if parent.aux_output_names else len(parent.targets)
 
     def with_trust(p: Any) -> Any:
         if trust is not None:
-            attach_trust(p, trust, input_name=inp, target=parent.target, n_out=len(parent.targets),
+            attach_trust(p, trust, input_name=inp, target=parent.target, n_out=n_out,
                          domain_input=f"{pre}{inp}")
         return name_inputs(p, parent.features)  # checks the model
 
@@ -89,7 +91,6 @@ def _child_onnx(parent: CalibrationModel, adj: SpotAdjustment) -> Any:
         for i, name in enumerate(node.output):
             if name in raw:
                 node.output[i] = raw[name]
-    n_out = len(parent.targets)
     if n_out == 1:
         scale = np.array(adj.scale, dtype=np.float32)
         intercept = np.array(adj.intercept, dtype=np.float32)
@@ -126,7 +127,7 @@ def _child_trust(parent: CalibrationModel) -> TrustSpec | None:
         if spec is None or not parent.has_interval:
             return None
         if isinstance(meta.get("conformal_adjusted"), Mapping):
-            spec = TrustSpec(ConformalSpec.from_dict(meta["conformal_adjusted"]), spec.domain)
+            spec = TrustSpec(ConformalSpec.from_dict(meta["conformal_adjusted"]), spec.domain, spec.aux)
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{parent.path}/calibration.json: malformed conformal/domain entry ({exc})") from None
     return spec
