@@ -264,7 +264,7 @@ def test_inspect_artifact(model, tmp_path):
     assert info["version"] == "1.0.0" and info["verification"] is None
     assert [f["name"] for f in info["features"]] == ["phase_5000hz_deg", "temperature_degC"]
     assert info["features"][0]["frequency_hz"] == 5000.0
-    assert info["outputs"] == ["o2_hPa", "o2_hPa_std"] and info["has_std"]
+    assert info["outputs"] == ["o2_hPa", "o2_umol_per_L", "o2_hPa_std"] and info["has_std"]  # one output per target
     ok = inspect_artifact(model.path, verify=True)
     assert ok["verification"]["ok"] is True  # its text: tests/test_cli_format.py
     assert (ok["name"], ok["version"]) == ("foil", "1.0.0") and ok["features"][0]["unit"] == "deg"

@@ -104,6 +104,40 @@ def _model_lines(meta: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _outputs_section(meta: Mapping[str, Any]) -> list[str]:
+    """Card section of a model with auxiliary targets: every output's metrics, the objective and the
+    single-task baseline (``cv.summary.outputs``, ``cv.summary.objective``, ``cv.baseline``)."""
+    outs = ((meta.get("cv") or {}).get("summary") or {}).get("outputs") or {}
+    if len(outs) < 2:
+        return []
+    test = (meta.get("test") or {}).get("outputs") or {}
+    lines = ["## Every output", "", "| output | unit | tolerance | weight | CV MAE (mean +/- std) | CV R2 | test MAE |",
+             "|---|---|---|---|---|---|---|"]
+    for name, o in outs.items():
+        v = o["val"]
+        t = test.get(name) or {}
+        lines.append(f"| {name} | {o['unit']} | {_fmt_num(o['tolerance'])} | {_fmt_num(o['weight'])} | "
+                     f"{_fmt_num(v['mae']['mean'])} +/- {_fmt_num(v['mae']['std'])} | {_fmt_num(v['r2']['mean'])} | "
+                     f"{_fmt_num(t['mae']) if 'mae' in t else '-'} |")
+    obj = ((meta.get("cv") or {}).get("summary") or {}).get("objective")
+    if obj:
+        lines += ["", f"Objective the sweep minimised: {obj['formula']} = {_fmt_num(obj['mean'])} "
+                      f"+/- {_fmt_num(obj['std'])}."]
+    base = ((meta.get("cv") or {}).get("baseline") or {}).get("outputs") or []
+    if base:
+        lines += ["", "Shared network vs one single-task network per output (same size, same folds; "
+                      "difference of validation MAE per fold, 95 % CI):", ""]
+        for b in base:
+            lo, hi = b["difference"]["ci95"]
+            lines.append(f"- {b['name']}: {_fmt_num(b['multi']['mean'])} vs {_fmt_num(b['single']['mean'])} "
+                         f"{b['unit']} (difference {_fmt_num(b['difference']['mean'])}, CI {_fmt_num(lo)} .. "
+                         f"{_fmt_num(hi)}): {b['verdict']}.")
+    if any(n for n in outs if n != meta["target"]["name"]) and "conformal_aux" in meta:
+        lines += ["", "Each auxiliary output has its own conformal interval (`<name>_lo` .. `<name>_hi`) from its "
+                      "out-of-fold residuals."]
+    return lines + [""]
+
+
 def _trust_limits(meta: Mapping[str, Any]) -> list[str]:
     t = meta["target"]["name"]
     return [
@@ -209,6 +243,7 @@ def model_card(meta: Mapping[str, Any], extra_names: Sequence[str]) -> bytes:
         *_model_lines(meta),
         "",
         *_metrics_section(meta, unit),
+        *_outputs_section(meta),
         "## Limits",
         "",
         "- **Calibrated ranges.** Each input is only trusted inside the range seen in training "

@@ -165,6 +165,45 @@ def _fig_residuals(meta: Mapping[str, Any], frame: pd.DataFrame | None) -> Figur
     return fig
 
 
+def output_names(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``[(name, unit)]`` of every output: the target, then the auxiliary targets."""
+    out = []
+    for entry in [meta.get("target"), *(meta.get("aux_targets") or [])]:
+        if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
+            out.append((entry["name"], str(entry.get("unit", ""))))
+    return out
+
+
+def _fig_output(meta: Mapping[str, Any], frame: pd.DataFrame | None, name: str, unit: str) -> Figure | None:
+    """Parity and residual of one output (``<name>`` vs ``<name>_pred`` in ``frame``), side by side."""
+    import numpy as np
+
+    if frame is None or len(frame) == 0 or name not in frame.columns or f"{name}_pred" not in frame.columns:
+        return None
+    group = lookup(meta, "data", "group")
+    cols = {"group": group if isinstance(group, str) and group in frame.columns else None, "std": None}
+    ref = frame[name].to_numpy(dtype=float)
+    pred = frame[f"{name}_pred"].to_numpy(dtype=float)
+    fig = _new_figure(10.8, 4.4)
+    ax1, ax2 = fig.subplots(1, 2)
+    for ax in (ax1, ax2):
+        _style(ax)
+    finite = np.concatenate([ref[np.isfinite(ref)], pred[np.isfinite(pred)]])
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    pad = 0.04 * (hi - lo or 1.0)
+    ax1.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "-", color="#555", lw=1, label="1:1")
+    _scatter_groups(ax1, frame, cols, ref, pred, legend=False)
+    ax1.set_xlim(lo - pad, hi + pad)
+    ax1.set_ylim(lo - pad, hi + pad)
+    ax1.set_xlabel(with_unit(f"reference {name}", unit), fontsize=9)
+    ax1.set_ylabel(with_unit(f"predicted {name}", unit), fontsize=9)
+    ax2.axhline(0.0, color="#555", lw=1)
+    _scatter_groups(ax2, frame, cols, ref, pred - ref, legend=False)
+    ax2.set_xlabel(with_unit(f"reference {name}", unit), fontsize=9)
+    ax2.set_ylabel(with_unit("predicted \u2212 reference", unit), fontsize=9)
+    return fig
+
+
 def _fig_param(name: str, spec: Mapping[str, Any] | None, rows: Sequence[Mapping[str, Any]],
                unit: str) -> tuple[Figure, str] | None:
     import numpy as np
@@ -235,8 +274,9 @@ def report_figures(metadata: Mapping[str, Any], test_predictions: pd.DataFrame |
     Returns
     -------
     dict of str to matplotlib.figure.Figure
-        ``learning-curves``, ``parity``, ``residuals``, ``cv-parity``, ``cv-residuals`` and
-        ``hyperparameters/<param>`` for each
+        ``learning-curves``, ``parity``, ``residuals``, ``cv-parity``, ``cv-residuals``; with
+        auxiliary targets ``outputs/<name>`` and ``cv-outputs/<name>`` (parity and residuals of
+        each output, test part and out-of-fold); and ``hyperparameters/<param>`` for each
         swept parameter; a figure is left out when its data are missing.
     """
     out: dict[str, Figure] = {}
@@ -247,6 +287,13 @@ def report_figures(metadata: Mapping[str, Any], test_predictions: pd.DataFrame |
                      ("cv-residuals", _fig_residuals(metadata, cv_predictions))):
         if fig is not None:
             out[key] = fig
+    outputs = output_names(metadata)
+    if len(outputs) > 1:  # several outputs: parity and residuals of each (test part and out-of-fold)
+        for name, unit in outputs:
+            for key, frame in ((f"outputs/{name}", test_predictions), (f"cv-outputs/{name}", cv_predictions)):
+                fig = _fig_output(metadata, frame, name, unit)
+                if fig is not None:
+                    out[key] = fig
     sweep = metadata.get("sweep") if isinstance(metadata.get("sweep"), Mapping) else {}
     rows = leaderboard_rows(sweep)
     for name, spec in sweep_params(sweep):

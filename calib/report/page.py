@@ -21,18 +21,19 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = ["SECTION_IDS", "SWEEP_SECTION_IDS", "LEADERBOARD_ROWS", "render_report", "render_sweep"]
 
 #: Section ids of an artifact report, in page order.
-SECTION_IDS = ("metadata", "cv-metrics", "coefficients", "diagnosis", "uncertainty", "learning-curves", "parity", "residuals",
+SECTION_IDS = ("metadata", "cv-metrics", "outputs", "coefficients", "diagnosis", "uncertainty", "learning-curves", "parity", "residuals",
                "cv-parity", "cv-residuals", "leaderboard", "hyperparameters")
 #: Section ids of a report of a sweep record alone.
 SWEEP_SECTION_IDS = ("leaderboard", "hyperparameters")
 
-_NAV = {"metadata": "Artifact", "cv-metrics": "Metrics", "coefficients": "Coefficients", "diagnosis": "Diagnosis", "uncertainty": "Uncertainty",
+_NAV = {"metadata": "Artifact", "cv-metrics": "Metrics", "outputs": "Outputs", "coefficients": "Coefficients", "diagnosis": "Diagnosis", "uncertainty": "Uncertainty",
         "learning-curves": "Learning curves", "parity": "Parity", "residuals": "Residuals",
         "cv-parity": "Out-of-fold", "cv-residuals": "OOF residuals",
         "leaderboard": "Leaderboard", "hyperparameters": "Hyperparameters"}
 _TITLES = {
     "metadata": "Artifact",
     "cv-metrics": "Metrics: calib's model vs the physics fit alone",
+    "outputs": "Every output: metrics, objective, single-task baseline",
     "diagnosis": "Bias / variance diagnosis",
     "coefficients": "Coefficients of the classical form",
     "uncertainty": "Uncertainty: interval, budget, applicability domain",
@@ -321,6 +322,53 @@ def _sec_uncertainty(meta: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+def _sec_outputs(meta: Mapping[str, Any], figs: Mapping[str, Figure]) -> str:
+    """Every output of a multi-task model: metrics, the objective, the single-task baseline, plots."""
+    outs = lookup(meta, "cv", "summary", "outputs")
+    if not isinstance(outs, Mapping) or len(outs) < 2:
+        return note("One output: the target (its metrics are above). With [data] aux_targets, each further "
+                    "output is scored, compared with a single-task network and plotted here.")
+    test = lookup(meta, "test", "outputs") or {}
+    rows = []
+    for name, o in outs.items():
+        if not isinstance(o, Mapping):
+            continue
+        u = display_unit(str(o.get("unit", "")))
+        t = test.get(name) if isinstance(test, Mapping) else None
+        rows.append([f"<code>{escape(name)}</code>", escape(u), fmt(o.get("tolerance")), fmt(o.get("weight")),
+                     mean_std(lookup(o, "val", "mae")), mean_std(lookup(o, "val", "rmse")),
+                     mean_std(lookup(o, "val", "r2")), mean_std(lookup(o, "val", "ela"), True),
+                     single(lookup(t, "mae")), single(lookup(t, "interval_coverage"), True)])
+    html = table(["output", "unit", "tolerance", "weight", "CV MAE", "CV RMSE", "CV R2", "CV within tolerance (%)",
+                  "test MAE", "test interval coverage (%)"], rows, numeric=(2, 3, 4, 5, 6, 7, 8, 9))
+    obj = lookup(meta, "cv", "summary", "objective")
+    if isinstance(obj, Mapping):
+        html += note(f"Objective the sweep minimised: {escape(obj.get('formula'))} = "
+                     f"{escape(mean_std(obj))} (mean \u00b1 std over folds).")
+    base = lookup(meta, "cv", "baseline", "outputs")
+    if isinstance(base, list) and base:
+        brows = []
+        for b in base:
+            if not isinstance(b, Mapping):
+                continue
+            ci = lookup(b, "difference", "ci95") or [None, None]
+            brows.append([f"<code>{escape(b.get('name'))}</code>", mean_std(b.get("multi")),
+                          mean_std(b.get("single")), fmt(lookup(b, "difference", "mean")),
+                          f"{fmt(ci[0])} .. {fmt(ci[1])}", escape(b.get("verdict"))])
+        html += "<h3>Shared network vs single-task networks</h3>" + table(
+            ["output", "shared network MAE", "single-task MAE", "difference", "95 % CI", "verdict"], brows,
+            numeric=(1, 2, 3, 4)) + note("Each output also trained by its own network of the same size on the "
+                                         "same folds; difference = shared \u2212 single-task validation MAE per "
+                                         "fold (negative: the shared network is better).")
+    for name in outs:
+        for key, what in ((f"outputs/{name}", "test part"), (f"cv-outputs/{name}", "out-of-fold")):
+            fig = figs.get(key)
+            if fig is not None:
+                html += img(fig, f"parity and residuals of {name}, {what}",
+                            f"{name}: predicted vs reference (left) and residual vs reference (right), {what}.")
+    return html
+
+
 def _sec_learning_curves(meta: Mapping[str, Any], figs: Mapping[str, Figure]) -> str:
     fig = figs.get("learning-curves")
     if fig is None:
@@ -459,6 +507,7 @@ def render_report(metadata: Mapping[str, Any], test_predictions: pd.DataFrame | 
         sections = [
             ("metadata", _sec_metadata(meta)),
             ("cv-metrics", _sec_cv_metrics(meta)),
+            ("outputs", _sec_outputs(meta, figs)),
             ("coefficients", _sec_coefficients(meta)),
             ("diagnosis", _sec_diagnosis(meta)),
             ("uncertainty", _sec_uncertainty(meta)),
