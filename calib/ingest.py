@@ -682,6 +682,9 @@ def load_dataset(path: str | Path, spec: DataSpec, *, table: RawTable | None = N
                 raise _missing(table, col, "feature")
             if col == target_col or col == spec.group:
                 raise ConfigError(f"column {col!r} cannot be both a feature and the {'target' if col == target_col else 'group'}")
+            if col in aux:
+                raise ConfigError(f"column {col!r} cannot be both a feature and an aux target (a network cannot "
+                                  "predict one of its own inputs); remove it from [data] features or aux_targets")
 
     # --- declared units, before touching any cell (config errors first)
     metas: dict[str, tuple[str, float | None, bool]] = {}
