@@ -743,7 +743,8 @@ def replicate_sets(ds: Any, rows: np.ndarray, temperature_gap: float = 0.5) -> n
     f = ds.frame.iloc[rows]
     keys = pd.DataFrame({"t": f[ds.target.name].to_numpy()})
     keys["g"] = ds.groups(rows) if ds.group else "all"
-    temp = next((c.name for c in ds.features if c.unit == "degC"), None)
+    # the temperature of a reading: a temperature input, else a temperature output (aux target)
+    temp = next((c.name for c in (*ds.features, *ds.aux_targets) if c.unit == "degC"), None)
     keys["T"] = f[temp].to_numpy() if temp else 0.0
     keys["pos"] = np.arange(len(rows))
     keys = keys.sort_values(["g", "t", "T"], kind="mergesort")
@@ -762,16 +763,18 @@ def _poly_design(u: np.ndarray, t: np.ndarray | None) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _input_jacobian(x: np.ndarray, y: np.ndarray, tj: int | None) -> np.ndarray:
+def _input_jacobian(x: np.ndarray, y: np.ndarray, tj: int | None, t_out: np.ndarray | None = None) -> np.ndarray:
     """d input / d (target[, temperature]) at each row: a smooth polynomial of each input in
-    (u, T), ``u = log1p(target / scale)`` (Stern-Volmer-like curvature), differentiated numerically."""
+    (u, T), ``u = log1p(target / scale)`` (Stern-Volmer-like curvature), differentiated numerically.
+    The temperature is input ``tj``, or, when no input measures it, ``t_out`` (a temperature
+    output: an unknown the inversion solves for together with the target)."""
     scale = max(float(np.median(np.abs(y))), 1e-9)
     y0 = max(-float(np.min(y)), 0.0)  # keep log1p's argument > -1
 
     def u_of(v: np.ndarray) -> np.ndarray:
         return np.log1p((v + y0) / scale)
 
-    t = None if tj is None else x[:, tj]
+    t = x[:, tj] if tj is not None else (None if t_out is None else np.asarray(t_out, dtype=np.float64))
     t_mu, t_sd = (0.0, 1.0) if t is None else (float(t.mean()), float(t.std()) or 1.0)
 
     def design(v: np.ndarray, tt: np.ndarray | None) -> np.ndarray:
@@ -780,7 +783,7 @@ def _input_jacobian(x: np.ndarray, y: np.ndarray, tj: int | None) -> np.ndarray:
     A = design(y, t)
     h_y = 1e-3 * (float(np.ptp(y)) or 1.0)
     h_t = 1e-3 * t_sd
-    n_par = 1 if tj is None else 2
+    n_par = 1 if t is None else 2
     J = np.zeros((len(y), x.shape[1], n_par))
     for j in range(x.shape[1]):
         if j == tj:
@@ -788,7 +791,7 @@ def _input_jacobian(x: np.ndarray, y: np.ndarray, tj: int | None) -> np.ndarray:
             continue
         coef, *_ = np.linalg.lstsq(A, x[:, j], rcond=None)
         J[:, j, 0] = (design(y + h_y, t) @ coef - design(y - h_y, t) @ coef) / (2 * h_y)
-        if tj is not None:
+        if t is not None:
             J[:, j, 1] = (design(y, t + h_t) @ coef - design(y, t - h_t) @ coef) / (2 * h_t)
     return J
 
@@ -825,7 +828,11 @@ def estimate_noise_floor(ds: Any, rows: np.ndarray, pred: np.ndarray | None = No
     tj = units.index("degC") if "degC" in units else None
     floor_var = 1e-12 * np.maximum(np.abs(x).mean(axis=0), 1.0) ** 2  # a noiseless input: tiny, not 0
     s_inv = 1.0 / np.maximum(var, floor_var)
-    J = _input_jacobian(x, y, tj)
+    t_out = None
+    if tj is None:  # no temperature input: a temperature output is solved for with the target
+        tcol = next((j for j, c in enumerate(ds.aux_targets, start=1) if c.unit == "degC"), None)
+        t_out = None if tcol is None else ds.y(rows)[:, tcol]
+    J = _input_jacobian(x, y, tj, t_out)
     fisher = np.einsum("nip,i,niq->npq", J, s_inv, J)
     try:
         cov = np.linalg.inv(fisher)

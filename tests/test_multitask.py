@@ -216,3 +216,20 @@ def test_objective_rules():
     assert Config().objective(("o2", "hPa"), [("t", "degC")]).tolerances == (1.0, 0.1)
     with pytest.raises(ConfigError, match="aux_tolerance names 'o2'"):
         config_from_dict({"validate": {"aux_tolerance": {"o2": 0.2}}}).objective(("o2", "hPa"), [("t", "degC")])
+
+
+def test_noise_floor_with_temperature_as_an_output(small_batch, tmp_path):
+    """No temperature input: replicates are still told apart by the (aux) temperature, and the floor is
+    the O2 noise when the inversion must also solve for the temperature (larger, same order)."""
+    from calib.config import load_config
+    from calib.ingest import prepare
+    from calib.validate import estimate_noise_floor, replicate_sets
+
+    csv, toml = small_batch
+    ds_t, sp = prepare(csv, load_config(toml))                       # temperature is an input
+    ds_p, _ = prepare(csv, load_config(_multitask_toml(toml, tmp_path)))  # temperature is an output
+    rows = sp.train_dev
+    np.testing.assert_array_equal(replicate_sets(ds_t, rows) >= 0, replicate_sets(ds_p, rows) >= 0)
+    with_t, without_t = estimate_noise_floor(ds_t, rows), estimate_noise_floor(ds_p, rows)
+    assert with_t is not None and without_t is not None
+    assert with_t < without_t < 20 * with_t
