@@ -44,6 +44,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "bundled_accuracy": ("bundled_accuracy.py", [], []),
     "coverage": ("coverage.py", [], []),
     "diagnosis": ("diagnosis.py", [], []),
+    "multitask": ("multitask.py", ["--seeds", "5", "--folds", "3"], []),
 }
 PACKAGES = ("calib", "tensorflow-cpu", "tensorflow", "keras", "numpy", "pandas", "scipy", "scikit-learn",
             "onnx", "onnxruntime", "tf2onnx", "optuna", "pyarrow")
@@ -315,6 +316,23 @@ def t_diagnosis(d: dict) -> list[str]:
     return out
 
 
+def t_multitask(d: dict) -> list[str]:
+    rows = []
+    for name, o in d["outputs"].items():
+        lo, hi = o["ci95"]
+        rows.append([f"{name} ({o['unit']})", f"{o['multi_mean']:.4g} +/- {o['multi_std']:.3g}",
+                     f"{o['single_mean']:.4g} +/- {o['single_std']:.3g}", f"{o['difference']:+.3g}",
+                     f"{lo:+.3g} .. {hi:+.3g}", f"{o['ratio']:.3f}", o["verdict"]])
+    c = d.get("config", {})
+    out = [f"Bundled batch, the four phases as the only inputs, O2 and temperature as outputs; "
+           f"{d['folds']} GroupKFold folds by spot (all {d['rows']} rows), {d['seeds']} seeds (folds and initialisation); "
+           f"`[model]` of data/calib.toml ({c.get('hidden_layers')}, {c.get('optimizer')}). One shared network with "
+           "two outputs vs two single-task networks of the same size on the same folds. Validation MAE mean +/- std "
+           "over seeds; difference = shared - single per seed, 95 % t-interval over seeds.", ""]
+    out += _table(["output", "shared network", "single-task", "difference", "95 % CI", "shared / single", "verdict"], rows)
+    return out
+
+
 TABLES: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "train_speed": ("Training speed", t_train_speed),
     "inference": ("Inference speed", t_inference),
@@ -324,6 +342,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "bundled_accuracy": ("Accuracy on held-out spots of the bundled batch", t_bundled_accuracy),
     "coverage": ("Coverage of the conformal interval", t_coverage),
     "diagnosis": ("Bias / variance diagnosis and noise floors", t_diagnosis),
+    "multitask": ("Dual sensing: one network for O2 and temperature vs two", t_multitask),
 }
 
 

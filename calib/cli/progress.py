@@ -111,7 +111,7 @@ class Progress:
             self._bar = None
 
 
-def make_progress(total: int, enabled: bool = True, stream: Any = None) -> Progress:
+def make_progress(total: int, enabled: bool = True, stream: Any = None, metric: str = "best MAE") -> Progress:
     """A ``progress`` callable for :func:`calib.search.run_sweep`.
 
     On a terminal (``stream.isatty()``) it draws a live tqdm bar: trials done, best MAE so far,
@@ -126,13 +126,15 @@ def make_progress(total: int, enabled: bool = True, stream: Any = None) -> Progr
         ``False`` gives a silent callable.
     stream : file, optional
         Where to draw; standard error by default.
+    metric : str, default="best MAE"
+        What the score is called (``best objective`` with several outputs).
 
     Returns
     -------
     callable
         ``progress(done, total, best_score)``, with a ``close()`` method.
     """
-    return Progress(total, label="sweep", unit="trial", metric="best MAE", enabled=enabled, stream=stream)
+    return Progress(total, label="sweep", unit="trial", metric=metric, enabled=enabled, stream=stream)
 
 
 class _EchoHandler(logging.Handler):

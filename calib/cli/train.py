@@ -96,7 +96,8 @@ def sweep(data: Path | None, config_path: Path | None, features: str | None, tar
     mc = model_config(cfg)
     ss = sweep_settings(cfg, strategy=strategy, trials=trials, jobs=jobs, storage=storage, study=study)
     ds, sp = prepare(data, cfg)
-    prog = make_progress(ss.trials, enabled=not as_json and verbosity() >= 0)
+    prog = make_progress(ss.trials, enabled=not as_json and verbosity() >= 0,
+                         metric=f"best {objective_of(cfg, ds).label}")
     res = run_sweep(ds, sp.train_dev, mc, ss.search_space(), strategy=ss.strategy, n_trials=ss.trials,
                     folds=ss.folds, jobs=ss.jobs, storage=ss.storage, study_name=ss.study,
                     seed=ss.seed, tolerance=cfg.validate.resolve_tolerance(ds.target.unit),
@@ -151,7 +152,9 @@ def calibrate(data: Path | None, config_path: Path | None, features: str | None,
 
     def sweep_progress(done: int, total: int, best: float | None) -> None:
         if "p" not in prog_holder:
-            prog_holder["p"] = make_progress(total, enabled=not as_json and verbosity() >= 0)
+            multi = any(cfg.sweep.objective.get(a, 1.0) > 0 for a in cfg.data.aux_targets)
+            prog_holder["p"] = make_progress(total, enabled=not as_json and verbosity() >= 0,
+                                             metric="best objective" if multi else "best MAE")
         prog_holder["p"](done, total, best)
 
     run = run_calibrate(data, cfg, cs, progress=say, sweep_progress=sweep_progress)
