@@ -93,6 +93,8 @@ def test_calibrate_json_scores_every_output(multitask_run):
 
 
 def test_onnx_has_one_output_per_target_equal_to_keras_and_every_door(multitask_run):
+    """Keras, the bare ONNX graph, load_model, predict_frame, calib predict and calib serve: the same
+    numbers and intervals for both targets, the same flags."""
     import onnxruntime as ort
 
     import calib
@@ -131,6 +133,18 @@ def test_onnx_has_one_output_per_target_equal_to_keras_and_every_door(multitask_
     for col in ("o2_hPa_pred", "temperature_degC_pred", "temperature_degC_lo", "temperature_degC_hi"):
         np.testing.assert_allclose(cli_out[col], pf[col], rtol=1e-6)
     np.testing.assert_array_equal(cli_out["out_of_range"], pf["out_of_range"])
+    # the service (in process): the same numbers, intervals and flags for both targets
+    from fastapi.testclient import TestClient
+
+    from calib.serve.app import create_app
+
+    client = TestClient(create_app(art.parent.parent))
+    r = client.post(f"/models/{art.parent.name}/predict", json={"columns": test[PHASES].to_dict(orient="list")})
+    assert r.status_code == 200, r.text
+    served = pd.DataFrame(r.json()["predictions"])
+    for col in ("o2_hPa_pred", "temperature_degC_pred", "temperature_degC_lo", "temperature_degC_hi", "o2_hPa_lo"):
+        np.testing.assert_allclose(served[col].astype(float), pf[col], rtol=1e-6)
+    np.testing.assert_array_equal(served["out_of_range"].astype(bool), pf["out_of_range"])
 
 
 def test_report_and_card_show_every_output(multitask_run):
