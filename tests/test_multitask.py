@@ -90,6 +90,11 @@ def test_calibrate_json_scores_every_output(multitask_run):
         assert b["verdict"] in ("the shared network is better", "the single-task network is better",
                                 "no clear difference")
     assert base[1]["multi"]["folds"] == pytest.approx([f["aux_val"][0]["mae"] for f in folds])
+    # the sweep: every trial's score is the objective, each output's MAE beside it
+    best = run["sweep"]["best"]
+    assert set(best["outputs"]) == {"o2_hPa", "temperature_degC"}
+    board = meta["sweep"]["leaderboard"]
+    assert all(set(r["outputs"]) == {"o2_hPa", "temperature_degC"} for r in board)
 
 
 def test_onnx_has_one_output_per_target_equal_to_keras_and_every_door(multitask_run):

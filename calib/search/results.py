@@ -14,7 +14,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,9 @@ class TrialRecord:
         Why a FAIL trial failed (``"interrupted"`` for one left running by a killed process).
     best_epochs : tuple of int
         Per fold, the epoch whose weights were kept.
+    outputs : dict
+        With auxiliary targets: each output's validation MAE, ``{name: [mean, std]}`` in its own
+        unit (``score`` is then the objective, :class:`calib.metrics.Objective`); else empty.
     """
 
     number: int
@@ -61,6 +64,7 @@ class TrialRecord:
     seconds: float | None
     reason: str | None
     best_epochs: tuple[int, ...] = ()
+    outputs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def counts(self) -> bool:
@@ -77,6 +81,7 @@ class TrialRecord:
             "seconds": self.seconds,
             "reason": self.reason,
             "best_epochs": list(self.best_epochs),
+            **({"outputs": dict(self.outputs)} if self.outputs else {}),
         }
 
 
@@ -166,6 +171,7 @@ def _trial_records(study: Any, space: SearchSpace) -> tuple[TrialRecord, ...]:
             seconds=None if secs is None else float(secs),
             reason=ua.get("reason") if t.state.name != "COMPLETE" else None,
             best_epochs=tuple(int(e) for e in ua.get("best_epochs", ())),
+            outputs=dict(ua.get("outputs") or {}),
         ))
     return tuple(out)
 
@@ -260,13 +266,15 @@ def leaderboard(result: SweepResult) -> list[dict[str, Any]]:
     Returns
     -------
     list of dict
-        ``rank`` (1 = best), ``number``, ``params``, ``mae`` (mean over folds, target unit),
-        ``mae_std``, ``seconds``, ``best_epochs``.
+        ``rank`` (1 = best), ``number``, ``params``, ``mae`` (mean over folds, target unit;
+        with auxiliary targets the objective), ``mae_std``, ``seconds``, ``best_epochs`` and,
+        with auxiliary targets, ``outputs`` (each output's MAE ``[mean, std]``).
     """
     done = sorted((t for t in result.trials if t.state == "COMPLETE"), key=lambda t: (t.score, t.number))
     return [
         {"rank": i, "number": t.number, "params": dict(t.params), "mae": t.score,
-         "mae_std": t.score_std, "seconds": t.seconds, "best_epochs": list(t.best_epochs)}
+         "mae_std": t.score_std, "seconds": t.seconds, "best_epochs": list(t.best_epochs),
+         **({"outputs": dict(t.outputs)} if t.outputs else {})}
         for i, t in enumerate(done, start=1)
     ]
 
@@ -314,13 +322,18 @@ def write_leaderboard(result: SweepResult, folder: str | os.PathLike[str]) -> tu
     names: list[str] = []
     for t in result.trials:
         names += [k for k in t.params if k not in names]
+    outs: list[str] = []
+    for r in rows:
+        outs += [k for k in r.get("outputs", {}) if k not in outs]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["rank", "number", "mae", "mae_std", "seconds", *names])
+    w.writerow(["rank", "number", "objective" if outs else "mae", "mae_std" if not outs else "objective_std",
+                "seconds", *(f"mae_{o}" for o in outs), *names])
     for r in rows:
         w.writerow([r["rank"], r["number"], repr(r["mae"]),
                     "" if r["mae_std"] is None else repr(r["mae_std"]),
                     "" if r["seconds"] is None else f"{r['seconds']:.3f}",
+                    *(repr(r.get("outputs", {}).get(o, [""])[0]) for o in outs),
                     *(json.dumps(r["params"][n]) if isinstance(r["params"].get(n), list)
                       else r["params"].get(n, "") for n in names)])
     doc = {"unit": result.unit, "leaderboard": rows, **result.to_dict()}

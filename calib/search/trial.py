@@ -169,6 +169,9 @@ def run_one_trial(job: TrialJob) -> dict[str, Any] | None:
             trial.set_user_attr("score_std", float(std))
             trial.set_user_attr("best_epochs", [int(e) for e in cv.best_epochs])
             trial.set_user_attr("train_mae", float(cv.mean_std("mae", "train")[0]))
+            if len(cv.outputs.names) > 1:  # several outputs: each one's MAE beside the objective
+                trial.set_user_attr("outputs", {n: [float(v) for v in cv.mean_std("mae", "val", n)]
+                                                for n in cv.outputs.names})
             if math.isfinite(score):
                 outcome.update(state="COMPLETE", score=float(score))
             else:
