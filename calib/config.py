@@ -713,21 +713,9 @@ class Config:
         return ModelConfig.from_dict(dict(self.model))
 
     def objective(self, target: tuple[str, str], aux: Sequence[tuple[str, str]] = ()) -> Objective:
-        """The :class:`calib.metrics.Objective` of a data set's outputs.
-
-        Parameters
-        ----------
-        target : (name, unit)
-            The primary target (normalised name and unit).
-        aux : sequence of (name, unit)
-            The auxiliary targets, in model output order.
-
-        Raises
-        ------
-        ConfigError
-            ``[validate] aux_tolerance`` or ``[sweep] objective`` names a column that is not an
-            output, or the target's weight is 0.
-        """
+        """The :class:`calib.metrics.Objective` of the outputs ``target`` = (name, unit) and ``aux``
+        (the auxiliary targets' (name, unit), in output order). ConfigError: ``[validate]
+        aux_tolerance`` or ``[sweep] objective`` names a column that is not an output."""
         names = [target[0], *(a[0] for a in aux)]
         for where, table, allowed in (("[validate] aux_tolerance", self.validate.aux_tolerance, names[1:]),
                                       ("[sweep] objective", self.sweep.objective, names)):
