@@ -47,11 +47,13 @@ residuals (a spot child: residuals after a two-point check); also ONNX outputs.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import threading
 from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
 
@@ -231,6 +233,7 @@ class CalibrationModel:
         self._children: dict[str, tuple[str, Path]] = {}
         self._children_stamp: Any = None
         self._loaded_children: dict[str, CalibrationModel] = {}
+        self._pinned = threading.local()  # pinned_children(): one snapshot per thread
         self._session_all = self._make_session(onnx_bytes)
         self._session_main = None if (self.has_std or self.trust_names) else self._session_all
         self._check_io()
@@ -313,6 +316,9 @@ class CalibrationModel:
         A child written after this model was loaded (``calib adjust`` while a service runs)
         is used from the next prediction on; the check costs a few ``stat`` calls.
         """
+        pinned = getattr(self._pinned, "children", None)
+        if pinned is not None:
+            return pinned
         if not self._find_spots:
             return self._children
         stamp = children_stamp(self.path, self.name)
@@ -323,6 +329,17 @@ class CalibrationModel:
             self._loaded_children = {s: m for s, m in self._loaded_children.items()
                                      if s in self._children and self._children[s][1] == m.path}
         return self._children
+
+    @contextlib.contextmanager
+    def pinned_children(self) -> Iterator[None]:
+        """Use one snapshot of the spot children for every call inside (in this thread): the chunks of
+        a streamed file (:mod:`calib.predict`) all see the children the first one saw."""
+        outer = getattr(self._pinned, "children", None)
+        self._pinned.children = self._spot_children()
+        try:
+            yield
+        finally:
+            self._pinned.children = outer
 
     @property
     def children(self) -> dict[str, Path]:
@@ -472,7 +489,7 @@ class CalibrationModel:
         if not np.isfinite(x).all():  # finite float64 beyond float32's range
             i, j = np.argwhere(~np.isfinite(x))[0]
             raise IngestError(
-                f"{table.name} row {int(i) + 2}, column {resolved[j][0]}: value beyond the float32 range; "
+                f"{table.name} row {int(i) + table.first_row}, column {resolved[j][0]}: value beyond the float32 range; "
                 "expected a measured value"
             )
         return x
