@@ -69,7 +69,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["CHUNK_BYTES", "Chunk", "ChunkedFile", "NotStreamable", "RetryEncoding", "open_chunked"]
 
 #: About how much of the file one chunk holds (CSV: bytes read; Parquet: uncompressed bytes).
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 2 << 20
 #: Lines of a CSV file's head in which the encoding, separator and decimal mark are detected.
 HEAD_LINES = 51
 #: Most bytes read for that head (a longer head: the file is read whole).
@@ -265,7 +265,7 @@ class ChunkedFile:
                 pa.py_buffer(utf8),
                 read_options=pcsv.ReadOptions(column_names=names),
                 parse_options=pcsv.ParseOptions(delimiter=self.sep, quote_char=False, ignore_empty_lines=False),
-                convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                convert_options=pcsv.ConvertOptions(column_types={n: pa.large_string() for n in names},
                                                     strings_can_be_null=False, quoted_strings_can_be_null=False),
             )
         except (pa.ArrowInvalid, ValueError):

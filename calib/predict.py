@@ -32,7 +32,7 @@ The output file's suffix decides: ``.parquet``/``.pq`` -> Parquet, anything else
 Large files: streamed
 ---------------------
 A plain CSV or Parquet file of at least 16 MiB (``CALIB_STREAM_MIN_BYTES``, :mod:`calib.limits`)
-is read, checked, predicted and written in chunks of about 8 MiB (:mod:`calib.chunks`): memory is
+is read, checked, predicted and written in chunks of about 2 MiB (:mod:`calib.chunks`): memory is
 flat in the file's size (a 10M-row CSV in under 300 MB), and the input size limit (1 GiB read
 into memory) does not apply. The output is the same as the whole-file path's, byte for byte for
 CSV (a Parquet file the same table and metadata), written atomically as well: an error in a late
