@@ -27,6 +27,7 @@ import calib.runtime as runtime
 from calib.cli import cli
 from calib.errors import IngestError
 from calib.predict import predict_file
+from calib.provenance import read_provenance
 from calib.runtime import load_model
 
 ROWS = 1000
@@ -147,6 +148,7 @@ def test_streamed_parquet_is_equal(model, lines, tmp_path, monkeypatch, small_ch
         pq.write_table(pa.concat_tables([t, blank]), src, row_group_size=300)  # 70 blank rows at the end: dropped
     summary = _same(model, src, tmp_path, monkeypatch, suffix=out_suffix)
     assert summary["rows"] == ROWS and summary["format"] == out_suffix[1:]
+    assert read_provenance(tmp_path / f"stream{out_suffix}")["input"]["rows"] == ROWS
 
 
 def test_a_quote_in_a_late_chunk_reads_the_file_whole(model, lines, tmp_path, monkeypatch, small_chunks):
