@@ -321,6 +321,7 @@ def t_stream_predict(d: dict) -> list[str]:
     n, old = d["rows"], d["old_rows"]
     rows = [[f"`calib predict`, {n:,} rows ({d['file_mib']:.0f} MiB CSV), streamed", d["stream_rss_mb"], d["stream_s"],
              d["stream_rows_per_s"]],
+            ["  the same with `--threads 1`", d["stream_1thread_rss_mb"], d["stream_1thread_s"], n / d["stream_1thread_s"]],
             [f"pandas `read_csv` + `to_csv`, the same file", d["pandas_rss_mb"], d["pandas_s"], d["pandas_rows_per_s"]],
             [f"`calib predict`, {old:,} rows, read whole (the path before streaming)", d["whole_rss_mb"], d["whole_s"],
              old / d["whole_s"]],
@@ -336,6 +337,7 @@ def t_stream_predict(d: dict) -> list[str]:
     out += ["", f"Python API on {d['api_rows']:,} readings (a float64 numpy array), rows/s:", ""]
     out += _table(["call", "graph ONNX Runtime runs", "rows/s"], [
         ["`model.predict(X)`", "pruned: the final model only", a["predict"]],
+        ["`load_model(..., threads=1).predict(X)`", "pruned", a["predict_1thread"]],
         ["`model.predict(X, return_std=True)`", "whole graph (final + 5 fold models + head)", a["predict_std"]],
         ["`model.predict(X, return_interval=True)`", "whole graph", a["predict_interval"]],
         ["`model.run(x)` (every output and the flags: `calib predict`)", "whole graph", a["run"]]])

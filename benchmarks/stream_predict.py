@@ -14,16 +14,21 @@ a little noise, as ``benchmarks/inference.py`` does), written by pyarrow in piec
 its first ``--old-rows`` rows. Both are deleted at the end.
 
 Measured, each command in its own fresh interpreter, one after the other; peak RSS is the
-child's ``ru_maxrss`` (``os.wait4``), wall time includes start-up (imports, ``load_model``):
+child's ``ru_maxrss`` (``os.wait4``), wall time includes start-up (imports, ``load_model``). This
+process stays small (it imports neither pandas nor pyarrow; the files are written by a child):
+Linux counts the memory of the process that starts a child into the child's ``ru_maxrss`` (the
+child starts in its parent's memory until it ``exec``-s), so a parent holding 300 MB would read
+as a 300 MB peak of every command.
 
 1. ``calib predict ARTIFACT big.csv -o out.csv`` (streamed: the file is over
-   ``CALIB_STREAM_MIN_BYTES``). Targets (issue 17): peak RSS <= 300 MB; rows/s >= pandas'.
+   ``CALIB_STREAM_MIN_BYTES``), with ONNX Runtime's default threads and with ``--threads 1``.
+   Targets (issue 17): peak RSS <= 300 MB; rows/s >= pandas'.
 2. pandas ``read_csv`` + ``to_csv`` of the same file, defaults.
 3. ``calib predict`` on the ``--old-rows`` file read whole (``CALIB_STREAM_MIN_BYTES`` set above
    its size: the path every file took before) and streamed.
 4. In one process, the Python API on ``--api-rows`` float64 readings (a numpy array in), best of
    ``--repeats``: ``model.predict(X)`` (the pruned graph: the final model only, no flags),
-   ``predict(X, return_std=True)`` (final + 5 fold models), ``predict(X, return_interval=True)``
+   the same with ``threads=1``, ``predict(X, return_std=True)`` (final + 5 fold models), ``predict(X, return_interval=True)``
    (final + interval/domain head, and the fold models: ONNX Runtime runs the whole graph for any
    output beyond the pruned one) and ``run`` (every output and the flags: what ``calib predict``
    computes). Issue 17's target ">= today's 14 M rows/s" is for the first.
@@ -43,8 +48,6 @@ import tempfile
 import time
 import tomllib
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -79,8 +82,10 @@ def best(f):
     for _ in range(args["repeats"]):
         t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
     return min(ts)
+m1 = load_model(args["artifact"], threads=1)
 calls = {
     "predict": lambda: m.predict(x),
+    "predict_1thread": lambda: m1.predict(x),
     "predict_std": lambda: m.predict(x, return_std=True),
     "predict_interval": lambda: m.predict(x, return_interval=True),
     "run": lambda: m.run(m.as_array(x)),
@@ -110,6 +115,7 @@ def artifact(folder: Path, given: str | None) -> Path:
 
 def readings(path: Path, rows: int, piece: int = 1_000_000) -> None:
     """``rows`` readings like data/readings.csv's, written in pieces (header by hand: pyarrow quotes it)."""
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -155,16 +161,24 @@ def main() -> None:
         folder = Path(tmp)
         art = artifact(folder, args.artifact)
         big, small = folder / "big.csv", folder / "small.csv"
-        readings(big, args.rows)
+        subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+                        "import stream_predict as s; s.readings(Path(sys.argv[2]), int(sys.argv[3]))",
+                        str(ROOT / "benchmarks"), str(big), str(args.rows)], check=True)
         with open(big, "rb") as fh, open(small, "wb") as out:
             for _ in range(args.old_rows + 1):
                 out.write(fh.readline())
         size_mb = big.stat().st_size / 2**20
+        import resource
+
+        parent_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"artifact {art}; {args.rows:,} rows = {size_mb:.0f} MiB; free disk "
-              f"{shutil.disk_usage(folder).free / 2**30:.0f} GiB", flush=True)
+              f"{shutil.disk_usage(folder).free / 2**30:.0f} GiB; this process {parent_mb:.0f} MB", flush=True)
         predict = [sys.executable, "-m", "calib.cli", "-q", "predict", str(art)]
         stream = measured(predict + [str(big), "-o", str(folder / "out.csv"), "--json"])
         summary = json.loads(stream["stdout"])
+        (folder / "out.csv").unlink()
+        (folder / "out.csv.json").unlink()
+        one = measured(predict + [str(big), "-o", str(folder / "out.csv"), "--threads", "1"])
         (folder / "out.csv").unlink()
         (folder / "out.csv.json").unlink()
         pandas = measured([sys.executable, "-c", "import sys, pandas as pd; pd.read_csv(sys.argv[1]).to_csv(sys.argv[2], "
@@ -182,6 +196,7 @@ def main() -> None:
     rate, pd_rate = args.rows / stream["s"], args.rows / pandas["s"]
     print(f"{'':<52} {'peak RSS MB':>12} {'s':>8} {'rows/s':>12}")
     rows = [(f"calib predict, {args.rows:,} rows (streamed)", stream, args.rows),
+            (f"  the same with --threads 1", one, args.rows),
             (f"pandas read_csv + to_csv, {args.rows:,} rows", pandas, args.rows),
             (f"calib predict, {args.old_rows:,} rows, read whole", whole, args.old_rows),
             (f"calib predict, {args.old_rows:,} rows, streamed", streamed_small, args.old_rows)]
@@ -195,10 +210,11 @@ def main() -> None:
     print(json.dumps({
         "rows": args.rows, "file_mib": size_mb, "out_of_range": summary["out_of_range"],
         "stream_s": stream["s"], "stream_rss_mb": stream["rss_mb"], "stream_rows_per_s": rate,
+        "stream_1thread_s": one["s"], "stream_1thread_rss_mb": one["rss_mb"],
         "pandas_s": pandas["s"], "pandas_rss_mb": pandas["rss_mb"], "pandas_rows_per_s": pd_rate,
         "old_rows": args.old_rows, "whole_s": whole["s"], "whole_rss_mb": whole["rss_mb"],
         "streamed_small_s": streamed_small["s"], "streamed_small_rss_mb": streamed_small["rss_mb"],
-        "identical": same, "api_rows": args.api_rows, "api_rows_per_s": api,
+        "identical": same, "api_rows": args.api_rows, "api_rows_per_s": api, "parent_rss_mb": parent_mb,
         "rss_target_met": stream["rss_mb"] <= 300, "speed_target_met": rate >= pd_rate,
     }))
 
