@@ -174,11 +174,12 @@ def main() -> None:
         print(f"artifact {art}; {args.rows:,} rows = {size_mb:.0f} MiB; free disk "
               f"{shutil.disk_usage(folder).free / 2**30:.0f} GiB; this process {parent_mb:.0f} MB", flush=True)
         predict = [sys.executable, "-m", "calib.cli", "-q", "predict", str(art)]
-        stream = measured(predict + [str(big), "-o", str(folder / "out.csv"), "--json"])
+        streamed = {"CALIB_STREAM_MIN_BYTES": "0"}  # a 10M-row file is streamed anyway; a small --rows too
+        stream = measured(predict + [str(big), "-o", str(folder / "out.csv"), "--json"], env=streamed)
         summary = json.loads(stream["stdout"])
         (folder / "out.csv").unlink()
         (folder / "out.csv.json").unlink()
-        one = measured(predict + [str(big), "-o", str(folder / "out.csv"), "--threads", "1"])
+        one = measured(predict + [str(big), "-o", str(folder / "out.csv"), "--threads", "1"], env=streamed)
         (folder / "out.csv").unlink()
         (folder / "out.csv.json").unlink()
         pandas = measured([sys.executable, "-c", "import sys, pandas as pd; pd.read_csv(sys.argv[1]).to_csv(sys.argv[2], "
@@ -187,8 +188,7 @@ def main() -> None:
         big.unlink()
         whole = measured(predict + [str(small), "-o", str(folder / "whole.csv")],
                          env={"CALIB_STREAM_MIN_BYTES": str(1 << 40)})
-        streamed_small = measured(predict + [str(small), "-o", str(folder / "streamed.csv")],
-                                  env={"CALIB_STREAM_MIN_BYTES": "0"})
+        streamed_small = measured(predict + [str(small), "-o", str(folder / "streamed.csv")], env=streamed)
         same = (folder / "whole.csv").read_bytes() == (folder / "streamed.csv").read_bytes()
         api = json.loads(measured([sys.executable, "-c", API, json.dumps(
             {"artifact": str(art), "rows": args.api_rows, "repeats": args.repeats})])["stdout"].strip().splitlines()[-1])
