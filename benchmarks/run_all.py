@@ -334,13 +334,18 @@ def t_stream_predict(d: dict) -> list[str]:
            f"Streamed output byte-identical to the whole-file path's: {'yes' if d['identical'] else 'NO'}.", ""]
     out += _table(["command", "peak RSS (MB)", "s", "rows/s"], rows)
     a = d["api_rows_per_s"]
-    out += ["", f"Python API on {d['api_rows']:,} readings (a float64 numpy array), rows/s:", ""]
+    out += ["", f"Python API on {d['api_rows']:,} readings (a float64 numpy array, drawn uniformly inside the "
+            "calibrated ranges: many are far from every calibration point, so flagged), rows/s. ONNX Runtime runs "
+            "every node of a graph for any output, so any output beyond the prediction costs the whole graph "
+            "(final + 5 fold models + interval/domain head); the flags add per flagged row Python work "
+            "(their reasons).", ""]
     out += _table(["call", "graph ONNX Runtime runs", "rows/s"], [
         ["`model.predict(X)`", "pruned: the final model only", a["predict"]],
         ["`load_model(..., threads=1).predict(X)`", "pruned", a["predict_1thread"]],
-        ["`model.predict(X, return_std=True)`", "whole graph (final + 5 fold models + head)", a["predict_std"]],
-        ["`model.predict(X, return_interval=True)`", "whole graph", a["predict_interval"]],
-        ["`model.run(x)` (every output and the flags: `calib predict`)", "whole graph", a["run"]]])
+        ["`model.predict(X, return_std=True)`", "whole graph", a["predict_std"]],
+        ["`model.predict(X, return_interval=True)`", "whole graph, + flags", a["predict_interval"]],
+        ["`model.run(x)` (every output and the flags: what `calib predict` computes)", "whole graph, + flags",
+         a["run"]]])
     return out
 
 

@@ -26,7 +26,9 @@ as a 300 MB peak of every command.
 2. pandas ``read_csv`` + ``to_csv`` of the same file, defaults.
 3. ``calib predict`` on the ``--old-rows`` file read whole (``CALIB_STREAM_MIN_BYTES`` set above
    its size: the path every file took before) and streamed.
-4. In one process, the Python API on ``--api-rows`` float64 readings (a numpy array in), best of
+4. In one process, the Python API on ``--api-rows`` float64 readings (a numpy array in; drawn
+   uniformly inside the calibrated ranges, as ``benchmarks/inference.py`` does, so many are far
+   from every calibration point and flagged), best of
    ``--repeats``: ``model.predict(X)`` (the pruned graph: the final model only, no flags),
    the same with ``threads=1``, ``predict(X, return_std=True)`` (final + 5 fold models), ``predict(X, return_interval=True)``
    (final + interval/domain head, and the fold models: ONNX Runtime runs the whole graph for any
