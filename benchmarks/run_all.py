@@ -6,7 +6,8 @@ Run from the repository root::
 
 Each benchmark script runs as a subprocess (a fresh interpreter, so that TensorFlow start-up and
 memory of one do not leak into another), in this order: ``train_speed``, ``inference``,
-``sweep_scaling``, ``spot_adjust`` (when the script exists), ``real_data``, ``bundled_accuracy``.
+``sweep_scaling``, ``spot_adjust`` (when the script exists), ``real_data``, ``bundled_accuracy``,
+``coverage``, ``diagnosis``, ``stream_predict``.
 Their figures are read from the JSON line each prints last; their full output goes into the
 report's "Raw output" section. By default the slower scripts run with reduced settings (listed
 in the report) so that the whole run stays under ~25 minutes on a 2-core machine; ``--full``
@@ -45,6 +46,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "coverage": ("coverage.py", [], []),
     "diagnosis": ("diagnosis.py", [], []),
     "multitask": ("multitask.py", ["--seeds", "5", "--folds", "3"], []),
+    "stream_predict": ("stream_predict.py", [], []),
 }
 PACKAGES = ("calib", "tensorflow-cpu", "tensorflow", "keras", "numpy", "pandas", "scipy", "scikit-learn",
             "onnx", "onnxruntime", "tf2onnx", "optuna", "pyarrow")
@@ -333,6 +335,38 @@ def t_multitask(d: dict) -> list[str]:
     return out
 
 
+def t_stream_predict(d: dict) -> list[str]:
+    n, old = d["rows"], d["old_rows"]
+    rows = [[f"`calib predict`, {n:,} rows ({d['file_mib']:.0f} MiB CSV), streamed", d["stream_rss_mb"], d["stream_s"],
+             d["stream_rows_per_s"]],
+            ["  the same with `--threads 1`", d["stream_1thread_rss_mb"], d["stream_1thread_s"], n / d["stream_1thread_s"]],
+            [f"pandas `read_csv` + `to_csv`, the same file", d["pandas_rss_mb"], d["pandas_s"], d["pandas_rows_per_s"]],
+            [f"`calib predict`, {old:,} rows, read whole (the path before streaming)", d["whole_rss_mb"], d["whole_s"],
+             old / d["whole_s"]],
+            [f"`calib predict`, {old:,} rows, streamed", d["streamed_small_rss_mb"], d["streamed_small_s"],
+             old / d["streamed_small_s"]]]
+    out = ["Each command in a fresh interpreter (wall time includes start-up and `load_model`); peak RSS of the "
+           "process. Targets (issue 17): peak RSS <= 300 MB "
+           f"({'met' if d['rss_target_met'] else 'NOT met'}), rows/s >= pandas' "
+           f"({'met' if d['speed_target_met'] else 'NOT met'}: {d['stream_rows_per_s'] / d['pandas_rows_per_s']:.2f}x). "
+           f"Streamed output byte-identical to the whole-file path's: {'yes' if d['identical'] else 'NO'}.", ""]
+    out += _table(["command", "peak RSS (MB)", "s", "rows/s"], rows)
+    a = d["api_rows_per_s"]
+    out += ["", f"Python API on {d['api_rows']:,} readings (a float64 numpy array, drawn uniformly inside the "
+            "calibrated ranges: many are far from every calibration point, so flagged), rows/s. ONNX Runtime runs "
+            "every node of a graph for any output, so any output beyond the prediction costs the whole graph "
+            "(final + 5 fold models + interval/domain head); the flags add per flagged row Python work "
+            "(their reasons).", ""]
+    out += _table(["call", "graph ONNX Runtime runs", "rows/s"], [
+        ["`model.predict(X)`", "pruned: the final model only", a["predict"]],
+        ["`load_model(..., threads=1).predict(X)`", "pruned", a["predict_1thread"]],
+        ["`model.predict(X, return_std=True)`", "whole graph", a["predict_std"]],
+        ["`model.predict(X, return_interval=True)`", "whole graph, + flags", a["predict_interval"]],
+        ["`model.run(x)` (every output and the flags: what `calib predict` computes)", "whole graph, + flags",
+         a["run"]]])
+    return out
+
+
 TABLES: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "train_speed": ("Training speed", t_train_speed),
     "inference": ("Inference speed", t_inference),
@@ -343,6 +377,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "coverage": ("Coverage of the conformal interval", t_coverage),
     "diagnosis": ("Bias / variance diagnosis and noise floors", t_diagnosis),
     "multitask": ("Dual sensing: one network for O2 and temperature vs two", t_multitask),
+    "stream_predict": ("Streamed calib predict: memory and speed", t_stream_predict),
 }
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "Splits",
     "RawTable",
     "read_table",
+    "csv_dialect", "parse_csv", "check_width", "check_header", "last_filled_row",  # also used by calib.chunks
     "load_dataset",
     "split_dataset",
     "prepare",
@@ -204,6 +205,8 @@ class RawTable:
     encoding: str | None = None
     #: The (decompressed) bytes read, so that nothing reads the file a second time.
     raw: bytes | None = field(default=None, repr=False, compare=False)
+    #: File row of the frame's first row (2; later for a chunk of a streamed file, :mod:`calib.chunks`).
+    first_row: int = 2
 
     @property
     def columns(self) -> list[str]:
@@ -230,8 +233,11 @@ def _detect_sep(lines: list[str]) -> str:
     return best
 
 
-def _read_csv(name: str, text: str, sep: str | None, decimal: str | None) -> tuple[pd.DataFrame, str, str]:
-    lines = text.splitlines()
+def csv_dialect(name: str, lines: list[str], sep: str | None, decimal: str | None) -> tuple[str, str]:
+    """``(sep, decimal)`` of a CSV from its lines (the first 50 looked at; also :mod:`calib.chunks`).
+
+    Raises ``IngestError``: no line, a blank line before the header, more columns than the limit.
+    """
     first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if first is None:
         raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings")
@@ -239,15 +245,24 @@ def _read_csv(name: str, text: str, sep: str | None, decimal: str | None) -> tup
         raise IngestError(f"{name} row 1: blank line before the header; expected the column names on row 1")
     sample = lines[:50]
     sep = sep or _detect_sep(sample)
-    _check_width(lines[0].count(sep) + 1, name)
+    check_width(lines[0].count(sep) + 1, name)
     if decimal is None:
         decimal = "."
         if sep != ",":
             cells = (c for ln in sample[1:] for c in ln.split(sep))
             if any(_DECIMAL_COMMA.match(c) for c in cells):
                 decimal = ","
+    return sep, decimal
+
+
+def parse_csv(name: str, text: str, sep: str, row_offset: int = 0) -> pd.DataFrame:
+    """CSV text -> a frame of text cells (``header=None``, nothing converted); errors name the row.
+
+    ``row_offset`` is added to the row numbers in errors: text that holds the header line
+    and then a chunk of a file whose first line is file row ``2 + row_offset``.
+    """
     try:
-        frame = pd.read_csv(
+        return pd.read_csv(
             io.StringIO(text),
             sep=sep,
             header=None,
@@ -261,13 +276,12 @@ def _read_csv(name: str, text: str, sep: str | None, decimal: str | None) -> tup
         m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
         if m:
             raise IngestError(
-                f"{name} row {m.group(2)}: {m.group(3)} fields, expected {m.group(1)} "
+                f"{name} row {int(m.group(2)) + row_offset}: {m.group(3)} fields, expected {m.group(1)} "
                 f"(separator {sep!r})"
             ) from None
         raise IngestError(f"{name}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
     except pd.errors.EmptyDataError:
         raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings") from None
-    return frame, decimal, sep
 
 
 def _read_excel(data: bytes, ext: str, name: str, sheet: str | int | None) -> pd.DataFrame:
@@ -289,7 +303,7 @@ def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
         import pyarrow.parquet as pq
 
         pf = pq.ParquetFile(pa.BufferReader(data))
-        _check_width(len(pf.schema_arrow.names), name)
+        check_width(len(pf.schema_arrow.names), name)
         table = pf.read()
     except IngestError:
         raise
@@ -298,7 +312,7 @@ def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
     names = [str(n) for n in table.column_names]
     frame = table.to_pandas(ignore_metadata=True) if len(set(names)) == len(names) else None
     if frame is None:
-        _check_header(names, name)
+        check_header(names, name)
     frame = frame.reset_index(drop=True)
     header = pd.DataFrame([names], columns=frame.columns)
     frame.columns = range(len(names))
@@ -306,7 +320,7 @@ def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
     return pd.concat([header, frame.astype(object)], ignore_index=True)
 
 
-def _check_width(n_columns: int, name: str) -> None:
+def check_width(n_columns: int, name: str) -> None:
     limit = max_columns()
     if n_columns > limit:
         raise IngestError(f"{name} row 1: {n_columns} columns is over the limit of {limit}; expected a readings "
@@ -321,7 +335,7 @@ def _hidden_char(text: str) -> str | None:
     return next((c for c in text if c != " " and unicodedata.category(c) in _HIDDEN_CATEGORIES), None)
 
 
-def _check_header(header: Sequence[Any], name: str) -> list[str]:
+def check_header(header: Sequence[Any], name: str) -> list[str]:
     """Column names, stripped: non-empty, free of control/bidi characters, unique (also up to case
     and whitespace).
 
@@ -361,7 +375,7 @@ def _check_header(header: Sequence[Any], name: str) -> list[str]:
     return cols
 
 
-def _last_filled_row(body: pd.DataFrame) -> int:
+def last_filled_row(body: pd.DataFrame) -> int:
     """Index of the last row with a non-blank cell, or -1.
 
     Looks at blocks of rows from the end (1, 2, 4, ... rows), so a table that ends in data
@@ -433,16 +447,17 @@ def read_table(
             raise IngestError(f"{name}: binary file with a {ext or 'missing'} extension; "
                               "expected .csv text, or name it .parquet / .xlsx")
         text, encoding = decode_text(data, name)
-        frame, dec, used_sep = _read_csv(name, text, sep, decimal)
+        used_sep, dec = csv_dialect(name, text.splitlines(), sep, decimal)
+        frame = parse_csv(name, text, used_sep)
         fmt = "csv"
     if frame.shape[0] == 0:
         raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings")
-    _check_width(frame.shape[1], name)
-    cols = _check_header(list(frame.iloc[0]), name)
+    check_width(frame.shape[1], name)
+    cols = check_header(list(frame.iloc[0]), name)
     body = frame.iloc[1:].reset_index(drop=True)
     body.columns = cols
     # drop trailing wholly blank lines (e.g. an empty last line); blanks inside the data are empty cells
-    last = _last_filled_row(body)
+    last = last_filled_row(body)
     if last < 0:
         raise IngestError(f"{name}: no data rows; expected at least one row of readings below the header")
     if last + 1 < len(body):
@@ -452,9 +467,9 @@ def read_table(
 
 
 # --------------------------------------------------------------------------- cells
-def _row(i: int) -> int:
-    """Spreadsheet row number of data index ``i`` (header is row 1)."""
-    return int(i) + 2
+def _row(i: int, table: RawTable) -> int:
+    """Spreadsheet row number of data index ``i`` of ``table`` (header is row 1)."""
+    return int(i) + table.first_row
 
 
 def parse_numeric(raw: pd.Series, table: RawTable, column: str) -> np.ndarray:
@@ -475,7 +490,7 @@ def parse_numeric(raw: pd.Series, table: RawTable, column: str) -> np.ndarray:
     bad = ~np.isfinite(values)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        where = f"{table.name} row {_row(i)}, column {column}"
+        where = f"{table.name} row {_row(i, table)}, column {column}"
         cell = None if text is None else text.iloc[i]
         if cell == "" or (cell is None and np.isnan(values[i])):
             raise IngestError(f"{where}: empty cell; expected a number")
@@ -524,7 +539,7 @@ def check_physical(values: np.ndarray, table: RawTable, column: str, unit: str, 
         shown = f"{_fmt(v)} {unit}"
         if source_values is not None and source_unit and source_unit != unit:
             shown = f"{_fmt(source_values[i])} {source_unit} (= {_fmt(v)} {unit})"
-        raise IngestError(f"{table.name} row {_row(i)}, column {column}: {shown} is impossible; expected {what}")
+        raise IngestError(f"{table.name} row {_row(i, table)}, column {column}: {shown} is impossible; expected {what}")
 
 
 def _fmt(v: float) -> str:
@@ -749,7 +764,7 @@ def load_dataset(path: str | Path, spec: DataSpec, *, table: RawTable | None = N
         empty = (gs == "").to_numpy()
         if empty.any():
             i = int(np.flatnonzero(empty)[0])
-            raise IngestError(f"{table.name} row {_row(i)}, column {spec.group}: empty cell; expected a sensor/group id")
+            raise IngestError(f"{table.name} row {_row(i, table)}, column {spec.group}: empty cell; expected a sensor/group id")
         frame[spec.group] = gs.to_numpy()
     feats = tuple(columns[c] for c in feature_cols)
     aux_cols = tuple(columns[c] for c in aux)

@@ -12,6 +12,10 @@ columns of a table     10,000                      ``CALIB_MAX_COLUMNS``
 ONNX Runtime threads   4 x CPU cores, at most 256  (none: more threads than that never help)
 =====================  ==========================  ==========================================
 
+The input size limit is on what is read *into memory*: a file that ``calib predict`` streams
+(:mod:`calib.chunks`: a plain CSV or Parquet file of at least ``CALIB_STREAM_MIN_BYTES``, default
+16 MiB) is read in chunks of a few MiB, its memory flat in its size, and may be larger.
+
 This module is a lowest layer: it imports only :mod:`calib.errors`.
 """
 
@@ -22,31 +26,44 @@ from numbers import Integral
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_MAX_INPUT_BYTES", "DEFAULT_MAX_COLUMNS", "max_input_bytes", "max_columns", "max_threads",
-           "check_threads", "human_bytes"]
+__all__ = ["DEFAULT_MAX_INPUT_BYTES", "DEFAULT_MAX_COLUMNS", "DEFAULT_STREAM_MIN_BYTES", "max_input_bytes",
+           "max_columns", "stream_min_bytes", "max_threads", "check_threads", "human_bytes"]
 
-#: Largest input file read into memory (bytes, after decompression), unless ``$CALIB_MAX_INPUT_BYTES``.
+#: Largest input file read into memory (bytes, after decompression), unless ``$CALIB_MAX_INPUT_BYTES``;
+#: a file streamed by ``calib predict`` is not read into memory and may be larger.
 DEFAULT_MAX_INPUT_BYTES = 1 << 30
 #: Most columns a readings table may have, unless ``$CALIB_MAX_COLUMNS``.
 DEFAULT_MAX_COLUMNS = 10_000
+#: Smallest plain CSV/Parquet file ``calib predict`` streams, unless ``$CALIB_STREAM_MIN_BYTES``: the
+#: whole-file path holds ~18x a file in memory, so below 16 MiB it stays under ~300 MB, the streamed
+#: path's own ceiling.
+DEFAULT_STREAM_MIN_BYTES = 16 << 20
 
 
-def _env_int(var: str, default: int) -> int:
+def _env_int(var: str, default: int, low: int = 1) -> int:
     raw = os.environ.get(var, "").strip()
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{var} must be a positive integer, got {var}={raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"{var} >= 1 must hold, got {var}={value}")
+        what = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise ConfigError(f"{var} must be {what}, got {var}={raw!r}") from None
+    if value < low:
+        raise ConfigError(f"{var} >= {low} must hold, got {var}={value}")
     return value
 
 
 def max_input_bytes() -> int:
-    """The largest input read into memory (bytes): ``$CALIB_MAX_INPUT_BYTES`` or 1 GiB."""
+    """The largest input read into memory (bytes): ``$CALIB_MAX_INPUT_BYTES`` or 1 GiB (not a limit on a
+    streamed file, :mod:`calib.chunks`)."""
     return _env_int("CALIB_MAX_INPUT_BYTES", DEFAULT_MAX_INPUT_BYTES)
+
+
+def stream_min_bytes() -> int:
+    """The smallest file ``calib predict`` streams (bytes): ``$CALIB_STREAM_MIN_BYTES`` or 16 MiB (0: every
+    file that can be streamed is; a huge value: none)."""
+    return _env_int("CALIB_STREAM_MIN_BYTES", DEFAULT_STREAM_MIN_BYTES, low=0)
 
 
 def max_columns() -> int:

@@ -29,6 +29,18 @@ The output file's suffix decides: ``.parquet``/``.pq`` -> Parquet, anything else
   CSV in a sidecar ``<output>.json`` written atomically with it (replaced only with
   ``force``, like the CSV).
 
+Large files: streamed
+---------------------
+A plain CSV or Parquet file of at least 16 MiB (``CALIB_STREAM_MIN_BYTES``, :mod:`calib.limits`)
+is read, checked, predicted and written in chunks of about 2 MiB (:mod:`calib.chunks`): memory is
+flat in the file's size (a 10M-row CSV in under 300 MB), and the input size limit (1 GiB read
+into memory) does not apply. The output is the same as the whole-file path's, byte for byte for
+CSV (a Parquet file the same table and metadata), written atomically as well: an error in a late
+chunk (named by its file row) leaves no output and no temporary file, and an existing output
+untouched. Read whole, as before: Excel, compressed files, UTF-16/UTF-32 text, CSV with quoted
+fields (rewritten through pandas), named pipes and smaller files (see :mod:`calib.chunks` for
+the rule). With several bad cells, a streamed file's error names the first chunk's first one.
+
 Examples
 --------
 >>> import calib
@@ -44,122 +56,33 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .artifact.store import list_versions, read_metadata, resolve_artifact, verify_artifact
 from .errors import ArtifactError, ConfigError, IngestError
+from .outfile import (
+    SEPARATORS,
+    ParquetAppender,
+    append_cells,
+    append_to_lines,
+    arrow_columns,
+    header_sep,
+    rewrite_csv,
+    text_columns,
+    with_predictions,
+)
 from .rawio import ASCII_COMPATIBLE
-from .runtime import CalibrationModel, find_children
+from . import runtime
+from .runtime import CalibrationModel, Prediction, find_children
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from .chunks import ChunkedFile
     from .ingest import RawTable
 
 __all__ = ["predict_file", "inspect_artifact"]
 
 _PARQUET = (".parquet", ".pq")
 _EXCEL = (".xlsx", ".xlsm", ".xls")
-_SEPS = (";", "\t", "|", ",")
-
-
-# --------------------------------------------------------------------------- writing
-def _float_text(values: np.ndarray, decimal: str) -> Any:
-    """pyarrow string array: shortest text that reads back to the same float32."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    arr = pc.cast(pa.array(np.asarray(values, dtype=np.float32)), pa.string())
-    return pc.replace_substring(arr, ".", ",") if decimal == "," else arr
-
-
-def _text_columns(cols: dict[str, np.ndarray], decimal: str) -> dict[str, Any]:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    out: dict[str, Any] = {}
-    for k, v in cols.items():
-        if v.dtype == np.bool_:
-            out[k] = pc.if_else(pa.array(v), "True", "False")
-        elif v.dtype == object:  # words without separators (calib.trust.reasons)
-            out[k] = pa.array([str(t) for t in v], type=pa.string())
-        else:
-            out[k] = _float_text(v, decimal)
-    return out
-
-
-def _header_sep(header: str, columns: list[str], given: str | None) -> str | None:
-    """The separator that splits the header line back into exactly ``columns``."""
-    for sep in ((given,) if given else _SEPS):
-        if [c.strip() for c in header.split(sep)] == columns:
-            return sep
-    return None
-
-
-def _append_to_lines(raw: bytes, n_rows: int, sep: str, header_add: list[str], cells: list[Any]) -> bytes | None:
-    """The CSV bytes with ``sep + new cells`` appended to every line, or None if unsafe.
-
-    Unsafe (-> None): quoted fields (a cell may span lines) or lines that do not map one
-    to one onto the parsed rows.
-    """
-    import pyarrow.compute as pc
-
-    if b'"' in raw:
-        return None
-    lines = raw.split(b"\n")
-    if len(lines) < n_rows + 1 or any(ln.strip() for ln in lines[n_rows + 1 :]):
-        return None
-    sep_b = sep.encode("ascii")
-    joined = pc.binary_join_element_wise(*cells, sep).to_pylist()
-    suffixes = [b""] + [sep_b + s.encode("ascii") for s in joined]
-    suffixes[0] = sep_b + sep.join(header_add).encode("utf-8")
-    out = []
-    for ln, suf in zip(lines, suffixes):
-        if ln.endswith(b"\r"):
-            out.append(ln[:-1] + suf + b"\r")
-        else:
-            out.append(ln + suf)
-    out.extend(lines[n_rows + 1 :])
-    return b"\n".join(out)
-
-
-def _write_csv(tmp: Path, table: RawTable, raw: bytes | None, sep: str, decimal: str,
-               new: dict[str, np.ndarray]) -> None:
-    cells = _text_columns(new, decimal)
-    if raw is not None:
-        data = _append_to_lines(raw, len(table.frame), sep, list(new), list(cells.values()))
-        if data is not None:
-            tmp.write_bytes(data)
-            return
-    frame = table.frame.copy()
-    for k, v in cells.items():
-        frame[k] = v.to_numpy(zero_copy_only=False)
-    frame.to_csv(tmp, sep=sep, index=False, encoding="utf-8", lineterminator="\n")
-
-
-def _write_parquet(tmp: Path, table: RawTable, new: dict[str, np.ndarray], trace: str) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    if table.format == "parquet" and table.raw is not None:
-        t = pq.read_table(pa.BufferReader(table.raw))
-    else:
-        arrays = {}
-        for c in table.columns:
-            s = table.frame[c]
-            try:
-                arrays[c] = pa.array(s, from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Excel cells: keep their text
-                arrays[c] = pa.array(s.map(lambda v: None if v is None else str(v)), type=pa.string())
-        t = pa.table(arrays)
-    for k, v in new.items():
-        if v.dtype == object:
-            arr = pa.array([str(w) for w in v], type=pa.string())
-        else:
-            arr = pa.array(v if v.dtype == np.bool_ else v.astype(np.float64))
-        t = t.append_column(k, arr)
-    from .provenance import PROVENANCE_KEY
-
-    t = t.replace_schema_metadata({**(t.schema.metadata or {}), PROVENANCE_KEY.encode(): trace.encode("utf-8")})
-    pq.write_table(t, tmp)
 
 
 # --------------------------------------------------------------------------- predict_file
@@ -173,6 +96,9 @@ def predict_file(
     force: bool = False,
 ) -> dict[str, Any]:
     """Predict the target for every reading of a file and write the file with the results.
+
+    A large plain CSV or Parquet file is streamed in chunks (see the module notes): the same
+    output, checks and errors, with memory flat in its size.
 
     Parameters
     ----------
@@ -215,15 +141,15 @@ def predict_file(
     CalibError
         The output cannot be written (folder missing, read-only, disk full).
     """
-    from .fsutil import atomic_write, check_output_path, sha256_file
-    from .ingest import read_table
-    from .provenance import PROVENANCE_KEY, provenance, provenance_json, sidecar_path
+    from .chunks import NotStreamable, RetryEncoding
+    from .fsutil import check_output_path
+    from .provenance import sidecar_path
     from .rawio import COMPRESSIONS
 
     t0 = time.perf_counter()
     if not isinstance(model, CalibrationModel):
         raise ConfigError(f"model must be a CalibrationModel (calib.load_model), got {type(model).__name__}")
-    if sep is not None and sep not in _SEPS:
+    if sep is not None and sep not in SEPARATORS:
         raise ConfigError(f"sep must be one of ',', ';', '\\t', '|', got sep={sep!r}")
     if decimal is not None and decimal not in (".", ","):
         raise ConfigError(f"decimal must be '.' or ',', got decimal={decimal!r}")
@@ -245,32 +171,134 @@ def predict_file(
     if fmt == "csv":
         check_output_path(side, force=force, what="provenance sidecar")
 
-    table = read_table(data, sep=sep, decimal=decimal)
-    added = model.output_columns()
-    clash = [c for c in added if c in table.columns]
-    if clash:
-        raise IngestError(
-            f"{table.name} row 1: column(s) {', '.join(clash)} already exist; rename them (or "
-            "predict from the original readings file)"
-        )
-    x = model.readings(table)
-    # the one inference path: spot routing and flags as in the Python API (calib.runtime)
-    res = model.run(x, model.spots_of(table.frame))
-    new = model.result_columns(res)
-    oor = res.out_of_range
-    # which artifact (and spot children) made the numbers: Parquet metadata, or a CSV sidecar
-    trace = provenance(model, res.spot_models, input_file=data, input_sha256=table.sha256, rows=len(x),
-                       columns_added=added)
+    with model.pinned_children():  # the same spot children for every chunk, the header and the provenance
+        job = _Job(model, data, output, fmt, side, sep, decimal, force)
+        totals = None
+        stream = _open_stream(data, sep, decimal)
+        while stream is not None and totals is None:
+            try:
+                totals = job.streamed(stream)
+            except RetryEncoding as exc:  # a later chunk showed the file's encoding: start over in it
+                stream = _open_stream(data, sep, decimal, exc.encoding)
+            except NotStreamable:  # something only the whole-file path reproduces (a quote, ...)
+                stream = None
+        if totals is None:
+            totals = job.whole()
+    return job.summary(totals, time.perf_counter() - t0)
 
-    is_csv_in = table.format == "csv"
-    if fmt == "csv":
+
+def _open_stream(data: Path, sep: str | None, decimal: str | None, encoding: str | None = None) -> ChunkedFile | None:
+    from .chunks import RetryEncoding, open_chunked
+
+    while True:
+        try:
+            # chunks of whole blocks: the same inference calls as for the file read whole (_Job._predict)
+            return open_chunked(data, sep=sep, decimal=decimal, encoding=encoding, block_rows=runtime.CHUNK_ROWS)
+        except RetryEncoding as exc:
+            encoding = exc.encoding
+
+
+class _Totals:
+    """Counts over the chunks of a file (one chunk for the whole-file path)."""
+
+    def __init__(self) -> None:
+        self.rows = self.out_of_range = 0
+        self.reasons: dict[str, int] = {}
+        self.adjusted: int | None = None
+        self.spot_models: dict[str, str] = {}
+
+    def add(self, res: Prediction) -> None:
+        self.rows += len(res.out_of_range)
+        self.out_of_range += int(res.out_of_range.sum())
+        for k, v in _reason_counts(res.reason).items():
+            self.reasons[k] = self.reasons.get(k, 0) + v
+        if res.adjusted is not None:
+            self.adjusted = (self.adjusted or 0) + int(res.adjusted.sum())
+            self.spot_models.update(res.spot_models)
+
+
+class _Job:
+    """One ``predict_file`` call: the whole-file and the streamed path, writing the same output."""
+
+    def __init__(self, model: CalibrationModel, data: Path, output: Path, fmt: str, side: Path,
+                 sep: str | None, decimal: str | None, force: bool):
+        self.model, self.data, self.output, self.fmt, self.side = model, data, output, fmt, side
+        self.sep, self.decimal, self.force = sep, decimal, force
+        self.added = model.output_columns()
+
+    def _check_columns(self, table: RawTable) -> None:
+        clash = [c for c in self.added if c in table.columns]
+        if clash:
+            raise IngestError(
+                f"{table.name} row 1: column(s) {', '.join(clash)} already exist; rename them (or "
+                "predict from the original readings file)"
+            )
+
+    def _predict(self, table: RawTable, totals: _Totals) -> dict[str, np.ndarray]:
+        """The output columns of ``table``'s rows, predicted a block of file rows at a time.
+
+        Blocks of :data:`calib.runtime.CHUNK_ROWS` rows counted from the file's first row, so the
+        whole file and its chunks (whole blocks, :mod:`calib.chunks`) make the very same ONNX
+        Runtime calls, for the batch model and for each spot's child: ONNX Runtime's last bit
+        depends on a row's place in a call.
+        """
+        import numpy as np
+
+        x = self.model.readings(table)
+        spots = self.model.spots_of(table.frame)
+        step = runtime.CHUNK_ROWS
+        parts = []
+        for start in range(0, len(x), step):
+            block = slice(start, start + step)
+            # the one inference path: spot routing and flags as in the Python API (calib.runtime)
+            res = self.model.run(x[block], {c: ids[block] for c, ids in spots.items()})
+            totals.add(res)
+            parts.append(self.model.result_columns(res))
+        assert parts and list(parts[0]) == self.added, self.added  # the spot children are pinned
+        return {k: np.concatenate([p[k] for p in parts]) for k in self.added}
+
+    def _trace(self, totals: _Totals, sha256: str) -> dict[str, Any]:
+        from .provenance import provenance
+
+        # which artifact (and spot children) made the numbers: Parquet metadata, or a CSV sidecar
+        return provenance(self.model, totals.spot_models, input_file=self.data, input_sha256=sha256,
+                          rows=totals.rows, columns_added=self.added)
+
+    def _sidecar(self, trace: dict[str, Any], output_sha256: str) -> None:
+        """The CSV's provenance sidecar (atomic); a CSV whose sidecar cannot be written is removed again."""
+        from .fsutil import atomic_write
+        from .provenance import provenance_json
+
+        try:
+            text = provenance_json(trace, output_sha256)
+            atomic_write(self.side, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite=self.force)
+        except BaseException:
+            self.output.unlink(missing_ok=True)
+            raise
+
+    # ---- the whole file in memory
+    def whole(self) -> _Totals:
+        from .fsutil import atomic_write, sha256_file
+        from .ingest import read_table
+        from .provenance import provenance_json
+
+        table = read_table(self.data, sep=self.sep, decimal=self.decimal)
+        self._check_columns(table)
+        totals = _Totals()
+        new = self._predict(table, totals)
+        trace = self._trace(totals, table.sha256)
+        is_csv_in = table.format == "csv"
+        if self.fmt == "parquet":
+            atomic_write(self.output, lambda tmp: _write_parquet(tmp, table, new, provenance_json(trace)),
+                         overwrite=self.force)
+            return totals
         # the bytes already read (never the file again); lines are appended to only in an
         # encoding where ASCII is ASCII (UTF-16 input is rewritten as UTF-8 through pandas)
         raw = table.raw if is_csv_in and table.encoding in ASCII_COMPATIBLE else None
         out_sep = ","
         if raw is not None:
             header = raw.split(b"\n", 1)[0].rstrip(b"\r").decode(table.encoding or "latin-1")
-            found = _header_sep(header, table.columns, sep)
+            found = header_sep(header, table.columns, self.sep)
             if found is None:
                 raw = None  # cannot re-create the header reliably: rewrite through pandas
             out_sep = found or table.sep
@@ -279,35 +307,117 @@ def predict_file(
         out_decimal = table.decimal if is_csv_in else "."
         if out_sep == out_decimal:
             out_decimal = "."
-        # the CSV, then its provenance sidecar (with the CSV's SHA-256), each atomic; a CSV whose
-        # sidecar cannot be written is removed again
-        atomic_write(output, lambda tmp: _write_csv(tmp, table, raw, out_sep, out_decimal, new), overwrite=force)
-        try:
-            text = provenance_json(trace, sha256_file(output))
-            atomic_write(side, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite=force)
-        except BaseException:
-            output.unlink(missing_ok=True)
-            raise
+        # the CSV, then its provenance sidecar (with the CSV's SHA-256), each atomic
+        atomic_write(self.output, lambda tmp: _write_csv(tmp, table, raw, out_sep, out_decimal, new),
+                     overwrite=self.force)
+        self._sidecar(trace, sha256_file(self.output))
+        return totals
+
+    # ---- streamed, chunk by chunk
+    def streamed(self, src: ChunkedFile) -> _Totals:
+        """Predict ``src`` chunk by chunk into a temporary file, renamed onto the output at the end.
+
+        Raises
+        ------
+        NotStreamable, RetryEncoding
+            (from :mod:`calib.chunks`) The temporary file is gone; read the file whole, or again.
+        """
+        import hashlib
+
+        from .chunks import NotStreamable
+        from .fsutil import atomic_path
+        from .provenance import provenance_json
+
+        self._check_columns(src.template)
+        self.model.readings(src.template)  # the features' columns (names, units): before anything is written
+        csv_in = src.format == "csv"
+        out_sep, out_decimal = ",", "."
+        if self.fmt == "csv" and csv_in:
+            out_sep = header_sep(src.header_text, src.columns, self.sep)
+            if out_sep is None:
+                raise NotStreamable(f"{src.name}: the header cannot be written back as it is")
+            out_decimal = src.decimal if src.decimal != out_sep else "."
+        totals = _Totals()
+        digest = hashlib.sha256()
+        with atomic_path(self.output, suffix=self.output.suffix, overwrite=self.force) as tmp:
+            if self.fmt == "parquet":
+                sink = ParquetAppender(tmp)
+                try:
+                    for chunk in src:
+                        new = self._predict(chunk.table, totals)
+                        sink.write(with_predictions(arrow_columns(chunk.table.frame) if csv_in else chunk.arrow,
+                                                    new))
+                    trace = self._trace(totals, src.sha256)
+                    sink.close(provenance_json(trace))
+                finally:
+                    sink.close(None)
+                return totals
+            with open(tmp, "wb") as fh:
+                for i, chunk in enumerate(src):
+                    cells = text_columns(self._predict(chunk.table, totals), out_decimal)
+                    if csv_in:
+                        block = append_cells(src.header_line + chunk.lines if i == 0 else chunk.lines, out_sep,
+                                             list(cells.values()), header=self.added if i == 0 else None)
+                    else:
+                        block = rewrite_csv(chunk.table.frame, cells, out_sep, header=i == 0).encode("utf-8")
+                    fh.write(block)
+                    digest.update(block)
+                fh.write(src.tail)
+                digest.update(src.tail)
+            trace = self._trace(totals, src.sha256)
+        self._sidecar(trace, digest.hexdigest())
+        return totals
+
+    def summary(self, totals: _Totals, seconds: float) -> dict[str, Any]:
+        from .provenance import PROVENANCE_KEY
+
+        model = self.model
+        return {
+            "input": str(self.data),
+            "output": str(self.output),
+            "format": self.fmt,
+            "rows": totals.rows,
+            "out_of_range": totals.out_of_range,
+            "out_of_range_reasons": dict(sorted(totals.reasons.items())),
+            "columns_added": self.added,
+            "model": model.name,
+            "version": model.version,
+            "model_id": model.model_id,
+            "target": model.target,
+            "unit": model.unit,
+            "seconds": round(seconds, 4),
+            "provenance": str(self.side) if self.fmt == "csv" else f"{self.output} (Parquet metadata {PROVENANCE_KEY})",
+            # spot routing (calib.runtime): rows predicted by a spot's child, {spot: child version}
+            **({} if totals.adjusted is None else {"adjusted": totals.adjusted,
+                                                   "spot_models": dict(totals.spot_models)}),
+        }
+
+
+# --------------------------------------------------------------------------- whole-file writers
+def _write_csv(tmp: Path, table: RawTable, raw: bytes | None, sep: str, decimal: str,
+               new: dict[str, np.ndarray]) -> None:
+    cells = text_columns(new, decimal)
+    if raw is not None:
+        data = append_to_lines(raw, len(table.frame), sep, list(new), list(cells.values()))
+        if data is not None:
+            tmp.write_bytes(data)
+            return
+    rewrite_csv(table.frame, cells, sep, tmp)
+
+
+def _write_parquet(tmp: Path, table: RawTable, new: dict[str, np.ndarray], trace: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .outfile import provenance_metadata
+
+    if table.format == "parquet" and table.raw is not None:
+        # the file's own columns and types; without the trailing blank rows read_table dropped
+        t = pq.read_table(pa.BufferReader(table.raw)).slice(0, len(table.frame))
     else:
-        atomic_write(output, lambda tmp: _write_parquet(tmp, table, new, provenance_json(trace)), overwrite=force)
-    return {
-        "input": str(data),
-        "output": str(output),
-        "format": fmt,
-        "rows": int(len(x)),
-        "out_of_range": int(oor.sum()),
-        "out_of_range_reasons": _reason_counts(res.reason),
-        "columns_added": added,
-        "model": model.name,
-        "version": model.version,
-        "model_id": model.model_id,
-        "target": model.target,
-        "unit": model.unit,
-        "seconds": round(time.perf_counter() - t0, 4),
-        "provenance": str(side) if fmt == "csv" else f"{output} (Parquet metadata {PROVENANCE_KEY})",
-        # spot routing (calib.runtime): rows predicted by a spot's child, {spot: child version}
-        **({} if res.adjusted is None else {"adjusted": int(res.adjusted.sum()), "spot_models": dict(res.spot_models)}),
-    }
+        t = arrow_columns(table.frame)
+    t = with_predictions(t, new)
+    pq.write_table(t.replace_schema_metadata(provenance_metadata(t.schema, trace)), tmp)
 
 
 def _reason_counts(reason: Any) -> dict[str, int]:

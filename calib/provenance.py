@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .errors import ArtifactError, IngestError
+from .fsutil import sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from .runtime import CalibrationModel
@@ -142,8 +143,8 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
     if p.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
-        try:
-            meta = pq.read_schema(p).metadata or {}
+        try:  # the file's key-value metadata (a streamed file also has it in its stored Arrow schema)
+            meta = pq.ParquetFile(p).metadata.metadata or {}
         except Exception as exc:  # pyarrow: not a Parquet file, unreadable
             raise IngestError(f"{p.name}: cannot read its Parquet metadata ({exc})") from None
         text = meta.get(PROVENANCE_KEY.encode())
@@ -158,7 +159,7 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
     doc = _parse(text, side.name)
     want = (doc.get("output") or {}).get("sha256")
     try:
-        have = hashlib.sha256(p.read_bytes()).hexdigest()
+        have = sha256_file(p)  # in blocks: a streamed predictions file may be larger than memory
     except OSError as exc:
         raise IngestError(f"{p.name}: cannot read ({exc.strerror or exc})") from None
     if want != have:

@@ -28,7 +28,8 @@ from pathlib import Path
 from .errors import IngestError
 from .limits import human_bytes, max_input_bytes
 
-__all__ = ["COMPRESSIONS", "ASCII_COMPATIBLE", "read_input", "decompress", "decode_text", "file_kind"]
+__all__ = ["COMPRESSIONS", "ASCII_COMPATIBLE", "read_input", "decompress", "decode_text", "file_kind",
+           "sniff_compression"]
 
 #: suffix -> compression name, as pandas' ``compression="infer"`` knows them.
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
@@ -96,7 +97,8 @@ def read_input(path: str | Path) -> bytes:
     return data
 
 
-def _magic(data: bytes) -> str | None:
+def sniff_compression(data: bytes) -> str | None:
+    """``"gzip"``, ``"bz2"``, ``"xz"`` or ``"zip"`` (also an Excel workbook) from a file's first bytes, else None."""
     if data[:2] == b"\x1f\x8b":
         return "gzip"
     if data[:3] == b"BZh" and data[3:4].isdigit() and data[4:10] == b"1AY&SY":
@@ -136,7 +138,7 @@ def decompress(data: bytes, name: str) -> tuple[bytes, str | None, str]:
     suffixes = [s.lower() for s in Path(name).suffixes]
     by_name = COMPRESSIONS.get(suffixes[-1]) if suffixes else None
     inner = (suffixes[-2] if len(suffixes) > 1 else "") if by_name else (suffixes[-1] if suffixes else "")
-    found = _magic(data)
+    found = sniff_compression(data)
     if found == "zip" and by_name is None:
         with _open_zip(data, name) as zf:
             if _is_workbook(zf):

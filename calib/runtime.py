@@ -47,11 +47,13 @@ residuals (a spot child: residuals after a two-point check); also ONNX outputs.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import threading
 from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
 
@@ -86,12 +88,17 @@ __all__ = [
     "SPOT_ADJUSTMENT_KEY",
     "NORMALISATION_KEY",
     "CHUNK_ROWS",
+    "FULL_CHUNK_ROWS",
     "REASON_COLUMN",
 ]
 
 #: Rows per ONNX Runtime call: the fastest of 1,024..65,536 on calib's own graph with one thread
 #: (``benchmarks/ort_chunks.py``), and bounded memory (the joint-domain distance holds rows x 256 floats).
 CHUNK_ROWS = 16384
+#: Rows per call of the full graph (fold models, interval/domain head): as fast as 16,384 (``ort_chunks.py``
+#: on a 2 x 32 artifact: 0.77 vs 0.66 M rows/s with one thread, 0.36 vs 0.37 M with two) and ~60 MB less
+#: memory (ONNX Runtime's arena keeps the largest call's tensors): streamed ``calib predict`` stays small.
+FULL_CHUNK_ROWS = 4096
 #: Output column: the row was predicted by its spot's child artifact.
 ADJUSTED_COLUMN = "adjusted"
 #: Output column: calib cannot vouch for the row's number (see the module notes).
@@ -241,6 +248,7 @@ class CalibrationModel:
         self._children: dict[str, tuple[str, Path]] = {}
         self._children_stamp: Any = None
         self._loaded_children: dict[str, CalibrationModel] = {}
+        self._pinned = threading.local()  # pinned_children(): one snapshot per thread
         self._session_all = self._make_session(onnx_bytes)
         self._session_main = None if (self.has_std or self.trust_names) else self._session_all
         self._check_io()
@@ -324,6 +332,9 @@ class CalibrationModel:
         A child written after this model was loaded (``calib adjust`` while a service runs)
         is used from the next prediction on; the check costs a few ``stat`` calls.
         """
+        pinned = getattr(self._pinned, "children", None)
+        if pinned is not None:
+            return pinned
         if not self._find_spots:
             return self._children
         stamp = children_stamp(self.path, self.name)
@@ -334,6 +345,17 @@ class CalibrationModel:
             self._loaded_children = {s: m for s, m in self._loaded_children.items()
                                      if s in self._children and self._children[s][1] == m.path}
         return self._children
+
+    @contextlib.contextmanager
+    def pinned_children(self) -> Iterator[None]:
+        """Use one snapshot of the spot children for every call inside (in this thread): the chunks of
+        a streamed file (:mod:`calib.predict`) all see the children the first one saw."""
+        outer = getattr(self._pinned, "children", None)
+        self._pinned.children = self._spot_children()
+        try:
+            yield
+        finally:
+            self._pinned.children = outer
 
     @property
     def children(self) -> dict[str, Path]:
@@ -483,7 +505,7 @@ class CalibrationModel:
         if not np.isfinite(x).all():  # finite float64 beyond float32's range
             i, j = np.argwhere(~np.isfinite(x))[0]
             raise IngestError(
-                f"{table.name} row {int(i) + 2}, column {resolved[j][0]}: value beyond the float32 range; "
+                f"{table.name} row {int(i) + table.first_row}, column {resolved[j][0]}: value beyond the float32 range; "
                 "expected a measured value"
             )
         return x
@@ -538,6 +560,7 @@ class CalibrationModel:
                 names.append(name)
                 keys.append(f"aux_{'lo' if j % 2 == 0 else 'hi'}{j // 2}")
         session = self._main_session() if len(names) == n_values else self._session_all
+        step = CHUNK_ROWS if len(names) == n_values else min(CHUNK_ROWS, FULL_CHUNK_ROWS)
         out = {k: np.empty(n, dtype=np.int32 if k == "domain_code" else np.float32) for k in keys[n_values:]}
         values = np.empty((n, n_out) if n_out > 1 else (n,), dtype=np.float32)
         for j in range(n_values):
@@ -545,8 +568,8 @@ class CalibrationModel:
         # named inputs: one contiguous float32 vector per feature (no copy for as_array's
         # column-major arrays)
         cols = np.ascontiguousarray(x32.T) if self.named_inputs else None
-        for start in range(0, n, CHUNK_ROWS):
-            stop = min(start + CHUNK_ROWS, n)
+        for start in range(0, n, step):
+            stop = min(start + step, n)
             if cols is not None:
                 feed = {name: cols[j, start:stop] for j, name in enumerate(self.input_names)}
             else:

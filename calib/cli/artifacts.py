@@ -43,7 +43,9 @@ def predict(model: Path, data: Path, output: Path, sep: str | None, decimal: str
     Checksums are verified first. DATA's columns are written untouched, plus <target>_pred,
     <target>_std (spread of the fold models) and out_of_range (a reading outside the calibrated
     range). The output is written atomically and never overwrites DATA, nor an existing
-    file without --force. DATA may be compressed (.gz, .bz2, .xz, .zip).
+    file without --force. DATA may be compressed (.gz, .bz2, .xz, .zip). A plain CSV or Parquet
+    DATA of 16 MiB or more (CALIB_STREAM_MIN_BYTES) is streamed in chunks: the same output, memory
+    flat in its size, no input size limit.
     Example:
       calib predict models/sim-ptp-batch data/readings.csv -o predictions.csv
     """
