@@ -50,7 +50,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import threading
-from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
@@ -64,6 +63,7 @@ from .artifact.trust_graph import aux_interval_outputs, trust_outputs
 from .constraints import Interval, Options, check_param
 from .errors import ArtifactError, ConfigError, IngestError
 from .limits import check_threads
+from .outputs import Prediction
 from .trust import reasons
 from .readings import (
     check_physical_array,
@@ -120,46 +120,6 @@ def _bound(f: Mapping[str, Any], key: str, default: float) -> float:
 
 
 # --------------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class Prediction:
-    """What the one inference path returns for a block of readings.
-
-    Attributes
-    ----------
-    values : ndarray of float32
-        Shape (n,) for one target, (n, n_targets) with auxiliary targets, in the targets' units.
-    std : ndarray of float32 or None
-        Spread (standard deviation, ddof=0) of the fold models' primary-target predictions,
-        in the target's unit; None without fold models.
-    out_of_range : ndarray of bool
-        Per row: calib cannot vouch for the number (see :mod:`calib.runtime`).
-    adjusted : ndarray of bool or None
-        Per row: predicted by its spot's child; None for a model without spot routing.
-    spot_models : dict of str to str
-        ``{spot: child version}`` of the children used.
-    lo, hi : ndarray of float32 or None
-        Conformal interval of the primary target (None for an artifact without one).
-    reason : ndarray of str or None
-        Per row why ``out_of_range`` is set (``""`` when it is not).
-    distance : ndarray of float32 or None
-        ``domain_distance``: nearest calibration point / out-of-fold threshold (<= 1 in domain).
-    aux_lo, aux_hi : ndarray of float32 or None
-        Conformal intervals of the auxiliary targets, shape (n, n_aux) (None without them).
-    """
-
-    values: np.ndarray
-    std: np.ndarray | None
-    out_of_range: np.ndarray
-    adjusted: np.ndarray | None = None
-    spot_models: Mapping[str, str] = field(default_factory=dict)
-    lo: np.ndarray | None = None
-    hi: np.ndarray | None = None
-    reason: np.ndarray | None = None
-    distance: np.ndarray | None = None
-    aux_lo: np.ndarray | None = None
-    aux_hi: np.ndarray | None = None
-
-
 # --------------------------------------------------------------------------- the loaded model
 class CalibrationModel:
     """A calibration artifact loaded for inference with ONNX Runtime (no TensorFlow).
