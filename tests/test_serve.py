@@ -304,6 +304,9 @@ def test_page_lists_models_shows_report_and_turns_a_dropped_file_into_prediction
             assert page.frame_locator("iframe#report").locator("body").inner_text(timeout=15000).strip()
             page.screenshot(path=str(shots / "serve_page_report.png"))
             page.click('tr.model[data-name="lin"]')
+            # the detail is fetched asynchronously: the previous model's drop zone is still there until then
+            page.wait_for_function("() => (document.querySelector('#detail-title') || {}).innerText?.startsWith('lin')",
+                                   timeout=15000)
             page.wait_for_selector("#drop")
             assert page.locator("#detail-title").inner_text().startswith("lin")
             dropped = page.evaluate_handle(
