@@ -712,22 +712,25 @@ class Config:
         check_keys("model", self.model, tuple(f.name for f in fields(ModelConfig)))
         return ModelConfig.from_dict(dict(self.model))
 
-    def objective(self, target: tuple[str, str], aux: Sequence[tuple[str, str]] = ()) -> Objective:
-        """The :class:`calib.metrics.Objective` of the outputs ``target`` = (name, unit) and ``aux``
-        (the auxiliary targets' (name, unit), in output order). ConfigError: ``[validate]
-        aux_tolerance`` or ``[sweep] objective`` names a column that is not an output."""
-        names = [target[0], *(a[0] for a in aux)]
+    def objective(self, target: Sequence[str], aux: Sequence[Sequence[str]] = ()) -> Objective:
+        """The :class:`calib.metrics.Objective` of the outputs ``target`` = (name, unit[, source name]) and
+        ``aux`` (the auxiliary targets' likewise, in output order); a key may be the normalised or the
+        source name, a tolerance is in the normalised unit. ConfigError: ``[validate] aux_tolerance`` or
+        ``[sweep] objective`` names a column that is not an output."""
+        outs = [tuple(target), *(tuple(a) for a in aux)]
+        names = [o[0] for o in outs]
+        alias = {key: o[0] for o in outs for key in (o[0], *o[2:3])}
         for where, table, allowed in (("[validate] aux_tolerance", self.validate.aux_tolerance, names[1:]),
                                       ("[sweep] objective", self.sweep.objective, names)):
             for key in table:
-                if key not in allowed:
+                if alias.get(key) not in allowed:
                     what = "auxiliary output" if where.endswith("aux_tolerance") else "output"
                     raise ConfigError(f"{where} names {key!r}, which is not an {what} of the model "
                                       f"({what}s: {', '.join(allowed) or 'none'}){did_you_mean(key, allowed)}")
-        tols = [self.validate.resolve_tolerance(target[1]),
-                *(float(self.validate.aux_tolerance.get(n, auto_tolerance(u))) for n, u in aux)]
-        weights = [float(self.sweep.objective.get(n, 1.0)) for n in names]
-        return Objective(tuple(names), (target[1], *(u for _, u in aux)), tuple(tols), tuple(weights))
+        tol_of = {alias[k]: float(v) for k, v in self.validate.aux_tolerance.items()}
+        w_of = {alias[k]: float(v) for k, v in self.sweep.objective.items()}
+        tols = [self.validate.resolve_tolerance(outs[0][1]), *(tol_of.get(o[0], auto_tolerance(o[1])) for o in outs[1:])]
+        return Objective(tuple(names), tuple(o[1] for o in outs), tuple(tols), tuple(w_of.get(n, 1.0) for n in names))
 
     def with_overrides(
         self,

@@ -130,7 +130,8 @@ class CalibrationRun:
 def objective_of(cfg: Config, ds: Any) -> Any:
     """The :class:`calib.metrics.Objective` of ``ds``'s outputs under ``cfg``
     (``[validate] tolerance``/``aux_tolerance``, ``[sweep] objective``)."""
-    return cfg.objective((ds.target.name, ds.target.unit), [(c.name, c.unit) for c in ds.aux_targets])
+    return cfg.objective((ds.target.name, ds.target.unit, ds.target.source),
+                         [(c.name, c.unit, c.source) for c in ds.aux_targets])
 
 
 def _run_key(ds: Any, cfg: Config, ss: SweepSpec) -> str:

@@ -252,3 +252,27 @@ def test_noise_floor_with_temperature_as_an_output(small_batch, tmp_path):
     with_t, without_t = estimate_noise_floor(ds_t, rows), estimate_noise_floor(ds_p, rows)
     assert with_t is not None and without_t is not None
     assert with_t < without_t < 20 * with_t
+
+
+def test_aux_target_in_another_unit_is_converted_and_keyed_by_either_name(small_batch, tmp_path):
+    """An aux target in kelvin is learnt in degC; [validate] aux_tolerance / [sweep] objective may name it by
+    its source name (``temperature_K``) or its normalised one (``temperature_degC``)."""
+    from calib.config import load_config
+    from calib.ingest import prepare
+    from calib.pipeline import objective_of
+
+    csv, toml = small_batch
+    frame = pd.read_csv(csv)
+    frame["temperature_K"] = frame.pop("temperature_degC") + 273.15
+    data = tmp_path / "kelvin.csv"
+    frame.to_csv(data, index=False)
+    cfg_path = _multitask_toml(toml, tmp_path, "\n[sweep.objective]\ntemperature_degC = 0.5\n",
+                               validate="aux_tolerance = { temperature_K = 0.2 }")
+    cfg_path.write_text(cfg_path.read_text().replace('aux_targets = ["temperature_degC"]',
+                                                     'aux_targets = ["temperature_K"]'))
+    cfg = load_config(cfg_path)
+    ds, _ = prepare(data, cfg)
+    assert [(c.name, c.unit) for c in ds.aux_targets] == [("temperature_degC", "degC")]
+    np.testing.assert_allclose(ds.y()[:, 1], frame["temperature_K"] - 273.15, atol=1e-9)
+    o = objective_of(cfg, ds)
+    assert o.names == ("o2_hPa", "temperature_degC") and o.tolerances[1] == 0.2 and o.weights[1] == 0.5
