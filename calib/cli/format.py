@@ -190,12 +190,16 @@ def format_leaderboard(result: Any, top: int = 10) -> str:
     for r in rows:
         names += [k for k in r["params"] if k not in names]
     unit = f" {result.unit}" if result.unit else ""
-    head = ["rank", "trial", f"MAE{unit}", "s", *names]
+    outs: list[str] = []  # several outputs: the score is the objective, each output's MAE beside it
+    for r in rows:
+        outs += [k for k in r.get("outputs", {}) if k not in outs]
+    head = ["rank", "trial", f"{'objective' if outs else 'MAE'}{unit}", "s", *(f"MAE {o}" for o in outs), *names]
     body = []
     for r in rows:
         std = "" if r["mae_std"] is None else f" +/- {r['mae_std']:.4g}"
         body.append([str(r["rank"]), str(r["number"]), f"{r['mae']:.4g}{std}",
                      "" if r["seconds"] is None else f"{r['seconds']:.0f}",
+                     *(f"{r.get('outputs', {}).get(o, [float('nan')])[0]:.4g}" for o in outs),
                      *(_fmt_value(r["params"].get(n, "")) for n in names)])
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     right = {0, 1, 3}
