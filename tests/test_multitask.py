@@ -276,3 +276,13 @@ def test_aux_target_in_another_unit_is_converted_and_keyed_by_either_name(small_
     np.testing.assert_allclose(ds.y()[:, 1], frame["temperature_K"] - 273.15, atol=1e-9)
     o = objective_of(cfg, ds)
     assert o.names == ("o2_hPa", "temperature_degC") and o.tolerances[1] == 0.2 and o.weights[1] == 0.5
+
+
+def test_family_physics_with_an_aux_target_is_refused_not_a_constant(small_batch, tmp_path):
+    """The physics family has no network, so an aux output would be a constant: one line, exit 1; in a
+    sweep it is a failed trial with that reason (the other trials go on)."""
+    csv, toml = small_batch
+    cfg = _multitask_toml(toml, tmp_path)
+    cfg.write_text(cfg.read_text().replace("[model]\n", '[model]\nfamily = "physics"\n', 1))
+    line = _cli_error(["-q", "validate", str(csv), "--config", str(cfg), "--folds", "2", "--no-baseline"])
+    assert 'family "physics" predicts only the target' in line and '"hybrid"' in line

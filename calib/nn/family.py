@@ -140,6 +140,9 @@ def _prepare(config: Any, x_train: np.ndarray, y_train: np.ndarray, x_dev: np.nd
              target_unit: str, physics_rows: tuple[np.ndarray, np.ndarray] | None) -> tuple[Any, ...]:
     """The physics fit, the network's (residual) targets and the scalers of one member."""
     y_train = np.asarray(y_train, dtype=np.float64).reshape(len(x_train), -1)
+    if config.family == "physics" and y_train.shape[1] > 1:  # no network: the aux outputs would be constants
+        raise TrainingError(f"family \"physics\" predicts only the target (the classical O2 form); with "
+                            f"{y_train.shape[1] - 1} auxiliary target(s) use family \"hybrid\" or \"mlp\"")
     if y_dev is not None:
         y_dev = np.asarray(y_dev, dtype=np.float64).reshape(len(x_dev), -1)
     base = None
