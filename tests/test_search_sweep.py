@@ -291,3 +291,29 @@ def test_named_studies_keep_their_own_leaderboards(tmp_path):
     paths = write_leaderboard(res, tmp_path) + write_leaderboard(named, tmp_path)
     assert [p.name for p in paths] == ["leaderboard.csv", "leaderboard.json", "leaderboard-foil-B.csv",
                                        "leaderboard-foil-B.json"]
+
+
+def test_a_config_drawn_again_reuses_its_score(ds, tmp_path):
+    """A two-point space and 4 random trials: configs repeat; a repeat takes the first one's recorded score
+    (same config, data, folds and seed: the same validation) instead of training again."""
+    res = _sweep(ds, tmp_path, "twin.journal", n_trials=4, strategy="random",
+                 space={"activation": {"choices": ["tanh", "relu"]}})
+    done = [t for t in res.trials if t.state == "COMPLETE"]
+    assert len(done) == 4 and len({t.params["activation"] for t in done}) <= 2
+    first: dict = {}
+    twins = 0
+    for t in _journal_trials(tmp_path / "twin.journal"):
+        act = t.params["activation"]
+        if act in first:
+            twins += 1
+            assert t.user_attrs["same_config_as"] == first[act].number
+            assert t.value == first[act].value and t.user_attrs["best_epochs"] == first[act].user_attrs["best_epochs"]
+            assert t.user_attrs["seconds"] < first[act].user_attrs["seconds"]
+        else:
+            first[act] = t
+            assert "same_config_as" not in t.user_attrs
+    assert twins >= 2
+    # the reused score is what training again gives
+    again = _sweep(ds, tmp_path, "one.journal", n_trials=1, strategy="grid",
+                   space={"activation": {"choices": [done[0].params["activation"]]}})
+    assert again.trials[0].score == pytest.approx(done[0].score, rel=1e-9)

@@ -26,7 +26,7 @@ from ..errors import ConfigError, TrainingError
 from ..nn import ModelConfig
 from .liveness import Heartbeat, counts_or_runs, worker_id
 from .samplers import make_sampler
-from .space import SearchSpace
+from .space import SearchSpace, file_form
 from .storage import claim_lock, open_study
 
 _log = logging.getLogger(__name__)
@@ -116,6 +116,30 @@ class TrialJob:
     objective: Any = None  # calib.metrics.Objective
 
 
+#: What a trial copies from a finished trial of the same config (:func:`done_twin`).
+TWIN_ATTRS = ("score_std", "best_epochs", "train_mae", "outputs")
+
+
+def done_twin(study: Any, space: SearchSpace, base: ModelConfig, config: ModelConfig, number: int) -> Any:
+    """A COMPLETE trial of ``study`` (not ``number``) whose config equals ``config``, or None.
+
+    A trial's k-fold validation is a function of its config, the data, the folds and the seed,
+    which a study fixes (:func:`calib.search.sweep.study_identity`): a sampler that draws a config
+    again (TPE does, on small spaces) gets the recorded score instead of training it again.
+    """
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.number == number or t.value is None:
+            continue
+        try:
+            if space.to_config(base, {k: file_form(k, v) for k, v in t.params.items()}) == config:
+                return t
+        except ConfigError:
+            continue
+    return None
+
+
 def run_one_trial(job: TrialJob) -> dict[str, Any] | None:
     """Claim one trial in the shared study, run it, record it. ``None``: the total is reached.
 
@@ -162,16 +186,24 @@ def run_one_trial(job: TrialJob) -> dict[str, Any] | None:
         try:
             params = job.space.suggest(trial)
             config = job.space.to_config(base, params)
-            cv = cross_validate(job.ds, job.rows, config, folds=job.folds, jobs=1,
-                                tolerance=job.tolerance, scaling=job.scaling, seed=job.seed,
-                                noise_floor=job.noise_floor, physics=False, objective=job.objective)
-            score, std = cv.objective_mean_std()
-            trial.set_user_attr("score_std", float(std))
-            trial.set_user_attr("best_epochs", [int(e) for e in cv.best_epochs])
-            trial.set_user_attr("train_mae", float(cv.mean_std("mae", "train")[0]))
-            if len(cv.outputs.names) > 1:  # several outputs: each one's MAE beside the objective
-                trial.set_user_attr("outputs", {n: [float(v) for v in cv.mean_std("mae", "val", n)]
-                                                for n in cv.outputs.names})
+            twin = done_twin(study, job.space, base, config, trial.number)
+            if twin is not None:  # the sampler drew a config already validated: same seed and folds, same score
+                for key in TWIN_ATTRS:
+                    if key in twin.user_attrs:
+                        trial.set_user_attr(key, twin.user_attrs[key])
+                trial.set_user_attr("same_config_as", int(twin.number))
+                score = float(twin.value)
+            else:
+                cv = cross_validate(job.ds, job.rows, config, folds=job.folds, jobs=1,
+                                    tolerance=job.tolerance, scaling=job.scaling, seed=job.seed,
+                                    noise_floor=job.noise_floor, physics=False, objective=job.objective)
+                score, std = cv.objective_mean_std()
+                trial.set_user_attr("score_std", float(std))
+                trial.set_user_attr("best_epochs", [int(e) for e in cv.best_epochs])
+                trial.set_user_attr("train_mae", float(cv.mean_std("mae", "train")[0]))
+                if len(cv.outputs.names) > 1:  # several outputs: each one's MAE beside the objective
+                    trial.set_user_attr("outputs", {n: [float(v) for v in cv.mean_std("mae", "val", n)]
+                                                    for n in cv.outputs.names})
             if math.isfinite(score):
                 outcome.update(state="COMPLETE", score=float(score))
             else:
