@@ -317,3 +317,19 @@ def test_a_config_drawn_again_reuses_its_score(ds, tmp_path):
     again = _sweep(ds, tmp_path, "one.journal", n_trials=1, strategy="grid",
                    space={"activation": {"choices": [done[0].params["activation"]]}})
     assert again.trials[0].score == pytest.approx(done[0].score, rel=1e-9)
+
+
+def test_lbfgs_trials_that_differ_only_in_learning_rate_share_one_training(ds, tmp_path):
+    """L-BFGS has no step size: two grid points that differ only in learning_rate train alike, so the
+    second reuses the first's score, which equals its own training's."""
+    from calib.validate import cross_validate
+
+    base = BASE.replace(optimizer="lbfgs", epochs=15)
+    res = run_sweep(ds, _rows(ds), base, {"learning_rate": {"choices": [1e-3, 1e-2]}}, strategy="grid",
+                    n_trials=2, folds=2, jobs=1, recycle_every=None, storage=tmp_path / "lb.journal")
+    a, b = sorted(_journal_trials(tmp_path / "lb.journal"), key=lambda t: t.number)
+    assert b.user_attrs["same_config_as"] == a.number and b.value == a.value
+    own = cross_validate(ds, _rows(ds), base.replace(learning_rate=b.params["learning_rate"]), folds=2,
+                         physics=False, seed=0)
+    assert own.score == pytest.approx(b.value, rel=1e-9)
+    assert len({t.score for t in res.trials}) == 1

@@ -365,6 +365,37 @@ class ModelConfig:
             return self.learning_rate / (1.0 + self.decay_rate * step / self.decay_steps)
         return self.learning_rate
 
+    def effective(self) -> ModelConfig:
+        """This config with every setting that cannot change its training reset to the default.
+
+        ``lbfgs`` is full batch and has no step size: ``learning_rate``, the schedule, ``batch_size``
+        and the other optimizers' constants do not apply. The ``physics`` family trains no network:
+        only ``family``, ``physics_kind`` and ``seed`` remain. Two configs with equal
+        ``effective()`` train to the same model (a sweep reuses such a trial's score).
+
+        Examples
+        --------
+        >>> a = ModelConfig(optimizer="lbfgs", learning_rate=0.1)
+        >>> a.effective() == ModelConfig(optimizer="lbfgs", learning_rate=0.003).effective()
+        True
+        """
+        d = ModelConfig()
+        if self.family == "physics":
+            return ModelConfig(family="physics", physics_kind=self.physics_kind, seed=self.seed)
+        keep = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        unused = set()
+        if self.optimizer == "lbfgs":
+            unused |= {"learning_rate", "momentum", "beta_1", "beta_2", "rho", "epsilon", "lr_schedule",
+                       "decay_rate", "decay_steps", "batch_size"}
+        if self.lr_schedule == "constant":
+            unused |= {"decay_rate", "decay_steps"}
+        unused |= {"momentum"} if self.optimizer != "momentum" else set()
+        unused |= {"rho"} if self.optimizer != "rmsprop" else set()
+        unused |= {"beta_1", "beta_2"} if self.optimizer != "adam" else set()
+        if self.init != "truncated_normal":
+            unused.add("init_stddev")
+        return dataclasses.replace(self, **{k: getattr(d, k) for k in unused if k in keep})
+
     def replace(self, **changes: Any) -> ModelConfig:
         """Return a copy with ``changes`` applied, validated like a new config.
 

@@ -121,7 +121,8 @@ TWIN_ATTRS = ("score_std", "best_epochs", "train_mae", "outputs")
 
 
 def done_twin(study: Any, space: SearchSpace, base: ModelConfig, config: ModelConfig, number: int) -> Any:
-    """A COMPLETE trial of ``study`` (not ``number``) whose config equals ``config``, or None.
+    """A COMPLETE trial of ``study`` (not ``number``) whose config trains like ``config``
+    (:meth:`calib.nn.ModelConfig.effective`: e.g. L-BFGS ignores the learning rate), or None.
 
     A trial's k-fold validation is a function of its config, the data, the folds and the seed,
     which a study fixes (:func:`calib.search.sweep.study_identity`): a sampler that draws a config
@@ -133,7 +134,8 @@ def done_twin(study: Any, space: SearchSpace, base: ModelConfig, config: ModelCo
         if t.number == number or t.value is None:
             continue
         try:
-            if space.to_config(base, {k: file_form(k, v) for k, v in t.params.items()}) == config:
+            other = space.to_config(base, {k: file_form(k, v) for k, v in t.params.items()})
+            if other.effective() == config.effective():
                 return t
         except ConfigError:
             continue
