@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 from numbers import Integral
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,7 @@ __all__ = [
     "build_model",
     "dense_layers",
     "export_onnx",
+    "tf_activation",
     "predict",
     "zero_output",
 ]
@@ -188,6 +189,17 @@ def dense_layers(model: keras.Model) -> list:
     """
     hidden = [layer for layer in model.layers if layer.name.startswith("hidden_")]
     return hidden + [model.get_layer("output_scaled")]
+
+
+def tf_activation(name: str) -> Any:
+    """The TensorFlow function of ``ModelConfig.activation`` ``name``: what the hidden ``Dense``
+    layers of :func:`build_model` apply, for the hand-written training loops of
+    :mod:`calib.nn.training` and :mod:`calib.nn.stacked`."""
+    from .tf import tensorflow as _quiet_tf
+
+    tf = _quiet_tf()
+    return {"relu": tf.nn.relu, "elu": tf.nn.elu, "tanh": tf.tanh, "sigmoid": tf.sigmoid,
+            "identity": lambda h: h}[name]
 
 
 # --------------------------------------------------------------------------- inference

@@ -40,7 +40,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..scaling import Scaler
 from .config import AUTO, LBFGS_AUTO_ITERATIONS, LBFGS_AUTO_PATIENCE, ModelConfig
-from .network import build_model, dense_layers
+from .network import build_model, dense_layers, tf_activation
 from .optimizers import H_DROPOUT, H_L1, H_L2, hyper_vector, n_slots, tf_learning_rate, tf_updates
 from .training import (
     PAD_ROWS,
@@ -122,13 +122,7 @@ def _build_epoch_fn(plan: _StackPlan):
 
     tf = _quiet_tf()
 
-    activation = {
-        "relu": tf.nn.relu,
-        "elu": tf.nn.elu,
-        "tanh": tf.tanh,
-        "sigmoid": tf.sigmoid,
-        "identity": lambda h: h,
-    }[plan.activation]
+    activation = tf_activation(plan.activation)
     n_models, nb, bs, d, k = plan.n_models, plan.n_batches, plan.batch, plan.n_inputs, plan.widths[-1]
     n_layers = len(plan.widths)
     shapes = _shapes(plan.widths, plan.n_inputs)
@@ -463,13 +457,7 @@ def _build_objective_fn(plan: _StackPlan):
 
     tf = _quiet_tf()
 
-    activation = {
-        "relu": tf.nn.relu,
-        "elu": tf.nn.elu,
-        "tanh": tf.tanh,
-        "sigmoid": tf.sigmoid,
-        "identity": lambda h: h,
-    }[plan.activation]
+    activation = tf_activation(plan.activation)
     n_models, k = plan.n_models, plan.widths[-1]
     shapes = _shapes(plan.widths, plan.n_inputs)
     sizes = [int(np.prod(s)) for s in shapes]

@@ -39,7 +39,7 @@ import numpy as np
 from ..errors import ConfigError, TrainingError
 from ..scaling import Scaler
 from .config import AUTO, LBFGS_AUTO_ITERATIONS, LBFGS_AUTO_PATIENCE, ModelConfig
-from .network import build_model, dense_layers
+from .network import build_model, dense_layers, tf_activation
 from .optimizers import H_DROPOUT, H_L1, H_L2, hyper_vector, n_slots, tf_apply_updates, tf_learning_rate
 
 __all__ = ["TrainResult", "train"]
@@ -149,13 +149,7 @@ def _build_epoch_fn(plan: _Plan):
 
     tf = _quiet_tf()
 
-    activation = {
-        "relu": tf.nn.relu,
-        "elu": tf.nn.elu,
-        "tanh": tf.tanh,
-        "sigmoid": tf.sigmoid,
-        "identity": lambda h: h,
-    }[plan.activation]
+    activation = tf_activation(plan.activation)
     nb, bs, d, k = plan.n_batches, plan.batch, plan.n_inputs, plan.widths[-1]
     n_layers = len(plan.widths)
     shapes = _weight_shapes(plan)
