@@ -114,28 +114,32 @@ def _scatter_groups(ax: Any, frame: pd.DataFrame, cols: Mapping[str, Any], x: An
 
 
 def _fig_parity(meta: Mapping[str, Any], frame: pd.DataFrame | None) -> Figure | None:
-    import numpy as np
-
     cols = prediction_columns(meta, frame)
     if cols is None:
         return None
-    unit = target_unit(meta)
-    ref = frame[cols["ref"]].to_numpy(dtype=float)
-    pred = frame[cols["pred"]].to_numpy(dtype=float)
     fig = _new_figure(5.6, 5.2)
     ax = fig.add_subplot()
+    _parity_axes(ax, frame, cols, frame[cols["ref"]].to_numpy(dtype=float), frame[cols["pred"]].to_numpy(dtype=float),
+                 cols["ref"], target_unit(meta), legend=True)
+    ax.set_aspect("equal", adjustable="box")
+    return fig
+
+
+def _parity_axes(ax: Any, frame: pd.DataFrame, cols: Mapping[str, Any], ref: Any, pred: Any, name: str, unit: str,
+                 legend: bool) -> None:
+    """Predicted vs reference of ``name`` on ``ax``, with the 1:1 line and equal limits."""
+    import numpy as np
+
     _style(ax)
     finite = np.concatenate([ref[np.isfinite(ref)], pred[np.isfinite(pred)]])
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     pad = 0.04 * (hi - lo or 1.0)
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "-", color="#555", lw=1, label="1:1")
-    _scatter_groups(ax, frame, cols, ref, pred, legend=True)
+    _scatter_groups(ax, frame, cols, ref, pred, legend=legend)
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(lo - pad, hi + pad)
-    ax.set_aspect("equal", adjustable="box")
-    ax.set_xlabel(with_unit(f"reference {cols['ref']}", unit), fontsize=9)
-    ax.set_ylabel(with_unit(f"predicted {cols['ref']}", unit), fontsize=9)
-    return fig
+    ax.set_xlabel(with_unit(f"reference {name}", unit), fontsize=9)
+    ax.set_ylabel(with_unit(f"predicted {name}", unit), fontsize=9)
 
 
 def _fig_residuals(meta: Mapping[str, Any], frame: pd.DataFrame | None) -> Figure | None:
@@ -176,8 +180,6 @@ def output_names(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def _fig_output(meta: Mapping[str, Any], frame: pd.DataFrame | None, name: str, unit: str) -> Figure | None:
     """Parity and residual of one output (``<name>`` vs ``<name>_pred`` in ``frame``), side by side."""
-    import numpy as np
-
     if frame is None or len(frame) == 0 or name not in frame.columns or f"{name}_pred" not in frame.columns:
         return None
     group = lookup(meta, "data", "group")
@@ -186,17 +188,8 @@ def _fig_output(meta: Mapping[str, Any], frame: pd.DataFrame | None, name: str, 
     pred = frame[f"{name}_pred"].to_numpy(dtype=float)
     fig = _new_figure(10.8, 4.4)
     ax1, ax2 = fig.subplots(1, 2)
-    for ax in (ax1, ax2):
-        _style(ax)
-    finite = np.concatenate([ref[np.isfinite(ref)], pred[np.isfinite(pred)]])
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    pad = 0.04 * (hi - lo or 1.0)
-    ax1.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "-", color="#555", lw=1, label="1:1")
-    _scatter_groups(ax1, frame, cols, ref, pred, legend=False)
-    ax1.set_xlim(lo - pad, hi + pad)
-    ax1.set_ylim(lo - pad, hi + pad)
-    ax1.set_xlabel(with_unit(f"reference {name}", unit), fontsize=9)
-    ax1.set_ylabel(with_unit(f"predicted {name}", unit), fontsize=9)
+    _parity_axes(ax1, frame, cols, ref, pred, name, unit, legend=False)
+    _style(ax2)
     ax2.axhline(0.0, color="#555", lw=1)
     _scatter_groups(ax2, frame, cols, ref, pred - ref, legend=False)
     ax2.set_xlabel(with_unit(f"reference {name}", unit), fontsize=9)
