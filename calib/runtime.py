@@ -503,28 +503,37 @@ class CalibrationModel:
         dict
             ``values`` (n,) or (n, n_targets); with ``want_std`` and fold models ``std``; with
             ``want_trust`` and an artifact that has them ``lo``, ``hi``, ``domain_code``
-            (int32), ``domain_distance`` (see :mod:`calib.trust`).
+            (int32), ``domain_distance`` (see :mod:`calib.trust`) and, with auxiliary targets,
+            ``aux_lo``, ``aux_hi`` (n, n_aux).
         """
         n = x32.shape[0]
         n_out = len(self.targets)
+        values = np.empty((n, n_out) if n_out > 1 else (n,), dtype=np.float32)
+        out: dict[str, np.ndarray] = {"values": values}
+        # each requested graph output and the array (or column) its rows go to
         names = [self.output_name, *self.aux_output_names]
-        keys = ["values", *(f"values{j}" for j in range(1, len(names)))]
+        dests = [values[:, j] for j in range(n_out)] if self.aux_output_names else [values]
         n_values = len(names)
+
+        def add(name: str, dest: np.ndarray) -> None:
+            names.append(name)
+            dests.append(dest)
+
         if want_std and self.has_std:
-            names.append(self.std_name)
-            keys.append("std")
+            out["std"] = np.empty(n, dtype=np.float32)
+            add(self.std_name, out["std"])
         if want_trust and self.trust_names:
-            names.extend(self.trust_names)
-            keys.extend(["lo", "hi", "domain_code", "domain_distance"])
-            for j, name in enumerate(self.aux_interval_names):
-                names.append(name)
-                keys.append(f"aux_{'lo' if j % 2 == 0 else 'hi'}{j // 2}")
+            for name, key in zip(self.trust_names, ("lo", "hi", "domain_code", "domain_distance")):
+                out[key] = np.empty(n, dtype=np.int32 if key == "domain_code" else np.float32)
+                add(name, out[key])
+            n_aux = len(self.aux_interval_names) // 2
+            if n_aux:
+                out["aux_lo"], out["aux_hi"] = (np.empty((n, n_aux), dtype=np.float32) for _ in range(2))
+                for j in range(n_aux):
+                    add(self.aux_interval_names[2 * j], out["aux_lo"][:, j])
+                    add(self.aux_interval_names[2 * j + 1], out["aux_hi"][:, j])
         session = self._main_session() if len(names) == n_values else self._session_all
         step = CHUNK_ROWS if len(names) == n_values else min(CHUNK_ROWS, FULL_CHUNK_ROWS)
-        out = {k: np.empty(n, dtype=np.int32 if k == "domain_code" else np.float32) for k in keys[n_values:]}
-        values = np.empty((n, n_out) if n_out > 1 else (n,), dtype=np.float32)
-        for j in range(n_values):
-            out[keys[j]] = values[:, j] if n_values > 1 else values
         # named inputs: one contiguous float32 vector per feature (no copy for as_array's
         # column-major arrays)
         cols = np.ascontiguousarray(x32.T) if self.named_inputs else None
@@ -534,16 +543,8 @@ class CalibrationModel:
                 feed = {name: cols[j, start:stop] for j, name in enumerate(self.input_names)}
             else:
                 feed = {self.input_names[0]: np.ascontiguousarray(x32[start:stop])}
-            res = session.run(names, feed)
-            for k, r in zip(keys, res):
-                out[k][start:stop] = r.reshape(out[k][start:stop].shape)
-        for j in range(1, n_values):
-            del out[f"values{j}"]
-        out["values"] = values
-        n_aux = len(self.aux_interval_names) // 2
-        if n_aux and "aux_lo0" in out:
-            out["aux_lo"] = np.stack([out.pop(f"aux_lo{j}") for j in range(n_aux)], axis=1)
-            out["aux_hi"] = np.stack([out.pop(f"aux_hi{j}") for j in range(n_aux)], axis=1)
+            for dest, r in zip(dests, session.run(names, feed)):
+                dest[start:stop] = r.reshape(dest[start:stop].shape)
         return out
 
     def range_flags(self, x32: np.ndarray) -> np.ndarray:
