@@ -73,3 +73,34 @@ def test_random_draws_depend_only_on_seed():
 def test_preview_rules(kw, match):
     with pytest.raises(ConfigError, match=match):
         preview_trials(SPACE, **kw)
+
+
+def test_inert_parameters_are_not_drawn():
+    """An L-BFGS trial draws no learning rate or batch size, a physics trial no network: with the
+    sweep's base config, the draws differ only where the training can differ."""
+    from calib.nn import ModelConfig
+
+    space = {"optimizer": {"choices": ["adam", "lbfgs"]}, "learning_rate": {"low": 1e-4, "high": 1e-1},
+             "batch_size": {"choices": [16, 64]}, "hidden_layers": {"choices": [[8], [16, 16]]},
+             "family": {"choices": ["mlp", "physics"]}}
+    base = ModelConfig(optimizer="adam")
+    draws = preview_trials(space, 60, seed=4, base=base)
+    kinds = set()
+    for d in draws:
+        assert list(d) == [k for k in space if k in d]  # the space's order
+        if d["family"] == "physics":
+            assert set(d) == {"family"}
+            kinds.add("physics")
+        elif d["optimizer"] == "lbfgs":
+            assert set(d) == {"family", "optimizer", "hidden_layers"}
+            kinds.add("lbfgs")
+        else:
+            assert set(d) == set(space)
+            kinds.add("adam")
+    assert kinds == {"physics", "lbfgs", "adam"}
+    # without a base every parameter is drawn, as before
+    assert all(set(d) == set(space) for d in preview_trials(space, 10, seed=4))
+    # a base whose optimizer is L-BFGS and a space without `optimizer`: the learning rate is inert
+    lb = preview_trials({"learning_rate": {"low": 1e-4, "high": 1e-1}, "activation": {"choices": ["tanh", "elu"]}},
+                        5, seed=0, base=ModelConfig(optimizer="lbfgs"))
+    assert all(set(d) == {"activation"} for d in lb)

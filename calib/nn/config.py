@@ -365,24 +365,22 @@ class ModelConfig:
             return self.learning_rate / (1.0 + self.decay_rate * step / self.decay_steps)
         return self.learning_rate
 
-    def effective(self) -> ModelConfig:
-        """This config with every setting that cannot change its training reset to the default.
+    def inert_fields(self) -> frozenset[str]:
+        """The settings that cannot change this config's training (what :meth:`effective` resets).
 
         ``lbfgs`` is full batch and has no step size: ``learning_rate``, the schedule, ``batch_size``
         and the other optimizers' constants do not apply. The ``physics`` family trains no network:
-        only ``family``, ``physics_kind`` and ``seed`` remain. Two configs with equal
-        ``effective()`` train to the same model (a sweep reuses such a trial's score).
+        every setting but ``family``, ``physics_kind`` and ``seed`` is inert. A sweep does not draw
+        an inert parameter (:meth:`calib.search.SearchSpace.suggest`).
 
         Examples
         --------
-        >>> a = ModelConfig(optimizer="lbfgs", learning_rate=0.1)
-        >>> a.effective() == ModelConfig(optimizer="lbfgs", learning_rate=0.003).effective()
-        True
+        >>> sorted(ModelConfig(optimizer="lbfgs").inert_fields())[:3]
+        ['batch_size', 'beta_1', 'beta_2']
         """
-        d = ModelConfig()
+        names = {f.name for f in dataclasses.fields(self)}
         if self.family == "physics":
-            return ModelConfig(family="physics", physics_kind=self.physics_kind, seed=self.seed)
-        keep = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+            return frozenset(names - {"family", "physics_kind", "seed"})
         unused = set()
         if self.optimizer == "lbfgs":
             unused |= {"learning_rate", "momentum", "beta_1", "beta_2", "rho", "epsilon", "lr_schedule",
@@ -394,7 +392,24 @@ class ModelConfig:
         unused |= {"beta_1", "beta_2"} if self.optimizer != "adam" else set()
         if self.init != "truncated_normal":
             unused.add("init_stddev")
-        return dataclasses.replace(self, **{k: getattr(d, k) for k in unused if k in keep})
+        return frozenset(unused & names)
+
+    def effective(self) -> ModelConfig:
+        """This config with every setting that cannot change its training reset to the default.
+
+        The reset settings are :meth:`inert_fields`. Two configs with equal ``effective()`` train
+        to the same model (a sweep reuses such a trial's score).
+
+        Examples
+        --------
+        >>> a = ModelConfig(optimizer="lbfgs", learning_rate=0.1)
+        >>> a.effective() == ModelConfig(optimizer="lbfgs", learning_rate=0.003).effective()
+        True
+        """
+        if self.family == "physics":
+            return ModelConfig(family="physics", physics_kind=self.physics_kind, seed=self.seed)
+        d = ModelConfig()
+        return dataclasses.replace(self, **{k: getattr(d, k) for k in self.inert_fields()})
 
     def replace(self, **changes: Any) -> ModelConfig:
         """Return a copy with ``changes`` applied, validated like a new config.

@@ -449,6 +449,9 @@ def train_stacked(
 def _build_objective_fn(plan: _StackPlan):
     """Trace-once ``objective(theta, x, z, w, xd, zd, wd, hyper)`` of K full-batch problems.
 
+    K is the leading dimension of the arguments (any number up to ``plan.n_models``: the
+    problems still running).
+
     Per model: the data loss on its training rows plus its L1/L2 penalties (what
     :func:`~calib.nn.training.train`'s L-BFGS minimises), the data loss alone, the dev data
     loss at the same weights (NaN without dev rows) and the gradient of the first, (K, P).
@@ -458,7 +461,7 @@ def _build_objective_fn(plan: _StackPlan):
     tf = _quiet_tf()
 
     activation = tf_activation(plan.activation)
-    n_models, k = plan.n_models, plan.widths[-1]
+    k = plan.widths[-1]
     shapes = _shapes(plan.widths, plan.n_inputs)
     sizes = [int(np.prod(s)) for s in shapes]
     kernel_mask = np.concatenate(
@@ -469,7 +472,7 @@ def _build_objective_fn(plan: _StackPlan):
         parts = tf.split(theta, sizes, axis=1)
         h = x
         for i in range(len(plan.widths)):
-            h = tf.matmul(h, tf.reshape(parts[2 * i], (n_models,) + shapes[2 * i])) + parts[2 * i + 1][:, None, :]
+            h = tf.matmul(h, tf.reshape(parts[2 * i], (-1,) + shapes[2 * i])) + parts[2 * i + 1][:, None, :]
             if i < len(plan.widths) - 1:
                 h = activation(h)
         return h
@@ -490,22 +493,23 @@ def _build_objective_fn(plan: _StackPlan):
                 total += hyper[:, H_L2] * tf.reduce_sum(mask * tf.square(theta), axis=1)
             summed = tf.reduce_sum(total)  # the models' gradients are independent
         grad = tape.gradient(summed, theta)
-        dev = data_loss(forward(theta, xd), zd, wd) if plan.n_dev else tf.fill((n_models,), float("nan"))
+        dev = data_loss(forward(theta, xd), zd, wd) if plan.n_dev else tf.fill(tf.shape(theta)[:1], float("nan"))
         return total, data, dev, grad
 
     return tf.function(objective, jit_compile=plan.xla, autograph=False)
 
 
 class _Lockstep:
-    """K threads each ask for their model's objective; every round is one batched call for all.
+    """K threads each ask for their model's objective; every round is one batched call for the askers.
 
     A thread's request waits until every thread still running has asked (or left); the last
-    to arrive evaluates the whole stack, the others wake with their rows of the answer.
-    Threads that finished are left out of the rounds (their rows are recomputed at their last
-    weights, and ignored).
+    to arrive evaluates the stack of the models that asked (``evaluate(theta, rows)``), the
+    others wake with their rows of the answer. Threads that finished leave the rounds, so a
+    round costs what the models still running cost.
     """
 
-    def __init__(self, n_models: int, evaluate: Callable[[np.ndarray], tuple[np.ndarray, ...]], theta0: np.ndarray):
+    def __init__(self, n_models: int, evaluate: Callable[[np.ndarray, list[int]], tuple[np.ndarray, ...]],
+                 theta0: np.ndarray):
         self._cond = threading.Condition()
         self._evaluate = evaluate
         self._theta = np.array(theta0, dtype=np.float32)
@@ -533,13 +537,14 @@ class _Lockstep:
     def _run_if_complete(self) -> None:
         if not self._pending or not self._pending >= self._live:
             return
+        rows = sorted(self._pending)
         try:
-            out = self._evaluate(self._theta)
+            out = self._evaluate(self._theta[rows], rows)
         except BaseException as exc:  # pragma: no cover - a TF failure reaches every waiting thread
             self._error = exc
         else:
-            for i in self._pending:
-                self._answers[i] = tuple(o[i] for o in out)
+            for pos, i in enumerate(rows):
+                self._answers[i] = tuple(o[pos] for o in out)
         self._pending = set()
         self._cond.notify_all()
 
@@ -584,8 +589,16 @@ def _train_lbfgs_stacked(configs: list[ModelConfig], models: list[Any], arrays: 
     x_t, z_t, w_t, xd_t, zd_t, wd_t, hyper = _stacked_data(tf, configs, arrays, x_scalers, y_scalers, rows,
                                                             n_pad, n_dev)
 
-    def evaluate(theta: np.ndarray) -> tuple[np.ndarray, ...]:
-        return tuple(v.numpy() for v in fn(tf.constant(theta), x_t, z_t, w_t, xd_t, zd_t, wd_t, hyper))
+    data = (x_t, z_t, w_t, xd_t, zd_t, wd_t, hyper)
+    n_params = sum(int(np.prod(sh)) for sh in _shapes(plan.widths, plan.n_inputs))
+    # called ~1000 times: the concrete function skips tf.function's per-call argument matching;
+    # the leading (model) dimension is free, so a round evaluates the models still running only
+    concrete = fn.get_concrete_function(*(tf.TensorSpec([None] + list(t.shape[1:]), t.dtype)
+                                          for t in (tf.zeros((n_models, n_params)),) + data))
+
+    def evaluate(theta: np.ndarray, rows: list[int]) -> tuple[np.ndarray, ...]:
+        part = data if len(rows) == n_models else tuple(tf.gather(t, rows) for t in data)
+        return tuple(v.numpy() for v in concrete(tf.constant(theta), *part))
 
     theta0 = np.stack([_flat_weights(m) for m in models]).astype(np.float64)
     lockstep = _Lockstep(n_models, evaluate, theta0)

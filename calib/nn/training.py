@@ -385,36 +385,51 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
         pred = (model(xx, training=False) - center) / scale
         return tf.reduce_mean(pointwise(pred - zz))
 
-    def assign(theta: np.ndarray) -> None:
-        off = 0
-        for v, sh, n in zip(variables, shapes, sizes):
-            v.assign(theta[off:off + n].reshape(sh).astype(np.float32))
-            off += n
+    splits = [int(n) for n in sizes]
+
+    def write(theta: Any) -> None:  # in the graph: one call sets every weight
+        for v, sh, part in zip(variables, shapes, tf.split(theta, splits)):
+            v.assign(tf.reshape(part, sh))
 
     @tf.function(autograph=False, reduce_retracing=True)
-    def value_and_grad() -> Any:
+    def assign_graph(theta: Any) -> None:
+        write(theta)
+
+    def assign(theta: np.ndarray) -> None:
+        assign_graph(tf.constant(np.asarray(theta, dtype=np.float32)))
+
+    nan = tf.constant(float("nan"))
+
+    def objective(theta: Any) -> Any:
+        """Total loss, data loss, gradient and dev data loss (NaN without dev rows) at ``theta``."""
+        write(theta)
         with tf.GradientTape() as tape:
             data = data_loss(xt, zt)
             total = data + (tf.add_n(model.losses) if model.losses else 0.0)
         grads = tape.gradient(total, variables)
-        return total, data, tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
+        dev = nan if xdt is None else data_loss(xdt, zdt)
+        return total, data, tf.concat([tf.reshape(g, [-1]) for g in grads], 0), dev
 
-    dev_fn = None if xdt is None else tf.function(lambda: data_loss(xdt, zdt), autograph=False)
+    # called ~1000 times: the concrete function skips tf.function's per-call argument matching
+    value_and_grad_at = tf.function(objective, autograph=False).get_concrete_function(
+        tf.TensorSpec([sum(splits)], tf.float32))
+
     # iterations: "auto" = 5000 (quasi-Newton steps do far more than SGD steps), patience 500
     max_iter = config.epochs if config.epochs is not None else LBFGS_AUTO_ITERATIONS
     patience = LBFGS_AUTO_PATIENCE if config.patience == AUTO else config.patience
     train_hist: list[float] = []
     dev_hist: list[float] = []
-    state = {"best": math.inf, "best_theta": None, "best_it": 0, "wait": 0, "last_data": math.nan}
+    state: dict[str, Any] = {"best": math.inf, "best_theta": None, "best_it": 0, "wait": 0, "last_data": math.nan,
+                             "last": None}
     if patience is not None and starts_meaningful(config):
         state.update(best=initial_loss(config, model, *((xd, yd) if xd is not None else (x, y)), y_scaler),
                      best_theta=np.concatenate([v.numpy().ravel() for v in variables]).astype(np.float64))
 
     def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        assign(theta)
-        total, data, grad = value_and_grad()
+        total, data, grad, dev = value_and_grad_at(tf.constant(theta.astype(np.float32)))
         total = float(total)
         state["last_data"] = float(data)
+        state["last"] = (np.array(theta, copy=True), float(data), float(dev))
         if not math.isfinite(total):
             raise diverged_error(config, len(train_hist) + 1, total)
         return total, grad.numpy().astype(np.float64)
@@ -422,12 +437,16 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
     def callback(intermediate_result: Any) -> None:
         theta = intermediate_result.x
         it = len(train_hist) + 1
-        assign(theta)
-        tl = state["last_data"]  # data loss of the last evaluation: the accepted point
+        last = state["last"]
+        if last is not None and np.array_equal(last[0], theta):  # the accepted point: evaluated last
+            tl, dl = last[1], last[2]
+        else:
+            _, data, _, dev = value_and_grad_at(tf.constant(theta.astype(np.float32)))
+            tl, dl = float(data), float(dev)
         train_hist.append(tl)
-        dl = None
-        if dev_fn is not None:
-            dl = float(dev_fn())
+        if xdt is None:
+            dl = None
+        else:
             dev_hist.append(dl)
         if progress is not None:
             progress(it, tl, dl)

@@ -20,6 +20,7 @@ import numpy as np
 from ..constraints import SEED, Interval, check_params
 from .liveness import is_stale
 from .results import trial_counts
+from ..nn import ModelConfig
 from .space import SearchSpace, check_strategy, encode_value
 from .storage import quiet_optuna
 
@@ -123,7 +124,7 @@ def make_sampler(strategy: str, space: SearchSpace, seed: int) -> Any:
 
 
 def preview_trials(space: SearchSpace | Mapping[str, Any], n: int, *, strategy: str = "random",
-                   seed: int = 0) -> list[dict[str, Any]]:
+                   seed: int = 0, base: ModelConfig | None = None) -> list[dict[str, Any]]:
     """The parameters the first ``n`` trials of a sweep would draw, without training.
 
     Runs the sweep's sampler on an in-memory study with a dummy objective (0.0), so it
@@ -138,6 +139,9 @@ def preview_trials(space: SearchSpace | Mapping[str, Any], n: int, *, strategy: 
     strategy : {"random", "grid", "bayes"}, default="random"
     seed : int, default=0
         Seed of the sampler (>= 0), as :func:`run_sweep`'s.
+    base : ModelConfig, optional
+        The sweep's base config: parameters inert for the config drawn so far are not drawn,
+        as in a sweep (:meth:`SearchSpace.suggest`). ``None``: every parameter is drawn.
 
     Returns
     -------
@@ -161,6 +165,6 @@ def preview_trials(space: SearchSpace | Mapping[str, Any], n: int, *, strategy: 
         out = []
         for _ in range(n):
             trial = study.ask()
-            out.append(space.suggest(trial))
+            out.append(space.suggest(trial, base))
             study.tell(trial, 0.0)
     return out

@@ -364,9 +364,27 @@ class SearchSpace:
     def grid_size(self) -> int:
         return int(np.prod([len(p.grid_values()) for p in self.params]))
 
-    def suggest(self, trial: optuna.trial.Trial) -> dict[str, Any]:
-        """Draw every parameter in an Optuna trial; file-form values by name."""
-        return {p.name: p.suggest(trial) for p in self.params}
+    def suggest(self, trial: optuna.trial.Trial, base: ModelConfig | None = None) -> dict[str, Any]:
+        """Draw the parameters in an Optuna trial; file-form values by name.
+
+        With ``base``, a parameter that cannot change the training of the config drawn so far
+        (:meth:`calib.nn.ModelConfig.inert_fields`: the learning rate of an L-BFGS trial, the
+        network of a ``physics`` trial) is not drawn and keeps ``base``'s value. The settings that
+        decide what is inert (``family``, ``optimizer``, ``lr_schedule``, ``init``) are drawn
+        first. So a sampler does not spend trials on configs that differ only in inert settings.
+        """
+        if base is None:
+            return {p.name: p.suggest(trial) for p in self.params}
+        out: dict[str, Any] = {}
+        rank = {name: i for i, name in enumerate(_DECIDERS)}
+        for p in sorted(self.params, key=lambda q: rank.get(q.name, len(rank))):
+            try:
+                inert = self.to_config(base, out).inert_fields()
+            except ConfigError:  # a combination the trial will refuse anyway: draw everything
+                inert = frozenset()
+            if p.name not in inert:
+                out[p.name] = p.suggest(trial)
+        return {p.name: out[p.name] for p in self.params if p.name in out}
 
     def to_config(self, base: ModelConfig, params: Mapping[str, Any]) -> ModelConfig:
         """``base.replace(**params)`` with file-form values converted ("full" -> None).
@@ -415,6 +433,10 @@ DEFAULT_SPACE = SearchSpace.from_dict(
         "optimizer": {"choices": ["adam", "lbfgs"]},
     }
 )
+
+
+#: Settings that decide which others are inert (:meth:`calib.nn.ModelConfig.inert_fields`).
+_DECIDERS = ("family", "optimizer", "lr_schedule", "init")
 
 
 def check_strategy(strategy: Any) -> None:

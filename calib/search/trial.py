@@ -186,7 +186,7 @@ def run_one_trial(job: TrialJob) -> dict[str, Any] | None:
     pending: BaseException | None = None
     with Heartbeat(trial):
         try:
-            params = job.space.suggest(trial)
+            params = job.space.suggest(trial, base)
             config = job.space.to_config(base, params)
             twin = done_twin(study, job.space, base, config, trial.number)
             if twin is not None:  # the sampler drew a config already validated: same seed and folds, same score
