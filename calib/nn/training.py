@@ -391,12 +391,11 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
         for v, sh, part in zip(variables, shapes, tf.split(theta, splits)):
             v.assign(tf.reshape(part, sh))
 
-    @tf.function(autograph=False, reduce_retracing=True)
-    def assign_graph(theta: Any) -> None:
-        write(theta)
-
-    def assign(theta: np.ndarray) -> None:
-        assign_graph(tf.constant(np.asarray(theta, dtype=np.float32)))
+    def assign(theta: np.ndarray) -> None:  # eager: once, for the weights kept
+        off = 0
+        for v, sh, n in zip(variables, shapes, sizes):
+            v.assign(theta[off:off + n].reshape(sh).astype(np.float32))
+            off += n
 
     nan = tf.constant(float("nan"))
 
