@@ -59,7 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--optimizers", nargs="+", default=["adam", "lbfgs"], choices=["adam", "lbfgs"])
     ap.add_argument("--reps", type=int, default=2, help="pairs (one by one, stacked) per optimizer")
     ap.add_argument("--folds", type=int, default=None, help="default: [validate] folds of the toml")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="TensorFlow intra/inter-op threads (1: as in a sweep worker; 0: TensorFlow's default)")
     args = ap.parse_args(argv)
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
     from calib.config import load_config
     from calib.ingest import load_dataset, split_dataset
