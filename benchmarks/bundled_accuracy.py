@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="worker processes of the main job (default 1: a bayes sweep with 2 workers depends on "
                          "which trial finishes first, so its result varies from run to run)")
     ap.add_argument("--seed", type=int, default=0, help="seed of MLPRegressor (calib's seeds come from the config)")
+    ap.add_argument("--seeds", type=int, default=10,
+                    help="seeds of the spread check: the chosen config refit and MLPRegressor, each with seeds "
+                         "0..N-1 on the same rows (0: skip)")
     args = ap.parse_args(argv)
 
     from calib.physics import fit_physics
@@ -149,6 +152,29 @@ def main(argv: list[str] | None = None) -> int:
     cv_folds = make_folds(len(tr), cfg.validate.folds, ds.groups(tr), cfg.split.seed)
     mlp_cv = [float(np.mean(np.abs(sklearn_mlp(x[tr][a], y[tr][a], x[tr][b], args.seed) - y[tr][b])))
               for a, b in cv_folds]
+    # seed spread on the test spots: one run of each is one draw; refit the chosen config (the main job's
+    # refit recipe: its config, its epoch count, all train+dev rows) and MLPRegressor with N seeds each
+    spread: dict = {}
+    if args.seeds:
+        from scipy import stats
+
+        from calib.nn import fit_member, predict_member
+
+        t2 = time.perf_counter()
+        calib_seeds, mlp_seeds = [], []
+        for seed in range(args.seeds):
+            cfg_s = run.config.replace(seed=seed, **({"epochs": run.epochs, "patience": None} if run.epochs else {}))
+            mem = fit_member(cfg_s, x[tr], y[tr], scaling=cfg.split.scaling, feature_names=names,
+                             feature_units=units, target_unit=ds.target.unit)
+            calib_seeds.append(float(np.mean(np.abs(predict_member(mem, x[te])[:, 0] - y[te]))))
+            mlp_seeds.append(float(np.mean(np.abs(sklearn_mlp(x[tr], y[tr], x[te], seed) - y[te]))))
+        a, b = np.array(calib_seeds), np.array(mlp_seeds)
+        diff = float(a.mean() - b.mean())
+        se = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
+        dof = se ** 4 / ((a.var(ddof=1) / len(a)) ** 2 / (len(a) - 1) + (b.var(ddof=1) / len(b)) ** 2 / (len(b) - 1))
+        half = float(stats.t.ppf(0.975, dof) * se)
+        spread = {"seeds": args.seeds, "calib": calib_seeds, "sklearn_mlp": mlp_seeds, "diff": diff,
+                  "ci": [diff - half, diff + half], "seconds": time.perf_counter() - t2}
     floors = simulator_floors()
     est = run.cv.noise_floor
 
@@ -166,6 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for label, v in rows:
         print(f"  {label:52s} {v:8.3f}   {v / methods['calib']:6.2f}x calib")
+    if spread:
+        a, b = np.array(spread["calib"]), np.array(spread["sklearn_mlp"])
+        lo, hi = spread["ci"]
+        print(f"seed spread on the same test rows ({spread['seeds']} seeds each, {spread['seconds']:.0f} s): "
+              f"calib chosen config refit {a.mean():.3f} +/- {a.std(ddof=1):.3f} (min {a.min():.3f}, max "
+              f"{a.max():.3f}); sklearn MLPRegressor {b.mean():.3f} +/- {b.std(ddof=1):.3f} (min {b.min():.3f}, "
+              f"max {b.max():.3f}); difference {spread['diff']:+.3f} hPa, 95 % CI [{lo:+.3f}, {hi:+.3f}] (Welch)")
     cvb = run.cv.summary()["physics_val"]["mae"]
     print("cross-validation MAE on train+dev (the main job's 5 folds by spot), mean +/- sd over folds:")
     print(f"  calib (chosen config) {cvm['mean']:.3f} +/- {cvm['std']:.3f}; classical {cvb['mean']:.3f} +/- "
@@ -191,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                       "noise_floor_estimate": est, "noise_floor_source": run.cv.noise_floor_source,
                       "simulator_floors": floors, "ratio_calib_classical": ratio_b,
                       "ratio_calib_mlp": methods["calib"] / methods["sklearn_mlp"],
-                      "ratio_calib_spot_floor": ratio_f}, default=float))
+                      "ratio_calib_spot_floor": ratio_f, "seed_spread": spread}, default=float))
     return 0
 
 

@@ -261,6 +261,20 @@ def t_bundled_accuracy(d: dict) -> list[str]:
            f"{h['hidden_layers']}, {h['activation']}, lr {h['learning_rate']:.3g}, batch {h['batch_size']}, "
            f"l2 {h['l2']:g}; refit {d['refit_epochs']} epochs.", ""]
     out += _table(["method", "MAE (hPa)", "/ calib"], rows)
+    sp = d.get("seed_spread") or {}
+    if sp:
+        import statistics as st
+
+        def ms(v: list[float]) -> str:
+            return f"{st.mean(v):.3f} +/- {st.stdev(v):.3f} (min {min(v):.3f}, max {max(v):.3f})"
+
+        out += ["", f"Seed spread on the same test rows: one run is one draw of the initial weights. The chosen "
+                f"config refit as the main job refits it (same epochs, all train + dev rows) and MLPRegressor, "
+                f"seeds 0-{sp['seeds'] - 1} each ({sp['seconds']:.0f} s):", ""]
+        out += _table(["method", "test MAE over seeds (hPa)"],
+                      [["calib chosen config, refit", ms(sp["calib"])], ["sklearn MLPRegressor", ms(sp["sklearn_mlp"])]])
+        out += ["", f"Difference calib - MLPRegressor: {sp['diff']:+.3f} hPa, 95 % CI [{sp['ci'][0]:+.3f}, "
+                f"{sp['ci'][1]:+.3f}] (Welch)."]
     cv = [["calib (chosen config)", d["cv_mae"]]]
     if "cv_mae_classical" in d:
         cv += [["classical auto", d["cv_mae_classical"]], ["sklearn MLPRegressor", d["cv_mae_sklearn_mlp"]]]
