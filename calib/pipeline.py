@@ -252,22 +252,34 @@ def _against_default(ds: Any, sp: Any, cfg: Config, base: Any, sw: Any, space: A
     """The config the main job keeps: the sweep's trials and the untuned ``[model]`` default,
     under the one-standard-error rule (:func:`calib.search.one_se_choice`, default preferred).
 
+    When a trial trains like the default (:meth:`calib.nn.ModelConfig.effective`), that trial's
+    recorded score stands for the default; else the default gets its own k-fold on the same folds.
+
     Returns ``(config, cv)``: ``cv`` is the default's k-fold result with fold models when the
-    default is kept (so it is not validated twice), else None.
+    default is kept after its own k-fold (so it is not validated twice), else None.
     """
     from .search import one_se_choice
     from .validate import cross_validate
 
     done = [t for t in sw.trials if t.state == "COMPLETE"]
     configs = [space.to_config(base, t.params) for t in done]
-    if any(c == base for c in configs):
-        return sw.best_config, None  # the default was a trial: the sweep's rule already saw it
+    entries = [(c.family, float(t.score), t.score_std, max(1, len(t.best_epochs))) for c, t in zip(configs, done)]
+    same = [i for i, c in enumerate(configs) if c.effective() == base.effective()]
+    if same:  # the default was a trial (it trains alike): its recorded score competes, no extra k-fold
+        i = same[0]
+        pick = one_se_choice(entries, prefer=i)
+        if pick != i:
+            return configs[pick], None
+        if sw.best is not None and done[i].number != sw.best.number:
+            say(f"kept the untuned default (trial #{done[i].number}): {objective_of(cfg, ds).label} "
+                f"{done[i].score:.4g} {ds.target.unit}, within one standard error of the best trial's "
+                f"{sw.best.score:.4g}")
+        return base, None
     say("untuned [model] default: k-fold on the same folds (a tuned config must beat it by one standard error)")
     tol = cfg.validate.resolve_tolerance(ds.target.unit)
     dcv = cross_validate(ds, sp.train_dev, base, folds=ss.folds, jobs=ss.jobs, tolerance=tol,
                          scaling=cfg.split.scaling, seed=ss.seed, noise_floor=cfg.validate.noise_floor,
                          physics=True, keep_weights=True, objective=objective_of(cfg, ds))
-    entries = [(c.family, float(t.score), t.score_std, max(1, len(t.best_epochs))) for c, t in zip(configs, done)]
     mean, std = dcv.objective_mean_std()
     entries.append((base.family, mean, std, len(dcv.folds)))
     pick = one_se_choice(entries, prefer=len(entries) - 1)
@@ -291,8 +303,11 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
 
     tol = cfg.validate.resolve_tolerance(ds.target.unit)
     if cv is None:
-        say(f"best trial #{sw.best.number}: {objective_of(cfg, ds).label} {sw.best.score:.4g} {ds.target.unit}; "
-            "re-validating with fold models")
+        if best == sw.best_config:
+            say(f"best trial #{sw.best.number}: {objective_of(cfg, ds).label} {sw.best.score:.4g} {ds.target.unit}; "
+                "re-validating with fold models")
+        else:
+            say("re-validating the kept config with fold models")
         cv = cross_validate(ds, sp.train_dev, best, folds=ss.folds, jobs=ss.jobs, tolerance=tol,
                             scaling=cfg.split.scaling, seed=ss.seed, noise_floor=cfg.validate.noise_floor,
                             physics=True, keep_weights=True, objective=objective_of(cfg, ds))

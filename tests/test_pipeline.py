@@ -77,3 +77,40 @@ def test_calibrate_settings_name_the_study_of_the_sweep():
     ss = sweep_settings(cfg, **_sweep_overrides(cs))
     assert ss.study == "foil-b" and ss.trials == 3
     assert sweep_settings(cfg, **_sweep_overrides(CalibrateSettings())).study == cfg.sweep.study
+
+
+def test_a_trial_that_trains_like_the_default_stands_for_it():
+    """The untuned default must be beaten by one standard error, also when the sweep drew it as a trial
+    (here with a learning rate, which L-BFGS ignores): its recorded score competes, preferred within one
+    SE, and no extra k-fold runs; a trial better by more than one SE wins."""
+    from types import SimpleNamespace as NS
+
+    from calib.config import load_config
+    from calib.nn import ModelConfig
+    from calib.pipeline import _against_default
+    from calib.search import SearchSpace
+
+    cfg = load_config("data/calib.toml")
+    ds = NS(target=NS(name="o2_hPa", unit="hPa", source="o2_hPa"), aux_targets=())
+    base = ModelConfig(optimizer="lbfgs", hidden_layers=(8,))
+    space = SearchSpace.from_dict({"hidden_layers": {"choices": [[8], [16]]},
+                                   "learning_rate": {"low": 1e-4, "high": 1e-2}})
+
+    def trial(number, layers, score, **extra):
+        return NS(number=number, state="COMPLETE", params={"hidden_layers": layers, **extra}, score=score,
+                  score_std=1.0, best_epochs=[10] * 5)
+
+    def choose(trials):
+        best = min(trials, key=lambda t: t.score)
+        sw = NS(trials=trials, best=best, best_config=space.to_config(base, best.params))
+        said: list[str] = []
+        fail = NS(folds=5, jobs=1, seed=0)  # a k-fold would need data: none is given, none may run
+        return _against_default(ds, None, cfg, base, sw, space, fail, said.append), said
+
+    # the default (trial 0) within one SE (1.0 / sqrt(5) = 0.447) of the best: kept, no k-fold
+    (config, cv), said = choose([trial(0, [8], 2.5, learning_rate=0.005), trial(1, [16], 2.2)])
+    assert config == base and cv is None
+    assert said and "kept the untuned default (trial #0)" in said[0]
+    # a trial better by more than one SE replaces it
+    (config, cv), said = choose([trial(0, [8], 2.8, learning_rate=0.005), trial(1, [16], 2.2)])
+    assert config.hidden_layers == (16,) and cv is None and not said
