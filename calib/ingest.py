@@ -262,7 +262,7 @@ def parse_csv(name: str, text: str, sep: str, row_offset: int = 0) -> pd.DataFra
     and then a chunk of a file whose first line is file row ``2 + row_offset``.
     """
     try:
-        return pd.read_csv(
+        frame = pd.read_csv(
             io.StringIO(text),
             sep=sep,
             header=None,
@@ -282,6 +282,45 @@ def parse_csv(name: str, text: str, sep: str, row_offset: int = 0) -> pd.DataFra
         raise IngestError(f"{name}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
     except pd.errors.EmptyDataError:
         raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings") from None
+    short = _short_record(text, sep, frame.shape[1])
+    if short is not None:  # pandas pads a short row with empty cells without a word
+        i, n = short
+        raise IngestError(f"{name} row {i + 1 + row_offset}: {n} fields, expected {frame.shape[1]} (separator {sep!r})")
+    return frame
+
+
+def _short_record(text: str, sep: str, width: int) -> tuple[int, int] | None:
+    """``(index, fields)`` of the first record of ``text`` (0 = the header) with fewer than ``width``
+    fields, or None. A blank or whitespace-only line is not one (it reads as a row of empty cells).
+
+    Rows with more fields are refused by pandas already, so an unquoted text whose separator count
+    is ``(width - 1)`` per line, trailing line breaks aside, has none (the usual case: two counts).
+    """
+    if width <= 1:
+        return None
+    end = len(text)
+    while end > 0 and text[end - 1] in "\r\n":
+        end -= 1
+    quoted = '"' in text
+    if not quoted:
+        lines = text.count("\n", 0, end) + text.count("\r", 0, end) - text.count("\r\n", 0, end) + 1
+        if text.count(sep, 0, end) == (width - 1) * lines:
+            return None
+    if quoted:
+        records: Iterable[list[str]] = csv.reader(io.StringIO(text[:end], newline=""), delimiter=sep)
+    else:
+        records = (ln.rstrip("\r\n").split(sep) for ln in io.StringIO(text[:end], newline=""))
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, end + 1))  # a long cell is not this check's business
+    try:
+        for i, rec in enumerate(records):
+            if len(rec) < width and (len(rec) > 1 or (rec and rec[0].strip())):
+                return i, len(rec)
+    except csv.Error:
+        return None  # pandas read it; whatever csv makes of it is no short row
+    finally:
+        csv.field_size_limit(limit)
+    return None
 
 
 def _read_excel(data: bytes, ext: str, name: str, sheet: str | int | None) -> pd.DataFrame:

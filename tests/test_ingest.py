@@ -42,6 +42,7 @@ MALFORMED = [
     pytest.param("missing_target.csv", [], "missing_target.csv row 1: missing column 'o2_hPa' (target); did you mean 'o2_hpa_ref'? (columns in the file: temperature_degC, phase_deg, o2_hpa_ref)", id="missing-target"),
     pytest.param("no_unit.csv", ["--features", "temperature_degC,phase"], "no_unit.csv row 1, column phase: no unit; expected a unit suffix in the name (e.g. phase_deg, phase_degC, phase_hPa, or in brackets phase [deg]) or a declaration in the config: [data.units] phase = \"deg\"", id="no-unit"),
     pytest.param("too_many_fields.csv", [], "too_many_fields.csv row 4: 4 fields, expected 3 (separator ',')", id="too-many-fields"),
+    pytest.param("too_few_fields.csv", [], "too_few_fields.csv row 4: 3 fields, expected 4 (separator ',')", id="too-few-fields"),
     pytest.param("semicolon_bad_number.csv", [], "semicolon_bad_number.csv row 4, column phase_deg: '1.234,5' is not a number", id="semicolon-bad-number"),
     pytest.param("group_empty.csv", ["--group", "spot_id"], "group_empty.csv row 3, column spot_id: empty cell; expected a sensor/group id", id="group-empty"),
     pytest.param("target_not_o2.csv", ["--target", "temperature_degC"], "target_not_o2.csv row 1, column temperature_degC: unit 'degC' is not an O2 unit; expected one of hPa, kPa, percent_airsat, percent_O2, umol_per_L, mg_per_L, mL_per_L, umol_per_kg", id="target-not-o2"),
@@ -90,6 +91,39 @@ def test_bad_cell_at_end_of_100k_rows_is_named(tmp_path):
     df.to_csv(path, index=False)
     with pytest.raises(IngestError, match=rf"^big.csv row {n + 1}, column phase_deg: '12.3.4' is not a number$"):
         load_dataset(path, DataSpec(target="o2_hPa"))
+
+
+@pytest.mark.parametrize("text, row, fields", [
+    pytest.param("a,b,c\n1,2,3\n4,5\n", 3, 2, id="last-field-missing"),
+    pytest.param("a,b,c\r1,2,3\r4\r", 3, 1, id="bare-cr-line-ends"),
+    pytest.param("a,b,c\r\n1,\"x,y\",3\r\n\"4\n4\",5\r\n", 3, 2, id="quoted-separator-and-line-break"),
+    pytest.param("a;b;c\n1;2;3\n4;5\n1;2;3\n", 3, 2, id="semicolon"),
+    pytest.param("a,b,c\n1,2,3\n\n4,5\n", 4, 2, id="after-a-blank-line"),
+    pytest.param("a,b,c\n1,2,3\n4,5," + "9" * 200_000 + "\n1,2\n", 4, 2, id="after-a-cell-over-the-csv-field-limit"),
+])
+def test_a_row_with_fewer_fields_is_refused(tmp_path, text, row, fields):
+    # pandas pads a short row with empty cells: a passthrough cell lost, or every later cell shifted left
+    import csv
+
+    path = tmp_path / "short.csv"
+    path.write_bytes(text.encode())
+    limit = csv.field_size_limit()
+    with pytest.raises(IngestError, match=rf"^short\.csv row {row}: {fields} fields, expected 3 \(separator '[,;]'\)$"):
+        read_table(path)
+    assert csv.field_size_limit() == limit  # restored
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param("a,b,c\n1,2,3\n4,5,6\n\n\r\n\n", id="trailing-blank-lines"),
+    pytest.param("a,b,c\n1,2,3\n  \n4,5,6\n", id="whitespace-only-line"),
+    pytest.param("a,b,c\n1,,\n,,\n", id="empty-cells-with-separators"),
+    pytest.param("a,b,c\n1,\"x,y\",3\n", id="quoted-separator"),
+])
+def test_blank_lines_and_empty_cells_are_not_short_rows(tmp_path, text):
+    path = tmp_path / "ok.csv"
+    path.write_text(text)
+    table = read_table(path)
+    assert table.frame.shape[1] == 3
 
 
 def _good(tmp_path: Path) -> Path:
