@@ -34,7 +34,7 @@ import pandas as pd
 from . import units as U
 from .config import Config, DataSpec, SplitSpec, toml_key, toml_string
 from .constraints import check_params, require
-from .errors import ConfigError, IngestError, UnitError, escape_text
+from .errors import ConfigError, IngestError, UnitError, clip_repr, clip_text, escape_text
 from .limits import max_columns
 from .rawio import decode_text, decompress, read_input
 
@@ -533,10 +533,13 @@ def parse_numeric(raw: pd.Series, table: RawTable, column: str) -> np.ndarray:
         cell = None if text is None else text.iloc[i]
         if cell == "" or (cell is None and np.isnan(values[i])):
             raise IngestError(f"{where}: empty cell; expected a number")
+        if cell is not None and not _looks_nonfinite(cell) and np.isinf(values[i]):  # '1e400'
+            raise IngestError(f"{where}: {clip_repr(cell)} is beyond the range of a number (about 1.8e308); "
+                              "expected a measured value")
         if cell is not None and not _looks_nonfinite(cell):
-            raise IngestError(f"{where}: {cell!r} is not a number")
-        shown = cell if cell is not None else str(values[i])
-        raise IngestError(f"{where}: {shown!r} is not a finite number; expected a measured value")
+            raise IngestError(f"{where}: {clip_repr(cell)} is not a number")
+        raise IngestError(f"{where}: {clip_repr(cell if cell is not None else values[i])} is not a finite number; "
+                          "expected a measured value")
     return values
 
 
@@ -607,7 +610,7 @@ def o2_columns(table: RawTable, units: Mapping[str, Any] | None = None) -> list[
 def _missing(table: RawTable, col: str, role: str, units: Mapping[str, Any] | None = None) -> IngestError:
     close = difflib.get_close_matches(col, table.columns, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    cols = ", ".join(table.columns[:20]) + (" ..." if len(table.columns) > 20 else "")
+    cols = ", ".join(clip_text(c) for c in table.columns[:20]) + (" ..." if len(table.columns) > 20 else "")
     o2 = ""
     if role == "target":
         found = [c for c in o2_columns(table, units) if c != (close[0] if close else None)]

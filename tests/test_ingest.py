@@ -126,6 +126,28 @@ def test_blank_lines_and_empty_cells_are_not_short_rows(tmp_path, text):
     assert table.frame.shape[1] == 3
 
 
+@pytest.mark.parametrize("cell, message", [
+    pytest.param("1" * 2_000_000, "'" + "1" * 60 + "'...(2,000,000 characters) is not a number", id="2-MB-cell-clipped"),
+    pytest.param("1e400", "'1e400' is beyond the range of a number (about 1.8e308); expected a measured value",
+                 id="overflowing-number"),
+    pytest.param("-1e400", "'-1e400' is beyond the range of a number (about 1.8e308); expected a measured value",
+                 id="overflowing-negative-number"),
+])
+def test_bad_cell_message_stays_short_and_says_what_is_wrong(tmp_path, cell, message):
+    path = tmp_path / "cell.csv"
+    path.write_text(f"temperature_degC,phase_deg,o2_hPa\n10.0,55.1,0\n20.0,{cell},50\n")
+    res = CliRunner().invoke(cli, ["ingest", str(path), "--target", "o2_hPa", "-o", str(tmp_path / "o.parquet")])
+    assert res.exit_code == 1 and res.output == f"Error: cell.csv row 3, column phase_deg: {message}\n"
+
+
+def test_a_long_column_name_is_clipped_in_the_list_of_columns(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text(f"temperature_degC,{'x' * 100_000},o2_hPa\n10.0,55.1,0\n20.0,50,50\n")
+    with pytest.raises(IngestError) as info:
+        load_dataset(path, DataSpec(target="o2_hPa", features=("phase_deg",)))
+    assert len(str(info.value)) < 400 and f"{'x' * 60}...(100,000 characters)" in str(info.value)
+
+
 def _good(tmp_path: Path) -> Path:
     p = tmp_path / "good.csv"
     p.write_text("spot_id,temperature_K,phase_rad,o2_umol_per_L\n"
