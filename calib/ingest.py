@@ -685,7 +685,11 @@ def _condition(spec: DataSpec, key: str, table: RawTable, frame: dict[str, np.nd
         if unit is not None:
             arr, _ = U.to_canonical(arr, unit, frequency_hz=freq)
         return arr
-    return float(value)
+    constant = float(value)
+    bounds = physical_bounds(key.rsplit("_", 1)[1])  # the bounds a column of it is held to (salinity 0..50 psu)
+    if bounds is not None and not bounds[0] <= constant <= bounds[1]:
+        raise ConfigError(f"[conditions] {key} = {constant:g} is impossible; expected {bounds[2]}")
+    return constant
 
 
 # --------------------------------------------------------------------------- dataset

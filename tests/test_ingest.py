@@ -177,6 +177,20 @@ def test_target_conversion_needs_conditions(tmp_path):
     assert 65 < ds.frame["o2_hPa"].iloc[1] < 80
 
 
+@pytest.mark.parametrize("conditions, message", [
+    pytest.param({"salinity_psu": 80.0}, r"\[conditions\] salinity_psu = 80 is impossible; expected a salinity within "
+                 r"0\.\.50 psu$", id="salinity-beyond-the-column-bounds"),
+    pytest.param({"salinity_psu": 0.0, "pressure_hPa": -5.0}, r"\[conditions\] pressure_hPa = -5 is impossible",
+                 id="negative-pressure"),
+])
+def test_condition_constants_are_held_to_the_column_bounds(tmp_path, conditions, message):
+    # a salinity column of 80 psu is refused; the same constant converted the target without a word
+    spec = DataSpec(target="o2_umol_per_L", convert_target_to="percent_airsat",
+                    conditions={"temperature_degC": "temperature_K", "pressure_hPa": 1013.25, **conditions})
+    with pytest.raises(ConfigError, match=message):
+        load_dataset(_good(tmp_path), spec)
+
+
 def test_units_from_config(tmp_path):
     p = tmp_path / "plain.csv"
     p.write_text("t,delay,o2\n10,20,0\n20,15,100\n30,12,200\n")
