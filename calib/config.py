@@ -776,9 +776,16 @@ def _data_spec(d: Mapping[str, Any], conditions: Mapping[str, Any]) -> DataSpec:
         "sep", "decimal", "sheet",
     )
     check_keys("data", d, allowed)
+    from .errors import UnitError
+    from .units import normalize_unit
+
     units: dict[str, str] = {}
     freqs: dict[str, float] = {}
-    for col, spec in dict(d.get("units", {})).items():
+    declared = d.get("units", {})
+    if not isinstance(declared, Mapping):
+        raise ConfigError(f"[data] units must be a table of column = unit (e.g. [data.units] \"Phase A\" = \"deg\"), "
+                          f"got units={declared!r}")
+    for col, spec in declared.items():
         if isinstance(spec, str):
             units[col] = spec
         elif isinstance(spec, Mapping):
@@ -790,6 +797,10 @@ def _data_spec(d: Mapping[str, Any], conditions: Mapping[str, Any]) -> DataSpec:
                 freqs[col] = spec["frequency_hz"]
         else:
             raise ConfigError(f"[data.units] {col} must be a unit string or a table, got {spec!r}")
+        try:  # a typo is named here, with its column, not later by the first file read
+            normalize_unit(units[col])
+        except UnitError as exc:
+            raise ConfigError(f"[data.units] {col}: {exc}") from None
 
     def _list(key: str) -> tuple[str, ...] | None:
         v = d.get(key)

@@ -22,6 +22,8 @@ __all__ = [
     "TRAIN_MODULES",
     "missing_train_install",
     "escape_text",
+    "clip_text",
+    "clip_repr",
 ]
 
 #: Top-level modules that only the training install (``pip install 'calib[train]'``) brings.
@@ -87,3 +89,16 @@ def escape_text(text: str) -> str:
     what follows it.
     """
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(text))
+
+
+def clip_text(text: object, limit: int = 60) -> str:
+    """``text`` for a message, cut after ``limit`` characters with its full length
+    (``1111...(2,000,000 characters)``), so that a long cell or column name cannot flood the one error line."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text):,} characters)"
+
+
+def clip_repr(value: object, limit: int = 60) -> str:
+    """The ``repr`` of a user's text for a message, cut like :func:`clip_text` (``'1111'...(2,000,000 characters)``)."""
+    text = str(value)
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}...({len(text):,} characters)"

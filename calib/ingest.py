@@ -34,7 +34,7 @@ import pandas as pd
 from . import units as U
 from .config import Config, DataSpec, SplitSpec, toml_key, toml_string
 from .constraints import check_params, require
-from .errors import ConfigError, IngestError, UnitError, escape_text
+from .errors import ConfigError, IngestError, UnitError, clip_repr, clip_text, escape_text
 from .limits import max_columns
 from .rawio import decode_text, decompress, read_input
 
@@ -262,7 +262,7 @@ def parse_csv(name: str, text: str, sep: str, row_offset: int = 0) -> pd.DataFra
     and then a chunk of a file whose first line is file row ``2 + row_offset``.
     """
     try:
-        return pd.read_csv(
+        frame = pd.read_csv(
             io.StringIO(text),
             sep=sep,
             header=None,
@@ -282,6 +282,45 @@ def parse_csv(name: str, text: str, sep: str, row_offset: int = 0) -> pd.DataFra
         raise IngestError(f"{name}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
     except pd.errors.EmptyDataError:
         raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings") from None
+    short = _short_record(text, sep, frame.shape[1])
+    if short is not None:  # pandas pads a short row with empty cells without a word
+        i, n = short
+        raise IngestError(f"{name} row {i + 1 + row_offset}: {n} fields, expected {frame.shape[1]} (separator {sep!r})")
+    return frame
+
+
+def _short_record(text: str, sep: str, width: int) -> tuple[int, int] | None:
+    """``(index, fields)`` of the first record of ``text`` (0 = the header) with fewer than ``width``
+    fields, or None. A blank or whitespace-only line is not one (it reads as a row of empty cells).
+
+    Rows with more fields are refused by pandas already, so an unquoted text whose separator count
+    is ``(width - 1)`` per line, trailing line breaks aside, has none (the usual case: two counts).
+    """
+    if width <= 1:
+        return None
+    end = len(text)
+    while end > 0 and text[end - 1] in "\r\n":
+        end -= 1
+    quoted = '"' in text
+    if not quoted:
+        lines = text.count("\n", 0, end) + text.count("\r", 0, end) - text.count("\r\n", 0, end) + 1
+        if text.count(sep, 0, end) == (width - 1) * lines:
+            return None
+    if quoted:
+        records: Iterable[list[str]] = csv.reader(io.StringIO(text[:end], newline=""), delimiter=sep)
+    else:
+        records = (ln.rstrip("\r\n").split(sep) for ln in io.StringIO(text[:end], newline=""))
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, end + 1))  # a long cell is not this check's business
+    try:
+        for i, rec in enumerate(records):
+            if len(rec) < width and (len(rec) > 1 or (rec and rec[0].strip())):
+                return i, len(rec)
+    except csv.Error:
+        return None  # pandas read it; whatever csv makes of it is no short row
+    finally:
+        csv.field_size_limit(limit)
+    return None
 
 
 def _read_excel(data: bytes, ext: str, name: str, sheet: str | int | None) -> pd.DataFrame:
@@ -494,10 +533,13 @@ def parse_numeric(raw: pd.Series, table: RawTable, column: str) -> np.ndarray:
         cell = None if text is None else text.iloc[i]
         if cell == "" or (cell is None and np.isnan(values[i])):
             raise IngestError(f"{where}: empty cell; expected a number")
+        if cell is not None and not _looks_nonfinite(cell) and np.isinf(values[i]):  # '1e400'
+            raise IngestError(f"{where}: {clip_repr(cell)} is beyond the range of a number (about 1.8e308); "
+                              "expected a measured value")
         if cell is not None and not _looks_nonfinite(cell):
-            raise IngestError(f"{where}: {cell!r} is not a number")
-        shown = cell if cell is not None else str(values[i])
-        raise IngestError(f"{where}: {shown!r} is not a finite number; expected a measured value")
+            raise IngestError(f"{where}: {clip_repr(cell)} is not a number")
+        raise IngestError(f"{where}: {clip_repr(cell if cell is not None else values[i])} is not a finite number; "
+                          "expected a measured value")
     return values
 
 
@@ -568,7 +610,7 @@ def o2_columns(table: RawTable, units: Mapping[str, Any] | None = None) -> list[
 def _missing(table: RawTable, col: str, role: str, units: Mapping[str, Any] | None = None) -> IngestError:
     close = difflib.get_close_matches(col, table.columns, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    cols = ", ".join(table.columns[:20]) + (" ..." if len(table.columns) > 20 else "")
+    cols = ", ".join(clip_text(c) for c in table.columns[:20]) + (" ..." if len(table.columns) > 20 else "")
     o2 = ""
     if role == "target":
         found = [c for c in o2_columns(table, units) if c != (close[0] if close else None)]
@@ -643,7 +685,11 @@ def _condition(spec: DataSpec, key: str, table: RawTable, frame: dict[str, np.nd
         if unit is not None:
             arr, _ = U.to_canonical(arr, unit, frequency_hz=freq)
         return arr
-    return float(value)
+    constant = float(value)
+    bounds = physical_bounds(key.rsplit("_", 1)[1])  # the bounds a column of it is held to (salinity 0..50 psu)
+    if bounds is not None and not bounds[0] <= constant <= bounds[1]:
+        raise ConfigError(f"[conditions] {key} = {constant:g} is impossible; expected {bounds[2]}")
+    return constant
 
 
 # --------------------------------------------------------------------------- dataset

@@ -154,10 +154,7 @@ def predict_file(
     if decimal is not None and decimal not in (".", ","):
         raise ConfigError(f"decimal must be '.' or ',', got decimal={decimal!r}")
     data, output = Path(data), Path(output)
-    same = output.resolve() == data.resolve() or (
-        output.exists() and data.exists() and os.path.samefile(output, data)
-    )
-    if same:
+    if _same_file(output, data):
         raise ConfigError(f"output must differ from the input (the input is never overwritten), got output={str(output)!r}")
     if output.is_dir():
         raise ConfigError(f"output must be a file path, got the folder {str(output)!r}")
@@ -169,6 +166,9 @@ def predict_file(
     fmt = "parquet" if out_suffix in _PARQUET else "csv"
     side = sidecar_path(output)
     if fmt == "csv":
+        if _same_file(side, data):  # -o x.csv on the input x.csv.json: the sidecar would replace the input
+            raise ConfigError(f"output's provenance sidecar {str(side)!r} is the input (the input is never "
+                              "overwritten); choose another output name")
         check_output_path(side, force=force, what="provenance sidecar")
 
     with model.pinned_children():  # the same spot children for every chunk, the header and the provenance
@@ -185,6 +185,11 @@ def predict_file(
         if totals is None:
             totals = job.whole()
     return job.summary(totals, time.perf_counter() - t0)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether writing ``a`` would replace ``b`` (the same path, or the same file through a link)."""
+    return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
 
 
 def _open_stream(data: Path, sep: str | None, decimal: str | None, encoding: str | None = None) -> ChunkedFile | None:

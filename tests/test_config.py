@@ -85,6 +85,12 @@ def test_overrides_replace_config_values(tmp_path):
     pytest.param("[data]\nsep = ','\ndecimal = ','\n", "sep != decimal must hold, got sep=',', decimal=','", id="sep-is-decimal"),
     pytest.param("[data.units]\nd = { unit = 'us', frequency_hz = -5 }\n", "frequency_hz > 0 must hold", id="frequency"),
     pytest.param("[data.units]\nd = { frequency_hz = 5 }\n", "must give a unit", id="unit-table-without-unit"),
+    pytest.param("[data]\nunits = 'deg'\n", r"\[data\] units must be a table of column = unit .*, got units='deg'$",
+                 id="units-not-a-table"),  # was a ValueError traceback
+    pytest.param("[data.units]\nd = 'dgr'\n", r"\[data\.units\] d: unit 'dgr' is unknown; known units: deg, rad",
+                 id="unit-typo-named-with-its-column"),
+    pytest.param("[data.units]\nd = { unit = 'microsec', frequency_hz = 5 }\n", r"\[data\.units\] d: unit 'microsec' is unknown",
+                 id="unit-typo-in-a-table"),
     pytest.param("[data]\ntarget = 'a'\ngroup = 'a'\n", "group != target must hold, got group='a', target='a'", id="group-is-target"),
     pytest.param("[data]\ntarget = ''\n", "target is a non-empty column name must hold, got target=''", id="empty-target"),
     pytest.param("[model]\nfamly = 'physics'\n", r"unknown key 'famly' in \[model\]; did you mean 'family'\? \(valid keys: hidden_layers", id="unknown-model-key"),

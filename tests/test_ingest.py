@@ -42,6 +42,7 @@ MALFORMED = [
     pytest.param("missing_target.csv", [], "missing_target.csv row 1: missing column 'o2_hPa' (target); did you mean 'o2_hpa_ref'? (columns in the file: temperature_degC, phase_deg, o2_hpa_ref)", id="missing-target"),
     pytest.param("no_unit.csv", ["--features", "temperature_degC,phase"], "no_unit.csv row 1, column phase: no unit; expected a unit suffix in the name (e.g. phase_deg, phase_degC, phase_hPa, or in brackets phase [deg]) or a declaration in the config: [data.units] phase = \"deg\"", id="no-unit"),
     pytest.param("too_many_fields.csv", [], "too_many_fields.csv row 4: 4 fields, expected 3 (separator ',')", id="too-many-fields"),
+    pytest.param("too_few_fields.csv", [], "too_few_fields.csv row 4: 3 fields, expected 4 (separator ',')", id="too-few-fields"),
     pytest.param("semicolon_bad_number.csv", [], "semicolon_bad_number.csv row 4, column phase_deg: '1.234,5' is not a number", id="semicolon-bad-number"),
     pytest.param("group_empty.csv", ["--group", "spot_id"], "group_empty.csv row 3, column spot_id: empty cell; expected a sensor/group id", id="group-empty"),
     pytest.param("target_not_o2.csv", ["--target", "temperature_degC"], "target_not_o2.csv row 1, column temperature_degC: unit 'degC' is not an O2 unit; expected one of hPa, kPa, percent_airsat, percent_O2, umol_per_L, mg_per_L, mL_per_L, umol_per_kg", id="target-not-o2"),
@@ -92,6 +93,61 @@ def test_bad_cell_at_end_of_100k_rows_is_named(tmp_path):
         load_dataset(path, DataSpec(target="o2_hPa"))
 
 
+@pytest.mark.parametrize("text, row, fields", [
+    pytest.param("a,b,c\n1,2,3\n4,5\n", 3, 2, id="last-field-missing"),
+    pytest.param("a,b,c\r1,2,3\r4\r", 3, 1, id="bare-cr-line-ends"),
+    pytest.param("a,b,c\r\n1,\"x,y\",3\r\n\"4\n4\",5\r\n", 3, 2, id="quoted-separator-and-line-break"),
+    pytest.param("a;b;c\n1;2;3\n4;5\n1;2;3\n", 3, 2, id="semicolon"),
+    pytest.param("a,b,c\n1,2,3\n\n4,5\n", 4, 2, id="after-a-blank-line"),
+    pytest.param("a,b,c\n1,2,3\n4,5," + "9" * 200_000 + "\n1,2\n", 4, 2, id="after-a-cell-over-the-csv-field-limit"),
+])
+def test_a_row_with_fewer_fields_is_refused(tmp_path, text, row, fields):
+    # pandas pads a short row with empty cells: a passthrough cell lost, or every later cell shifted left
+    import csv
+
+    path = tmp_path / "short.csv"
+    path.write_bytes(text.encode())
+    limit = csv.field_size_limit()
+    with pytest.raises(IngestError, match=rf"^short\.csv row {row}: {fields} fields, expected 3 \(separator '[,;]'\)$"):
+        read_table(path)
+    assert csv.field_size_limit() == limit  # restored
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param("a,b,c\n1,2,3\n4,5,6\n\n\r\n\n", id="trailing-blank-lines"),
+    pytest.param("a,b,c\n1,2,3\n  \n4,5,6\n", id="whitespace-only-line"),
+    pytest.param("a,b,c\n1,,\n,,\n", id="empty-cells-with-separators"),
+    pytest.param("a,b,c\n1,\"x,y\",3\n", id="quoted-separator"),
+])
+def test_blank_lines_and_empty_cells_are_not_short_rows(tmp_path, text):
+    path = tmp_path / "ok.csv"
+    path.write_text(text)
+    table = read_table(path)
+    assert table.frame.shape[1] == 3
+
+
+@pytest.mark.parametrize("cell, message", [
+    pytest.param("1" * 2_000_000, "'" + "1" * 60 + "'...(2,000,000 characters) is not a number", id="2-MB-cell-clipped"),
+    pytest.param("1e400", "'1e400' is beyond the range of a number (about 1.8e308); expected a measured value",
+                 id="overflowing-number"),
+    pytest.param("-1e400", "'-1e400' is beyond the range of a number (about 1.8e308); expected a measured value",
+                 id="overflowing-negative-number"),
+])
+def test_bad_cell_message_stays_short_and_says_what_is_wrong(tmp_path, cell, message):
+    path = tmp_path / "cell.csv"
+    path.write_text(f"temperature_degC,phase_deg,o2_hPa\n10.0,55.1,0\n20.0,{cell},50\n")
+    res = CliRunner().invoke(cli, ["ingest", str(path), "--target", "o2_hPa", "-o", str(tmp_path / "o.parquet")])
+    assert res.exit_code == 1 and res.output == f"Error: cell.csv row 3, column phase_deg: {message}\n"
+
+
+def test_a_long_column_name_is_clipped_in_the_list_of_columns(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text(f"temperature_degC,{'x' * 100_000},o2_hPa\n10.0,55.1,0\n20.0,50,50\n")
+    with pytest.raises(IngestError) as info:
+        load_dataset(path, DataSpec(target="o2_hPa", features=("phase_deg",)))
+    assert len(str(info.value)) < 400 and f"{'x' * 60}...(100,000 characters)" in str(info.value)
+
+
 def _good(tmp_path: Path) -> Path:
     p = tmp_path / "good.csv"
     p.write_text("spot_id,temperature_K,phase_rad,o2_umol_per_L\n"
@@ -119,6 +175,20 @@ def test_target_conversion_needs_conditions(tmp_path):
     assert ds.target.name == "o2_hPa" and ds.target.unit == "hPa"
     # 100 umol/L at 20 degC freshwater is about 100/284 of air saturation (~209 hPa * 0.35 ~ 73 hPa)
     assert 65 < ds.frame["o2_hPa"].iloc[1] < 80
+
+
+@pytest.mark.parametrize("conditions, message", [
+    pytest.param({"salinity_psu": 80.0}, r"\[conditions\] salinity_psu = 80 is impossible; expected a salinity within "
+                 r"0\.\.50 psu$", id="salinity-beyond-the-column-bounds"),
+    pytest.param({"salinity_psu": 0.0, "pressure_hPa": -5.0}, r"\[conditions\] pressure_hPa = -5 is impossible",
+                 id="negative-pressure"),
+])
+def test_condition_constants_are_held_to_the_column_bounds(tmp_path, conditions, message):
+    # a salinity column of 80 psu is refused; the same constant converted the target without a word
+    spec = DataSpec(target="o2_umol_per_L", convert_target_to="percent_airsat",
+                    conditions={"temperature_degC": "temperature_K", "pressure_hPa": 1013.25, **conditions})
+    with pytest.raises(ConfigError, match=message):
+        load_dataset(_good(tmp_path), spec)
 
 
 def test_units_from_config(tmp_path):

@@ -224,6 +224,16 @@ def test_output_equal_to_input_is_refused(model, tmp_path, monkeypatch, how):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"in.csv", "sub", out.name})
 
 
+def test_sidecar_onto_the_input_is_refused(model, tmp_path):
+    # -o x.csv on the input x.csv.json: the provenance sidecar x.csv.json would replace the input
+    src = _csv(tmp_path / "x.csv.json", _inside(model, 2))
+    before = src.read_bytes()
+    with pytest.raises(ConfigError, match=r"^output's provenance sidecar '.*x\.csv\.json' is the input"):
+        predict_file(model, src, tmp_path / "x.csv", force=True)
+    assert src.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv.json"]
+
+
 def test_existing_output_column_is_refused(model, tmp_path):
     src = tmp_path / "in.csv"
     src.write_text("phase_5000hz_deg,temperature_degC,out_of_range\n30.0,20.0,x\n")

@@ -40,3 +40,10 @@ def test_a_model_trained_on_bracketed_columns_reads_them_back():
              {"name": "Temp_degC", "unit": "degC", "source": "Temp (°C)", "source_unit": "degC"}]
     assert resolve_feature_columns(feats, ["Temp (°C)", "Phase [°]"]) == [("Phase [°]", None), ("Temp (°C)", None)]
     assert resolve_feature_columns(feats, ["Phase [deg]", "temp [K]"]) == [("Phase [deg]", None), ("temp [K]", "K")]
+
+
+def test_a_long_column_name_is_clipped_in_the_missing_column_message():
+    with pytest.raises(IngestError) as info:
+        resolve_feature_columns(FEATURES, ["temperature_degC", "x" * 300_000])
+    msg = str(info.value)
+    assert len(msg) < 300 and msg.endswith(f"(columns present: temperature_degC, {'x' * 60}...(300,000 characters))")

@@ -110,6 +110,8 @@ BAD_FILES = [
                  id="duplicate-header"),
     pytest.param("too_many_fields.csv",
                  r"too_many_fields\.csv row 3: 7 fields, expected 6 .*", id="too-many-fields"),
+    pytest.param("too_few_fields.csv",  # the passthrough column missing: pandas padded it with an empty cell
+                 r"too_few_fields\.csv row 3: 6 fields, expected 7 \(separator ','\)", id="too-few-fields"),
     pytest.param("header_only.csv", r"header_only\.csv: no data rows; .*", id="header-only"),
 ]
 

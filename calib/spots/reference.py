@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from ..constraints import COLUMN, check_param
-from ..errors import ConfigError, IngestError
+from ..errors import ConfigError, IngestError, clip_repr
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..ingest import RawTable
@@ -209,7 +209,7 @@ def read_reference(
         if bad.size:
             i = int(bad[0])
             raise IngestError(
-                f"{table.name} row {i + 2}, column {LEVEL_COLUMN}: {raw[i]!r} is not a reference level; "
+                f"{table.name} row {i + 2}, column {LEVEL_COLUMN}: {clip_repr(raw[i])} is not a reference level; "
                 f"expected {' or '.join(LEVELS)}"
             )
         if y is not None:
