@@ -190,6 +190,12 @@ def calibrate(
     from .spots.normalise import SpotReference
     from .search import run_sweep
 
+    from .validate import limit_threads
+
+    # TensorFlow on one thread here, as in the sweep's workers: the k-fold of the kept config then
+    # computes what its trial computed (the thread count changes float reductions, and L-BFGS's path
+    # with them), and a small network trains as fast on one thread. No effect if TF already runs.
+    limit_threads()
     settings = settings or CalibrateSettings.from_spec(cfg.calibrate)
     say = progress or (lambda msg: None)
     ss = sweep_settings(cfg, **_sweep_overrides(settings))  # the same resolution as `calib sweep`

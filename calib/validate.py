@@ -366,7 +366,7 @@ _THREADS_LIMITED = False
 
 
 def limit_threads() -> None:
-    """In a fresh worker: one intra-op and one inter-op TF thread (before TF starts)."""
+    """One intra-op and one inter-op TF thread (before TF starts): in a fresh worker, and in the main job."""
     global _THREADS_LIMITED
     if _THREADS_LIMITED:
         return
