@@ -58,7 +58,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from .errors import CalibError, IngestError
-from .ingest import RawTable, check_header, check_width, csv_dialect, last_filled_row, parse_csv
+from .csvtext import check_width, csv_dialect, parse_csv
+from .ingest import RawTable, check_header, last_filled_row
 from .limits import stream_min_bytes
 from .rawio import ASCII_COMPATIBLE, COMPRESSIONS, decode_text, sniff_compression
 

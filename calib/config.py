@@ -74,9 +74,7 @@ mean" hint). ``[calibrate] trials``, ``strategy`` and ``jobs`` are deprecated al
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import tomllib
 import warnings
 from dataclasses import dataclass, field, fields, replace
@@ -102,7 +100,7 @@ from .constraints import (
     did_you_mean,
     require,
 )
-from .errors import ConfigError
+from .errors import ConfigError, toml_key, toml_string
 from .metrics import Objective
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -171,31 +169,6 @@ def parse_column_list(text: str | None) -> tuple[str, ...] | None:
         return None
     cols = tuple(c.strip() for c in text.split(",") if c.strip())
     return cols or None
-
-
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def toml_string(text: str) -> str:
-    """``text`` as a TOML basic string (what an error message may tell a user to paste).
-
-    Examples
-    --------
-    >>> toml_string('O2 [µmol/L]')
-    '"O2 [µmol/L]"'
-    """
-    return json.dumps(str(text), ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def toml_key(name: str) -> str:
-    """``name`` as a TOML key: bare when it may be, else quoted (``"Phase [°]"``).
-
-    Examples
-    --------
-    >>> toml_key("phase_a"), toml_key("Phase A")
-    ('phase_a', '"Phase A"')
-    """
-    return name if _BARE_KEY.match(name) else toml_string(name)
 
 
 # --------------------------------------------------------------------------- [data] + [conditions]

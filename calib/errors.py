@@ -9,6 +9,9 @@ built-in exception types keep working.
 
 from __future__ import annotations
 
+import json
+import re
+
 __all__ = [
     "CalibError",
     "IngestError",
@@ -24,6 +27,8 @@ __all__ = [
     "escape_text",
     "clip_text",
     "clip_repr",
+    "toml_key",
+    "toml_string",
 ]
 
 #: Top-level modules that only the training install (``pip install 'calib[train]'``) brings.
@@ -102,3 +107,28 @@ def clip_repr(value: object, limit: int = 60) -> str:
     """The ``repr`` of a user's text for a message, cut like :func:`clip_text` (``'1111'...(2,000,000 characters)``)."""
     text = str(value)
     return repr(text) if len(text) <= limit else f"{text[:limit]!r}...({len(text):,} characters)"
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_string(text: str) -> str:
+    """``text`` as a TOML basic string (what an error message may tell a user to paste).
+
+    Examples
+    --------
+    >>> toml_string('O2 [µmol/L]')
+    '"O2 [µmol/L]"'
+    """
+    return json.dumps(str(text), ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def toml_key(name: str) -> str:
+    """``name`` as a TOML key: bare when it may be, else quoted (``"Phase [°]"``).
+
+    Examples
+    --------
+    >>> toml_key("phase_a"), toml_key("Phase A")
+    ('phase_a', '"Phase A"')
+    """
+    return name if _BARE_KEY.match(name) else toml_string(name)
