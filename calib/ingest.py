@@ -745,8 +745,10 @@ def split_dataset(ds: Dataset, *, test_fraction: float = 0.2, dev_fraction: floa
     n_test = max(n_test, 1) if test_fraction > 0 else 0
     n_dev = max(n_dev, 1) if dev_fraction > 0 else 0
     if n_units - n_test - n_dev < 2:
+        where = f"{Path(ds.source).name}: " if ds.source else ""
+        what = f"{kind} (column {ds.group})" if groups is not None and ds.group else kind
         raise ConfigError(
-            f"too few {kind} to split: {n_units} {kind}, test_fraction={test_fraction} and "
+            f"{where}too few {what} to split: {n_units} {kind}, test_fraction={test_fraction} and "
             f"dev_fraction={dev_fraction} leave {n_units - n_test - n_dev} for training (need >= 2)"
         )
     test_u, dev_u = units_[:n_test], units_[n_test:n_test + n_dev]

@@ -383,3 +383,14 @@ def test_no_unit_suggests_a_valid_toml_declaration(tmp_path):
     assert tomllib.loads(f"{table}\n{line}")["data"]["units"] == {"Phase A": "deg"}
     ds = load_dataset(p, DataSpec(target="o2_hPa", features=("Phase A",), units={"Phase A": "deg"}))
     assert ds.feature_names == ("Phase A",)
+
+
+def test_too_few_groups_to_split_names_the_file_and_the_group_column(tmp_path):
+    """A file with too few spots for the split: the one-line error names the file and the group column."""
+    ds = load_dataset(_good(tmp_path), DataSpec(target="o2_umol_per_L", group="spot_id"))
+    n = len(np.unique(ds.groups()))
+    with pytest.raises(ConfigError) as err:
+        split_dataset(ds, test_fraction=0.4, dev_fraction=0.4)
+    msg = str(err.value)
+    assert msg.startswith(f"{Path(ds.source).name}: too few groups (column spot_id) to split: {n} groups")
+    assert "\n" not in msg
