@@ -41,8 +41,9 @@ def validate(data: Path | None, config_path: Path | None, features: str | None, 
 
     from ..ingest import prepare
     from ..pipeline import objective_of
-    from ..validate import cross_validate, single_task_baseline
+    from ..validate import cross_validate, limit_threads, single_task_baseline
 
+    limit_threads()  # TensorFlow on one thread, as the sweep's workers: --jobs 1 scores as --jobs 2 does
     data, config_path = resolve_data(data, config_path)
     cfg = load_config(config_path, features, target, group, folds=folds, seed=seed, physics_kind=physics_kind)
     mc = model_config(cfg, seed)
