@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import numpy as np
 
 from .config import CalibrateSpec, Config, SweepSpec, sweep_settings
-from .constraints import check_keys, check_params, require
+from .constraints import check_keys, check_params
 from .errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -189,7 +189,6 @@ def calibrate(
     from .ingest import prepare
     from .spots.normalise import SpotReference
     from .search import run_sweep
-
     from .validate import limit_threads
 
     # TensorFlow on one thread here, as in the sweep's workers: the k-fold of the kept config then

@@ -188,6 +188,31 @@ def copy_artifact(art, tmp_path: Path, name: str | None = None) -> Path:
     return dst
 
 
+def tiny_with_s01_child(tiny_run: dict, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of ``tiny_run``'s artifact with a spot child for S01 (``calib adjust`` on S01's two-point
+    check: its 0 and 212 hPa rows at 25 degC). Returns ``(parent_dir, child_dir)``."""
+    import json
+    import shutil
+
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from calib.cli import cli
+    from calib.runtime import load_model
+
+    parent_dir = tmp_path / "models" / "tiny" / tiny_run["path"].name
+    shutil.copytree(tiny_run["path"], parent_dir)
+    feats = list(load_model(parent_dir).features)
+    data = pd.read_csv(tiny_run["csv"])
+    s1 = data[data.spot_id == "S01"]
+    ref = s1[(s1.temperature_degC.round() == 25) & s1.o2_hPa.isin([0.0, 212.0])]
+    ref[["spot_id", *feats, "o2_hPa"]].to_csv(tmp_path / "ref.csv", index=False)
+    res = CliRunner().invoke(cli, ["adjust", str(parent_dir), "--reference", str(tmp_path / "ref.csv"),
+                                   "--spot", "S01", "--json"])
+    assert res.exit_code == 0, res.output
+    return parent_dir, Path(json.loads(res.output)["spots"][0]["artifact"])
+
+
 # --------------------------------------------------------------------------- calib serve
 def free_port() -> int:
     with socket.socket() as s:

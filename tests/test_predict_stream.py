@@ -13,13 +13,13 @@ import hashlib
 import io
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import tiny_with_s01_child
 
 import calib.chunks as chunks
 import calib.predict as predict
@@ -165,16 +165,7 @@ def test_a_quote_in_a_late_chunk_reads_the_file_whole(model, lines, tmp_path, mo
 
 def test_spot_routing_is_the_same_streamed(tiny_run, lines, tmp_path, monkeypatch, small_chunks):
     """A parent with a spot child (S01's two-point check): the child's rows, flags and provenance."""
-    parent_dir = tmp_path / "models" / "tiny" / tiny_run["path"].name
-    shutil.copytree(tiny_run["path"], parent_dir)
-    data = pd.read_csv(tiny_run["csv"])
-    feats = list(load_model(parent_dir).features)
-    s1 = data[data.spot_id == "S01"]
-    ref = s1[(s1.temperature_degC.round() == 25) & s1.o2_hPa.isin([0.0, 212.0])]
-    ref[["spot_id", *feats, "o2_hPa"]].to_csv(tmp_path / "ref.csv", index=False)
-    res = CliRunner().invoke(cli, ["adjust", str(parent_dir), "--reference", str(tmp_path / "ref.csv"),
-                                   "--spot", "S01", "--json"])
-    assert res.exit_code == 0, res.output
+    parent_dir, _ = tiny_with_s01_child(tiny_run, tmp_path)
     parent = load_model(parent_dir)
     assert parent.routes_spots
     src = _write(tmp_path / "in.csv", lines)

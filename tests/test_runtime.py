@@ -8,14 +8,13 @@ ONNX Runtime; every door must give the same numbers (to 1e-5) and the same flags
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import LINEAR_FEATURES, copy_artifact, onnx_feed, lin_phase, lin_ref_rows, linear_keras, linear_metadata
+from conftest import LINEAR_FEATURES, copy_artifact, onnx_feed, lin_phase, lin_ref_rows, linear_keras, linear_metadata, tiny_with_s01_child
 
 from calib.cli import cli
 from calib.errors import ConfigError, IngestError
@@ -215,20 +214,11 @@ def _onnx_all(path, x: np.ndarray) -> dict[str, np.ndarray]:
 def test_interval_and_domain_are_the_same_through_every_door(tiny_run, tmp_path):
     """The calibrated artifact's _lo/_hi/out_of_range/reason: CLI, predict, predict_frame, bare ONNX
     (parent and a spot child), equal to 1e-5; the child's interval is its own (two-point adjusted)."""
-    parent_dir = tmp_path / "models" / "tiny" / tiny_run["path"].name
-    shutil.copytree(tiny_run["path"], parent_dir)
+    parent_dir, child_dir = tiny_with_s01_child(tiny_run, tmp_path)  # spot S01's two-point check
     parent = load_model(parent_dir)
     assert parent.has_interval and parent.metadata["conformal"]["level"] == 0.95
     feats = list(parent.features)
     data = pd.read_csv(tiny_run["csv"])
-    # spot S01's two-point check: its 0 and 212 hPa rows at 25 degC
-    s1 = data[data.spot_id == "S01"]
-    ref = s1[(s1.temperature_degC.round() == 25) & s1.o2_hPa.isin([0.0, 212.0])]
-    ref[["spot_id", *feats, "o2_hPa"]].to_csv(tmp_path / "ref.csv", index=False)
-    res = CliRunner().invoke(cli, ["adjust", str(parent_dir), "--reference", str(tmp_path / "ref.csv"),
-                                   "--spot", "S01", "--json"])
-    assert res.exit_code == 0, res.output
-    child_dir = Path(json.loads(res.output)["spots"][0]["artifact"])
     df = pd.concat([data[data.spot_id.isin(["S01", "S02"])].iloc[::7], data.iloc[:2]], ignore_index=True)
     df.loc[len(df) - 2, "temperature_degC"] = 45.0  # above the calibrated range
     j = feats.index("phase_1000hz_deg")

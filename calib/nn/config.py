@@ -406,8 +406,6 @@ class ModelConfig:
         >>> a.effective() == ModelConfig(optimizer="lbfgs", learning_rate=0.003).effective()
         True
         """
-        if self.family == "physics":
-            return ModelConfig(family="physics", physics_kind=self.physics_kind, seed=self.seed)
         d = ModelConfig()
         return dataclasses.replace(self, **{k: getattr(d, k) for k in self.inert_fields()})
 

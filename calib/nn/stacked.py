@@ -593,8 +593,8 @@ def _train_lbfgs_stacked(configs: list[ModelConfig], models: list[Any], arrays: 
     n_params = sum(int(np.prod(sh)) for sh in _shapes(plan.widths, plan.n_inputs))
     # called ~1000 times: the concrete function skips tf.function's per-call argument matching;
     # the leading (model) dimension is free, so a round evaluates the models still running only
-    concrete = fn.get_concrete_function(*(tf.TensorSpec([None] + list(t.shape[1:]), t.dtype)
-                                          for t in (tf.zeros((n_models, n_params)),) + data))
+    concrete = fn.get_concrete_function(tf.TensorSpec([None, n_params], tf.float32),
+                                        *(tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in data))
 
     def evaluate(theta: np.ndarray, rows: list[int]) -> tuple[np.ndarray, ...]:
         part = data if len(rows) == n_models else tuple(tf.gather(t, rows) for t in data)

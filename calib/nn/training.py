@@ -385,10 +385,8 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
         pred = (model(xx, training=False) - center) / scale
         return tf.reduce_mean(pointwise(pred - zz))
 
-    splits = [int(n) for n in sizes]
-
     def write(theta: Any) -> None:  # in the graph: one call sets every weight
-        for v, sh, part in zip(variables, shapes, tf.split(theta, splits)):
+        for v, sh, part in zip(variables, shapes, tf.split(theta, sizes)):
             v.assign(tf.reshape(part, sh))
 
     def assign(theta: np.ndarray) -> None:  # eager: once, for the weights kept
@@ -411,7 +409,7 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
 
     # called ~1000 times: the concrete function skips tf.function's per-call argument matching
     value_and_grad_at = tf.function(objective, autograph=False).get_concrete_function(
-        tf.TensorSpec([sum(splits)], tf.float32))
+        tf.TensorSpec([sum(sizes)], tf.float32))
 
     # iterations: "auto" = 5000 (quasi-Newton steps do far more than SGD steps), patience 500
     max_iter = config.epochs if config.epochs is not None else LBFGS_AUTO_ITERATIONS

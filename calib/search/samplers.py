@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from ..constraints import SEED, Interval, check_params
+from ..nn import ModelConfig
 from .liveness import is_stale
 from .results import trial_counts
-from ..nn import ModelConfig
 from .space import SearchSpace, check_strategy, encode_value
 from .storage import quiet_optuna
 
