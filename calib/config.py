@@ -90,6 +90,7 @@ from .constraints import (
     JOBS,
     NAME,
     SEED,
+    Boolean,
     Interval,
     Satisfies,
     SeqOf,
@@ -401,6 +402,12 @@ class SweepSpec:
         the sweep minimises and validation reports: the weighted mean of each output's MAE
         divided by its tolerance, in the target's unit (:class:`calib.metrics.Objective`).
         A missing output weighs 1; with one output the objective is the target's MAE.
+    prune : bool, default=True
+        Stop a trial early when, after its second or a later fold, its running mean score is worse
+        than the median of the finished trials' after as many folds (from the 3rd distinct
+        finished trial on: :class:`calib.search.trial.FoldPruner`). A pruned trial counts toward
+        ``trials`` and is never kept. Folds that train together (Adam & co, stacked) report only
+        when all are done, so only one-by-one folds (L-BFGS) are pruned.
 
     Raises
     ------
@@ -417,9 +424,11 @@ class SweepSpec:
     study: str = "calib"
     space: Mapping[str, Any] | None = None
     objective: Mapping[str, float] = field(default_factory=dict)
+    prune: bool = True
 
     rules: ClassVar[Mapping[str, list]] = {
         "strategy": [StrOptions(["grid", "random", "bayes"])],
+        "prune": [Boolean()],
         "trials": TRIALS_RULE,
         "seed": SEED,
         "folds": [None, *FOLDS],

@@ -5,8 +5,9 @@ readings + :class:`~calib.config.Config` -> :class:`CalibrationRun` (artifact pa
 1. Ingest and split (:mod:`calib.ingest`); the test part is set aside.
 2. Sweep hyperparameters by k-fold on the train part (:mod:`calib.search`), recorded in a
    journal under ``runs/`` so a re-run resumes instead of starting over.
-3. Re-validate the best config by k-fold, keeping the fold models (their spread is the
-   per-reading standard deviation), with the physics fit on the same folds.
+3. The kept config's k-fold with its fold models (their spread is the per-reading standard
+   deviation), with the physics fit on the same folds: the sweep trial's own when it ran in this
+   call (:attr:`calib.search.SweepResult.validations`), else a re-validation.
 4. Refit the best config on train + dev for the median best epoch of the folds.
 5. Evaluate once on the held-out test part, network and the physics fit alone.
 6. Export the versioned artifact (:mod:`calib.artifact`) with its report (:mod:`calib.report`).
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -186,6 +188,22 @@ def calibrate(
     ------
     IngestError, ConfigError, TrainingError, ArtifactError
     """
+    settings = settings or CalibrateSettings.from_spec(cfg.calibrate)
+    ss = sweep_settings(cfg, **_sweep_overrides(settings))  # the same resolution as `calib sweep`
+    from .search import WarmPool
+
+    # the sweep's worker processes start first: their start-up (TensorFlow, Optuna) overlaps this one's
+    pool = WarmPool(ss.jobs if ss.jobs > 1 else os.cpu_count() or 1) if ss.jobs != 1 else None
+    try:
+        return _calibrate(data, cfg, settings, ss, pool, progress, sweep_progress, spot_reference)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _calibrate(data: str | Path, cfg: Config, settings: CalibrateSettings, ss: SweepSpec, pool: Any,
+               progress: Callable[[str], None] | None, sweep_progress: Any,
+               spot_reference: SpotReference | None) -> CalibrationRun:
     from .ingest import prepare
     from .spots.normalise import SpotReference
     from .search import run_sweep
@@ -195,9 +213,7 @@ def calibrate(
     # computes what its trial computed (the thread count changes float reductions, and L-BFGS's path
     # with them), and a small network trains as fast on one thread. No effect if TF already runs.
     limit_threads()
-    settings = settings or CalibrateSettings.from_spec(cfg.calibrate)
     say = progress or (lambda msg: None)
-    ss = sweep_settings(cfg, **_sweep_overrides(settings))  # the same resolution as `calib sweep`
     base = cfg.model_config()
     base = base.replace(seed=ss.seed) if "seed" not in cfg.model else base
 
@@ -241,7 +257,12 @@ def calibrate(
     sw = run_sweep(ds, sp.train_dev, base, space, strategy=ss.strategy, n_trials=ss.trials, folds=ss.folds,
                    jobs=ss.jobs, storage=storage, study_name=ss.study, seed=ss.seed,
                    tolerance=cfg.validate.resolve_tolerance(ds.target.unit), scaling=cfg.split.scaling,
-                   noise_floor=cfg.validate.noise_floor, progress=sweep_progress, objective=objective)
+                   noise_floor=cfg.validate.noise_floor, progress=sweep_progress, objective=objective,
+                   prune=ss.prune, start_with_base=True, pool=pool)
+    pruned = sum(t.state == "PRUNED" for t in sw.trials)
+    if pruned:
+        say(f"sweep: {pruned} of {len(sw.trials)} trials pruned after some folds (behind the median of the "
+            "finished trials; [sweep] prune)")
     if sw.best_config is None:
         reasons = "; ".join(sorted({t.reason or t.state for t in sw.trials}))[:300]
         from .errors import TrainingError
@@ -260,26 +281,35 @@ def _against_default(ds: Any, sp: Any, cfg: Config, base: Any, sw: Any, space: A
     When a trial trains like the default (:meth:`calib.nn.ModelConfig.effective`), that trial's
     recorded score stands for the default; else the default gets its own k-fold on the same folds.
 
-    Returns ``(config, cv)``: ``cv`` is the default's k-fold result with fold models when the
-    default is kept after its own k-fold (so it is not validated twice), else None.
+    Returns ``(config, cv)``: ``cv`` is the kept config's k-fold result with its fold models
+    when this run already has it (the default's own k-fold, or the sweep trial that trained it:
+    :attr:`calib.search.SweepResult.validations`), so it is not validated twice; else None.
     """
     from .search import one_se_choice
-    from .validate import cross_validate
+    from .validate import cross_validate, with_physics
 
     done = [t for t in sw.trials if t.state == "COMPLETE"]
     configs = [space.to_config(base, t.params) for t in done]
     entries = [(c.family, float(t.score), t.score_std, max(1, len(t.best_epochs))) for c, t in zip(configs, done)]
+
+    def kept(config: Any) -> tuple[Any, Any]:  # with the fold models of a trial that trained it in this run
+        for c, t in zip(configs, done):
+            if t.number in sw.validations and c.effective() == config.effective():
+                say(f"kept config's fold models: trial #{t.number}'s k-fold (not validated again)")
+                return config, with_physics(sw.validations[t.number], ds, sp.train_dev)
+        return config, None
+
     same = [i for i, c in enumerate(configs) if c.effective() == base.effective()]
     if same:  # the default was a trial (it trains alike): its recorded score competes, no extra k-fold
         i = same[0]
         pick = one_se_choice(entries, prefer=i)
         if pick != i:
-            return configs[pick], None
+            return kept(configs[pick])
         if sw.best is not None and done[i].number != sw.best.number:
             say(f"kept the untuned default (trial #{done[i].number}): {objective_of(cfg, ds).label} "
                 f"{done[i].score:.4g} {ds.target.unit}, within one standard error of the best trial's "
                 f"{sw.best.score:.4g}")
-        return base, None
+        return kept(base)
     say("untuned [model] default: k-fold on the same folds (a tuned config must beat it by one standard error)")
     tol = cfg.validate.resolve_tolerance(ds.target.unit)
     dcv = cross_validate(ds, sp.train_dev, base, folds=ss.folds, jobs=ss.jobs, tolerance=tol,
@@ -292,7 +322,7 @@ def _against_default(ds: Any, sp: Any, cfg: Config, base: Any, sw: Any, space: A
         say(f"kept the untuned default: {dcv.outputs.label} {mean:.4g} {ds.target.unit}, within one standard error of the "
             f"best trial's {sw.best.score:.4g}" if sw.best is not None else "kept the untuned default")
         return base, dcv
-    return configs[pick], None
+    return kept(configs[pick])
 
 
 def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: CalibrateSettings, ss: SweepSpec,

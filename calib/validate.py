@@ -20,7 +20,7 @@ import math
 from numbers import Real
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -29,7 +29,8 @@ from .constraints import FOLDS, JOBS, SEED, Interval, check_params, require
 from .metrics import Metrics, Objective, score
 
 __all__ = ["FoldScore", "CVResult", "Diagnosis", "cross_validate", "make_folds", "diagnose",
-           "estimate_noise_floor", "replicate_sets", "spot_floor", "single_task_baseline", "resolve_objective"]
+           "estimate_noise_floor", "replicate_sets", "spot_floor", "single_task_baseline", "resolve_objective",
+           "with_physics"]
 
 
 # --------------------------------------------------------------------------- results
@@ -541,6 +542,7 @@ def cross_validate(
     verbose: bool = False,
     stacked: bool | None = None,
     objective: Objective | None = None,
+    on_fold: Callable[[int, float], None] | None = None,
 ) -> CVResult:
     """k-fold validation of ``config`` on ``rows`` of ``ds`` (the train part; never test rows).
 
@@ -584,6 +586,11 @@ def cross_validate(
         The outputs' tolerances and weights (:meth:`calib.config.Config.objective`); its
         primary tolerance replaces ``tolerance``. Default: ``tolerance`` for the target,
         :func:`calib.config.auto_tolerance` for each auxiliary target, every weight 1.
+    on_fold : callable, optional
+        ``on_fold(k, value)`` after fold ``k`` (0-based, in order) with its objective value,
+        when the folds train one by one in this process (L-BFGS, or ``stacked=False``, with
+        ``jobs`` 1); not called for stacked or parallel folds. An exception it raises stops the
+        validation and propagates (the sweep prunes a trial so).
 
     Returns
     -------
@@ -625,6 +632,9 @@ def cross_validate(
             results.append(_fit_fold(t))
             if progress:
                 progress(len(results), len(tasks))
+            if on_fold is not None:
+                r = results[-1]
+                on_fold(int(r["fold"]), float(r["val"].mae if r["objective"] is None else r["objective"]))
     else:
         from joblib import Parallel, delayed
 
@@ -653,6 +663,44 @@ def cross_validate(
         spot_floor=None if g is None else spot_floor(y[:, 0], pred, g),
         objective=objective, oof_all=pred_all,
     )
+
+
+def with_physics(cv: CVResult, ds: Any, rows: np.ndarray) -> CVResult:
+    """``cv`` with the physics fit scored on its folds, as ``cross_validate(..., physics=True)``
+    scores it (a sweep trial validates without it): each fold's classical fit on the fold's
+    training rows (a hybrid/physics member's own fit when it has one), scored on both parts.
+
+    Parameters
+    ----------
+    cv : CVResult
+        From :func:`cross_validate` on ``rows`` of ``ds`` (its ``fold_pairs`` are positions in ``rows``).
+    ds : Dataset
+    rows : ndarray of int
+
+    Returns
+    -------
+    CVResult
+        ``cv`` itself when every fold already has its physics fit.
+    """
+    from .physics import PhysicsModel, fit_physics
+
+    if all(f.physics_kind is not None for f in cv.folds):
+        return cv
+    rows = np.asarray(rows)
+    x, y = ds.x(rows), ds.y(rows)[:, 0]
+    names, units = list(ds.feature_names), [c.unit for c in ds.features]
+    own = [fw[3] for fw in cv.fold_weights] if cv.fold_weights else [None] * len(cv.folds)
+    folds = []
+    for f, (tr, va), phys in zip(cv.folds, cv.fold_pairs, own):
+        tol = f.val.tolerance
+        try:
+            b = PhysicsModel.from_dict(phys) if phys is not None else fit_physics(
+                x[tr], y[tr], names, units, ds.target.unit, kind=str(cv.config.get("physics_kind", "auto")))
+            folds.append(replace(f, physics_val=score(y[va], b.predict(x[va]), tol),
+                                 physics_train=score(y[tr], b.predict(x[tr]), tol), physics_kind=b.kind))
+        except Exception as exc:  # the physics fit must never sink a validation run
+            folds.append(replace(f, physics_kind=f"failed: {type(exc).__name__}: {exc}"))
+    return replace(cv, folds=tuple(folds))
 
 
 def resolve_objective(ds: Any, tolerance: float, objective: Objective | None) -> Objective:

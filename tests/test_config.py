@@ -289,6 +289,10 @@ storage = "sqlite:///s.db"
 learning_rate = { low = 1e-3, high = 1e-2 }
 """))
     assert (cfg.sweep.strategy, cfg.sweep.trials, cfg.sweep.seed, cfg.sweep.jobs) == ("bayes", 7, 4, 2)
+    assert cfg.sweep.prune is True  # the default
+    assert load_config(_write(tmp_path, "[sweep]\nprune = false\n")).sweep.prune is False
+    with pytest.raises(ConfigError, match="prune"):
+        load_config(_write(tmp_path, "[sweep]\nprune = 1\n"))
     assert cfg.sweep.storage == "sqlite:///s.db" and cfg.sweep.search_space().names == ("learning_rate",)
     assert cfg.sweep.to_dict()["space"] == {"learning_rate": {"low": 1e-3, "high": 1e-2}}
 
@@ -379,4 +383,5 @@ def test_the_python_sweep_has_the_defaults_of_the_sweep_table():
     p = inspect.signature(run_sweep).parameters
     spec = SweepSpec()
     assert (p["strategy"].default, p["n_trials"].default, p["seed"].default, p["jobs"].default,
-            p["study_name"].default) == (spec.strategy, spec.trials, spec.seed, spec.jobs, spec.study)
+            p["study_name"].default, p["prune"].default) == (spec.strategy, spec.trials, spec.seed, spec.jobs,
+                                                              spec.study, spec.prune)

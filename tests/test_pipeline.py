@@ -102,7 +102,7 @@ def test_a_trial_that_trains_like_the_default_stands_for_it():
 
     def choose(trials):
         best = min(trials, key=lambda t: t.score)
-        sw = NS(trials=trials, best=best, best_config=space.to_config(base, best.params))
+        sw = NS(trials=trials, best=best, best_config=space.to_config(base, best.params), validations={})
         said: list[str] = []
         fail = NS(folds=5, jobs=1, seed=0)  # a k-fold would need data: none is given, none may run
         return _against_default(ds, None, cfg, base, sw, space, fail, said.append), said

@@ -109,3 +109,28 @@ def test_space_rules(space, match):
 def test_space_checked_against_model_config(space, strategy, match):
     with pytest.raises(ConfigError, match=match):
         SearchSpace.from_dict(space).check(BASE, strategy)
+
+
+def test_point_of_a_config():
+    """The main job's first trial is its untuned default when the default is a point of the space."""
+    space = SearchSpace.from_dict({
+        "optimizer": {"choices": ["lbfgs", "adam"]},
+        "learning_rate": {"low": 1e-4, "high": 1e-2},
+        "hidden_layers": {"choices": [[32, 32], [64, 64]]},
+        "batch_size": {"choices": [32, "full"]},
+        "epochs": {"low": 100, "high": 1000, "step": 100},
+    })
+    adam = ModelConfig(optimizer="adam", learning_rate=1e-3, hidden_layers=(64, 64), batch_size=None, epochs=300)
+    point = space.point_of(adam)
+    assert point == {"optimizer": "adam", "learning_rate": 1e-3, "hidden_layers": "[64, 64]",
+                     "batch_size": "full", "epochs": 300}
+    assert space.to_config(adam, {k: v for k, v in point.items() if k != "hidden_layers"}
+                           | {"hidden_layers": [64, 64]}) == adam
+    # L-BFGS ignores the learning rate and the batch size: they are not part of its point
+    lbfgs = adam.replace(optimizer="lbfgs", learning_rate=0.5)
+    assert set(space.point_of(lbfgs)) == {"optimizer", "hidden_layers", "epochs"}
+    # a value off the space: no point
+    assert space.point_of(adam.replace(hidden_layers=(16,))) is None
+    assert space.point_of(adam.replace(learning_rate=0.5)) is None
+    assert space.point_of(adam.replace(epochs=250)) is None  # off the step
+    assert space.point_of(adam.replace(batch_size=64)) is None

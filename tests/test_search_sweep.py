@@ -334,3 +334,112 @@ def test_lbfgs_trials_that_differ_only_in_learning_rate_share_one_training(ds, t
     own = cross_validate(ds, _rows(ds), base.replace(learning_rate=1e-2), folds=2, physics=False, seed=0)
     assert own.score == pytest.approx(b.value, rel=1e-9)
     assert len({t.score for t in res.trials}) == 1
+
+
+# --------------------------------------------------------------------------- the trials' fold models
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_sweep_hands_back_each_trained_trials_k_fold(ds, tmp_path, jobs):
+    """The main job keeps the chosen trial's fold models instead of validating its config again: what
+    ``SweepResult.validations`` holds must be what ``cross_validate`` of that config computes (the same
+    folds, seed and threads), weights included; a twin (same config drawn after it) trains nothing."""
+    from calib.validate import cross_validate, with_physics
+
+    res = _sweep(ds, tmp_path, f"v{jobs}.journal", n_trials=2, jobs=jobs,
+                 recycle_every=None if jobs == 1 else 10,
+                 space={"activation": {"choices": ["tanh"]}})  # two draws of one config: the second is a twin
+    assert [t.state for t in res.trials] == ["COMPLETE"] * 2
+    # one by one, the second draw is a twin that copies trial 0's score; two workers may train both at once
+    assert sorted(res.validations) == ([0] if jobs == 1 else [0, 1])
+    got = res.validations[0]
+    cfg = BASE.replace(activation="tanh")
+    want = cross_validate(ds, _rows(ds), cfg, folds=2, seed=0, keep_weights=True, physics=True)
+    assert got.score == want.score == res.trials[0].score
+    for (wa, *_), (wb, *_) in zip(got.fold_weights, want.fold_weights):
+        for a, b in zip(wa, wb):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(got.oof, want.oof)
+    assert all(f.physics_kind is None for f in got.folds)  # the trials skip the physics fit ...
+    full = with_physics(got, ds, _rows(ds))  # ... which the main job adds on the same folds
+    assert [f.physics_kind for f in full.folds] == [f.physics_kind for f in want.folds]
+    assert [f.physics_val.mae for f in full.folds] == pytest.approx([f.physics_val.mae for f in want.folds],
+                                                                    rel=1e-12)
+    assert full.summary()["physics_val"] == want.summary()["physics_val"]
+    assert with_physics(full, ds, _rows(ds)) is full
+
+
+# --------------------------------------------------------------------------- pruning, the default first, warm workers
+def test_fold_pruner_compares_running_means_after_as_many_folds():
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from calib.search.trial import FoldPruner
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+
+    def finished(values, **attrs):
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=values[-1], user_attrs=attrs,
+                                     intermediate_values=dict(enumerate(values))))
+
+    def running(values):
+        return create_trial(state=TrialState.RUNNING, intermediate_values=dict(enumerate(values)))
+
+    pruner = FoldPruner(n_startup_trials=3, n_warmup_steps=1)
+    finished([1.0, 2.0, 2.0])
+    finished([1.2, 2.2, 2.1])
+    assert not pruner.prune(study, running([5.0, 9.0]))  # two finished trials: too few to judge
+    finished([1.2, 2.2, 2.1], same_config_as=1)  # a twin counts once
+    assert not pruner.prune(study, running([5.0, 9.0]))
+    finished([3.0, 3.0, 3.0])
+    # step 1: the finished trials' running means 2.0, 2.2, 3.0 -> median 2.2
+    assert pruner.prune(study, running([0.5, 2.3]))  # its first fold was the best of all: the running mean decides
+    assert not pruner.prune(study, running([3.0, 2.1]))
+    assert not pruner.prune(study, running([9.0]))  # no decision after the first fold
+
+
+@pytest.mark.slow
+def test_pruned_trials_count_and_are_never_kept(ds, tmp_path):
+    """L-BFGS folds run one by one: a config well behind the median after 2 folds stops there
+    (grid order of seed 2: three distinct trials finish first, one of them with l2 = 3)."""
+    base = ModelConfig(hidden_layers=(4,), optimizer="lbfgs", epochs=30, patience=None, seed=0)
+    space = {"hidden_layers": {"choices": [[3], [4], [6]]}, "l2": {"choices": [0.0, 3.0]}}
+    res = run_sweep(ds, _rows(ds), base, space, strategy="grid", n_trials=6, folds=3, jobs=1, seed=2,
+                    recycle_every=None, storage=tmp_path / "p.journal", prune=True)
+    trials = {t.number: t for t in _journal_trials(tmp_path / "p.journal")}
+    assert res.n_counted == 6 and len(res.trials) == 6
+    pruned = [t for t in res.trials if t.state == "PRUNED"]
+    assert pruned, [(t.params, t.state) for t in res.trials]
+    for t in pruned:
+        assert t.params["l2"] == 3.0 and t.score is None and t.reason.startswith("pruned after fold 2 of 3")
+        assert sorted(trials[t.number].intermediate_values) == [0, 1]
+        assert t.number not in res.validations
+    assert res.best.state == "COMPLETE" and res.best.params["l2"] == 0.0
+    assert res.best.number in res.validations
+
+
+def test_the_main_jobs_sweep_starts_with_its_default(ds, tmp_path):
+    space = {"hidden_layers": {"choices": [[3], [4], [6]]}, "activation": {"choices": ["relu", "tanh"]}}
+    res = _sweep(ds, tmp_path, "b.journal", n_trials=2, space=space, start_with_base=True)
+    assert res.trials[0].params == {"hidden_layers": [4], "activation": "tanh"}  # BASE
+    off = BASE.replace(hidden_layers=(5,))  # not a point of the space: the sampler draws as before
+    res = run_sweep(ds, _rows(ds), off, space, n_trials=1, folds=2, jobs=1, recycle_every=None,
+                    storage=tmp_path / "c.journal", start_with_base=True)
+    assert res.trials[0].params == preview_trials(space, 1, seed=0)[0]
+
+
+@pytest.mark.slow
+def test_a_warm_pool_runs_the_trials(ds, tmp_path):
+    """Worker processes started ahead of the sweep (the main job starts them before reading data)."""
+    from calib.search import WarmPool
+
+    with WarmPool(2) as pool:
+        started = {s.executor for s in pool.slots}
+        res = run_sweep(ds, _rows(ds), BASE, SPACE, n_trials=2, folds=2, jobs=2, storage=tmp_path / "w.journal",
+                        pool=pool)
+        assert pool.slots == []  # the sweep took both
+    assert [t.state for t in res.trials] == ["COMPLETE"] * 2
+    pids = {t.user_attrs["worker"]["pid"] for t in _journal_trials(tmp_path / "w.journal")}
+    assert os.getpid() not in pids and len(started) == 2
+    with WarmPool(1) as spare:  # a pool no sweep took is ended on close
+        slot = spare.slots[0]
+    assert spare.slots == [] and slot.executor is None

@@ -216,6 +216,10 @@ def format_leaderboard(result: Any, top: int = 10) -> str:
         out.append(f"{len(failed)} failed trial(s): " + "; ".join(
             f"#{t.number} {(t.reason or '').splitlines()[0][:80]}" for t in failed[:3])
             + (" ..." if len(failed) > 3 else ""))
+    pruned = [t for t in result.trials if t.state == "PRUNED"]
+    if pruned:
+        out.append(f"{len(pruned)} pruned trial(s), stopped behind the median after some folds ([sweep] prune): "
+                   + ", ".join(f"#{t.number}" for t in pruned[:8]) + (" ..." if len(pruned) > 8 else ""))
     return "\n".join(out)
 
 

@@ -104,7 +104,7 @@ def sweep(data: Path | None, config_path: Path | None, features: str | None, tar
                     seed=ss.seed, tolerance=cfg.validate.resolve_tolerance(ds.target.unit),
                     scaling=cfg.split.scaling,
                     noise_floor=cfg.validate.noise_floor, scheduler=scheduler, progress=prog,
-                    objective=objective_of(cfg, ds))
+                    objective=objective_of(cfg, ds), prune=ss.prune)
     prog.close()
     folder = Path(res.storage).parent if "://" not in res.storage else Path(".")
     csv_path, json_path = write_leaderboard(res, folder)

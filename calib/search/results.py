@@ -13,7 +13,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,8 @@ class TrialRecord:
         Sampled values as written in the search space (``hidden_layers`` a list,
         ``batch_size`` possibly ``"full"``).
     state : str
-        ``COMPLETE``, ``FAIL`` or ``RUNNING`` (another process is still on it).
+        ``COMPLETE``, ``PRUNED`` (stopped after some folds, ``[sweep] prune``), ``FAIL`` or
+        ``RUNNING`` (another process is still on it).
     score : float or None
         Mean validation MAE over the folds, target unit; ``None`` unless COMPLETE.
     score_std : float or None
@@ -48,7 +49,8 @@ class TrialRecord:
     seconds : float or None
         Wall time of the trial's k-fold validation (or until it failed).
     reason : str or None
-        Why a FAIL trial failed (``"interrupted"`` for one left running by a killed process).
+        Why a FAIL trial failed (``"interrupted"`` for one left running by a killed process), or
+        after which fold a PRUNED one stopped.
     best_epochs : tuple of int
         Per fold, the epoch whose weights were kept.
     outputs : dict
@@ -69,7 +71,7 @@ class TrialRecord:
     @property
     def counts(self) -> bool:
         """Whether this trial counts toward ``n_trials`` (finished, not interrupted)."""
-        return self.state == "COMPLETE" or (self.state == "FAIL" and _counted_reason(self.reason))
+        return self.state in ("COMPLETE", "PRUNED") or (self.state == "FAIL" and _counted_reason(self.reason))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +108,10 @@ class SweepResult:
         Wall time of this call.
     unit : str
         Unit of the scores (the target's unit, e.g. ``hPa``).
+    validations : mapping of int to CVResult
+        The k-fold results, with fold weights, of the trials that this call trained (by trial
+        number; in memory only, not in the record): the main job keeps the chosen trial's
+        fold models from here instead of validating its config again.
     """
 
     trials: tuple[TrialRecord, ...]
@@ -116,10 +122,11 @@ class SweepResult:
     strategy: str
     seconds: float
     unit: str = ""
+    validations: Mapping[int, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_counted(self) -> int:
-        """Trials that count toward ``n_trials`` (COMPLETE + FAIL with a real reason)."""
+        """Trials that count toward ``n_trials`` (COMPLETE + PRUNED + FAIL with a real reason)."""
         return sum(t.counts for t in self.trials)
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,10 +149,10 @@ def _counted_reason(reason: Any) -> bool:
 
 
 def trial_counts(t: Any) -> bool:
-    """Whether an Optuna trial counts toward ``n_trials``: COMPLETE, or FAIL with a counted reason."""
+    """Whether an Optuna trial counts toward ``n_trials``: COMPLETE, PRUNED, or FAIL with a counted reason."""
     from optuna.trial import TrialState
 
-    return t.state == TrialState.COMPLETE or (
+    return t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
         t.state == TrialState.FAIL and _counted_reason(t.user_attrs.get("reason"))
     )
 

@@ -386,6 +386,33 @@ class SearchSpace:
                 out[p.name] = p.suggest(trial)
         return {p.name: out[p.name] for p in self.params if p.name in out}
 
+    def point_of(self, config: ModelConfig) -> dict[str, Any] | None:
+        """``config`` as a point of this space, in the form Optuna's ``enqueue_trial`` takes, or
+        ``None`` when one of its values is not in the space (not a choice, outside a range, off a
+        step). Parameters inert for ``config`` (:meth:`~calib.nn.ModelConfig.inert_fields`) are
+        left out, as :meth:`suggest` leaves them undrawn.
+        """
+        inert = config.inert_fields()
+        out: dict[str, Any] = {}
+        for p in self.params:
+            if p.name in inert:
+                continue
+            value = getattr(config, p.name)
+            if p.choices is not None:
+                hit = [c for c in p.choices
+                       if getattr(self.to_config(config, {p.name: file_form(p.name, c)}), p.name) == value]
+                if not hit:
+                    return None
+                out[p.name] = encode_value(p.name, file_form(p.name, hit[0]))
+                continue
+            if not is_num(value) or not p.low <= value <= p.high or (p.is_int and not is_int(value)):
+                return None
+            if p.step is not None and not math.isclose((value - p.low) / p.step, round((value - p.low) / p.step),
+                                                       abs_tol=1e-9):
+                return None
+            out[p.name] = int(value) if p.is_int else float(value)
+        return out
+
     def to_config(self, base: ModelConfig, params: Mapping[str, Any]) -> ModelConfig:
         """``base.replace(**params)`` with file-form values converted ("full" -> None).
 

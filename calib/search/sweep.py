@@ -32,7 +32,7 @@ from .samplers import make_sampler
 from .space import DEFAULT_SPACE, SearchSpace, check_strategy, value_key
 from .storage import is_url, mask_url, open_study, quiet_optuna, storage_spec
 from .trial import TrialJob
-from .workers import run_dask, run_here, run_local
+from .workers import WarmPool, run_dask, run_here, run_local
 
 _log = logging.getLogger(__name__)
 
@@ -157,6 +157,9 @@ def run_sweep(
     progress: Callable[[int, int, float | None], None] | None = None,
     recycle_every: int | None = 10,
     objective: Objective | None = None,
+    prune: bool = True,
+    start_with_base: bool = False,
+    pool: WarmPool | None = None,
 ) -> SweepResult:
     """Search hyperparameters: each trial is one config scored by k-fold validation.
 
@@ -207,6 +210,17 @@ def run_sweep(
         What each trial's k-fold validation scores (:meth:`calib.config.Config.objective`): with
         auxiliary targets, the weighted mean of each output's MAE over its tolerance; the
         trial's score. Default: as :func:`calib.validate.cross_validate`'s default.
+    prune : bool, default=True
+        Stop trials that fall behind after some folds (``[sweep] prune``,
+        :class:`calib.search.trial.FoldPruner`). A pruned trial counts toward ``n_trials``, is
+        recorded as ``PRUNED`` and is never the best.
+    start_with_base : bool, default=False
+        A new study's first trial is ``base_config`` itself when it is a point of the space
+        (:meth:`SearchSpace.point_of`): the main job's untuned default then always has a full
+        k-fold to compete with (a first trial is never pruned).
+    pool : WarmPool, optional
+        Worker processes started ahead (:class:`calib.search.workers.WarmPool`): local workers
+        are taken from it first. The caller closes it.
 
     Returns
     -------
@@ -260,6 +274,9 @@ def run_sweep(
     with quiet_optuna():
         study = open_study(spec, study_name, make_sampler(strategy, space, seed), create=True)
     _bind_study(study, spec, study_name, attrs)
+    point = space.point_of(base_config) if start_with_base and strategy != "grid" else None
+    if point is not None and not study.get_trials(deepcopy=False):
+        study.enqueue_trial(point)
     n_int = mark_interrupted(study)
     done0, best0 = progress_state(study)
     if done0 or n_int:
@@ -271,9 +288,13 @@ def run_sweep(
     job = TrialJob(storage=spec, study_name=study_name, n_trials=total, strategy=strategy, space=space,
                    seed=int(seed), base=base_config.to_dict(), ds=ds, rows=rows, folds=int(folds),
                    tolerance=float(tolerance), scaling=scaling, noise_floor=noise_floor, objective=objective,
-                   in_worker=True, watch_pid=os.getpid())
+                   in_worker=True, watch_pid=os.getpid(), prune=bool(prune))
 
-    def after_trial() -> None:
+    validations: dict[int, Any] = {}
+
+    def after_trial(outcome: dict[str, Any]) -> None:
+        if outcome.get("cv") is not None:
+            validations[int(outcome["number"])] = outcome["cv"]
         if progress is not None:
             progress(*_with_total(progress_state(study), total))
 
@@ -287,10 +308,10 @@ def run_sweep(
             run_here(dataclasses.replace(job, in_worker=False, watch_pid=None), missing, after_trial)
         else:
             n_workers = (os.cpu_count() or 1) if jobs == -1 else jobs
-            run_local(job, missing, min(n_workers, missing), recycle_every, study, after_trial)
+            run_local(job, missing, min(n_workers, missing), recycle_every, study, after_trial, pool=pool)
     unit = getattr(getattr(ds, "target", None), "unit", "") or ""
-    return build_result(study, space, base_config, spec, study_name, strategy,
-                        time.perf_counter() - t_start, unit)
+    res = build_result(study, space, base_config, spec, study_name, strategy, time.perf_counter() - t_start, unit)
+    return dataclasses.replace(res, validations=validations)
 
 
 def _with_total(state: tuple[int, float | None], total: int) -> tuple[int, int, float | None]:

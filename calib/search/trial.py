@@ -114,6 +114,60 @@ class TrialJob:
     in_worker: bool
     watch_pid: int | None
     objective: Any = None  # calib.metrics.Objective
+    prune: bool = False
+
+
+#: Distinct finished trials before a trial may be pruned, and folds it runs before (:class:`FoldPruner`).
+PRUNE_STARTUP_TRIALS = 3
+PRUNE_WARMUP_FOLDS = 1
+
+
+class FoldPruner:
+    """Prune a trial whose running mean fold score, after fold ``k + 1``, is worse than the median
+    of the finished trials' running means after as many folds.
+
+    Optuna's ``MedianPruner`` compares a trial's *best* value over its steps, which suits a
+    learning curve but not a running mean over folds of unequal difficulty (the first fold's
+    value would stand for the trial). Here the folds are the same for every trial of a study,
+    so the running means after ``k + 1`` folds compare like with like. A twin (a config drawn
+    again, ``same_config_as``) is counted once. No pruning before :data:`PRUNE_STARTUP_TRIALS`
+    distinct trials have finished, nor before fold :data:`PRUNE_WARMUP_FOLDS` + 1.
+
+    Optuna calls :meth:`prune` through ``trial.should_prune()``.
+    """
+
+    def __init__(self, n_startup_trials: int = PRUNE_STARTUP_TRIALS, n_warmup_steps: int = PRUNE_WARMUP_FOLDS):
+        self.n_startup_trials = int(n_startup_trials)
+        self.n_warmup_steps = int(n_warmup_steps)
+
+    def prune(self, study: Any, trial: Any) -> bool:
+        from optuna.trial import TrialState
+
+        step = trial.last_step
+        if step is None or step < self.n_warmup_steps:
+            return False
+        others = [t.intermediate_values[step] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                  if step in t.intermediate_values and "same_config_as" not in t.user_attrs]
+        if len(others) < self.n_startup_trials:
+            return False
+        return bool(trial.intermediate_values[step] > float(np.median(others)))
+
+
+def make_pruner(prune: bool) -> Any:
+    """The study's pruner: :class:`FoldPruner` when ``prune``, else Optuna's ``NopPruner``."""
+    import optuna
+
+    return FoldPruner() if prune else optuna.pruners.NopPruner()
+
+
+def _report_folds(trial: Any, values: Any, start: int = 0) -> float:
+    """Report the running mean of fold scores ``values[:k+1]`` at step ``k`` for ``k >= start``."""
+    mean = float("nan")
+    for k in range(len(values)):
+        mean = float(np.mean(values[: k + 1]))
+        if k >= start:
+            trial.report(mean, k)
+    return mean
 
 
 #: What a trial copies from a finished trial of the same config (:func:`done_twin`).
@@ -126,12 +180,13 @@ def done_twin(study: Any, space: SearchSpace, base: ModelConfig, config: ModelCo
 
     A trial's k-fold validation is a function of its config, the data, the folds and the seed,
     which a study fixes (:func:`calib.search.sweep.study_identity`): a sampler that draws a config
-    again (TPE does, on small spaces) gets the recorded score instead of training it again.
+    again (TPE does, on small spaces) gets the recorded score instead of training it again. A
+    PRUNED twin is returned too: the config is pruned again, at no cost.
     """
     from optuna.trial import TrialState
 
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.number == number or t.value is None:
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if t.number == number or (t.state == TrialState.COMPLETE and t.value is None):
             continue
         try:
             other = space.to_config(base, {k: file_form(k, v) for k, v in t.params.items()})
@@ -146,15 +201,19 @@ def run_one_trial(job: TrialJob) -> dict[str, Any] | None:
     """Claim one trial in the shared study, run it, record it. ``None``: the total is reached.
 
     Runs in a worker process (or in the caller for ``jobs=1, recycle_every=None``).
+    Returns ``number``, ``state``, ``score``, ``reason``, ``seconds`` and, for a COMPLETE trial
+    that trained, ``cv``: its :class:`calib.validate.CVResult` with the fold weights.
     """
     if job.in_worker:
         init_worker(job.watch_pid)
+    import optuna
     from optuna.trial import TrialState
 
     from ..validate import cross_validate
 
     sampler = make_sampler(job.strategy, job.space, job.seed)
     study = open_study(job.storage, job.study_name, sampler)
+    study.pruner = make_pruner(job.prune)
     host = socket.gethostname()
     with claim_lock(job.storage, job.study_name):
         now = time.time()
@@ -190,15 +249,32 @@ def run_one_trial(job: TrialJob) -> dict[str, Any] | None:
             config = job.space.to_config(base, params)
             twin = done_twin(study, job.space, base, config, trial.number)
             if twin is not None:  # the sampler drew a config already validated: same seed and folds, same score
+                for step, value in sorted(twin.intermediate_values.items()):
+                    trial.report(value, step)
+                trial.set_user_attr("same_config_as", int(twin.number))
+                if twin.state == TrialState.PRUNED:
+                    raise optuna.TrialPruned(f"same config as trial #{twin.number}, which was pruned")
                 for key in TWIN_ATTRS:
                     if key in twin.user_attrs:
                         trial.set_user_attr(key, twin.user_attrs[key])
-                trial.set_user_attr("same_config_as", int(twin.number))
                 score = float(twin.value)
             else:
+                seen: list[float] = []
+
+                def on_fold(k: int, value: float) -> None:  # one by one: report each fold, maybe prune
+                    seen.append(value)
+                    mean = _report_folds(trial, seen, start=len(seen) - 1)
+                    if len(seen) < job.folds and trial.should_prune():
+                        raise optuna.TrialPruned(
+                            f"pruned after fold {len(seen)} of {job.folds}: running mean {mean:.4g}, worse than "
+                            f"the median of the finished trials after as many folds")
+
                 cv = cross_validate(job.ds, job.rows, config, folds=job.folds, jobs=1,
                                     tolerance=job.tolerance, scaling=job.scaling, seed=job.seed,
-                                    noise_floor=job.noise_floor, physics=False, objective=job.objective)
+                                    noise_floor=job.noise_floor, physics=False, objective=job.objective,
+                                    keep_weights=True, on_fold=on_fold)
+                _report_folds(trial, cv.objective_values(), start=len(seen))  # stacked folds report at the end
+                outcome["cv"] = cv  # its fold models go back to the sweep (SweepResult.validations)
                 score, std = cv.objective_mean_std()
                 trial.set_user_attr("score_std", float(std))
                 trial.set_user_attr("best_epochs", [int(e) for e in cv.best_epochs])
@@ -209,7 +285,11 @@ def run_one_trial(job: TrialJob) -> dict[str, Any] | None:
             if math.isfinite(score):
                 outcome.update(state="COMPLETE", score=float(score))
             else:
+                outcome.pop("cv", None)
                 outcome["reason"] = f"validation MAE is {score} (non-finite predictions)"
+        except optuna.TrialPruned as exc:
+            outcome.update(state="PRUNED", reason=str(exc))
+            outcome.pop("cv", None)
         except TrainingError as exc:
             outcome["reason"] = str(exc)
         except ConfigError as exc:
@@ -233,6 +313,9 @@ def run_one_trial(job: TrialJob) -> dict[str, Any] | None:
             trial.set_user_attr("peak_rss_mb", round(peak, 1))
         if outcome["state"] == "COMPLETE":
             study.tell(trial, outcome["score"])
+        elif outcome["state"] == "PRUNED":
+            trial.set_user_attr("reason", outcome["reason"])
+            study.tell(trial, state=TrialState.PRUNED)
         else:
             trial.set_user_attr("reason", outcome["reason"])
             study.tell(trial, state=TrialState.FAIL)

@@ -15,12 +15,13 @@ from .results import progress_state
 from .trial import TrialJob, init_worker, run_one_trial
 
 
-def run_here(job: TrialJob, missing: int, after_trial: Callable[[], None]) -> None:
+def run_here(job: TrialJob, missing: int, after_trial: Callable[[dict[str, Any]], None]) -> None:
     """Run up to ``missing`` trials one after another in this process."""
     for _ in range(missing):
-        if run_one_trial(job) is None:
+        out = run_one_trial(job)
+        if out is None:
             return
-        after_trial()
+        after_trial(out)
 
 
 class _Slot:
@@ -31,19 +32,23 @@ class _Slot:
         self.ran = 0
         self.retired = False
 
-    def submit(self, job: TrialJob, recycle_every: int | None) -> Any:
+    def start(self, watch_pid: int | None) -> None:
+        """A fresh worker process: one TensorFlow thread, TF and Optuna imported (:func:`init_worker`)."""
         from joblib.externals.loky import ProcessPoolExecutor
 
+        self.executor = ProcessPoolExecutor(
+            max_workers=1, initializer=init_worker, initargs=(watch_pid,),
+            env={"TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1",
+                 "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"},
+        )
+        self.ran = 0
+
+    def submit(self, job: TrialJob, recycle_every: int | None) -> Any:
         if self.executor is not None and recycle_every is not None and self.ran >= recycle_every:
             self.executor.shutdown(wait=True)
             self.executor = None
         if self.executor is None:
-            self.executor = ProcessPoolExecutor(
-                max_workers=1, initializer=init_worker, initargs=(job.watch_pid,),
-                env={"TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1",
-                     "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"},
-            )
-            self.ran = 0
+            self.start(job.watch_pid)
         self.ran += 1
         return self.executor.submit(run_one_trial, job)
 
@@ -54,15 +59,61 @@ class _Slot:
             self.executor = None
 
 
+class WarmPool:
+    """Local worker processes started ahead of a sweep (:func:`calib.search.run_sweep`'s ``pool``).
+
+    A worker's start-up (Python, TensorFlow, Optuna: about 5 s on 2 cores) otherwise comes after
+    the caller has read its data; started first, it overlaps the caller's own start-up. The sweep
+    takes the processes it needs (:meth:`take`); :meth:`close` ends the ones it did not take.
+
+    Parameters
+    ----------
+    n_workers : int
+        Processes to start (>= 1).
+    """
+
+    def __init__(self, n_workers: int) -> None:
+        import os
+
+        self.watch_pid = os.getpid()
+        self.slots: list[_Slot] = []
+        for _ in range(max(1, int(n_workers))):
+            slot = _Slot()
+            slot.start(self.watch_pid)
+            slot.executor.submit(os.getpid)  # spawns the process now; the initializer imports TF
+            self.slots.append(slot)
+
+    def take(self, n: int, watch_pid: int | None) -> list[_Slot]:
+        """Up to ``n`` started processes (none when they watch another process than ``watch_pid``)."""
+        if watch_pid != self.watch_pid:
+            return []
+        taken, self.slots = self.slots[:n], self.slots[n:]
+        return taken
+
+    def close(self) -> None:
+        """End the processes no sweep took."""
+        for slot in self.slots:
+            slot.kill()
+        self.slots = []
+
+    def __enter__(self) -> "WarmPool":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
 def run_local(job: TrialJob, missing: int, n_workers: int, recycle_every: int | None, study: Any,
-              after_trial: Callable[[], None]) -> None:
-    """``n_workers`` worker processes pull trials until the study holds ``job.n_trials``."""
+              after_trial: Callable[[dict[str, Any]], None], pool: WarmPool | None = None) -> None:
+    """``n_workers`` worker processes pull trials until the study holds ``job.n_trials``
+    (the started ones of ``pool`` first)."""
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool as _StdBroken
 
     from joblib.externals.loky.process_executor import BrokenProcessPool
 
-    slots = [_Slot() for _ in range(n_workers)]
+    slots = pool.take(n_workers, job.watch_pid) if pool is not None else []
+    slots += [_Slot() for _ in range(n_workers - len(slots))]
     pending: dict[Any, _Slot] = {}
     submitted, crashes = 0, 0
     ok = False
@@ -88,7 +139,7 @@ def run_local(job: TrialJob, missing: int, n_workers: int, recycle_every: int | 
                     slot.retired = True
                     continue
                 if out:
-                    after_trial()
+                    after_trial(out)
                 done, _ = progress_state(study)
                 if done + len(pending) < job.n_trials and not slot.retired:
                     pending[slot.submit(job, recycle_every)] = slot
@@ -96,16 +147,17 @@ def run_local(job: TrialJob, missing: int, n_workers: int, recycle_every: int | 
         ok = True
     finally:
         for slot in slots:
-            if ok:
+            if ok:  # every trial is recorded: the processes wind down (TF teardown, ~2 s) while the caller goes on
                 if slot.executor is not None:
-                    slot.executor.shutdown(wait=True)
+                    slot.executor.shutdown(wait=False)
             else:
                 slot.kill()
         if not ok:
             mark_interrupted(study)
 
 
-def run_dask(job: TrialJob, missing: int, jobs: int, scheduler: str, after_trial: Callable[[], None]) -> None:
+def run_dask(job: TrialJob, missing: int, jobs: int, scheduler: str,
+             after_trial: Callable[[dict[str, Any]], None]) -> None:
     """Run the trials as joblib tasks on an existing Dask cluster."""
     import joblib
 
@@ -125,6 +177,6 @@ def run_dask(job: TrialJob, missing: int, jobs: int, scheduler: str, after_trial
             par = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered", pre_dispatch="n_jobs")
             for out in par(joblib.delayed(run_one_trial)(job) for _ in range(missing)):
                 if out is not None:
-                    after_trial()
+                    after_trial(out)
     finally:
         client.close()
