@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[str, list[dict]] = {k: [] for k in variants}
         try:
             for r in range(args.rounds):
-                for name, (code, toml) in variants.items():
-                    res = run_variant(code, toml, tmp / f"r{r}-{len(runs[name])}-{name.split(',')[0]}")
+                for i, (name, (code, toml)) in enumerate(variants.items()):
+                    res = run_variant(code, toml, tmp / f"round{r}-variant{i}")
                     runs[name].append(res)
                     print(f"round {r + 1} {name:20s} wall {res['wall']:6.1f} s, sweep {res['sweep']:5.1f} s "
                           f"({res['trials_per_min']:.1f} trials/min, {res['pruned']} pruned), test MAE "
