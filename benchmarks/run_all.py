@@ -7,7 +7,7 @@ Run from the repository root::
 Each benchmark script runs as a subprocess (a fresh interpreter, so that TensorFlow start-up and
 memory of one do not leak into another), in this order: ``train_speed``, ``inference``,
 ``sweep_scaling``, ``spot_adjust`` (when the script exists), ``real_data``, ``bundled_accuracy``,
-``coverage``, ``diagnosis``, ``stream_predict``.
+``coverage``, ``diagnosis``, ``stream_predict``, ``main_job``.
 Their figures are read from the JSON line each prints last; their full output goes into the
 report's "Raw output" section. By default the slower scripts run with reduced settings (listed
 in the report) so that the whole run stays under ~25 minutes on a 2-core machine; ``--full``
@@ -47,6 +47,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "diagnosis": ("diagnosis.py", [], []),
     "multitask": ("multitask.py", ["--seeds", "5", "--folds", "3"], []),
     "stream_predict": ("stream_predict.py", [], []),
+    "main_job": ("main_job.py", ["--rounds", "1"], ["--rounds", "2"]),
 }
 PACKAGES = ("calib", "tensorflow-cpu", "tensorflow", "keras", "numpy", "pandas", "scipy", "scikit-learn",
             "onnx", "onnxruntime", "tf2onnx", "optuna", "pyarrow")
@@ -381,6 +382,34 @@ def t_stream_predict(d: dict) -> list[str]:
     return out
 
 
+def t_main_job(d: dict) -> list[str]:
+    runs = d["runs"]
+
+    def span(name: str, key: str, fmt: str = "{:.1f}") -> str:
+        vals = [r[key] for r in runs[name]]
+        lo, hi = fmt.format(min(vals)), fmt.format(max(vals))
+        return lo if lo == hi else f"{lo}-{hi}"
+
+    rows = [[name, span(name, "wall"), span(name, "startup"), span(name, "sweep"), span(name, "trials_per_min"),
+             span(name, "pruned", "{:.0f}"), span(name, "after_sweep"), span(name, "export"),
+             span(name, "test_mae", "{:.3f}")] for name in runs]
+    mean = {n: {k: sum(r[k] for r in rs) / len(rs) for k in ("wall", "trials_per_min")} for n, rs in runs.items()}
+    out = [f"`calib calibrate` on the bundled data (`make demo`'s main job: 12 trials x 5 folds, 2 workers), each "
+           f"variant in a fresh folder and interpreter, one after the other, {len(runs['now'])} round(s) (min-max). "
+           f"`baseline` is the code of git {d['baseline']} run from a temporary worktree. Stages from the time stamps "
+           "of the progress lines: start-up (to the `data:` line), sweep (to its last trial), after the sweep "
+           "(choice, fold models, refit, test), export (ONNX, report, certificate). Targets (issue 17): <= 60 s "
+           "wall with the same or better held-out MAE; sweep trials per minute >= 2.5x the 5.5 of when the issue "
+           "was filed.", ""]
+    out += _table(["variant", "wall s", "start-up s", "sweep s", "trials/min", "pruned", "after sweep s", "export s",
+                   "test MAE (hPa)"], rows)
+    out += ["", f"now vs baseline: wall {mean['now']['wall'] / mean['baseline']['wall']:.2f}x, trials/min "
+            f"{mean['now']['trials_per_min'] / mean['baseline']['trials_per_min']:.2f}x "
+            f"({mean['now']['trials_per_min'] / 5.5:.2f}x the 5.5 trials/min of when the issue was filed); without "
+            f"pruning: wall {mean['now, prune = false']['wall'] / mean['baseline']['wall']:.2f}x."]
+    return out
+
+
 TABLES: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "train_speed": ("Training speed", t_train_speed),
     "inference": ("Inference speed", t_inference),
@@ -392,6 +421,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "diagnosis": ("Bias / variance diagnosis and noise floors", t_diagnosis),
     "multitask": ("Dual sensing: one network for O2 and temperature vs two", t_multitask),
     "stream_predict": ("Streamed calib predict: memory and speed", t_stream_predict),
+    "main_job": ("The main job on the bundled data: wall time by stage", t_main_job),
 }
 
 
