@@ -90,3 +90,21 @@ def test_format_json_is_calibs_one_json_form():
     text = format_json(obj)
     assert json.loads(text) == {"n": 3, "x": 0.5, "a": [0, 1], "p": "m/x", "t": [1, 2], "nan": None, "ok": True}
     assert text.startswith('{\n  "n": 3,')  # indented by 2, keys in their order
+
+
+def test_format_leaderboard_names_the_pruned_trials():
+    import dataclasses
+
+    from calib.search import TrialRecord
+
+    res = _result()
+    pruned = TrialRecord(4, {"learning_rate": 0.3, "hidden_layers": [8]}, "PRUNED", None, None, 1.0,
+                         "pruned after fold 2 of 5: running mean 9.1, worse than the median")
+    res = dataclasses.replace(res, trials=(*res.trials, pruned))
+    text = format_leaderboard(res, top=10).splitlines()
+    assert text[-1] == "1 pruned trial(s), stopped behind the median after some folds ([sweep] prune): #4"
+    assert text[-2] == "1 failed trial(s): #1 training diverged"
+    assert pruned.counts and res.n_counted == 4  # a pruned trial counts toward n_trials
+    from calib.search import leaderboard
+
+    assert [r["number"] for r in leaderboard(res)] == [2, 0]  # never ranked

@@ -109,9 +109,11 @@ class SweepResult:
     unit : str
         Unit of the scores (the target's unit, e.g. ``hPa``).
     validations : mapping of int to CVResult
-        The k-fold results, with fold weights, of the trials that this call trained (by trial
-        number; in memory only, not in the record): the main job keeps the chosen trial's
-        fold models from here instead of validating its config again.
+        The k-fold results, with fold weights, of trials that this call trained (by trial
+        number; in memory only, not in the record): the lowest-scoring few
+        (:data:`calib.search.sweep.KEPT_VALIDATIONS`) and the base config's first trial. The
+        main job keeps the chosen trial's fold models from here instead of validating its
+        config again.
     """
 
     trials: tuple[TrialRecord, ...]

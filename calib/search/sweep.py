@@ -53,6 +53,11 @@ SWEEP_RULES: Mapping[str, list] = {
 }
 
 
+#: Trained trials whose k-fold result (fold weights, out-of-fold predictions: ~32 bytes a row) a
+#: sweep hands back, the lowest scores first (:attr:`SweepResult.validations`).
+KEPT_VALIDATIONS = 4
+
+
 def _data_fingerprint(ds: Any, rows: np.ndarray) -> str:
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(ds.x(rows), dtype=np.float64).tobytes())
@@ -275,8 +280,10 @@ def run_sweep(
         study = open_study(spec, study_name, make_sampler(strategy, space, seed), create=True)
     _bind_study(study, spec, study_name, attrs)
     point = space.point_of(base_config) if start_with_base and strategy != "grid" else None
+    keep = set()  # trials whose k-fold is kept whatever their score: the base config's
     if point is not None and not study.get_trials(deepcopy=False):
         study.enqueue_trial(point)
+        keep.add(0)
     n_int = mark_interrupted(study)
     done0, best0 = progress_state(study)
     if done0 or n_int:
@@ -293,8 +300,11 @@ def run_sweep(
     validations: dict[int, Any] = {}
 
     def after_trial(outcome: dict[str, Any]) -> None:
-        if outcome.get("cv") is not None:
+        if outcome.get("cv") is not None:  # memory: the KEPT_VALIDATIONS best, and the base config's
             validations[int(outcome["number"])] = outcome["cv"]
+            ranked = sorted((n for n in validations if n not in keep), key=lambda n: validations[n].score)
+            for n in ranked[KEPT_VALIDATIONS:]:
+                del validations[n]
         if progress is not None:
             progress(*_with_total(progress_state(study), total))
 
