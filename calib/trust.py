@@ -465,7 +465,7 @@ def uncertainty_budget(residuals: np.ndarray, *, reference: float = 0.0, input_n
     reference : float
         Standard uncertainty of the reference values (``[validate] reference_uncertainty``).
     input_noise : float or None
-        Input noise propagated to the target, 1 sd (:func:`calib.validate.estimate_noise_floor`
+        Input noise propagated to the target, 1 sd (:func:`calib.floors.estimate_noise_floor`
         MAE / sqrt(2/pi)); None when unknown.
     drift : float
         Allowance for drift until the next check (``[validate] drift_allowance``).
