@@ -481,8 +481,8 @@ def sweep_settings(cfg: Config, **overrides: Any) -> SweepSpec:
     ----------
     cfg : Config
     **overrides
-        ``strategy``, ``trials``, ``seed``, ``folds``, ``jobs``, ``storage``, ``study``;
-        ``None`` keeps the config's value.
+        ``strategy``, ``trials``, ``seed``, ``folds``, ``jobs``, ``storage``, ``study``,
+        ``prune``; ``None`` keeps the config's value.
 
     Returns
     -------

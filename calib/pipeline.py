@@ -47,9 +47,9 @@ class CalibrateSettings(CalibrateSpec):
     ----------
     name, models_dir, runs_dir
         As :class:`calib.config.CalibrateSpec`.
-    trials, strategy, jobs, storage, study : optional
-        Override ``[sweep]`` trials, strategy, jobs, storage and study name (``None``: the config's
-        value, see :func:`calib.config.sweep_settings`); the same rules as there.
+    trials, strategy, jobs, storage, study, prune : optional
+        Override ``[sweep]`` trials, strategy, jobs, storage, study name and pruning (``None``: the
+        config's value, see :func:`calib.config.sweep_settings`); the same rules as there.
 
     Examples
     --------
@@ -62,6 +62,7 @@ class CalibrateSettings(CalibrateSpec):
     jobs: int | None = None
     storage: str | None = None
     study: str | None = None
+    prune: bool | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -81,7 +82,7 @@ class CalibrateSettings(CalibrateSpec):
 
 
 def _sweep_overrides(settings: CalibrateSettings) -> dict[str, Any]:
-    return {k: getattr(settings, k) for k in ("trials", "strategy", "jobs", "storage", "study")}
+    return {k: getattr(settings, k) for k in ("trials", "strategy", "jobs", "storage", "study", "prune")}
 
 
 @dataclass(frozen=True)

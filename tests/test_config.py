@@ -348,7 +348,8 @@ def test_sweep_and_calibrate_commands_resolve_the_same_settings(tmp_path, small_
         pass
 
     def fake_run_sweep(ds, rows, base, space, **kw):
-        seen.append({k: kw[k] for k in ("strategy", "n_trials", "folds", "jobs", "storage", "seed", "study_name")})
+        seen.append({k: kw[k] for k in ("strategy", "n_trials", "folds", "jobs", "storage", "seed", "study_name",
+                                        "prune")})
         raise Stop
 
     monkeypatch.setattr(calib.search, "run_sweep", fake_run_sweep)
@@ -364,13 +365,15 @@ storage = "{tmp_path / 'j.journal'}"
 [sweep.space]
 learning_rate = {{ low = 1e-3, high = 1e-2 }}
 """)
-    for args in (["sweep", "--trials", "4"], ["calibrate", "--trials", "4", "--models-dir", str(tmp_path / "m")]):
+    for args in (["sweep", "--trials", "4", "--no-prune"],
+                 ["calibrate", "--trials", "4", "--no-prune", "--models-dir", str(tmp_path / "m")]):
         res = CliRunner().invoke(cli, ["-q", args[0], str(csv), "--config", str(cfg), *args[1:]])
         assert isinstance(res.exception, Stop), res.output
     loaded = load_config(cfg)
     assert loaded.split.seed == 1
     assert seen[0] == seen[1] == {"strategy": "bayes", "n_trials": 4, "folds": loaded.validate.folds, "jobs": 2,
-                                  "storage": str(tmp_path / "j.journal"), "seed": 3, "study_name": "calib"}
+                                  "storage": str(tmp_path / "j.journal"), "seed": 3, "study_name": "calib",
+                                  "prune": False}
 
 
 def test_the_python_sweep_has_the_defaults_of_the_sweep_table():

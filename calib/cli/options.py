@@ -46,6 +46,8 @@ def sweep_options(f: Callable) -> Callable:
                      "(default: [sweep] trials, else 12).")(f)
     f = click.option("--strategy", type=click.Choice(["grid", "random", "bayes"]),
                      help="Search strategy (default: [sweep] strategy, else random).")(f)
+    f = click.option("--prune/--no-prune", default=None,
+                     help="Stop trials behind the median after 2+ folds (default: [sweep] prune, else on).")(f)
     return f
 
 

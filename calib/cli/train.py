@@ -76,7 +76,7 @@ def validate(data: Path | None, config_path: Path | None, features: str | None, 
 @json_option("Print every trial and the best as JSON.")
 def sweep(data: Path | None, config_path: Path | None, features: str | None, target: str | None, group: str | None,
           strategy: str | None, trials: int | None, folds: int | None, jobs: int | None, storage: str | None,
-          study: str | None, scheduler: str | None, seed: int | None, as_json: bool) -> None:
+          study: str | None, scheduler: str | None, seed: int | None, prune: bool | None, as_json: bool) -> None:
     """Search hyperparameters ([sweep.space] in the config): each trial is a k-fold validation.
 
     \b
@@ -95,7 +95,7 @@ def sweep(data: Path | None, config_path: Path | None, features: str | None, tar
     data, config_path = resolve_data(data, config_path)
     cfg = load_config(config_path, features, target, group, folds=folds, seed=seed)
     mc = model_config(cfg)
-    ss = sweep_settings(cfg, strategy=strategy, trials=trials, jobs=jobs, storage=storage, study=study)
+    ss = sweep_settings(cfg, strategy=strategy, trials=trials, jobs=jobs, storage=storage, study=study, prune=prune)
     ds, sp = prepare(data, cfg)
     prog = make_progress(ss.trials, enabled=not as_json and verbosity() >= 0,
                          metric=f"best {objective_of(cfg, ds).label}")
@@ -131,7 +131,7 @@ def calibrate(data: Path | None, config_path: Path | None, features: str | None,
               group: str | None, strategy: str | None, trials: int | None, folds: int | None, jobs: int | None,
               storage: str | None, seed: int | None, models_dir: Path | None, name: str | None,
               physics_kind: str | None, study: str | None, operator: str | None, reference_standard: str | None,
-              as_json: bool) -> None:
+              prune: bool | None, as_json: bool) -> None:
     """The main job: ingest -> sweep -> refit -> test once -> export a versioned model.
 
     \b
@@ -147,7 +147,8 @@ def calibrate(data: Path | None, config_path: Path | None, features: str | None,
     cfg = load_config(config_path, features, target, group, folds=folds, seed=seed, physics_kind=physics_kind)
     cs = CalibrateSettings.from_spec(cfg.calibrate, name=name, models_dir=None if models_dir is None else str(models_dir),
                                      trials=trials, strategy=strategy, jobs=jobs, storage=storage,
-                                     study=study, operator=operator, reference_standard=reference_standard)
+                                     study=study, operator=operator, reference_standard=reference_standard,
+                                     prune=prune)
     say = None if as_json else info
     prog_holder: dict[str, Any] = {}
 
