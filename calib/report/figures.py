@@ -22,8 +22,6 @@ __all__ = ["DPI", "report_figures", "close_figures"]
 
 #: Resolution of the embedded PNG images (dots per inch).
 DPI = 96
-#: Points drawn per learning curve at most (:func:`_thin`).
-_CURVE_POINTS = 400
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
             "#bcbd22", "#17becf")
 
@@ -58,17 +56,6 @@ def _fold_curves(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _thin(points: list[tuple[int, float]], most: int = _CURVE_POINTS) -> list[tuple[int, float]]:
-    """At most about ``most`` of ``points`` (epoch, loss), evenly spaced, the first, last and lowest
-    kept: a panel is a few hundred pixels wide, and drawing 5,000 dashed segments per line made the
-    learning curves a third of the report's time."""
-    if len(points) <= most:
-        return points
-    keep = set(range(0, len(points), -(-len(points) // most)))
-    keep |= {len(points) - 1, min(range(len(points)), key=lambda i: points[i][1])}
-    return [points[i] for i in sorted(keep)]
-
-
 def _fig_learning_curves(meta: Mapping[str, Any]) -> Figure | None:
     curves = _fold_curves(meta)
     if not curves:
@@ -82,7 +69,7 @@ def _fig_learning_curves(meta: Mapping[str, Any]) -> Figure | None:
         ax = axes[k // ncols][k % ncols]
         _style(ax)
         for key, color, ls, label in (("train", _PALETTE[0], "-", "train"), ("dev", _PALETTE[1], "--", "dev")):
-            ys = _thin([(i + 1, v) for i, v in enumerate(c[key]) if v is not None and v > 0])
+            ys = [(i + 1, v) for i, v in enumerate(c[key]) if v is not None and v > 0]
             if ys:
                 ax.plot([p[0] for p in ys], [p[1] for p in ys], ls, color=color, lw=1.4, label=label)
         if c["best"] is not None:
