@@ -426,7 +426,6 @@ def _member_args(task: dict[str, Any]) -> dict[str, Any]:
 
 def _score_fold(task: dict[str, Any], member: Any) -> dict[str, Any]:
     """Score one fold's trained member (and the physics fit) on its rows; plain data out."""
-    from .physics import fit_physics
     from .nn import predict_member
 
     x_tr, y_tr, x_va, y_va = task["x_tr"], task["y_tr"], task["x_va"], task["y_va"]
@@ -458,17 +457,26 @@ def _score_fold(task: dict[str, Any], member: Any) -> dict[str, Any]:
         "physics_val": None, "physics_train": None, "physics_kind": None,
     }
     if task.get("physics", True):
-        try:
-            # hybrid/physics members already fitted the classical form on exactly these rows
-            b = member.physics if member.physics is not None else fit_physics(
-                x_tr, y_tr[:, 0], task["feature_names"], task["feature_units"], task["target_unit"],
-                kind=str(task["config"].get("physics_kind", "auto")))
-            out["physics_val"] = score(y_va[:, 0], b.predict(x_va), tol)
-            out["physics_train"] = score(y_tr[:, 0], b.predict(x_tr), tol)
-            out["physics_kind"] = b.kind
-        except Exception as exc:  # the physics fit must never sink a validation run
-            out["physics_kind"] = f"failed: {type(exc).__name__}: {exc}"
+        out.update(_physics_scores(member.physics, x_tr, y_tr[:, 0], x_va, y_va[:, 0], task["feature_names"],
+                                   task["feature_units"], task["target_unit"],
+                                   str(task["config"].get("physics_kind", "auto")), tol))
     return out
+
+
+def _physics_scores(own: Any, x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray,
+                    names: list[str], units: list[str], target_unit: str, kind: str,
+                    tol: float) -> dict[str, Any]:
+    """One fold's ``physics_val``, ``physics_train`` and ``physics_kind``: the classical fit on the
+    fold's training rows (``own``, a hybrid/physics member's fit on exactly these rows, when it
+    has one), scored on both parts. A failed fit is named in ``physics_kind``, never raised."""
+    from .physics import fit_physics
+
+    try:
+        b = own if own is not None else fit_physics(x_tr, y_tr, names, units, target_unit, kind=kind)
+        return {"physics_val": score(y_va, b.predict(x_va), tol), "physics_train": score(y_tr, b.predict(x_tr), tol),
+                "physics_kind": b.kind}
+    except Exception as exc:  # the physics fit must never sink a validation run
+        return {"physics_val": None, "physics_train": None, "physics_kind": f"failed: {type(exc).__name__}: {exc}"}
 
 
 def _free_models() -> None:
@@ -683,25 +691,20 @@ def with_physics(cv: CVResult, ds: Any, rows: np.ndarray) -> CVResult:
     CVResult
         ``cv`` itself when every fold already has its physics fit.
     """
-    from .physics import PhysicsModel, fit_physics
+    from .physics import PhysicsModel
 
     if all(f.physics_kind is not None for f in cv.folds):
         return cv
     rows = np.asarray(rows)
     x, y = ds.x(rows), ds.y(rows)[:, 0]
     names, units = list(ds.feature_names), [c.unit for c in ds.features]
+    kind = str(cv.config.get("physics_kind", "auto"))
     own = [fw[3] for fw in cv.fold_weights] if cv.fold_weights else [None] * len(cv.folds)
-    folds = []
-    for f, (tr, va), phys in zip(cv.folds, cv.fold_pairs, own):
-        tol = f.val.tolerance
-        try:
-            b = PhysicsModel.from_dict(phys) if phys is not None else fit_physics(
-                x[tr], y[tr], names, units, ds.target.unit, kind=str(cv.config.get("physics_kind", "auto")))
-            folds.append(replace(f, physics_val=score(y[va], b.predict(x[va]), tol),
-                                 physics_train=score(y[tr], b.predict(x[tr]), tol), physics_kind=b.kind))
-        except Exception as exc:  # the physics fit must never sink a validation run
-            folds.append(replace(f, physics_kind=f"failed: {type(exc).__name__}: {exc}"))
-    return replace(cv, folds=tuple(folds))
+    folds = tuple(
+        replace(f, **_physics_scores(None if phys is None else PhysicsModel.from_dict(phys), x[tr], y[tr], x[va],
+                                     y[va], names, units, ds.target.unit, kind, f.val.tolerance))
+        for f, (tr, va), phys in zip(cv.folds, cv.fold_pairs, own))
+    return replace(cv, folds=folds)
 
 
 def resolve_objective(ds: Any, tolerance: float, objective: Objective | None) -> Objective:
