@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -191,10 +190,10 @@ def calibrate(
     """
     settings = settings or CalibrateSettings.from_spec(cfg.calibrate)
     ss = sweep_settings(cfg, **_sweep_overrides(settings))  # the same resolution as `calib sweep`
-    from .search import WarmPool
+    from .search import WarmPool, local_workers
 
     # the sweep's worker processes start first: their start-up (TensorFlow, Optuna) overlaps this one's
-    pool = WarmPool(ss.jobs if ss.jobs > 1 else os.cpu_count() or 1) if ss.jobs != 1 else None
+    pool = WarmPool(local_workers(ss.jobs)) if ss.jobs != 1 else None
     try:
         return _calibrate(data, cfg, settings, ss, pool, progress, sweep_progress, spot_reference)
     finally:

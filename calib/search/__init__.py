@@ -77,7 +77,7 @@ from .samplers import preview_trials
 from .space import DEFAULT_SPACE, LOG_BY_DEFAULT, STRATEGIES, ParamSpec, SearchSpace
 from .storage import DEFAULT_STORAGE, mask_url, open_storage, open_study, quiet_optuna, storage_spec
 from .sweep import default_storage, load_result, run_sweep, study_identity, study_key
-from .workers import WarmPool
+from .workers import WarmPool, local_workers
 
 __all__ = [
     "STRATEGIES",
@@ -92,6 +92,7 @@ __all__ = [
     "one_se_choice",
     "run_sweep",
     "WarmPool",
+    "local_workers",
     "load_result",
     "preview_trials",
     "leaderboard",

@@ -32,7 +32,7 @@ from .samplers import make_sampler
 from .space import DEFAULT_SPACE, SearchSpace, check_strategy, value_key
 from .storage import is_url, mask_url, open_study, quiet_optuna, storage_spec
 from .trial import TrialJob
-from .workers import WarmPool, run_dask, run_here, run_local
+from .workers import WarmPool, local_workers, run_dask, run_here, run_local
 
 _log = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ def run_sweep(
         elif jobs == 1 and recycle_every is None:
             run_here(dataclasses.replace(job, in_worker=False, watch_pid=None), missing, after_trial)
         else:
-            n_workers = (os.cpu_count() or 1) if jobs == -1 else jobs
+            n_workers = local_workers(jobs)
             run_local(job, missing, min(n_workers, missing), recycle_every, study, after_trial, pool=pool)
     unit = getattr(getattr(ds, "target", None), "unit", "") or ""
     res = build_result(study, space, base_config, spec, study_name, strategy, time.perf_counter() - t_start, unit)

@@ -59,6 +59,13 @@ class _Slot:
             self.executor = None
 
 
+def local_workers(jobs: int) -> int:
+    """Worker processes of a local sweep with ``jobs`` (-1: one per core)."""
+    import os
+
+    return (os.cpu_count() or 1) if jobs == -1 else int(jobs)
+
+
 class WarmPool:
     """Local worker processes started ahead of a sweep (:func:`calib.search.run_sweep`'s ``pool``).
 
