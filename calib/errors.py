@@ -27,6 +27,7 @@ __all__ = [
     "escape_text",
     "clip_text",
     "clip_repr",
+    "clip_list",
     "toml_key",
     "toml_string",
 ]
@@ -107,6 +108,13 @@ def clip_repr(value: object, limit: int = 60) -> str:
     """The ``repr`` of a user's text for a message, cut like :func:`clip_text` (``'1111'...(2,000,000 characters)``)."""
     text = str(value)
     return repr(text) if len(text) <= limit else f"{text[:limit]!r}...({len(text):,} characters)"
+
+
+def clip_list(items: object, most: int = 20) -> str:
+    """Names for a message (columns, spots), comma separated: the first ``most``, each cut like
+    :func:`clip_text`, then ``...`` when there are more."""
+    items = [str(i) for i in items]
+    return ", ".join(clip_text(i) for i in items[:most]) + (" ..." if len(items) > most else "")
 
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")

@@ -33,7 +33,7 @@ from . import units as U
 from .config import Config, DataSpec, SplitSpec, toml_key, toml_string
 from .csvtext import check_width, csv_dialect, parse_csv
 from .constraints import check_params, require
-from .errors import ConfigError, IngestError, UnitError, clip_repr, clip_text, escape_text
+from .errors import ConfigError, IngestError, UnitError, clip_list, clip_repr, escape_text
 from .rawio import decode_text, decompress, read_input
 
 __all__ = [
@@ -492,7 +492,7 @@ def o2_columns(table: RawTable, units: Mapping[str, Any] | None = None) -> list[
 def _missing(table: RawTable, col: str, role: str, units: Mapping[str, Any] | None = None) -> IngestError:
     close = difflib.get_close_matches(col, table.columns, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    cols = ", ".join(clip_text(c) for c in table.columns[:20]) + (" ..." if len(table.columns) > 20 else "")
+    cols = clip_list(table.columns)
     o2 = ""
     if role == "target":
         found = [c for c in o2_columns(table, units) if c != (close[0] if close else None)]

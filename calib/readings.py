@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 
 from . import units as U
-from .errors import IngestError, clip_text
+from .errors import IngestError, clip_list
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ingest import RawTable
@@ -128,7 +128,7 @@ def resolve_feature_columns(
             taken = {str(g["name"]) for g in features} | {str(g.get("source") or g["name"]) for g in features}
             close = difflib.get_close_matches(name, [c for c in cols if c not in taken], n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            shown = ", ".join(clip_text(c) for c in cols[:20]) + (" ..." if len(cols) > 20 else "")
+            shown = clip_list(cols)
             raise IngestError(
                 f"{where}: missing column {name!r} (feature in {unit}{alt}){hint} "
                 f"(columns present: {shown})"

@@ -411,3 +411,17 @@ def test_each_child_has_a_printable_certificate_of_its_check(linear, tmp_path):
     assert "spot <b>S1</b>" in html and "<code>lin</code>" in html and ">zero<" in html and ">air<" in html
     assert html.count("<td class='pass'>pass</td>") == 2 and "Calibration certificate" in html
     assert S.verify_artifact(art.path)["ok"]  # listed in SHA256SUMS
+
+
+def test_a_long_column_name_is_clipped_in_the_reference_message(linear, tmp_path):
+    """The reference reader lists the columns present like the readings readers: each name clipped."""
+    parent_dir = copy_parent(linear, tmp_path)
+    long = "x" * 200_000
+    rows = [{FEATURES[0]: r[FEATURES[0]], FEATURES[1]: r[FEATURES[1]], long: r["o2_hPa"]}
+            for r in lin_ref_rows("S1", 0.3, 1.05)]
+    ref = write_ref(tmp_path / "ref.csv", rows)
+    with pytest.raises(IngestError) as info:
+        A.adjust_spots(parent_dir, ref)
+    msg = str(info.value)
+    assert msg.startswith("ref.csv row 1: missing column 'spot_id'") and len(msg) < 400
+    assert f"{'x' * 60}...(200,000 characters))" in msg

@@ -121,7 +121,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from ..constraints import StrOptions, check_param
-from ..errors import ArtifactError, ConfigError, IngestError
+from ..errors import ArtifactError, ConfigError, IngestError, clip_list
 from ..runtime import NORMALISATION_KEY as NORM_KEY
 from ..runtime import SPOT_ADJUSTMENT_KEY as META_KEY
 from .reference import (
@@ -673,7 +673,7 @@ def compute_adjustments(
         chosen = [str(s).strip() for s in spots]
         for s in chosen:
             if s not in present:
-                shown = ", ".join(present[:20]) + (" ..." if len(present) > 20 else "")
+                shown = clip_list(present)
                 raise IngestError(
                     f"{ref.table.name}, column {ref.spot_column}: no reference rows for spot {s!r} "
                     f"(spots in the file: {shown})"

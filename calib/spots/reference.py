@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from ..constraints import COLUMN, check_param
-from ..errors import ConfigError, IngestError, clip_repr
+from ..errors import ConfigError, IngestError, clip_list, clip_repr
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..ingest import RawTable
@@ -188,7 +188,7 @@ def read_reference(
         raise IngestError(
             f"{table.name} row 1: missing column {scol!r} (the spot id of each reference row)"
             + (f"; did you mean {close[0]!r}?" if close else "")
-            + f" (columns present: {', '.join(table.columns[:20])})"
+            + f" (columns present: {clip_list(table.columns)})"
         )
     spot = _cells(table, scol)
     empty = np.flatnonzero(spot == "")
