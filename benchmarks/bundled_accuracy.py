@@ -76,17 +76,18 @@ def simulator_floors() -> dict:
 def default_config(ds, cfg, tr: np.ndarray, te: np.ndarray) -> tuple[float, int]:
     """Test MAE of the config's ``[model]`` network without a sweep, refitted as the main job refits.
 
-    5-fold GroupKFold on train + dev gives the median best epoch; the network is refitted on
-    train + dev for that many epochs (no early stopping) and scored once on the test part.
+    5-fold GroupKFold on train + dev gives the median best epoch (L-BFGS: scaled by the rows,
+    :func:`calib.nn.refit_config`); the network is refitted on train + dev for that many epochs
+    (no early stopping) and scored once on the test part.
     """
-    from calib.nn import ModelConfig, fit_member, predict_member
+    from calib.nn import ModelConfig, fit_member, predict_member, refit_config
     from calib.validate import cross_validate
 
     mc = ModelConfig.from_dict(dict(cfg.model)).replace(seed=cfg.split.seed)
     cv = cross_validate(ds, tr, mc, folds=cfg.validate.folds, seed=cfg.split.seed, scaling=cfg.split.scaling,
                         physics=False)
-    epochs = max(1, int(np.median([b for b in cv.best_epochs if b > 0] or [1])))
-    member = fit_member(mc.replace(epochs=epochs, patience=None), ds.x(tr), ds.y(tr), scaling=cfg.split.scaling,
+    final_cfg, epochs = refit_config(mc, cv.best_epochs, len(tr), cv.fit_rows)
+    member = fit_member(final_cfg, ds.x(tr), ds.y(tr), scaling=cfg.split.scaling,
                         feature_names=list(ds.feature_names), feature_units=[c.unit for c in ds.features],
                         target_unit=ds.target.unit)
     p = predict_member(member, ds.x(te))[:, 0]

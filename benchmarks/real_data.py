@@ -112,8 +112,9 @@ def nested_calib(ds, folds, inner_folds: int, seed: int, jobs: int) -> tuple[dic
         choice = {"argmin": min(FAMILIES, key=lambda f: (scores[f], FAMILIES.index(f))), "one_se": one_se_family(cvs)}
         fitted: dict[str, tuple[np.ndarray, int]] = {}
         for fam in dict.fromkeys(choice.values()):
-            # as calib.pipeline refits: median best epoch of the folds, no early stopping
-            cfg, epochs = refit_config(ModelConfig(family=fam, seed=seed), cvs[fam].best_epochs, len(tr))
+            # as calib.pipeline refits: median best epoch of the folds (L-BFGS: scaled by the rows), no early stopping
+            cfg, epochs = refit_config(ModelConfig(family=fam, seed=seed), cvs[fam].best_epochs, len(tr),
+                                         cvs[fam].fit_rows)
             member = fit_member(cfg, x[tr], y[tr], scaling="standard", feature_names=names, feature_units=units,
                                 target_unit=ds.target.unit)
             fitted[fam] = (predict_member(member, x[va])[:, 0], epochs)

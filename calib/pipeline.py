@@ -354,8 +354,11 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
                                                        scaling=cfg.split.scaling, jobs=ss.jobs))
     rows = sp.train_dev
     x, y = ds.x(rows), ds.y(rows)
-    final_cfg, epochs = refit_config(best, cv.best_epochs, len(rows))
+    final_cfg, epochs = refit_config(best, cv.best_epochs, len(rows), cv.fit_rows)
+    scaled = epochs and best.optimizer == "lbfgs" and best.patience is not None and min(cv.fit_rows or [0]) > 0
     say(f"refit {best.family} on train+dev ({len(rows)} rows)" + (f" for {epochs} epochs" if epochs else "")
+        + (f" (L-BFGS: the folds' median best iteration x {len(rows)}/{int(np.median(cv.fit_rows))} rows)"
+           if scaled else "")
         + (" as physics (its folds kept the physics fit: best epoch 0)"
            if final_cfg.family != best.family else ""))
     names, units = list(ds.feature_names), [c.unit for c in ds.features]

@@ -45,6 +45,9 @@ class FoldScore:
         0-based fold number.
     n_train, n_val : int
         Rows the fold trained on (inner dev included) and was scored on.
+    n_fit : int
+        Rows the network's optimizer fitted: ``n_train`` less the inner dev part that drives
+        early stopping (what :func:`calib.nn.refit_config` scales a full-batch refit by).
     val, train : Metrics
         The network on the validation fold and on its own training rows (target unit).
     physics_val, physics_train : Metrics or None
@@ -82,6 +85,7 @@ class FoldScore:
     aux_val: tuple[Metrics, ...] = ()
     aux_train: tuple[Metrics, ...] = ()
     objective: float | None = None
+    n_fit: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -232,6 +236,11 @@ class CVResult:
     @property
     def best_epochs(self) -> list[int]:
         return [f.best_epoch for f in self.folds]
+
+    @property
+    def fit_rows(self) -> list[int]:
+        """Rows each fold's network was fitted on (:attr:`FoldScore.n_fit`)."""
+        return [f.n_fit for f in self.folds]
 
     def summary(self) -> dict[str, Any]:
         """Mean +/- std of every metric for the network and the physics fit."""
@@ -424,8 +433,9 @@ def _member_args(task: dict[str, Any]) -> dict[str, Any]:
             "verbose": bool(task.get("verbose"))}
 
 
-def _score_fold(task: dict[str, Any], member: Any) -> dict[str, Any]:
-    """Score one fold's trained member (and the physics fit) on its rows; plain data out."""
+def _score_fold(task: dict[str, Any], member: Any, n_fit: int) -> dict[str, Any]:
+    """Score one fold's trained member (and the physics fit) on its rows; plain data out.
+    ``n_fit``: the rows its network was fitted on (:attr:`FoldScore.n_fit`)."""
     from .nn import predict_member
 
     x_tr, y_tr, x_va, y_va = task["x_tr"], task["y_tr"], task["x_va"], task["y_va"]
@@ -439,6 +449,7 @@ def _score_fold(task: dict[str, Any], member: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "fold": task["fold"],
         "n_train": len(x_tr),
+        "n_fit": int(n_fit),
         "n_val": len(x_va),
         "val": val,
         "train": score(y_tr[:, 0], p_tr[:, 0], tol),
@@ -498,9 +509,9 @@ def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
     from .nn import ModelConfig, fit_member
 
     cfg = ModelConfig.from_dict(task["config"])
-    member = fit_member(cfg, *_fold_rows(task, cfg), physics_rows=(task["x_tr"], task["y_tr"]),
-                        **_member_args(task))
-    out = _score_fold(task, member)
+    rows = _fold_rows(task, cfg)
+    member = fit_member(cfg, *rows, physics_rows=(task["x_tr"], task["y_tr"]), **_member_args(task))
+    out = _score_fold(task, member, len(rows[0]))
     del member
     _free_models()
     return out
@@ -512,11 +523,11 @@ def _fit_folds_stacked(tasks: list[dict[str, Any]], progress: Callable[[int, int
     from .nn import ModelConfig, fit_members
 
     cfg = ModelConfig.from_dict(tasks[0]["config"])
-    members = fit_members(cfg, [_fold_rows(t, cfg) for t in tasks],
-                          physics_rows=[(t["x_tr"], t["y_tr"]) for t in tasks], **_member_args(tasks[0]))
+    rows = [_fold_rows(t, cfg) for t in tasks]
+    members = fit_members(cfg, rows, physics_rows=[(t["x_tr"], t["y_tr"]) for t in tasks], **_member_args(tasks[0]))
     results = []
-    for t, member in zip(tasks, members):
-        results.append(_score_fold(t, member))
+    for t, member, r in zip(tasks, members, rows):
+        results.append(_score_fold(t, member, len(r[0])))
         if progress:
             progress(len(results), len(tasks))
     del members

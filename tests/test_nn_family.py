@@ -115,6 +115,24 @@ def test_refit_config_uses_the_median_best_epoch_and_falls_back_to_physics():
     assert epochs == 77
 
 
+def test_refit_config_scales_a_full_batch_refit_by_the_rows():
+    from calib.nn import refit_config
+    from calib.nn.config import LBFGS_AUTO_ITERATIONS
+
+    lbfgs = ModelConfig(optimizer="lbfgs")
+    # an L-BFGS iteration is one pass whatever the rows: 600 iterations on 1,000 rows -> 900 on 1,500
+    assert refit_config(lbfgs, [500, 600, 700], 1500, [1000, 1000, 1000])[1] == 900
+    assert refit_config(lbfgs, [500, 600, 700], 1500)[1] == 600  # rows unknown: not scaled
+    assert refit_config(lbfgs, [500, 600, 700], 900, [1000, 1000, 1000])[1] == 600  # never shortened
+    assert refit_config(lbfgs, [4000], 3000, [1000])[1] == LBFGS_AUTO_ITERATIONS  # capped at the budget
+    assert refit_config(lbfgs.replace(epochs=2000), [1500], 3000, [1000])[1] == 2000
+    hyb = ModelConfig(family="hybrid", optimizer="lbfgs")
+    assert refit_config(hyb, [0, 0, 40], 200, [100] * 3) == (hyb.replace(family="physics"), 0)
+    assert refit_config(hyb, [0, 30, 40], 200, [100] * 3)[1] == 60
+    # a mini-batch optimizer's epoch already grows with the rows: unscaled
+    assert refit_config(ModelConfig(optimizer="adam"), [500, 600, 700], 1500, [1000] * 3)[1] == 600
+
+
 @pytest.mark.parametrize("kind", ["svu", "two_site", "poly"])
 def test_physics_in_onnx_equals_python(tmp_path, data, kind):
     xtr, ytr, xte, _ = data

@@ -52,6 +52,7 @@ def test_cross_validate_scores_network_and_baseline(batch):
     assert len(cv.folds) == 3 and cv.group_kfold
     for f in cv.folds:
         assert f.val.n == f.n_val and f.n_train + f.n_val == len(sp.train_dev)
+        assert f.n_fit == f.n_train  # no early stopping: no inner dev part
         assert len(f.train_loss) == 40 and len(f.dev_loss) == 40
         assert f.physics_val is not None and f.physics_kind in ("svu", "two_site", "poly")
         assert np.isfinite([f.val.mae, f.val.rmse, f.val.max_abs, f.val.r2]).all()
@@ -65,6 +66,21 @@ def test_cross_validate_scores_network_and_baseline(batch):
     assert set(d["summary"]) == {"val", "train", "physics_val", "physics_train", "outputs", "objective"}
     assert list(d["summary"]["outputs"]) == [cv.target] and d["summary"]["objective"]["mean"] == pytest.approx(mean)
     assert d["diagnosis"]["verdict"]
+
+
+def test_fold_scores_count_the_rows_the_network_was_fitted_on(batch):
+    from calib.nn import ModelConfig
+    from calib.validate import _inner_dev
+
+    ds, sp = batch
+    cv = cross_validate(ds, sp.train_dev, ModelConfig(**{**FAST, "epochs": 5, "patience": 3}), folds=3,
+                        tolerance=5.0, physics=False)
+    groups = ds.groups(sp.train_dev)
+    for f, (tr, _va) in zip(cv.folds, cv.fold_pairs):
+        inner_tr, inner_dev = _inner_dev(len(tr), groups[tr], FAST["seed"] + f.fold)
+        assert len(inner_dev) > 0 and f.n_fit == len(inner_tr) == f.n_train - len(inner_dev)
+    assert cv.fit_rows == [f.n_fit for f in cv.folds]
+    assert all(d["n_fit"] == f.n_fit for d, f in zip(cv.to_dict()["folds"], cv.folds))
 
 
 @pytest.mark.slow  # two worker processes start (about 10 s cold)
