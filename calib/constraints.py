@@ -408,7 +408,9 @@ def check_keys(where: str, given: Iterable[Any], allowed: Sequence[str]) -> None
 
 # --------------------------------------------------------------------------- shared rules
 #: Rules of parameters that several stages take (written once).
-SEED = [Interval(Integral, 0, None)]
+#: Seeds reach numpy's legacy ``RandomState`` (Optuna's samplers), which takes 0 .. 2**32 - 1,
+#: and the stages derive more by adding small offsets (one per fold): below 2**31 leaves room.
+SEED = [Interval(Integral, 0, 2**31)]
 FOLDS = [Interval(Integral, 2, None)]
 JOBS = [Interval(Integral, 1, None), Options([-1], label="-1 for every core")]
 NAME = [Satisfies(lambda v: isinstance(v, str) and bool(v.strip()), "{name} is a non-empty string")]

@@ -8,7 +8,7 @@ readings + :class:`~calib.config.Config` -> :class:`CalibrationRun` (artifact pa
 3. The kept config's k-fold with its fold models (their spread is the per-reading standard
    deviation), with the physics fit on the same folds: the sweep trial's own when it ran in this
    call (:attr:`calib.search.SweepResult.validations`), else a re-validation.
-4. Refit the best config on train + dev for the median best epoch of the folds.
+4. Refit the best config on train + dev for the median best epoch of the folds (L-BFGS: scaled by the rows).
 5. Evaluate once on the held-out test part, network and the physics fit alone.
 6. Export the versioned artifact (:mod:`calib.artifact`) with its report (:mod:`calib.report`).
 """

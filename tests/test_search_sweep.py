@@ -143,7 +143,7 @@ def test_more_trials_adds_only_the_missing_ones(ds, tmp_path):
     pytest.param(dict(n_trials=0), r"n_trials >= 1 must hold, got n_trials=0", id="n-trials"),
     pytest.param(dict(scaling="log"), r"^scaling in \{'standard', .*\} must hold, got scaling='log'$", id="scaling"),
     pytest.param(dict(recycle_every=0), r"^recycle_every >= 1 \(or None\) must hold, got recycle_every=0$", id="recycle"),
-    pytest.param(dict(seed=-1), r"^seed >= 0 must hold, got seed=-1$", id="seed"),
+    pytest.param(dict(seed=-1), r"^0 <= seed < 2147483648 must hold, got seed=-1$", id="seed"),
     pytest.param(dict(folds=1), r"^folds >= 2 must hold, got folds=1$", id="folds"),
     pytest.param(dict(jobs=0), r"^jobs >= 1 \(or -1 for every core\) must hold, got jobs=0$", id="jobs"),
     pytest.param(dict(strategy="tpe"), r"^strategy in \{'grid', 'random', 'bayes'\} must hold, got strategy='tpe'$",
