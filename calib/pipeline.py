@@ -251,6 +251,7 @@ def _calibrate(data: str | Path, cfg: Config, settings: CalibrateSettings, ss: S
     say(f"sweep: {ss.strategy}, {ss.trials} trials x {ss.folds} folds, jobs {ss.jobs}, seed {ss.seed}, "
         f"record {storage}")
     space = ss.search_space()
+    ahead = _RefitAhead(ds, sp.train_dev, cfg, base, space)
     objective = objective_of(cfg, ds)
     if objective.multi:
         say(f"objective over {len(objective.names)} outputs: {objective.describe()}")
@@ -258,7 +259,7 @@ def _calibrate(data: str | Path, cfg: Config, settings: CalibrateSettings, ss: S
                    jobs=ss.jobs, storage=storage, study_name=ss.study, seed=ss.seed,
                    tolerance=cfg.validate.resolve_tolerance(ds.target.unit), scaling=cfg.split.scaling,
                    noise_floor=cfg.validate.noise_floor, progress=sweep_progress, objective=objective,
-                   prune=ss.prune, start_with_base=True, pool=pool)
+                   prune=ss.prune, start_with_base=True, pool=pool, spare=ahead.offer)
     pruned = sum(t.state == "PRUNED" for t in sw.trials)
     if pruned:
         say(f"sweep: {pruned} of {len(sw.trials)} trials pruned after some folds (behind the median of the "
@@ -270,7 +271,37 @@ def _calibrate(data: str | Path, cfg: Config, settings: CalibrateSettings, ss: S
         raise TrainingError(f"every sweep trial failed ({reasons}); check the [model] and [sweep] settings")
     best, cv = _against_default(ds, sp, cfg, base, sw, space, ss, say)
     return _finish(ds, sp, cfg, best, sw, settings, ss, name, say, space.to_dict(), norm=norm, raw_ds=raw_ds,
-                   cv=cv)
+                   cv=cv, ahead=ahead)
+
+
+def _trained_like(sw: Any, configs: list[Any], done: list[Any], config: Any) -> Any:
+    """The finished trial that trains like ``config`` and handed its k-fold back in this run
+    (:attr:`calib.search.SweepResult.validations`), or None."""
+    return next((t for c, t in zip(configs, done)
+                 if t.number in sw.validations and c.effective() == config.effective()), None)
+
+
+def _choice(sw: Any, space: Any, base: Any) -> tuple[Any, Any, Any] | None:
+    """The one-standard-error choice among the sweep's finished trials, the untuned ``[model]``
+    default preferred (:func:`calib.search.one_se_choice`), when the default was a trial.
+
+    Returns ``(config, trial, kfold_trial)``: the kept config (``base`` itself when the default
+    is kept), the trial whose score chose it, and the trial that trains like it and handed its
+    k-fold back in this run (:func:`_trained_like`; None if none did). None when no finished
+    trial trains like the default (it then needs its own k-fold).
+    """
+    from .search import one_se_choice
+
+    done = [t for t in sw.trials if t.state == "COMPLETE"]
+    configs = [space.to_config(base, t.params) for t in done]
+    same = [i for i, c in enumerate(configs) if c.effective() == base.effective()]
+    if not same:
+        return None
+    entries = [(c.family, float(t.score), t.score_std, max(1, len(t.best_epochs))) for c, t in zip(configs, done)]
+    i = same[0]
+    pick = one_se_choice(entries, prefer=i)
+    config = base if pick == i else configs[pick]
+    return config, done[pick], _trained_like(sw, configs, done, config)
 
 
 def _against_default(ds: Any, sp: Any, cfg: Config, base: Any, sw: Any, space: Any, ss: SweepSpec,
@@ -279,7 +310,8 @@ def _against_default(ds: Any, sp: Any, cfg: Config, base: Any, sw: Any, space: A
     under the one-standard-error rule (:func:`calib.search.one_se_choice`, default preferred).
 
     When a trial trains like the default (:meth:`calib.nn.ModelConfig.effective`), that trial's
-    recorded score stands for the default; else the default gets its own k-fold on the same folds.
+    recorded score stands for the default (:func:`_choice`); else the default gets its own
+    k-fold on the same folds.
 
     Returns ``(config, cv)``: ``cv`` is the kept config's k-fold result with its fold models
     when this run already has it (the default's own k-fold, or the sweep trial that trained it:
@@ -288,28 +320,23 @@ def _against_default(ds: Any, sp: Any, cfg: Config, base: Any, sw: Any, space: A
     from .search import one_se_choice
     from .validate import cross_validate, with_physics
 
+    def kept(config: Any, trained: Any) -> tuple[Any, Any]:
+        if trained is None:
+            return config, None
+        say(f"kept config's fold models: trial #{trained.number}'s k-fold (not validated again)")
+        return config, with_physics(sw.validations[trained.number], ds, sp.train_dev)
+
+    choice = _choice(sw, space, base)
+    if choice is not None:  # the default was a trial (it trains alike): its recorded score competes
+        config, trial, trained = choice
+        if config is base and sw.best is not None and trial.number != sw.best.number:
+            say(f"kept the untuned default (trial #{trial.number}): {objective_of(cfg, ds).label} "
+                f"{trial.score:.4g} {ds.target.unit}, within one standard error of the best trial's "
+                f"{sw.best.score:.4g}")
+        return kept(config, trained)
     done = [t for t in sw.trials if t.state == "COMPLETE"]
     configs = [space.to_config(base, t.params) for t in done]
     entries = [(c.family, float(t.score), t.score_std, max(1, len(t.best_epochs))) for c, t in zip(configs, done)]
-
-    def kept(config: Any) -> tuple[Any, Any]:  # with the fold models of a trial that trained it in this run
-        for c, t in zip(configs, done):
-            if t.number in sw.validations and c.effective() == config.effective():
-                say(f"kept config's fold models: trial #{t.number}'s k-fold (not validated again)")
-                return config, with_physics(sw.validations[t.number], ds, sp.train_dev)
-        return config, None
-
-    same = [i for i, c in enumerate(configs) if c.effective() == base.effective()]
-    if same:  # the default was a trial (it trains alike): its recorded score competes, no extra k-fold
-        i = same[0]
-        pick = one_se_choice(entries, prefer=i)
-        if pick != i:
-            return kept(configs[pick])
-        if sw.best is not None and done[i].number != sw.best.number:
-            say(f"kept the untuned default (trial #{done[i].number}): {objective_of(cfg, ds).label} "
-                f"{done[i].score:.4g} {ds.target.unit}, within one standard error of the best trial's "
-                f"{sw.best.score:.4g}")
-        return kept(base)
     say("untuned [model] default: k-fold on the same folds (a tuned config must beat it by one standard error)")
     tol = cfg.validate.resolve_tolerance(ds.target.unit)
     dcv = cross_validate(ds, sp.train_dev, base, folds=ss.folds, jobs=ss.jobs, tolerance=tol,
@@ -322,12 +349,62 @@ def _against_default(ds: Any, sp: Any, cfg: Config, base: Any, sw: Any, space: A
         say(f"kept the untuned default: {dcv.outputs.label} {mean:.4g} {ds.target.unit}, within one standard error of the "
             f"best trial's {sw.best.score:.4g}" if sw.best is not None else "kept the untuned default")
         return base, dcv
-    return kept(configs[pick])
+    return kept(configs[pick], _trained_like(sw, configs, done, configs[pick]))
+
+
+class _RefitAhead:
+    """The main job's refit, trained ahead in a sweep worker that has no trial left while the last
+    ones still run (:func:`calib.search.run_sweep`'s ``spare``).
+
+    At that moment the one-standard-error choice among the finished trials (:func:`_choice`) is
+    usually the final one; its refit (:func:`calib.nn.refit_config`, the same rows, scaling and
+    seed) then runs on the otherwise idle core. :meth:`take` hands it over only when the config
+    finally kept refits exactly as the one trained ahead; else the main process refits itself.
+    The worker trains on one TensorFlow thread, as the main process does, so both give the same
+    weights (tested).
+    """
+
+    def __init__(self, ds: Any, rows: np.ndarray, cfg: Config, base: Any, space: Any) -> None:
+        self.ds, self.rows, self.cfg, self.base, self.space = ds, rows, cfg, base, space
+        self.config: Any = None
+        self.future: Any = None
+
+    def member_args(self) -> dict[str, Any]:
+        ds = self.ds
+        return {"scaling": self.cfg.split.scaling, "feature_names": list(ds.feature_names),
+                "feature_units": [c.unit for c in ds.features], "target_unit": ds.target.unit}
+
+    def offer(self, interim: Any, submit: Callable[..., Any]) -> None:
+        from .nn import refit_config
+        from .nn.family import fit_member_parts
+
+        if self.future is not None:
+            return
+        choice = _choice(interim, self.space, self.base)
+        if choice is None or choice[2] is None:
+            return
+        config, _trial, trained = choice
+        cv = interim.validations[trained.number]
+        final_cfg, _ = refit_config(config, cv.best_epochs, len(self.rows), cv.fit_rows)
+        if final_cfg.family == "physics":  # nothing to train ahead
+            return
+        self.config = final_cfg
+        self.future = submit(fit_member_parts, final_cfg.to_dict(), self.ds.x(self.rows), self.ds.y(self.rows),
+                             self.member_args())
+
+    def take(self, final_cfg: Any) -> dict[str, Any] | None:
+        """The parts trained ahead (:func:`calib.nn.family.fit_member_parts`) if they are ``final_cfg``'s."""
+        if self.future is None or final_cfg != self.config:
+            return None
+        try:
+            return self.future.result()
+        except Exception:  # the worker died or failed: the main process refits
+            return None
 
 
 def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: CalibrateSettings, ss: SweepSpec,
             name: str, say: Callable[[str], None], space: dict[str, Any],
-            norm: Any = None, raw_ds: Any = None, cv: Any = None) -> CalibrationRun:
+            norm: Any = None, raw_ds: Any = None, cv: Any = None, ahead: "_RefitAhead | None" = None) -> CalibrationRun:
     from .artifact.export import describe_dataset, export_artifact
     from .nn import fit_member, predict_member, rebuild_member, refit_config
     from .physics import PhysicsModel, fit_physics
@@ -362,8 +439,15 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
         + (" as physics (its folds kept the physics fit: best epoch 0)"
            if final_cfg.family != best.family else ""))
     names, units = list(ds.feature_names), [c.unit for c in ds.features]
-    final = fit_member(final_cfg, x, y, scaling=cfg.split.scaling, feature_names=names, feature_units=units,
-                       target_unit=ds.target.unit)
+    parts = None if ahead is None else ahead.take(final_cfg)
+    if parts is not None:  # trained ahead in an idle sweep worker: the same config, rows and seed
+        say("refit: trained ahead while the sweep's last trials ran")
+        final = rebuild_member(final_cfg, x.shape[1], y.shape[1], parts["weights"], Scaler.from_dict(parts["x_scaler"]),
+                               Scaler.from_dict(parts["y_scaler"]),
+                               None if parts["physics"] is None else PhysicsModel.from_dict(parts["physics"]))
+    else:
+        final = fit_member(final_cfg, x, y, scaling=cfg.split.scaling, feature_names=names, feature_units=units,
+                           target_unit=ds.target.unit)
     has_test = len(sp.test) > 0
     x_te, y_te = ds.x(sp.test), ds.y(sp.test)
     p_te = predict_member(final, x_te) if has_test else np.zeros((0, y.shape[1]))

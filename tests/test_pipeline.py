@@ -114,3 +114,70 @@ def test_a_trial_that_trains_like_the_default_stands_for_it():
     # a trial better by more than one SE replaces it
     (config, cv), said = choose([trial(0, [8], 2.8, learning_rate=0.005), trial(1, [16], 2.2)])
     assert config.hidden_layers == (16,) and cv is None and not said
+
+
+def test_the_refit_trained_ahead_is_the_one_the_main_job_keeps(small_batch):
+    """The main job's refit trained ahead in an idle sweep worker (``_RefitAhead``): offered only
+    once the untuned default's trial is finished, for the one-SE choice so far, with the main
+    job's refit recipe; handed over only for the config finally refitted, and then equal to the
+    main process's own refit."""
+    from concurrent.futures import Future
+    from types import SimpleNamespace as NS
+
+    from calib.config import load_config
+    from calib.ingest import prepare
+    from calib.nn import fit_member, predict_member, rebuild_member, refit_config
+    from calib.pipeline import _RefitAhead
+    from calib.scaling import Scaler
+    from calib.search import SearchSpace
+    from calib.validate import cross_validate
+
+    csv, toml = small_batch
+    cfg = load_config(toml)
+    ds, sp = prepare(csv, cfg)
+    rows = sp.train_dev
+    base = cfg.model_config().replace(optimizer="lbfgs", hidden_layers=(6,), epochs=60, patience=10, seed=0)
+    space = SearchSpace.from_dict({"hidden_layers": {"choices": [[6], [4]]}})
+    cv = cross_validate(ds, rows, base, folds=3, seed=0, physics=False, keep_weights=True)
+    submitted: list = []
+
+    def submit(fn, *args):  # runs at once, here: the same process, so the same TF threads
+        submitted.append(args)
+        fut: Future = Future()
+        fut.set_result(fn(*args))
+        return fut
+
+    def trial(number, layers, score):
+        return NS(number=number, state="COMPLETE", params={"hidden_layers": layers}, score=score, score_std=0.5,
+                  best_epochs=list(cv.best_epochs))
+
+    ahead = _RefitAhead(ds, rows, cfg, base, space)
+    # the default's trial has not finished: nothing to train ahead
+    ahead.offer(NS(trials=[trial(1, [4], 2.0)], validations={1: cv}), submit)
+    assert not submitted and ahead.take(base) is None
+    # it has: its refit (the one-SE choice keeps it) runs, once
+    interim = NS(trials=[trial(0, [6], 2.1), trial(1, [4], 2.0)], validations={0: cv, 1: cv})
+    ahead.offer(interim, submit)
+    ahead.offer(interim, submit)
+    assert len(submitted) == 1
+    final_cfg, epochs = refit_config(base, cv.best_epochs, len(rows), cv.fit_rows)
+    assert ahead.config == final_cfg and epochs > 0
+    assert ahead.take(final_cfg.replace(seed=1)) is None  # another refit: the main process refits itself
+    parts = ahead.take(final_cfg)
+    ahead_member = rebuild_member(final_cfg, len(ds.feature_names), 1, parts["weights"], Scaler.from_dict(parts["x_scaler"]),
+                                  Scaler.from_dict(parts["y_scaler"]), None)
+    own = fit_member(final_cfg, ds.x(rows), ds.y(rows), scaling=cfg.split.scaling,
+                     feature_names=list(ds.feature_names), feature_units=[c.unit for c in ds.features],
+                     target_unit=ds.target.unit)
+    assert all(np.array_equal(a, b) for a, b in zip(ahead_member.model.get_weights(), own.model.get_weights()))
+    np.testing.assert_array_equal(predict_member(ahead_member, ds.x(sp.test)), predict_member(own, ds.x(sp.test)))
+    # a worker that failed hands over nothing
+    broken = _RefitAhead(ds, rows, cfg, base, space)
+
+    def failing(fn, *args):
+        fut: Future = Future()
+        fut.set_exception(RuntimeError("worker died"))
+        return fut
+
+    broken.offer(interim, failing)
+    assert broken.take(final_cfg) is None

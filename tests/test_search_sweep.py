@@ -31,10 +31,9 @@ SPACE = {"learning_rate": {"low": 1e-3, "high": 1e-1}, "activation": {"choices":
 
 def make_dataset(n_groups: int = 6, per_group: int = 10, seed: int = 0) -> Dataset:
     """Seeded synthetic readings: Stern-Volmer phase at 5 kHz with a temperature term."""
-    import numpy as np
     import pandas as pd
 
-    from calib.ingest import Column, Dataset
+    from calib.ingest import Column
 
     rng = np.random.default_rng(seed)
     n = n_groups * per_group
@@ -448,3 +447,29 @@ def test_a_warm_pool_runs_the_trials(ds, tmp_path):
     with WarmPool(1) as spare:  # a pool no sweep took is ended on close
         slot = spare.slots[0]
     assert spare.slots == [] and slot.executor is None
+
+
+@pytest.mark.slow
+def test_an_idle_worker_at_the_tail_is_offered_as_spare(ds, tmp_path):
+    """When a worker has no trial left while another still runs, ``spare(interim, submit)`` gets the
+    finished trials so far and runs work in that idle worker process (the main job's refit ahead);
+    the work finishes after the sweep has returned."""
+    offers: list = []
+
+    def spare(interim, submit):
+        offers.append((len([t for t in interim.trials if t.state == "COMPLETE"]), dict(interim.validations),
+                       submit(os.getpid)))
+
+    res = run_sweep(ds, _rows(ds), BASE, SPACE, n_trials=3, folds=2, jobs=2, storage=tmp_path / "t.journal",
+                    spare=spare)
+    assert [t.state for t in res.trials] == ["COMPLETE"] * 3
+    assert offers, "the tail of a 3-trial sweep on 2 workers leaves one worker idle"
+    finished, validations, fut = offers[0]
+    assert 1 <= finished < 3 and validations  # the trials finished so far, with their k-folds
+    pids = {t.user_attrs["worker"]["pid"] for t in _journal_trials(tmp_path / "t.journal")}
+    assert fut.result(timeout=60) in pids and fut.result() != os.getpid()
+    # one process: no tail, no offer
+    none: list = []
+    run_sweep(ds, _rows(ds), BASE, SPACE, n_trials=2, folds=2, jobs=1, recycle_every=None,
+              storage=tmp_path / "one.journal", spare=lambda i, s: none.append(i))
+    assert none == []

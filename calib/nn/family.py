@@ -31,7 +31,8 @@ from ..scaling import fit_scaler
 from .network import build_model, predict
 from .training import train
 
-__all__ = ["Member", "fit_member", "fit_members", "predict_member", "rebuild_member", "refit_config"]
+__all__ = ["Member", "fit_member", "fit_member_parts", "fit_members", "predict_member", "rebuild_member",
+           "refit_config"]
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,22 @@ def rebuild_member(config: Any, n_inputs: int, n_outputs: int, weights: Sequence
     model = build_model(config, n_inputs, n_outputs, x_scaler, y_scaler)
     model.set_weights(list(weights))
     return Member(model, physics, None, x_scaler, y_scaler)
+
+
+def fit_member_parts(config: dict[str, Any], x_train: np.ndarray, y_train: np.ndarray,
+                     kwargs: dict[str, Any]) -> dict[str, Any]:
+    """:func:`fit_member` for another process: plain data in and out.
+
+    ``config`` is ``ModelConfig.to_dict()``; ``kwargs`` are :func:`fit_member`'s keyword
+    arguments. Returns the network's ``weights``, the ``x_scaler`` / ``y_scaler`` dicts and the
+    ``physics`` fit's dict (or None): what :func:`rebuild_member` takes back.
+    """
+    from .config import ModelConfig
+
+    member = fit_member(ModelConfig.from_dict(config), x_train, y_train, **kwargs)
+    return {"weights": [np.asarray(w) for w in member.model.get_weights()],
+            "x_scaler": member.x_scaler.to_dict(), "y_scaler": member.y_scaler.to_dict(),
+            "physics": None if member.physics is None else member.physics.to_dict()}
 
 
 def refit_config(best: Any, best_epochs: Sequence[int], n_rows: int,

@@ -165,6 +165,7 @@ def run_sweep(
     prune: bool = True,
     start_with_base: bool = False,
     pool: WarmPool | None = None,
+    spare: Callable[[SweepResult, Callable[..., Any]], None] | None = None,
 ) -> SweepResult:
     """Search hyperparameters: each trial is one config scored by k-fold validation.
 
@@ -226,6 +227,11 @@ def run_sweep(
     pool : WarmPool, optional
         Worker processes started ahead (:class:`calib.search.workers.WarmPool`): local workers
         are taken from it first. The caller closes it.
+    spare : callable, optional
+        ``spare(interim, submit)``, local workers only: called when a worker has no trial left
+        while others still run. ``interim`` is the :class:`SweepResult` so far (finished trials
+        and their kept k-folds); ``submit(fn, *args)`` runs ``fn`` in the idle worker process
+        and returns its future (the main job refits its likely choice there).
 
     Returns
     -------
@@ -308,6 +314,13 @@ def run_sweep(
         if progress is not None:
             progress(*_with_total(progress_state(study), total))
 
+    unit = getattr(getattr(ds, "target", None), "unit", "") or ""
+
+    def on_spare(submit: Callable[..., Any]) -> None:
+        interim = build_result(study, space, base_config, spec, study_name, strategy, time.perf_counter() - t_start,
+                               unit)
+        spare(dataclasses.replace(interim, validations=dict(validations)), submit)
+
     now, host = time.time(), socket.gethostname()
     busy = sum(counts_or_runs(t, now, host) for t in study.get_trials(deepcopy=False))
     missing = max(0, total - busy)
@@ -318,8 +331,8 @@ def run_sweep(
             run_here(dataclasses.replace(job, in_worker=False, watch_pid=None), missing, after_trial)
         else:
             n_workers = local_workers(jobs)
-            run_local(job, missing, min(n_workers, missing), recycle_every, study, after_trial, pool=pool)
-    unit = getattr(getattr(ds, "target", None), "unit", "") or ""
+            run_local(job, missing, min(n_workers, missing), recycle_every, study, after_trial, pool=pool,
+                      spare=None if spare is None else on_spare)
     res = build_result(study, space, base_config, spec, study_name, strategy, time.perf_counter() - t_start, unit)
     return dataclasses.replace(res, validations=validations)
 

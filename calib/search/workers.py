@@ -111,9 +111,14 @@ class WarmPool:
 
 
 def run_local(job: TrialJob, missing: int, n_workers: int, recycle_every: int | None, study: Any,
-              after_trial: Callable[[dict[str, Any]], None], pool: WarmPool | None = None) -> None:
+              after_trial: Callable[[dict[str, Any]], None], pool: WarmPool | None = None,
+              spare: Callable[[Callable[..., Any]], None] | None = None) -> None:
     """``n_workers`` worker processes pull trials until the study holds ``job.n_trials``
-    (the started ones of ``pool`` first)."""
+    (the started ones of ``pool`` first).
+
+    ``spare(submit)`` is called when a worker has no trial left while others still run (the
+    sweep's tail): ``submit(fn, *args)`` runs ``fn`` in that idle worker process and returns
+    its future, which outlives the sweep (the process winds down after it)."""
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool as _StdBroken
 
@@ -151,6 +156,8 @@ def run_local(job: TrialJob, missing: int, n_workers: int, recycle_every: int | 
                 if done + len(pending) < job.n_trials and not slot.retired:
                     pending[slot.submit(job, recycle_every)] = slot
                     submitted += 1
+                elif spare is not None and pending and slot.executor is not None:
+                    spare(slot.executor.submit)
         ok = True
     finally:
         for slot in slots:
