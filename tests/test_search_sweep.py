@@ -33,8 +33,6 @@ def make_dataset(n_groups: int = 6, per_group: int = 10, seed: int = 0) -> Datas
     """Seeded synthetic readings: Stern-Volmer phase at 5 kHz with a temperature term."""
     import pandas as pd
 
-    from calib.ingest import Column
-
     rng = np.random.default_rng(seed)
     n = n_groups * per_group
     temp = rng.uniform(5.0, 35.0, n)
