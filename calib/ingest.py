@@ -502,6 +502,30 @@ def _missing(table: RawTable, col: str, role: str, units: Mapping[str, Any] | No
     return IngestError(f"{table.name} row 1: missing column {col!r} ({role}){hint}{o2} (columns in the file: {cols})")
 
 
+def _feature_column(table: RawTable, col: str, spec: DataSpec) -> str:
+    """The file's column of the declared feature ``col``: ``col`` itself, or else the one column
+    that names the same quantity in another unit that converts to ``col``'s (``temperature_K``
+    or ``Temperature [degF]`` for a declared ``temperature_degC``), found as ``calib predict``
+    finds a model's inputs (:func:`calib.readings.resolve_feature_columns`); it is read in its
+    own unit and normalised to ``col``'s. Two such columns, or none, are refused."""
+    if col in table.columns:
+        return col
+    parsed = None if col in spec.units else U.unit_from_column_name(col)
+    if parsed is not None:
+        from .readings import resolve_feature_columns
+
+        feature = {"name": col, "unit": parsed[0], "frequency_hz": parsed[1]}
+        try:
+            ((found, _from_unit),) = resolve_feature_columns([feature], table.columns, f"{table.name} row 1")
+        except IngestError as exc:
+            if "could be any of" in str(exc) or "cannot be converted" in str(exc):
+                raise
+        else:
+            if found not in spec.units and U.unit_from_column_name(found) is not None:
+                return found
+    raise _missing(table, col, "feature")
+
+
 def _unit_of(table: RawTable, col: str, spec: DataSpec) -> tuple[str, float | None, bool]:
     """Return (unit, frequency_hz, from_name) of a column, or raise with how to declare it."""
     parsed = U.unit_from_column_name(col)
@@ -619,10 +643,8 @@ def load_dataset(path: str | Path, spec: DataSpec, *, table: RawTable | None = N
     if spec.features is None:
         feature_cols = _feature_candidates(table, spec, exclude)
     else:
-        feature_cols = tuple(spec.features)
+        feature_cols = tuple(_feature_column(table, col, spec) for col in spec.features)
         for col in feature_cols:
-            if col not in table.columns:
-                raise _missing(table, col, "feature")
             if col == target_col or col == spec.group:
                 raise ConfigError(f"column {col!r} cannot be both a feature and the {'target' if col == target_col else 'group'}")
             if col in aux:

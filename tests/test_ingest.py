@@ -394,3 +394,36 @@ def test_too_few_groups_to_split_names_the_file_and_the_group_column(tmp_path):
     msg = str(err.value)
     assert msg.startswith(f"{Path(ds.source).name}: too few groups (column spot_id) to split: {n} groups")
     assert "\n" not in msg
+
+
+def test_a_declared_feature_is_found_in_another_unit_as_predict_finds_it(tmp_path):
+    """A config written for temperature_degC and phase_deg reads a logger export in K and rad:
+    the same quantity in a unit that converts, found as calib predict finds a model's inputs."""
+    declared = DataSpec(target="o2_umol_per_L", group="spot_id", features=("temperature_degC", "phase_deg"))
+    ds = load_dataset(_good(tmp_path), declared)
+    assert ds.feature_names == ("temperature_degC", "phase_deg")
+    np.testing.assert_allclose(ds.frame["temperature_degC"].iloc[:2], [10.0, 20.0])
+    np.testing.assert_allclose(ds.frame["phase_deg"].iloc[0], np.degrees(1.0))
+    assert [(c.source, c.source_unit) for c in ds.features] == [("temperature_K", "K"), ("phase_rad", "rad")]
+    # the same numbers as the file written in the declared units
+    same = tmp_path / "declared.csv"
+    frame = pd.read_csv(_good(tmp_path))
+    frame["temperature_K"] -= 273.15
+    frame["phase_rad"] = np.degrees(frame["phase_rad"])
+    frame.rename(columns={"temperature_K": "temperature_degC", "phase_rad": "phase_deg"}).to_csv(same, index=False)
+    direct = load_dataset(same, declared)
+    np.testing.assert_allclose(ds.x(), direct.x(), rtol=1e-12)
+    # two candidates, a unit that does not convert, or none: refused, naming the columns
+    two = tmp_path / "two.csv"
+    frame.assign(temperature_K=frame["temperature_K"] + 273.15).rename(
+        columns={"phase_rad": "phase_deg"}).assign(**{"Temperature (degC)": 10.0}).to_csv(two, index=False)
+    with pytest.raises(IngestError, match=r"two\.csv row 1: feature temperature_degC \(degC\) could be any of the "
+                                          r"columns 'temperature_K', 'Temperature \(degC\)'; keep only one of them"):
+        load_dataset(two, declared)
+    wrong = tmp_path / "wrong.csv"
+    frame.rename(columns={"temperature_K": "temperature_hPa", "phase_rad": "phase_deg"}).to_csv(wrong, index=False)
+    with pytest.raises(IngestError, match=r"wrong\.csv row 1, column temperature_hPa: hPa cannot be converted to "
+                                          r"degC; expected feature temperature_degC in degC"):
+        load_dataset(wrong, declared)
+    with pytest.raises(IngestError, match=r"missing column 'pressure_hPa' \(feature\)"):
+        load_dataset(_good(tmp_path), DataSpec(target="o2_umol_per_L", features=("pressure_hPa", "phase_deg")))
