@@ -9,6 +9,7 @@ limit                  default                     environment variable
 =====================  ==========================  ==========================================
 input file size        1 GiB (after decompression) ``CALIB_MAX_INPUT_BYTES``
 columns of a table     10,000                      ``CALIB_MAX_COLUMNS``
+wait for a named pipe  10 s to its first byte      ``CALIB_PIPE_WAIT_S``
 ONNX Runtime threads   4 x CPU cores, at most 256  (none: more threads than that never help)
 =====================  ==========================  ==========================================
 
@@ -27,7 +28,8 @@ from numbers import Integral
 from .errors import ConfigError
 
 __all__ = ["DEFAULT_MAX_INPUT_BYTES", "DEFAULT_MAX_COLUMNS", "DEFAULT_STREAM_MIN_BYTES", "max_input_bytes",
-           "max_columns", "stream_min_bytes", "max_threads", "check_threads", "human_bytes"]
+           "max_columns", "stream_min_bytes", "max_threads", "check_threads", "human_bytes", "DEFAULT_PIPE_WAIT_S",
+           "pipe_wait_s"]
 
 #: Largest input file read into memory (bytes, after decompression), unless ``$CALIB_MAX_INPUT_BYTES``;
 #: a file streamed by ``calib predict`` is not read into memory and may be larger.
@@ -38,6 +40,9 @@ DEFAULT_MAX_COLUMNS = 10_000
 #: whole-file path holds ~18x a file in memory, so below 16 MiB it stays under ~300 MB, the streamed
 #: path's own ceiling.
 DEFAULT_STREAM_MIN_BYTES = 16 << 20
+#: Longest wait (seconds) for the first byte of a named pipe given as input, unless ``$CALIB_PIPE_WAIT_S``:
+#: a pipe nothing writes to would otherwise hold calib forever.
+DEFAULT_PIPE_WAIT_S = 10
 
 
 def _env_int(var: str, default: int, low: int = 1) -> int:
@@ -52,6 +57,11 @@ def _env_int(var: str, default: int, low: int = 1) -> int:
     if value < low:
         raise ConfigError(f"{var} >= {low} must hold, got {var}={value}")
     return value
+
+
+def pipe_wait_s() -> int:
+    """The longest wait for a named pipe's first byte (s): ``$CALIB_PIPE_WAIT_S`` or 10."""
+    return _env_int("CALIB_PIPE_WAIT_S", DEFAULT_PIPE_WAIT_S)
 
 
 def max_input_bytes() -> int:

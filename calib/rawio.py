@@ -24,9 +24,10 @@ import stat
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 from .errors import IngestError
-from .limits import human_bytes, max_input_bytes
+from .limits import human_bytes, max_input_bytes, pipe_wait_s
 
 __all__ = ["COMPRESSIONS", "ASCII_COMPATIBLE", "read_input", "decompress", "decode_text", "file_kind",
            "sniff_compression"]
@@ -50,6 +51,32 @@ def file_kind(mode: int) -> str | None:
 def _too_big(name: str, size: str, limit: int) -> IngestError:
     return IngestError(f"{name}: {size} is over the input size limit of {human_bytes(limit)}; split the file "
                        "or raise the limit with the environment variable CALIB_MAX_INPUT_BYTES")
+
+
+def _open_bytes(p: Path, mode: int) -> Any:
+    """``open(p, "rb")``; a named pipe waits at most :func:`calib.limits.pipe_wait_s` for its first byte.
+
+    Opening a FIFO for reading blocks until some process opens it for writing, so a pipe nothing
+    writes to would hold calib forever. It is opened non-blocking instead and polled: data (or a
+    writer's end of file) within the wait is read as from a file; nothing is a one-line error.
+    """
+    if not stat.S_ISFIFO(mode):
+        return open(p, "rb")
+    import select
+
+    wait = pipe_wait_s()
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        if not poller.poll(wait * 1000):
+            raise IngestError(f"{p}: a named pipe (FIFO) that nothing wrote to within {wait} s; expected CSV, "
+                              "Parquet or Excel data (a longer wait: CALIB_PIPE_WAIT_S)")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def read_input(path: str | Path) -> bytes:
@@ -86,7 +113,7 @@ def read_input(path: str | Path) -> bytes:
     if stat.S_ISREG(st.st_mode) and st.st_size > limit:
         raise _too_big(p.name, human_bytes(st.st_size), limit)
     try:
-        with open(p, "rb") as fh:
+        with _open_bytes(p, st.st_mode) as fh:
             data = fh.read(limit + 1)
     except MemoryError:
         raise _too_big(p.name, "the file", limit) from None

@@ -48,3 +48,35 @@ def test_decompress_by_suffix_and_by_content():
     with zipfile.ZipFile(workbook, "w") as zf:
         zf.writestr("[Content_Types].xml", "<x/>")
     assert decompress(workbook.getvalue(), "book.xlsx") == (workbook.getvalue(), None, ".xlsx")  # left to openpyxl
+
+
+def test_a_named_pipe_is_read_once_or_refused_after_the_wait(tmp_path, monkeypatch):
+    """A FIFO: a writer's bytes are read to the end; one nothing writes to is refused after
+    $CALIB_PIPE_WAIT_S instead of blocking forever; the variable is validated."""
+    import os
+    import threading
+    import time
+
+    from calib.errors import ConfigError
+    from calib.rawio import read_input
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    monkeypatch.setenv("CALIB_PIPE_WAIT_S", "1")
+    t0 = time.perf_counter()
+    with pytest.raises(IngestError, match=r"pipe\.csv: a named pipe \(FIFO\) that nothing wrote to within 1 s"):
+        read_input(fifo)
+    assert time.perf_counter() - t0 < 10
+
+    def feed():
+        time.sleep(0.3)  # a writer that comes late, within the wait
+        with open(fifo, "wb") as fh:
+            fh.write(TEXT.encode())
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    assert read_input(fifo) == TEXT.encode()
+    writer.join(5)
+    monkeypatch.setenv("CALIB_PIPE_WAIT_S", "soon")
+    with pytest.raises(ConfigError, match="CALIB_PIPE_WAIT_S must be a positive integer, got CALIB_PIPE_WAIT_S='soon'"):
+        read_input(fifo)

@@ -726,6 +726,22 @@ def test_fifo_input_is_read_once(linear_artifact, tmp_path):
     assert _preds(out) == LIN_PRED
 
 
+def test_a_pipe_nothing_writes_to_is_refused_after_the_wait(linear_artifact, tmp_path):
+    fifo = tmp_path / "readings.csv"
+    os.mkfifo(fifo)
+    out = tmp_path / "out.csv"
+    t0 = time.perf_counter()
+    # without the wait, opening the pipe blocks forever: the subprocess's timeout turns that into a failure
+    proc = subprocess.run([sys.executable, "-m", "calib.cli", "-q", "predict", str(linear_artifact.path), str(fifo),
+                           "-o", str(out)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "CALIB_PIPE_WAIT_S": "1"})
+    assert proc.returncode != 0 and not out.exists()
+    assert proc.stderr.strip().splitlines() == [
+        f"Error: {fifo}: a named pipe (FIFO) that nothing wrote to within 1 s; expected CSV, Parquet or Excel data "
+        "(a longer wait: CALIB_PIPE_WAIT_S)"]
+    assert time.perf_counter() - t0 < 60
+
+
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "/dev/null"])
 def test_device_input_is_refused_at_once(linear_artifact, tmp_path, device):
     if not os.path.exists(device):
