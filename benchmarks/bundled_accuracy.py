@@ -73,6 +73,37 @@ def simulator_floors() -> dict:
     return out
 
 
+def refit_lengths(ds, cfg, tr: np.ndarray, te: np.ndarray, seeds: int = 5) -> dict:
+    """Test MAE of the ``[model]`` default refit for different lengths, over seeds 0..N-1.
+
+    The main job refits for the folds' median best epoch; for L-BFGS that count is scaled by
+    the refit's rows over the rows a fold model was fitted on (:func:`calib.nn.refit_config`).
+    This puts the unscaled count, the scaled one and twice the scaled one side by side on the
+    held-out spots: the evidence for the scaling (one seed on two spots is noise-dominated).
+    """
+    from calib.nn import ModelConfig, fit_member, predict_member, refit_config
+    from calib.validate import cross_validate
+
+    mc = ModelConfig.from_dict(dict(cfg.model)).replace(seed=cfg.split.seed)
+    cv = cross_validate(ds, tr, mc, folds=cfg.validate.folds, seed=cfg.split.seed, scaling=cfg.split.scaling,
+                        physics=False)
+    _, unscaled = refit_config(mc, cv.best_epochs, len(tr))
+    _, scaled = refit_config(mc, cv.best_epochs, len(tr), cv.fit_rows)
+    x, y = ds.x(), ds.y()[:, 0]
+    out = {"optimizer": mc.optimizer, "fit_rows": cv.fit_rows, "refit_rows": int(len(tr)), "rows": {}}
+    for label, n in (("unscaled (before)", unscaled), ("scaled (the main job's)", scaled), ("2x scaled", 2 * scaled)):
+        maes = []
+        for seed in range(seeds):
+            m = fit_member(mc.replace(seed=seed, epochs=int(n), patience=None), x[tr], y[tr], scaling=cfg.split.scaling,
+                           feature_names=list(ds.feature_names), feature_units=[c.unit for c in ds.features],
+                           target_unit=ds.target.unit)
+            maes.append(float(np.mean(np.abs(predict_member(m, x[te])[:, 0] - y[te]))))
+        out["rows"][label] = {"epochs": int(n), "mae": maes}
+        print(f"  refit length {label}: {n} epochs, test MAE over seeds {np.round(maes, 3).tolist()} "
+              f"mean {np.mean(maes):.3f}", flush=True)
+    return out
+
+
 def default_config(ds, cfg, tr: np.ndarray, te: np.ndarray) -> tuple[float, int]:
     """Test MAE of the config's ``[model]`` network without a sweep, refitted as the main job refits.
 
@@ -104,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=10,
                     help="seeds of the spread check: the chosen config refit and MLPRegressor, each with seeds "
                          "0..N-1 on the same rows (0: skip)")
+    ap.add_argument("--refit-seeds", type=int, default=5,
+                    help="seeds of the refit-length check of the [model] default (0: skip)")
     args = ap.parse_args(argv)
 
     from calib.physics import fit_physics
@@ -176,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         half = float(stats.t.ppf(0.975, dof) * se)
         spread = {"seeds": args.seeds, "calib": calib_seeds, "sklearn_mlp": mlp_seeds, "diff": diff,
                   "ci": [diff - half, diff + half], "seconds": time.perf_counter() - t2}
+    lengths = refit_lengths(ds, cfg, tr, te, args.refit_seeds) if args.refit_seeds else None
     floors = simulator_floors()
     est = run.cv.noise_floor
 
@@ -225,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
                       "noise_floor_estimate": est, "noise_floor_source": run.cv.noise_floor_source,
                       "simulator_floors": floors, "ratio_calib_classical": ratio_b,
                       "ratio_calib_mlp": methods["calib"] / methods["sklearn_mlp"],
-                      "ratio_calib_spot_floor": ratio_f, "seed_spread": spread}, default=float))
+                      "ratio_calib_spot_floor": ratio_f, "seed_spread": spread, "refit_lengths": lengths},
+                     default=float))
     return 0
 
 

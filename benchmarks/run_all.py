@@ -276,6 +276,18 @@ def t_bundled_accuracy(d: dict) -> list[str]:
                       [["calib chosen config, refit", ms(sp["calib"])], ["sklearn MLPRegressor", ms(sp["sklearn_mlp"])]])
         out += ["", f"Difference calib - MLPRegressor: {sp['diff']:+.3f} hPa, 95 % CI [{sp['ci'][0]:+.3f}, "
                 f"{sp['ci'][1]:+.3f}] (Welch)."]
+    rl = d.get("refit_lengths")
+    if rl:
+        import statistics as st  # noqa: F811 (also imported above when the seed spread is there)
+
+        n_seeds = len(next(iter(rl["rows"].values()))["mae"])
+        out += ["", f"Refit length of the `[model]` default ({rl['optimizer']}): the folds' median best epoch as "
+                f"before, scaled by the refit's {rl['refit_rows']} rows over the {int(st.median(rl['fit_rows']))} a "
+                f"fold model was fitted on (what the main job now does), and twice that; test MAE over seeds "
+                f"0-{n_seeds - 1}:", ""]
+        out += _table(["refit", "epochs", "test MAE mean +/- sd (hPa)", "per seed"],
+                      [[k, v["epochs"], f"{st.mean(v['mae']):.3f} +/- {st.stdev(v['mae']):.3f}",
+                        " ".join(f"{m:.3f}" for m in v["mae"])] for k, v in rl["rows"].items()])
     cv = [["calib (chosen config)", d["cv_mae"]]]
     if "cv_mae_classical" in d:
         cv += [["classical auto", d["cv_mae_classical"]], ["sklearn MLPRegressor", d["cv_mae_sklearn_mlp"]]]
