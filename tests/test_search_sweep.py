@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from calib.errors import ConfigError
-from calib.ingest import Column, Dataset
+from calib.ingest import Dataset
 from calib.nn import ModelConfig
 from calib.search import SearchSpace, load_result, preview_trials, run_sweep
 
@@ -30,8 +30,13 @@ SPACE = {"learning_rate": {"low": 1e-3, "high": 1e-1}, "activation": {"choices":
 
 
 def make_dataset(n_groups: int = 6, per_group: int = 10, seed: int = 0) -> Dataset:
-    """Seeded synthetic readings: Stern-Volmer phase at 5 kHz with a temperature term."""
+    """Seeded synthetic readings: Stern-Volmer phase at 5 kHz with a temperature term.
+
+    Self-contained (its own imports): a test runs its source in a fresh interpreter."""
+    import numpy as np
     import pandas as pd
+
+    from calib.ingest import Column, Dataset
 
     rng = np.random.default_rng(seed)
     n = n_groups * per_group
