@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import units as U
+from .columns import resolve_feature_columns
 from .config import Config, DataSpec, SplitSpec, toml_key, toml_string
 from .csvtext import check_width, csv_dialect, parse_csv
 from .constraints import check_params, require
@@ -506,14 +507,12 @@ def _feature_column(table: RawTable, col: str, spec: DataSpec) -> str:
     """The file's column of the declared feature ``col``: ``col`` itself, or else the one column
     that names the same quantity in another unit that converts to ``col``'s (``temperature_K``
     or ``Temperature [degF]`` for a declared ``temperature_degC``), found as ``calib predict``
-    finds a model's inputs (:func:`calib.readings.resolve_feature_columns`); it is read in its
+    finds a model's inputs (:func:`calib.columns.resolve_feature_columns`); it is read in its
     own unit and normalised to ``col``'s. Two such columns, or none, are refused."""
     if col in table.columns:
         return col
     parsed = None if col in spec.units else U.unit_from_column_name(col)
     if parsed is not None:
-        from .readings import resolve_feature_columns
-
         feature = {"name": col, "unit": parsed[0], "frequency_hz": parsed[1]}
         try:
             ((found, _from_unit),) = resolve_feature_columns([feature], table.columns, f"{table.name} row 1")

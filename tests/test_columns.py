@@ -1,11 +1,12 @@
-"""Tests of calib.readings: finding a model's inputs in a readings table (units in names and brackets)."""
+"""Tests of calib.columns: finding a quantity's column in a readings table (units in names and brackets),
+the rule of calib predict and of training alike (training's use: tests/test_ingest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from calib.errors import IngestError
-from calib.readings import resolve_feature_columns
+from calib.columns import resolve_feature_columns
 
 FEATURES = [{"name": "phase_5000hz_deg", "unit": "deg", "frequency_hz": 5000.0},
             {"name": "temperature_degC", "unit": "degC"}]
@@ -47,3 +48,9 @@ def test_a_long_column_name_is_clipped_in_the_missing_column_message():
         resolve_feature_columns(FEATURES, ["temperature_degC", "x" * 300_000])
     msg = str(info.value)
     assert len(msg) < 300 and msg.endswith(f"(columns present: temperature_degC, {'x' * 60}...(300,000 characters))")
+
+
+def test_calib_readings_re_exports_it():
+    import calib.readings
+
+    assert calib.readings.resolve_feature_columns is resolve_feature_columns
