@@ -471,6 +471,13 @@ def test_an_idle_worker_at_the_tail_is_offered_as_spare(ds, tmp_path):
     assert 1 <= finished < 3 and validations  # the trials finished so far, with their k-folds
     pids = {t.user_attrs["worker"]["pid"] for t in _journal_trials(tmp_path / "t.journal")}
     assert fut.result(timeout=60) in pids and fut.result() != os.getpid()
+    # a failing spare never sinks the sweep
+    def broken(interim, submit):
+        raise RuntimeError("no thanks")
+
+    res = run_sweep(ds, _rows(ds), BASE, SPACE, n_trials=3, folds=2, jobs=2, storage=tmp_path / "b.journal",
+                    spare=broken)
+    assert [t.state for t in res.trials] == ["COMPLETE"] * 3
     # one process: no tail, no offer
     none: list = []
     run_sweep(ds, _rows(ds), BASE, SPACE, n_trials=2, folds=2, jobs=1, recycle_every=None,

@@ -317,9 +317,12 @@ def run_sweep(
     unit = getattr(getattr(ds, "target", None), "unit", "") or ""
 
     def on_spare(submit: Callable[..., Any]) -> None:
-        interim = build_result(study, space, base_config, spec, study_name, strategy, time.perf_counter() - t_start,
-                               unit)
-        spare(dataclasses.replace(interim, validations=dict(validations)), submit)
+        try:
+            interim = build_result(study, space, base_config, spec, study_name, strategy,
+                                   time.perf_counter() - t_start, unit)
+            spare(dataclasses.replace(interim, validations=dict(validations)), submit)
+        except Exception as exc:  # work ahead is an optimisation: it never sinks the sweep
+            _log.warning("work offered to an idle sweep worker failed: %s: %s", type(exc).__name__, exc)
 
     now, host = time.time(), socket.gethostname()
     busy = sum(counts_or_runs(t, now, host) for t in study.get_trials(deepcopy=False))
