@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 from . import units as U
 from .errors import IngestError, clip_list
 
-__all__ = ["resolve_feature_columns"]
+__all__ = ["find_feature_column", "resolve_feature_columns"]
 
 
 def _stem(name: str, unit: str) -> str | None:
@@ -32,6 +32,68 @@ def _stem_key(stem: str) -> str:
 def _fold(name: str) -> str:
     """A column name up to case and spaces: ``' Temperature_degC'`` -> ``'temperature_degc'``."""
     return " ".join(str(name).casefold().split())
+
+
+def find_feature_column(feature: Mapping[str, Any], columns: Sequence[str], where: str = "input"
+                        ) -> tuple[str, str | None] | None:
+    """The column of one feature and the unit to convert it from, as :func:`resolve_feature_columns`
+    finds it; None when no column could be it.
+
+    Raises
+    ------
+    IngestError
+        Two columns could both be it, or a column with the feature's stem has a unit that does
+        not convert to the feature's.
+    """
+    cols = list(columns)
+    f = feature
+    name, unit = str(f["name"]), str(f["unit"])
+    source = str(f.get("source") or name)
+    source_unit = str(f.get("source_unit") or unit)
+    freq = f.get("frequency_hz")
+    # every column that could hold this feature: its name or source name (also up to case
+    # and spaces), or the same stem with another unit that converts to the feature's unit
+    found: list[tuple[str, str | None]] = []
+    keys: dict[str, str | None] = {_fold(source): None if source_unit == unit else source_unit}
+    keys[_fold(name)] = None  # the feature's own name wins over a source of the same spelling
+    for c in cols:
+        if _fold(c) in keys:
+            found.append((c, keys[_fold(c)]))
+    stem = _stem(name, unit)
+    wrong_unit: list[tuple[str, str]] = []  # same stem, a unit that does not convert
+    if stem is not None:
+        for c in cols:
+            split = U.split_unit_suffix(c)
+            if split is None or _fold(c) in keys:
+                continue
+            cstem, cunit, cfreq, bracketed = split
+            if _stem_key(cstem) != _stem_key(stem):
+                continue
+            if cunit == unit:  # "Phase [deg]" for phase_deg (the suffix form is the name itself)
+                if bracketed:
+                    found.append((c, None))
+                continue
+            parsed = (cunit, cfreq)
+            try:
+                canonical = U.canonical_unit(parsed[0], freq if freq else parsed[1])
+            except Exception:  # unit without a conversion to this feature's unit
+                canonical = None
+            if canonical == unit:
+                found.append((c, parsed[0]))
+            else:
+                wrong_unit.append((c, parsed[0]))
+    if len(found) > 1:
+        raise IngestError(
+            f"{where}: feature {name} ({unit}) could be any of the columns "
+            f"{', '.join(repr(c) for c, _ in found)}; keep only one of them"
+        )
+    if not found and wrong_unit:
+        c, u = wrong_unit[0]
+        raise IngestError(
+            f"{where}, column {c}: {u} cannot be converted to {unit}; expected feature {name} "
+            f"in {unit} (or in a unit calib converts to {unit})"
+        )
+    return found[0] if found else None
 
 
 def resolve_feature_columns(
@@ -71,64 +133,21 @@ def resolve_feature_columns(
     cols = list(columns)
     out: list[tuple[str, str | None]] = []
     for f in features:
+        hit = find_feature_column(f, cols, where)
+        if hit is not None:
+            out.append(hit)
+            continue
+        import difflib
+
         name, unit = str(f["name"]), str(f["unit"])
         source = str(f.get("source") or name)
         source_unit = str(f.get("source_unit") or unit)
-        freq = f.get("frequency_hz")
-        # every column that could hold this feature: its name or source name (also up to case
-        # and spaces), or the same stem with another unit that converts to the feature's unit
-        found: list[tuple[str, str | None]] = []
-        keys: dict[str, str | None] = {_fold(source): None if source_unit == unit else source_unit}
-        keys[_fold(name)] = None  # the feature's own name wins over a source of the same spelling
-        for c in cols:
-            if _fold(c) in keys:
-                found.append((c, keys[_fold(c)]))
-        stem = _stem(name, unit)
-        wrong_unit: list[tuple[str, str]] = []  # same stem, a unit that does not convert
-        if stem is not None:
-            for c in cols:
-                split = U.split_unit_suffix(c)
-                if split is None or _fold(c) in keys:
-                    continue
-                cstem, cunit, cfreq, bracketed = split
-                if _stem_key(cstem) != _stem_key(stem):
-                    continue
-                if cunit == unit:  # "Phase [deg]" for phase_deg (the suffix form is the name itself)
-                    if bracketed:
-                        found.append((c, None))
-                    continue
-                parsed = (cunit, cfreq)
-                try:
-                    canonical = U.canonical_unit(parsed[0], freq if freq else parsed[1])
-                except Exception:  # unit without a conversion to this feature's unit
-                    canonical = None
-                if canonical == unit:
-                    found.append((c, parsed[0]))
-                else:
-                    wrong_unit.append((c, parsed[0]))
-        if len(found) > 1:
-            raise IngestError(
-                f"{where}: feature {name} ({unit}) could be any of the columns "
-                f"{', '.join(repr(c) for c, _ in found)}; keep only one of them"
-            )
-        if not found and wrong_unit:
-            c, u = wrong_unit[0]
-            raise IngestError(
-                f"{where}, column {c}: {u} cannot be converted to {unit}; expected feature {name} "
-                f"in {unit} (or in a unit calib converts to {unit})"
-            )
-        if not found:
-            import difflib
-
-            alt = f" or {source} in {source_unit}" if source != name else ""
-            # hint only at columns that are not themselves inputs of the model
-            taken = {str(g["name"]) for g in features} | {str(g.get("source") or g["name"]) for g in features}
-            close = difflib.get_close_matches(name, [c for c in cols if c not in taken], n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            shown = clip_list(cols)
-            raise IngestError(
-                f"{where}: missing column {name!r} (feature in {unit}{alt}){hint} "
-                f"(columns present: {shown})"
-            )
-        out.append(found[0])
+        alt = f" or {source} in {source_unit}" if source != name else ""
+        # hint only at columns that are not themselves inputs of the model
+        taken = {str(g["name"]) for g in features} | {str(g.get("source") or g["name"]) for g in features}
+        close = difflib.get_close_matches(name, [c for c in cols if c not in taken], n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise IngestError(
+            f"{where}: missing column {name!r} (feature in {unit}{alt}){hint} (columns present: {clip_list(cols)})"
+        )
     return out

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import units as U
-from .columns import resolve_feature_columns
+from .columns import find_feature_column
 from .config import Config, DataSpec, SplitSpec, toml_key, toml_string
 from .csvtext import check_width, csv_dialect, parse_csv
 from .constraints import check_params, require
@@ -506,22 +506,18 @@ def _missing(table: RawTable, col: str, role: str, units: Mapping[str, Any] | No
 def _feature_column(table: RawTable, col: str, spec: DataSpec) -> str:
     """The file's column of the declared feature ``col``: ``col`` itself, or else the one column
     that names the same quantity in another unit that converts to ``col``'s (``temperature_K``
-    or ``Temperature [degF]`` for a declared ``temperature_degC``), found as ``calib predict``
-    finds a model's inputs (:func:`calib.columns.resolve_feature_columns`); it is read in its
-    own unit and normalised to ``col``'s. Two such columns, or none, are refused."""
+    or ``Temperature [K]`` for a declared ``temperature_degC``), found as ``calib predict`` finds
+    a model's inputs (:func:`calib.columns.find_feature_column`); it is read in its own unit and
+    normalised to ``col``'s. Two such columns, or a same-stem column whose unit does not
+    convert, are refused; none is a missing column."""
     if col in table.columns:
         return col
     parsed = None if col in spec.units else U.unit_from_column_name(col)
     if parsed is not None:
-        feature = {"name": col, "unit": parsed[0], "frequency_hz": parsed[1]}
-        try:
-            ((found, _from_unit),) = resolve_feature_columns([feature], table.columns, f"{table.name} row 1")
-        except IngestError as exc:
-            if "could be any of" in str(exc) or "cannot be converted" in str(exc):
-                raise
-        else:
-            if found not in spec.units and U.unit_from_column_name(found) is not None:
-                return found
+        hit = find_feature_column({"name": col, "unit": parsed[0], "frequency_hz": parsed[1]}, table.columns,
+                                  f"{table.name} row 1")
+        if hit is not None and hit[0] not in spec.units and U.unit_from_column_name(hit[0]) is not None:
+            return hit[0]
     raise _missing(table, col, "feature")
 
 
