@@ -281,6 +281,14 @@ def _trained_like(sw: Any, configs: list[Any], done: list[Any], config: Any) -> 
                  if t.number in sw.validations and c.effective() == config.effective()), None)
 
 
+def _candidates(sw: Any, space: Any, base: Any) -> tuple[list[Any], list[Any], list[tuple[str, float, Any, int]]]:
+    """The sweep's finished trials, their configs and their :func:`calib.search.one_se_choice` entries."""
+    done = [t for t in sw.trials if t.state == "COMPLETE"]
+    configs = [space.to_config(base, t.params) for t in done]
+    entries = [(c.family, float(t.score), t.score_std, max(1, len(t.best_epochs))) for c, t in zip(configs, done)]
+    return done, configs, entries
+
+
 def _choice(sw: Any, space: Any, base: Any) -> tuple[Any, Any, Any] | None:
     """The one-standard-error choice among the sweep's finished trials, the untuned ``[model]``
     default preferred (:func:`calib.search.one_se_choice`), when the default was a trial.
@@ -292,12 +300,10 @@ def _choice(sw: Any, space: Any, base: Any) -> tuple[Any, Any, Any] | None:
     """
     from .search import one_se_choice
 
-    done = [t for t in sw.trials if t.state == "COMPLETE"]
-    configs = [space.to_config(base, t.params) for t in done]
+    done, configs, entries = _candidates(sw, space, base)
     same = [i for i, c in enumerate(configs) if c.effective() == base.effective()]
     if not same:
         return None
-    entries = [(c.family, float(t.score), t.score_std, max(1, len(t.best_epochs))) for c, t in zip(configs, done)]
     i = same[0]
     pick = one_se_choice(entries, prefer=i)
     config = base if pick == i else configs[pick]
@@ -334,9 +340,7 @@ def _against_default(ds: Any, sp: Any, cfg: Config, base: Any, sw: Any, space: A
                 f"{trial.score:.4g} {ds.target.unit}, within one standard error of the best trial's "
                 f"{sw.best.score:.4g}")
         return kept(config, trained)
-    done = [t for t in sw.trials if t.state == "COMPLETE"]
-    configs = [space.to_config(base, t.params) for t in done]
-    entries = [(c.family, float(t.score), t.score_std, max(1, len(t.best_epochs))) for c, t in zip(configs, done)]
+    done, configs, entries = _candidates(sw, space, base)
     say("untuned [model] default: k-fold on the same folds (a tuned config must beat it by one standard error)")
     tol = cfg.validate.resolve_tolerance(ds.target.unit)
     dcv = cross_validate(ds, sp.train_dev, base, folds=ss.folds, jobs=ss.jobs, tolerance=tol,
@@ -350,6 +354,12 @@ def _against_default(ds: Any, sp: Any, cfg: Config, base: Any, sw: Any, space: A
             f"best trial's {sw.best.score:.4g}" if sw.best is not None else "kept the untuned default")
         return base, dcv
     return kept(configs[pick], _trained_like(sw, configs, done, configs[pick]))
+
+
+def _refit_args(ds: Any, cfg: Config) -> dict[str, Any]:
+    """:func:`calib.nn.fit_member`'s keyword arguments for the main job's refit (here or ahead)."""
+    return {"scaling": cfg.split.scaling, "feature_names": list(ds.feature_names),
+            "feature_units": [c.unit for c in ds.features], "target_unit": ds.target.unit}
 
 
 class _RefitAhead:
@@ -369,11 +379,6 @@ class _RefitAhead:
         self.config: Any = None
         self.future: Any = None
 
-    def member_args(self) -> dict[str, Any]:
-        ds = self.ds
-        return {"scaling": self.cfg.split.scaling, "feature_names": list(ds.feature_names),
-                "feature_units": [c.unit for c in ds.features], "target_unit": ds.target.unit}
-
     def offer(self, interim: Any, submit: Callable[..., Any]) -> None:
         from .nn import refit_config
         from .nn.family import fit_member_parts
@@ -390,7 +395,7 @@ class _RefitAhead:
             return
         self.config = final_cfg
         self.future = submit(fit_member_parts, final_cfg.to_dict(), self.ds.x(self.rows), self.ds.y(self.rows),
-                             self.member_args())
+                             _refit_args(self.ds, self.cfg))
 
     def take(self, final_cfg: Any) -> dict[str, Any] | None:
         """The parts trained ahead (:func:`calib.nn.family.fit_member_parts`) if they are ``final_cfg``'s."""
@@ -432,13 +437,12 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     rows = sp.train_dev
     x, y = ds.x(rows), ds.y(rows)
     final_cfg, epochs = refit_config(best, cv.best_epochs, len(rows), cv.fit_rows)
-    scaled = epochs and best.optimizer == "lbfgs" and best.patience is not None and min(cv.fit_rows or [0]) > 0
+    scaled = epochs != refit_config(best, cv.best_epochs, len(rows))[1]  # the full-batch rows scaling applied
     say(f"refit {best.family} on train+dev ({len(rows)} rows)" + (f" for {epochs} epochs" if epochs else "")
         + (f" (L-BFGS: the folds' median best iteration x {len(rows)}/{int(np.median(cv.fit_rows))} rows)"
            if scaled else "")
         + (" as physics (its folds kept the physics fit: best epoch 0)"
            if final_cfg.family != best.family else ""))
-    names, units = list(ds.feature_names), [c.unit for c in ds.features]
     parts = None if ahead is None else ahead.take(final_cfg)
     if parts is not None:  # trained ahead in an idle sweep worker: the same config, rows and seed
         say("refit: trained ahead while the sweep's last trials ran")
@@ -446,8 +450,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
                                Scaler.from_dict(parts["y_scaler"]),
                                None if parts["physics"] is None else PhysicsModel.from_dict(parts["physics"]))
     else:
-        final = fit_member(final_cfg, x, y, scaling=cfg.split.scaling, feature_names=names, feature_units=units,
-                           target_unit=ds.target.unit)
+        final = fit_member(final_cfg, x, y, **_refit_args(ds, cfg))
     has_test = len(sp.test) > 0
     x_te, y_te = ds.x(sp.test), ds.y(sp.test)
     p_te = predict_member(final, x_te) if has_test else np.zeros((0, y.shape[1]))
