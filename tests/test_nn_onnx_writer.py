@@ -85,6 +85,10 @@ def test_other_layers_are_refused_or_traced(xy, tmp_path):
     with pytest.raises(UnsupportedLayer, match="BatchNormalization"):
         export_onnx(foreign, tmp_path / "f.onnx", 3, writer="direct")
     export_onnx(foreign, tmp_path / "f.onnx", 3)  # auto: falls back to tf2onnx
+    from calib.nn import onnx_model
+
+    proto = onnx_model(foreign, 3)  # the same graph in memory, for artifacts
+    assert [o.name for o in proto.graph.output] == [ONNX_OUTPUT_NAME]
     np.testing.assert_allclose(_run(tmp_path / "f.onnx", x)[:, 0], predict(foreign, x), rtol=1e-5, atol=1e-5)
 
     swish = keras.Model(inp, keras.layers.Dense(1)(keras.layers.Dense(4, activation="swish")(inp)))

@@ -17,7 +17,6 @@ Examples
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 from numbers import Integral, Real
 from pathlib import Path, PurePosixPath
@@ -67,7 +66,8 @@ _DATA_RULES: Mapping[str, list] = {
 }
 _RESERVED_META = ("schema_version", "model_id", "name", "version", "created_utc", "versions", "onnx")
 
-# export_onnx swaps attributes of the model's layers while it traces: one export at a time
+# the tf2onnx fallback of onnx_model swaps attributes of the model's layers while it traces, and
+# Keras saving walks them: one model at a time
 _TF_LOCK = threading.Lock()
 
 
@@ -219,21 +219,12 @@ def _check_extra_files(extra: Mapping[str, Any] | None) -> dict[str, bytes]:
 
 
 def _build_models(tmp: Path, model: Any, fold_models: Sequence[Any], n_features: int) -> list[Any]:
-    """TensorFlow part: ONNX of every model (loaded back as protos) and model.keras."""
-    import onnx
+    """The ONNX graph of every model (in memory) and model.keras."""
+    from ..nn import onnx_model
 
-    from ..nn import export_onnx
-
-    work = tmp / "work"
-    work.mkdir()
-    protos = []
     with _TF_LOCK:
-        for i, m in enumerate((model, *fold_models)):
-            p = work / f"part{i}.onnx"
-            export_onnx(m, p, n_features, opset=ONNX_OPSET)
-            protos.append(onnx.load(str(p)))
+        protos = [onnx_model(m, n_features, opset=ONNX_OPSET) for m in (model, *fold_models)]
         model.save(str(tmp / KERAS_FILE))
-    shutil.rmtree(work)
     check_keras_file(tmp / KERAS_FILE)
     return protos
 

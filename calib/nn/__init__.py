@@ -45,7 +45,7 @@ from .config import (
     ModelConfig,
 )
 from .family import Member, fit_member, fit_members, predict_member, rebuild_member, refit_config
-from .network import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, build_model, export_onnx, predict, zero_output
+from .network import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, build_model, export_onnx, onnx_model, predict, zero_output
 from .stacked import train_stacked
 from .training import TrainResult, train
 
@@ -64,6 +64,7 @@ __all__ = [
     "train_stacked",
     "predict",
     "export_onnx",
+    "onnx_model",
     "zero_output",
     "ONNX_INPUT_NAME",
     "ONNX_OUTPUT_NAME",

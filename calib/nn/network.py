@@ -31,6 +31,7 @@ __all__ = [
     "build_model",
     "dense_layers",
     "export_onnx",
+    "onnx_model",
     "tf_activation",
     "predict",
     "zero_output",
@@ -276,6 +277,14 @@ def export_onnx(model: keras.Model, path: str | Path, n_inputs: int, opset: int 
     UnsupportedLayer
         With ``writer="direct"``, for a model the direct writer does not know.
     """
+    Path(path).write_bytes(onnx_model(model, n_inputs, opset, writer).SerializeToString())
+
+
+def onnx_model(model: keras.Model, n_inputs: int, opset: int | None = None, writer: str = "auto") -> Any:
+    """:func:`export_onnx`'s graph as an in-memory ``onnx.ModelProto`` (same parameters, same
+    errors), for callers that assemble graphs (:mod:`calib.artifact.export`)."""
+    import onnx
+
     from .onnx_writer import UnsupportedLayer, network_graph
 
     if writer not in ("auto", "direct", "tf2onnx"):
@@ -285,15 +294,17 @@ def export_onnx(model: keras.Model, path: str | Path, n_inputs: int, opset: int 
         raise ConfigError(f"n_inputs={n_inputs!r} but the model takes {n_model} input column(s)")
     if writer != "tf2onnx":
         try:
-            proto = network_graph(model, n_inputs, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME,
-                                  DEFAULT_OPSET if opset is None else int(opset))
+            return network_graph(model, n_inputs, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME,
+                                 DEFAULT_OPSET if opset is None else int(opset))
         except UnsupportedLayer:
             if writer == "direct":
                 raise
-        else:
-            Path(path).write_bytes(proto.SerializeToString())
-            return
-    _export_tf2onnx(model, path, n_inputs, opset)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        _export_tf2onnx(model, path, n_inputs, opset)
+        return onnx.load(str(path))
 
 
 def _export_tf2onnx(model: keras.Model, path: str | Path, n_inputs: int, opset: int | None) -> None:
