@@ -73,20 +73,18 @@ def simulator_floors() -> dict:
     return out
 
 
-def refit_lengths(ds, cfg, tr: np.ndarray, te: np.ndarray, seeds: int = 5) -> dict:
+def refit_lengths(ds, cfg, tr: np.ndarray, te: np.ndarray, cv, seeds: int = 5) -> dict:
     """Test MAE of the ``[model]`` default refit for different lengths, over seeds 0..N-1.
 
     The main job refits for the folds' median best epoch; for L-BFGS that count is scaled by
     the refit's rows over the rows a fold model was fitted on (:func:`calib.nn.refit_config`).
     This puts the unscaled count, the scaled one and twice the scaled one side by side on the
     held-out spots: the evidence for the scaling (one seed on two spots is noise-dominated).
+    ``cv`` is the default's k-fold (:func:`default_config` computed it).
     """
     from calib.nn import ModelConfig, fit_member, predict_member, refit_config
-    from calib.validate import cross_validate
 
     mc = ModelConfig.from_dict(dict(cfg.model)).replace(seed=cfg.split.seed)
-    cv = cross_validate(ds, tr, mc, folds=cfg.validate.folds, seed=cfg.split.seed, scaling=cfg.split.scaling,
-                        physics=False)
     _, unscaled = refit_config(mc, cv.best_epochs, len(tr))
     _, scaled = refit_config(mc, cv.best_epochs, len(tr), cv.fit_rows)
     x, y = ds.x(), ds.y()[:, 0]
@@ -104,7 +102,7 @@ def refit_lengths(ds, cfg, tr: np.ndarray, te: np.ndarray, seeds: int = 5) -> di
     return out
 
 
-def default_config(ds, cfg, tr: np.ndarray, te: np.ndarray) -> tuple[float, int]:
+def default_config(ds, cfg, tr: np.ndarray, te: np.ndarray) -> tuple[float, int, object]:
     """Test MAE of the config's ``[model]`` network without a sweep, refitted as the main job refits.
 
     5-fold GroupKFold on train + dev gives the median best epoch (L-BFGS: scaled by the rows,
@@ -122,7 +120,7 @@ def default_config(ds, cfg, tr: np.ndarray, te: np.ndarray) -> tuple[float, int]
                         feature_names=list(ds.feature_names), feature_units=[c.unit for c in ds.features],
                         target_unit=ds.target.unit)
     p = predict_member(member, ds.x(te))[:, 0]
-    return float(np.mean(np.abs(p - ds.y(te)[:, 0]))), epochs
+    return float(np.mean(np.abs(p - ds.y(te)[:, 0]))), epochs, cv
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
           f"batch {hp['batch_size']}, refit {run.epochs} epochs", flush=True)
 
     methods: dict[str, float] = {"calib": float(run.test.mae), "calib_onnx": onnx_mae}
-    methods["calib_default_config"], default_epochs = default_config(ds, cfg, tr, te)
+    methods["calib_default_config"], default_epochs, default_cv = default_config(ds, cfg, tr, te)
     kinds: dict[str, str] = {}
     names, units = list(ds.feature_names), [c.unit for c in ds.features]
     for kind in ("auto", "svu", "two_site"):
@@ -209,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         half = float(stats.t.ppf(0.975, dof) * se)
         spread = {"seeds": args.seeds, "calib": calib_seeds, "sklearn_mlp": mlp_seeds, "diff": diff,
                   "ci": [diff - half, diff + half], "seconds": time.perf_counter() - t2}
-    lengths = refit_lengths(ds, cfg, tr, te, args.refit_seeds) if args.refit_seeds else None
+    lengths = refit_lengths(ds, cfg, tr, te, default_cv, args.refit_seeds) if args.refit_seeds else None
     floors = simulator_floors()
     est = run.cv.noise_floor
 
