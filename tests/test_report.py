@@ -400,3 +400,26 @@ def test_a_schema_1_0_artifact_names_the_physics_fit_baseline_and_still_reports_
     metrics = re.search(r'<section id="cv-metrics">.*?</section>', R.render_report(old), re.S).group(0)
     row = re.search(r"<tr><td>MAE \(hPa\)</td>(.*?)</tr>", metrics).group(1)
     assert re.findall(r'<td class="n">([^<]*)</td>', row)[1:4] == ["4 \u00b1 0.5", "2.25", "4.5"]
+
+
+def test_learning_curves_drop_minor_ticks_only_where_decades_are_labelled():
+    """A loss curve over two decades or more gets a labelled tick per decade and no minor ticks
+    (they cost half the report's drawing time); a narrower one keeps matplotlib's minor ticks,
+    which then carry its only labels."""
+    from matplotlib.ticker import NullLocator
+
+    from calib.report.figures import report_figures
+
+    def axes(train, dev):
+        meta = {"target": {"unit": "hPa"}, "cv": {"folds": [{"fold": 0, "train_loss": train, "dev_loss": dev,
+                                                             "best_epoch": 2}]}}
+        fig = report_figures(meta)["learning-curves"]
+        return fig.axes[0]
+
+    wide = axes([1.0, 0.1, 0.01, 0.005], [1.2, 0.2, 0.02, 0.03])
+    assert isinstance(wide.yaxis.get_minor_locator(), NullLocator)
+    narrow = axes([0.5, 0.4, 0.35, 0.3], [0.6, 0.5, 0.45, 0.44])
+    assert not isinstance(narrow.yaxis.get_minor_locator(), NullLocator)
+    narrow.figure.canvas.draw()
+    labels = [t.get_text() for t in narrow.yaxis.get_ticklabels(minor=True) + narrow.yaxis.get_ticklabels()]
+    assert any(labels)

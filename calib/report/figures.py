@@ -76,6 +76,13 @@ def _fig_learning_curves(meta: Mapping[str, Any]) -> Figure | None:
             ax.axvline(c["best"], color="#c53030", lw=1, ls=":", label=f"kept epoch {int(c['best'])}")
         if ax.has_data():
             ax.set_yscale("log")
+            vals = [v for key in ("train", "dev") for v in c[key] if v is not None and v > 0]
+            if vals and max(vals) >= 100 * min(vals):
+                # two decades or more: a labelled tick per decade; the minor ticks (8 a decade) cost
+                # half the report's drawing time and add no label
+                from matplotlib.ticker import NullLocator
+
+                ax.yaxis.set_minor_locator(NullLocator())
         ax.set_title(f"fold {c['fold']}", fontsize=10)
         ax.set_xlabel("epoch", fontsize=9)
         if k % ncols == 0:
