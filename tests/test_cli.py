@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -269,3 +270,32 @@ def test_json_adjust_then_predict_applies_the_spot_models(pipeline, tmp_path):
     assert pred["rows"] == len(df)
     res = CliRunner().invoke(cli, ["adjust", str(art), "--reference", str(csv), "--dry-run"])
     assert res.exit_code == 1 and res.output.startswith("Error: ") and len(res.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("code, status, stderr", [(None, 0, ""), (3, 3, ""), ("Error: bad", 1, "Error: bad")])
+def test_a_command_that_ran_tensorflow_exits_as_sys_exit_would(tmp_path, code, status, stderr):
+    """``main()`` ends a process that imported TensorFlow with ``_exit_quickly`` (no module
+    teardown): the same exit status and message as ``sys.exit``, atexit handlers run (here one
+    writing a file) and buffered output flushed."""
+    mark = tmp_path / "atexit-ran"
+    script = ("import atexit, pathlib, sys; "
+              f"atexit.register(lambda: pathlib.Path({str(mark)!r}).write_text('yes')); "
+              "from calib.cli import _exit_quickly; sys.stdout.write('buffered'); "
+              f"_exit_quickly({code!r}); print('not reached')")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert res.returncode == status
+    assert res.stdout == "buffered" and res.stderr.strip() == stderr
+    assert mark.read_text() == "yes"
+
+
+def test_main_ends_quickly_only_after_tensorflow(tmp_path):
+    """Without TensorFlow in the process ``main()`` raises SystemExit as click does (an embedding
+    caller keeps its process); with it, the process ends at once with the command's status."""
+    base = "import sys; from calib.cli import main; sys.argv = ['calib', '--version']; "
+    res = subprocess.run([sys.executable, "-c", base + "\ntry:\n    main()\nexcept SystemExit as e:\n    print('kept', e.code)"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and "kept 0" in res.stdout
+    res = subprocess.run([sys.executable, "-c", "import tensorflow; " + base +
+                          "\ntry:\n    main()\nexcept SystemExit as e:\n    print('kept', e.code)"],
+                         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert res.returncode == 0 and "kept" not in res.stdout and "calib" in res.stdout

@@ -82,5 +82,33 @@ for _command in (ingest, simulate, validate, sweep, calibrate, predict, inspect,
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="calib")
+    """Console-script entry point.
+
+    A command that ran TensorFlow (``calibrate``, ``sweep``, ``validate``, ``adjust``) ends
+    through :func:`_exit_quickly`: Python's atexit handlers run, the output is flushed, and the
+    process ends without tearing down TensorFlow's modules one by one (1.2-1.3 s on 2 cores,
+    for nothing: the process is ending).
+    """
+    try:
+        cli(prog_name="calib")
+    except SystemExit as exc:  # click ends every command so (standalone mode)
+        if "tensorflow" in sys.modules:
+            _exit_quickly(exc.code)
+        raise
+
+
+def _exit_quickly(code: Any) -> None:
+    """End the process as ``sys.exit(code)`` would, after the atexit handlers, without the
+    interpreter's module teardown."""
+    import atexit
+
+    if code is not None and not isinstance(code, int):  # as sys.exit: the message on stderr, status 1
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()  # logging's flush, weakref finalizers (temporary folders), loky's clean-up
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be written anyway
+            pass
+    os._exit(code or 0)
