@@ -212,7 +212,16 @@ def _calibrate(data: str | Path, cfg: Config, settings: CalibrateSettings, ss: S
     # TensorFlow on one thread here, as in the sweep's workers: the k-fold of the kept config then
     # computes what its trial computed (the thread count changes float reductions, and L-BFGS's path
     # with them), and a small network trains as fast on one thread. No effect if TF already runs.
-    limit_threads()
+    # With worker processes the sweep needs no TensorFlow here: it is imported in the background
+    # (ingest and the sweep's start go on meanwhile) and started before the first use, after the sweep.
+    if pool is None:
+        limit_threads()
+    else:
+        from .nn.tf import import_in_background
+        from .validate import one_thread_env
+
+        one_thread_env()
+        import_in_background()
     say = progress or (lambda msg: None)
     base = cfg.model_config()
     base = base.replace(seed=ss.seed) if "seed" not in cfg.model else base
@@ -251,7 +260,7 @@ def _calibrate(data: str | Path, cfg: Config, settings: CalibrateSettings, ss: S
     say(f"sweep: {ss.strategy}, {ss.trials} trials x {ss.folds} folds, jobs {ss.jobs}, seed {ss.seed}, "
         f"record {storage}")
     space = ss.search_space()
-    ahead = _RefitAhead(ds, sp.train_dev, cfg, base, space)
+    ahead = _RefitAhead(ds, sp.train_dev, cfg, base, space, _PhysicsAhead(ds, sp.train_dev))
     objective = objective_of(cfg, ds)
     if objective.multi:
         say(f"objective over {len(objective.names)} outputs: {objective.describe()}")
@@ -269,7 +278,8 @@ def _calibrate(data: str | Path, cfg: Config, settings: CalibrateSettings, ss: S
         from .errors import TrainingError
 
         raise TrainingError(f"every sweep trial failed ({reasons}); check the [model] and [sweep] settings")
-    best, cv = _against_default(ds, sp, cfg, base, sw, space, ss, say)
+    limit_threads()  # waits for the import in the background
+    best, cv = _against_default(ds, sp, cfg, base, sw, space, ss, say, ahead.physics)
     return _finish(ds, sp, cfg, best, sw, settings, ss, name, say, space.to_dict(), norm=norm, raw_ds=raw_ds,
                    cv=cv, ahead=ahead)
 
@@ -311,7 +321,7 @@ def _choice(sw: Any, space: Any, base: Any) -> tuple[Any, Any, Any] | None:
 
 
 def _against_default(ds: Any, sp: Any, cfg: Config, base: Any, sw: Any, space: Any, ss: SweepSpec,
-                     say: Callable[[str], None]) -> tuple[Any, Any]:
+                     say: Callable[[str], None], physics: "_PhysicsAhead | None" = None) -> tuple[Any, Any]:
     """The config the main job keeps: the sweep's trials and the untuned ``[model]`` default,
     under the one-standard-error rule (:func:`calib.search.one_se_choice`, default preferred).
 
@@ -322,6 +332,7 @@ def _against_default(ds: Any, sp: Any, cfg: Config, base: Any, sw: Any, space: A
     Returns ``(config, cv)``: ``cv`` is the kept config's k-fold result with its fold models
     when this run already has it (the default's own k-fold, or the sweep trial that trained it:
     :attr:`calib.search.SweepResult.validations`), so it is not validated twice; else None.
+    A trial's k-fold gets its folds' physics fits from ``physics`` when they were made ahead.
     """
     from .search import one_se_choice
     from .validate import cross_validate, with_physics
@@ -330,7 +341,9 @@ def _against_default(ds: Any, sp: Any, cfg: Config, base: Any, sw: Any, space: A
         if trained is None:
             return config, None
         say(f"kept config's fold models: trial #{trained.number}'s k-fold (not validated again)")
-        return config, with_physics(sw.validations[trained.number], ds, sp.train_dev)
+        tcv = sw.validations[trained.number]
+        fits = None if physics is None else physics.folds(tcv.fold_pairs, str(tcv.config.get("physics_kind", "auto")))
+        return config, with_physics(tcv, ds, sp.train_dev, fits)
 
     choice = _choice(sw, space, base)
     if choice is not None:  # the default was a trial (it trains alike): its recorded score competes
@@ -374,8 +387,10 @@ class _RefitAhead:
     weights (tested).
     """
 
-    def __init__(self, ds: Any, rows: np.ndarray, cfg: Config, base: Any, space: Any) -> None:
+    def __init__(self, ds: Any, rows: np.ndarray, cfg: Config, base: Any, space: Any,
+                 physics: "_PhysicsAhead | None" = None) -> None:
         self.ds, self.rows, self.cfg, self.base, self.space = ds, rows, cfg, base, space
+        self.physics = physics
         self.config: Any = None
         self.future: Any = None
 
@@ -390,6 +405,8 @@ class _RefitAhead:
             return
         config, _trial, trained = choice
         cv = interim.validations[trained.number]
+        if self.physics is not None:
+            self.physics.start(cv.fold_pairs, str(cv.config.get("physics_kind", "auto")), config.physics_kind)
         final_cfg, _ = refit_config(config, cv.best_epochs, len(self.rows), cv.fit_rows)
         if final_cfg.family == "physics":  # nothing to train ahead
             return
@@ -405,6 +422,68 @@ class _RefitAhead:
             return self.future.result()
         except Exception:  # the worker died or failed: the main process refits
             return None
+
+
+class _PhysicsAhead:
+    """The classical physics fits the main job scores after its sweep, made during the sweep's
+    tail in a thread of this process (which otherwise only waits for its workers): each fold's
+    fit on the fold's training rows (:func:`calib.validate.with_physics`) and the final one on
+    every calibration row (the ``physics_fit`` the test compares with).
+
+    :meth:`folds` and :meth:`final` hand them over only for the same folds and physics kind;
+    a fit that failed is handed over as None, so the caller fits again and reports the failure
+    as it always has. The fits are deterministic: made here or there, they are the same.
+    """
+
+    def __init__(self, ds: Any, rows: np.ndarray) -> None:
+        self.ds, self.rows = ds, np.asarray(rows)
+        self.key: Any = None
+        self.thread: Any = None
+        self.fold_fits: list[Any] = []
+        self.final_fit: Any = None
+
+    def start(self, fold_pairs: Any, fold_kind: str, final_kind: str) -> None:
+        import threading
+
+        if self.thread is not None or not fold_pairs:
+            return
+        self.key = ([np.asarray(tr).copy() for tr, _va in fold_pairs], fold_kind, final_kind)
+        self.thread = threading.Thread(target=self._run, name="calib-physics-ahead", daemon=True)
+        self.thread.start()
+
+    def _fit(self, x: np.ndarray, y: np.ndarray, kind: str) -> Any:
+        from .physics import fit_physics
+
+        try:
+            return fit_physics(x, y, list(self.ds.feature_names), [c.unit for c in self.ds.features],
+                               self.ds.target.unit, kind=kind)
+        except Exception:  # the caller fits again and reports it
+            return None
+
+    def _run(self) -> None:
+        trains, fold_kind, final_kind = self.key
+        x, y = self.ds.x(self.rows), self.ds.y(self.rows)[:, 0]
+        self.fold_fits = [self._fit(x[tr], y[tr], fold_kind) for tr in trains]
+        self.final_fit = self._fit(x, y, final_kind)
+
+    def _done(self) -> bool:
+        if self.thread is None:
+            return False
+        self.thread.join()
+        return True
+
+    def folds(self, fold_pairs: Any, kind: str) -> list[Any] | None:
+        """Each fold's fit (None where it failed), if made for these folds' training rows and ``kind``."""
+        if not self._done() or kind != self.key[1] or len(fold_pairs) != len(self.key[0]) or not all(
+                np.array_equal(np.asarray(tr), t) for (tr, _va), t in zip(fold_pairs, self.key[0])):
+            return None
+        return list(self.fold_fits)
+
+    def final(self, kind: str) -> Any:
+        """The fit on every calibration row (None: not made for ``kind``, or failed)."""
+        if not self._done() or kind != self.key[2]:
+            return None
+        return self.final_fit
 
 
 def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: CalibrateSettings, ss: SweepSpec,
@@ -478,8 +557,10 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
                     (y_te[:, j + 1] >= tr_te["aux_lo"][:, j]) & (y_te[:, j + 1] <= tr_te["aux_hi"][:, j])))
     test_physics, bkind, bparams = None, None, None
     try:
-        b = fit_physics(x, y[:, 0], list(ds.feature_names), [c.unit for c in ds.features], ds.target.unit,
-                        kind=best.physics_kind)
+        b = None if ahead is None or ahead.physics is None else ahead.physics.final(best.physics_kind)
+        if b is None:
+            b = fit_physics(x, y[:, 0], list(ds.feature_names), [c.unit for c in ds.features], ds.target.unit,
+                            kind=best.physics_kind)
         bkind, bparams = b.kind, b.to_dict()
         test_physics = score(y_te[:, 0], b.predict(x_te), tol) if has_test else None
     except Exception as exc:  # the physics fit never sinks the main job

@@ -21,7 +21,7 @@ from numbers import Real
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -376,15 +376,22 @@ def _inner_dev(n: int, groups: np.ndarray | None, seed: int, fraction: float = 0
 _THREADS_LIMITED = False
 
 
+def one_thread_env() -> None:
+    """The environment of :func:`limit_threads` (one TF and OpenMP thread, TF quiet), set
+    without starting TensorFlow: before anything loads a threaded runtime, e.g. before
+    :func:`calib.nn.tf.import_in_background`. A value the user set is kept."""
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
 def limit_threads() -> None:
     """One intra-op and one inter-op TF thread (before TF starts): in a fresh worker, and in the main job."""
     global _THREADS_LIMITED
     if _THREADS_LIMITED:
         return
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    one_thread_env()
     from .nn.tf import tensorflow as _quiet_tf
 
     def _one_thread(tf: Any) -> None:
@@ -685,7 +692,7 @@ def cross_validate(
     )
 
 
-def with_physics(cv: CVResult, ds: Any, rows: np.ndarray) -> CVResult:
+def with_physics(cv: CVResult, ds: Any, rows: np.ndarray, fits: Sequence[Any] | None = None) -> CVResult:
     """``cv`` with the physics fit scored on its folds, as ``cross_validate(..., physics=True)``
     scores it (a sweep trial validates without it): each fold's classical fit on the fold's
     training rows (a hybrid/physics member's own fit when it has one), scored on both parts.
@@ -696,6 +703,10 @@ def with_physics(cv: CVResult, ds: Any, rows: np.ndarray) -> CVResult:
         From :func:`cross_validate` on ``rows`` of ``ds`` (its ``fold_pairs`` are positions in ``rows``).
     ds : Dataset
     rows : ndarray of int
+    fits : sequence of PhysicsModel or None, optional
+        Each fold's classical fit, already made on exactly that fold's training rows with the
+        config's ``physics_kind`` (e.g. by the main job during its sweep); None entries, and
+        folds of a hybrid/physics member (their own fit), are fitted or taken as usual.
 
     Returns
     -------
@@ -711,10 +722,11 @@ def with_physics(cv: CVResult, ds: Any, rows: np.ndarray) -> CVResult:
     names, units = list(ds.feature_names), [c.unit for c in ds.features]
     kind = str(cv.config.get("physics_kind", "auto"))
     own = [fw[3] for fw in cv.fold_weights] if cv.fold_weights else [None] * len(cv.folds)
+    made = list(fits) if fits is not None and len(fits) == len(cv.folds) else [None] * len(cv.folds)
     folds = tuple(
-        replace(f, **_physics_scores(None if phys is None else PhysicsModel.from_dict(phys), x[tr], y[tr], x[va],
+        replace(f, **_physics_scores(fit if phys is None else PhysicsModel.from_dict(phys), x[tr], y[tr], x[va],
                                      y[va], names, units, ds.target.unit, kind, f.val.tolerance))
-        for f, (tr, va), phys in zip(cv.folds, cv.fold_pairs, own))
+        for f, (tr, va), phys, fit in zip(cv.folds, cv.fold_pairs, own, made))
     return replace(cv, folds=folds)
 
 

@@ -181,3 +181,44 @@ def test_the_refit_trained_ahead_is_the_one_the_main_job_keeps(small_batch):
 
     broken.offer(interim, failing)
     assert broken.take(final_cfg) is None
+
+
+def test_the_physics_fits_made_ahead_are_the_ones_the_main_job_scores(small_batch):
+    """``_PhysicsAhead`` fits each fold's and the final classical fit in a thread during the
+    sweep's tail; ``with_physics`` and the final ``physics_fit`` then score exactly what they
+    would have fitted themselves, and nothing is handed over for other folds or another kind."""
+    from calib.config import load_config
+    from calib.ingest import prepare
+    from calib.physics import fit_physics
+    from calib.pipeline import _PhysicsAhead
+    from calib.validate import cross_validate, with_physics
+
+    csv, toml = small_batch
+    cfg = load_config(toml)
+    ds, sp = prepare(csv, cfg)
+    rows = sp.train_dev
+    base = cfg.model_config().replace(optimizer="lbfgs", hidden_layers=(4,), epochs=20, patience=5, seed=0)
+    cv = cross_validate(ds, rows, base, folds=3, seed=0, physics=False, keep_weights=True)
+    assert all(f.physics_kind is None for f in cv.folds)
+
+    ahead = _PhysicsAhead(ds, rows)
+    assert ahead.folds(cv.fold_pairs, "auto") is None and ahead.final("auto") is None  # never started
+    ahead.start(cv.fold_pairs, "auto", "svu")
+    fits = ahead.folds(cv.fold_pairs, "auto")
+    assert fits is not None and len(fits) == 3 and all(f is not None for f in fits)
+    assert ahead.folds(cv.fold_pairs, "two_site") is None  # another kind
+    assert ahead.folds(cv.fold_pairs[::-1], "auto") is None  # other folds
+    assert ahead.folds(cv.fold_pairs[:2], "auto") is None
+    names, units = list(ds.feature_names), [c.unit for c in ds.features]
+    x, y = ds.x(rows), ds.y(rows)[:, 0]
+    own = fit_physics(x, y, names, units, ds.target.unit, kind="svu")
+    assert ahead.final("svu").to_dict() == own.to_dict() and ahead.final("auto") is None
+
+    scored, made = with_physics(cv, ds, rows), with_physics(cv, ds, rows, fits)
+    assert all(f.physics_kind for f in scored.folds)
+    for a, b in zip(scored.folds, made.folds):
+        assert a.physics_kind == b.physics_kind and a.physics_val.to_dict() == b.physics_val.to_dict()
+        assert a.physics_train.to_dict() == b.physics_train.to_dict()
+    # a failed fit ahead (None) is fitted again, so a failure is reported as before
+    again = with_physics(cv, ds, rows, [None] * 3)
+    assert [f.physics_val.to_dict() for f in again.folds] == [f.physics_val.to_dict() for f in scored.folds]

@@ -10,13 +10,14 @@ raises as usual, after fd 2 is restored.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 import threading
 from types import ModuleType
 from typing import Callable, Iterator
 
-__all__ = ["tensorflow", "keras", "quiet_stderr"]
+__all__ = ["tensorflow", "keras", "quiet_stderr", "import_in_background"]
 
 _LOCK = threading.RLock()
 _READY = False
@@ -70,6 +71,36 @@ def tensorflow(before_first_op: Callable[[ModuleType], None] | None = None) -> M
             tf.constant(0.0) + 0.0  # the first op logs once more
         _READY = True
         return tf
+
+
+def import_in_background() -> threading.Thread | None:
+    """Start importing ``tensorflow`` in a daemon thread; return it (None if it cannot start quietly).
+
+    The import (seconds of module code and shared libraries) then overlaps other work; no op
+    runs, so :func:`tensorflow`'s ``before_first_op`` (thread counts) still applies afterwards,
+    and a later :func:`tensorflow` call waits for this import under the module's import lock.
+    The import runs with file descriptor 2 untouched (the process's other threads keep their
+    stderr), so it starts only where ``TF_CPP_MIN_LOG_LEVEL`` >= 2 silences TensorFlow's import.
+    (A lowered thread priority does not help: the thread holds the GIL while it waits for a CPU.)
+    """
+    if _READY or "tensorflow" in sys.modules:
+        return None
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        if int(os.environ["TF_CPP_MIN_LOG_LEVEL"]) < 2:
+            return None
+    except ValueError:
+        return None
+
+    def run() -> None:
+        try:
+            importlib.import_module("tensorflow")
+        except Exception:  # the caller's own tensorflow() call reports it
+            pass
+
+    t = threading.Thread(target=run, name="calib-import-tensorflow", daemon=True)
+    t.start()
+    return t
 
 
 def keras() -> ModuleType:

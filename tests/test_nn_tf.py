@@ -1,0 +1,45 @@
+"""calib.nn.tf: the quiet, lazy TensorFlow import (and its background start)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**{k: v for k, v in os.environ.items() if not k.startswith("TF_")}, **env})
+
+
+def test_import_in_background_leaves_the_thread_counts_to_set():
+    """The background import runs no op: the thread counts set afterwards by ``tensorflow(before_first_op)``
+    still take, the main thread goes on meanwhile, and nothing reaches stderr."""
+    code = (
+        "import sys, threading\n"
+        "from calib.nn.tf import import_in_background, tensorflow\n"
+        "t = import_in_background()\n"
+        "assert isinstance(t, threading.Thread)\n"
+        "print('main thread went on', t.is_alive() or 'tensorflow' in sys.modules)\n"
+        "def one(tf):\n"
+        "    tf.config.threading.set_intra_op_parallelism_threads(1)\n"
+        "    tf.config.threading.set_inter_op_parallelism_threads(1)\n"
+        "tf = tensorflow(before_first_op=one)\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads())\n"
+        "print(import_in_background())\n"
+    )
+    res = _run(code)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\n")[:3] == ["main thread went on True", "1 1", "None"]
+    assert res.stderr == ""
+
+
+def test_import_in_background_declines_where_tensorflow_would_talk():
+    """With TensorFlow's C++ log level below 2 the import would write to the process's stderr
+    (which the background thread must not redirect): it does not start."""
+    res = _run("from calib.nn.tf import import_in_background; import sys; "
+               "print(import_in_background(), 'tensorflow' in sys.modules)", TF_CPP_MIN_LOG_LEVEL="0")
+    assert res.returncode == 0 and res.stdout.split() == ["None", "False"]
+    res = _run("from calib.nn.tf import import_in_background; print(import_in_background())",
+               TF_CPP_MIN_LOG_LEVEL="x")
+    assert res.stdout.split() == ["None"]
