@@ -260,7 +260,7 @@ def _calibrate(data: str | Path, cfg: Config, settings: CalibrateSettings, ss: S
     say(f"sweep: {ss.strategy}, {ss.trials} trials x {ss.folds} folds, jobs {ss.jobs}, seed {ss.seed}, "
         f"record {storage}")
     space = ss.search_space()
-    ahead = _RefitAhead(ds, sp.train_dev, cfg, base, space, _PhysicsAhead(ds, sp.train_dev))
+    ahead = _RefitAhead(ds, sp.train_dev, cfg, base, space, _FitsAhead(ds, sp.train_dev))
     objective = objective_of(cfg, ds)
     if objective.multi:
         say(f"objective over {len(objective.names)} outputs: {objective.describe()}")
@@ -279,7 +279,7 @@ def _calibrate(data: str | Path, cfg: Config, settings: CalibrateSettings, ss: S
 
         raise TrainingError(f"every sweep trial failed ({reasons}); check the [model] and [sweep] settings")
     limit_threads()  # waits for the import in the background
-    best, cv = _against_default(ds, sp, cfg, base, sw, space, ss, say, ahead.physics)
+    best, cv = _against_default(ds, sp, cfg, base, sw, space, ss, say, ahead.fits)
     return _finish(ds, sp, cfg, best, sw, settings, ss, name, say, space.to_dict(), norm=norm, raw_ds=raw_ds,
                    cv=cv, ahead=ahead)
 
@@ -321,7 +321,7 @@ def _choice(sw: Any, space: Any, base: Any) -> tuple[Any, Any, Any] | None:
 
 
 def _against_default(ds: Any, sp: Any, cfg: Config, base: Any, sw: Any, space: Any, ss: SweepSpec,
-                     say: Callable[[str], None], physics: "_PhysicsAhead | None" = None) -> tuple[Any, Any]:
+                     say: Callable[[str], None], ahead: "_FitsAhead | None" = None) -> tuple[Any, Any]:
     """The config the main job keeps: the sweep's trials and the untuned ``[model]`` default,
     under the one-standard-error rule (:func:`calib.search.one_se_choice`, default preferred).
 
@@ -332,7 +332,7 @@ def _against_default(ds: Any, sp: Any, cfg: Config, base: Any, sw: Any, space: A
     Returns ``(config, cv)``: ``cv`` is the kept config's k-fold result with its fold models
     when this run already has it (the default's own k-fold, or the sweep trial that trained it:
     :attr:`calib.search.SweepResult.validations`), so it is not validated twice; else None.
-    A trial's k-fold gets its folds' physics fits from ``physics`` when they were made ahead.
+    A trial's k-fold gets its folds' physics fits from ``ahead`` (:class:`_FitsAhead`) when they were made ahead.
     """
     from .search import one_se_choice
     from .validate import cross_validate, with_physics
@@ -342,7 +342,7 @@ def _against_default(ds: Any, sp: Any, cfg: Config, base: Any, sw: Any, space: A
             return config, None
         say(f"kept config's fold models: trial #{trained.number}'s k-fold (not validated again)")
         tcv = sw.validations[trained.number]
-        fits = None if physics is None else physics.folds(tcv.fold_pairs, str(tcv.config.get("physics_kind", "auto")))
+        fits = None if ahead is None else ahead.folds(tcv.fold_pairs, str(tcv.config.get("physics_kind", "auto")))
         return config, with_physics(tcv, ds, sp.train_dev, fits)
 
     choice = _choice(sw, space, base)
@@ -384,13 +384,14 @@ class _RefitAhead:
     seed) then runs on the otherwise idle core. :meth:`take` hands it over only when the config
     finally kept refits exactly as the one trained ahead; else the main process refits itself.
     The worker trains on one TensorFlow thread, as the main process does, so both give the same
-    weights (tested).
+    weights (tested). At the same moment ``fits`` (:class:`_FitsAhead`) starts the fits that
+    depend on no network, in a thread of the main process.
     """
 
     def __init__(self, ds: Any, rows: np.ndarray, cfg: Config, base: Any, space: Any,
-                 physics: "_PhysicsAhead | None" = None) -> None:
+                 fits: "_FitsAhead | None" = None) -> None:
         self.ds, self.rows, self.cfg, self.base, self.space = ds, rows, cfg, base, space
-        self.physics = physics
+        self.fits = fits
         self.config: Any = None
         self.future: Any = None
 
@@ -405,8 +406,8 @@ class _RefitAhead:
             return
         config, _trial, trained = choice
         cv = interim.validations[trained.number]
-        if self.physics is not None:
-            self.physics.start(cv.fold_pairs, str(cv.config.get("physics_kind", "auto")), config.physics_kind)
+        if self.fits is not None:
+            self.fits.start(cv.fold_pairs, str(cv.config.get("physics_kind", "auto")), config.physics_kind)
         final_cfg, _ = refit_config(config, cv.best_epochs, len(self.rows), cv.fit_rows)
         if final_cfg.family == "physics":  # nothing to train ahead
             return
@@ -424,15 +425,18 @@ class _RefitAhead:
             return None
 
 
-class _PhysicsAhead:
-    """The classical physics fits the main job scores after its sweep, made during the sweep's
-    tail in a thread of this process (which otherwise only waits for its workers): each fold's
-    fit on the fold's training rows (:func:`calib.validate.with_physics`) and the final one on
-    every calibration row (the ``physics_fit`` the test compares with).
+class _FitsAhead:
+    """The fits the main job makes after its sweep that depend on no network, made during the
+    sweep's tail in a thread of this process (which otherwise only waits for its workers): the
+    classical physics fit of each fold on the fold's training rows
+    (:func:`calib.validate.with_physics`), the final one on every calibration row (the
+    ``physics_fit`` the test compares with), and the applicability domain's prototypes
+    (:func:`calib.trust.domain_geometry`).
 
-    :meth:`folds` and :meth:`final` hand them over only for the same folds and physics kind;
-    a fit that failed is handed over as None, so the caller fits again and reports the failure
-    as it always has. The fits are deterministic: made here or there, they are the same.
+    :meth:`folds`, :meth:`final` and :meth:`geometry` hand them over only for the same folds
+    and physics kind; a fit that failed is handed over as None, so the caller fits again and
+    reports the failure as it always has. The fits are deterministic: made here or there, they
+    are the same.
     """
 
     def __init__(self, ds: Any, rows: np.ndarray) -> None:
@@ -441,14 +445,16 @@ class _PhysicsAhead:
         self.thread: Any = None
         self.fold_fits: list[Any] = []
         self.final_fit: Any = None
+        self.domain: Any = None
 
     def start(self, fold_pairs: Any, fold_kind: str, final_kind: str) -> None:
         import threading
 
         if self.thread is not None or not fold_pairs:
             return
-        self.key = ([np.asarray(tr).copy() for tr, _va in fold_pairs], fold_kind, final_kind)
-        self.thread = threading.Thread(target=self._run, name="calib-physics-ahead", daemon=True)
+        self.key = ([np.asarray(tr).copy() for tr, _va in fold_pairs], fold_kind, final_kind,
+                    [np.asarray(va).copy() for _tr, va in fold_pairs])
+        self.thread = threading.Thread(target=self._run, name="calib-fits-ahead", daemon=True)
         self.thread.start()
 
     def _fit(self, x: np.ndarray, y: np.ndarray, kind: str) -> Any:
@@ -461,10 +467,21 @@ class _PhysicsAhead:
             return None
 
     def _run(self) -> None:
-        trains, fold_kind, final_kind = self.key
+        from .trust import domain_geometry
+
+        trains, fold_kind, final_kind, vals = self.key
         x, y = self.ds.x(self.rows), self.ds.y(self.rows)[:, 0]
         self.fold_fits = [self._fit(x[tr], y[tr], fold_kind) for tr in trains]
         self.final_fit = self._fit(x, y, final_kind)
+        try:
+            self.domain = domain_geometry(x, list(zip(trains, vals)))
+        except Exception:  # the caller makes it again and reports it
+            self.domain = None
+
+    def _same_folds(self, fold_pairs: Any) -> bool:
+        return len(fold_pairs) == len(self.key[0]) and all(
+            np.array_equal(np.asarray(tr), t) and np.array_equal(np.asarray(va), v)
+            for (tr, va), t, v in zip(fold_pairs, self.key[0], self.key[3]))
 
     def _done(self) -> bool:
         if self.thread is None:
@@ -474,10 +491,15 @@ class _PhysicsAhead:
 
     def folds(self, fold_pairs: Any, kind: str) -> list[Any] | None:
         """Each fold's fit (None where it failed), if made for these folds' training rows and ``kind``."""
-        if not self._done() or kind != self.key[1] or len(fold_pairs) != len(self.key[0]) or not all(
-                np.array_equal(np.asarray(tr), t) for (tr, _va), t in zip(fold_pairs, self.key[0])):
+        if not self._done() or kind != self.key[1] or not self._same_folds(fold_pairs):
             return None
         return list(self.fold_fits)
+
+    def geometry(self, fold_pairs: Any) -> Any:
+        """The domain's :class:`calib.trust.DomainGeometry` of these folds (None: other folds, or failed)."""
+        if not self._done() or not self._same_folds(fold_pairs):
+            return None
+        return self.domain
 
     def final(self, kind: str) -> Any:
         """The fit on every calibration row (None: not made for ``kind``, or failed)."""
@@ -542,7 +564,8 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
                for w, xsd, ysd, phys in cv.fold_weights]
     std = (np.stack([predict_member(m, x_te)[:, 0] for m in folds_m]).std(axis=0) if has_test
            else np.zeros(0))
-    trust, trust_meta = fit_trust(ds, cfg, cv, x, y[:, 0], rows, norm)
+    geometry = None if ahead is None or ahead.fits is None else ahead.fits.geometry(cv.fold_pairs)
+    trust, trust_meta = fit_trust(ds, cfg, cv, x, y[:, 0], rows, norm, geometry)
     from .trust import coverage_table, evaluate
 
     test_cov = None
@@ -557,7 +580,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
                     (y_te[:, j + 1] >= tr_te["aux_lo"][:, j]) & (y_te[:, j + 1] <= tr_te["aux_hi"][:, j])))
     test_physics, bkind, bparams = None, None, None
     try:
-        b = None if ahead is None or ahead.physics is None else ahead.physics.final(best.physics_kind)
+        b = None if ahead is None or ahead.fits is None else ahead.fits.final(best.physics_kind)
         if b is None:
             b = fit_physics(x, y[:, 0], list(ds.feature_names), [c.unit for c in ds.features], ds.target.unit,
                             kind=best.physics_kind)
@@ -686,13 +709,14 @@ def _cv_predictions(source: Any, ds: Any, rows: np.ndarray, cv: Any, trust: Any,
 
 
 def fit_trust(ds: Any, cfg: Config, cv: Any, x: np.ndarray, y: np.ndarray, rows: np.ndarray,
-              norm: Any = None) -> tuple[Any, dict[str, Any]]:
+              norm: Any = None, geometry: Any = None) -> tuple[Any, dict[str, Any]]:
     """Conformal interval, applicability domain and uncertainty budget from the re-validation.
 
     Returns the :class:`calib.trust.TrustSpec` of the batch model and the ``calibration.json``
     entries: ``conformal_adjusted`` (the interval a spot child gets: residuals after a
     simulated two-point check of each held-out spot; for a spot-normalised model the
-    out-of-fold residuals already are) and ``uncertainty`` (the budget).
+    out-of-fold residuals already are) and ``uncertainty`` (the budget). ``geometry``: the
+    domain's :func:`calib.trust.domain_geometry` of ``x`` and ``cv``'s folds, made ahead.
     """
     from .trust import TrustSpec, fit_conformal, fit_domain, two_point_residuals, uncertainty_budget
 
@@ -700,7 +724,7 @@ def fit_trust(ds: Any, cfg: Config, cv: Any, x: np.ndarray, y: np.ndarray, rows:
     level = cfg.validate.interval_level
     oof = np.asarray(cv.oof, float)
     conf = fit_conformal(y, oof, x, units, names, level=level)
-    dom = fit_domain(x, y, oof, cv.fold_pairs, units)
+    dom = fit_domain(x, y, oof, cv.fold_pairs, units, geometry=geometry)
     meta: dict[str, Any] = {}
     if norm is not None:
         meta["conformal_adjusted"] = {**conf.to_dict(), "source": "out-of-fold on spot-normalised readings"}

@@ -36,7 +36,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 __all__ = [
-    "ConformalSpec", "DomainSpec", "TrustSpec", "fit_conformal", "fit_domain", "evaluate",
+    "ConformalSpec", "DomainSpec", "DomainGeometry", "TrustSpec", "fit_conformal", "fit_domain", "domain_geometry",
+    "evaluate",
     "DOMAIN_BITS", "reasons", "two_point_residuals", "coverage_table", "uncertainty_budget",
 ]
 
@@ -285,8 +286,49 @@ def _nearest(z: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(d2.min(axis=1), 0))
 
 
+@dataclass(frozen=True)
+class DomainGeometry:
+    """The part of the applicability domain that depends on the readings and folds alone (not on
+    any model): what :func:`fit_domain` computes first, and may be given made ahead.
+
+    Attributes
+    ----------
+    center, scale : ndarray (n_features,)
+        Standardisation of the readings.
+    distance : ndarray (n,)
+        Each validation row's distance to the prototypes of its fold's training rows.
+    prototypes : ndarray (m, n_features)
+        Prototypes of all rows (standardised).
+    """
+
+    center: np.ndarray
+    scale: np.ndarray
+    distance: np.ndarray
+    prototypes: np.ndarray
+
+
+def domain_geometry(x: np.ndarray, folds: Sequence[tuple[np.ndarray, np.ndarray]]) -> DomainGeometry:
+    """The model-free part of :func:`fit_domain` (k-means prototypes; deterministic).
+
+    Parameters
+    ----------
+    x : ndarray (n, n_features)
+        Training readings (model input space).
+    folds : sequence of (train, validation) index arrays
+    """
+    x = np.asarray(x, np.float64)
+    center = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    z = (x - center) / scale
+    oof = np.zeros(len(x))
+    for k, (tr, va) in enumerate(folds):
+        oof[va] = _nearest(z[va], _prototypes(z[tr], seed=k))
+    return DomainGeometry(center=center, scale=scale, distance=oof, prototypes=_prototypes(z))
+
+
 def fit_domain(x: np.ndarray, y: np.ndarray, y_oof: np.ndarray, folds: Sequence[tuple[np.ndarray, np.ndarray]],
-               units: Sequence[str]) -> DomainSpec:
+               units: Sequence[str], geometry: DomainGeometry | None = None) -> DomainSpec:
     """Fit the applicability-domain constants.
 
     Parameters
@@ -300,19 +342,15 @@ def fit_domain(x: np.ndarray, y: np.ndarray, y_oof: np.ndarray, folds: Sequence[
         prototypes of its fold's training rows.
     units : sequence of str
         Canonical unit of each input (for the physical bounds).
+    geometry : DomainGeometry, optional
+        :func:`domain_geometry` of exactly ``x`` and ``folds``, made ahead; default: made here.
     """
     from .ingest import physical_bounds
 
     x = np.asarray(x, np.float64)
-    center = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
-    z = (x - center) / scale
-    oof = np.zeros(len(x))
-    for k, (tr, va) in enumerate(folds):
-        oof[va] = _nearest(z[va], _prototypes(z[tr], seed=k))
+    g = geometry if geometry is not None else domain_geometry(x, folds)
+    center, scale, oof, protos = g.center, g.scale, g.distance, g.prototypes
     threshold = float(oof.max()) if len(oof) else 1.0
-    protos = _prototypes(z)
     if threshold <= 0:  # every point seen twice: any new point is outside
         threshold = 1e-6
     bounds = [physical_bounds(u) for u in units]

@@ -184,13 +184,13 @@ def test_the_refit_trained_ahead_is_the_one_the_main_job_keeps(small_batch):
 
 
 def test_the_physics_fits_made_ahead_are_the_ones_the_main_job_scores(small_batch):
-    """``_PhysicsAhead`` fits each fold's and the final classical fit in a thread during the
+    """``_FitsAhead`` fits each fold's and the final classical fit in a thread during the
     sweep's tail; ``with_physics`` and the final ``physics_fit`` then score exactly what they
     would have fitted themselves, and nothing is handed over for other folds or another kind."""
     from calib.config import load_config
     from calib.ingest import prepare
     from calib.physics import fit_physics
-    from calib.pipeline import _PhysicsAhead
+    from calib.pipeline import _FitsAhead
     from calib.validate import cross_validate, with_physics
 
     csv, toml = small_batch
@@ -201,7 +201,7 @@ def test_the_physics_fits_made_ahead_are_the_ones_the_main_job_scores(small_batc
     cv = cross_validate(ds, rows, base, folds=3, seed=0, physics=False, keep_weights=True)
     assert all(f.physics_kind is None for f in cv.folds)
 
-    ahead = _PhysicsAhead(ds, rows)
+    ahead = _FitsAhead(ds, rows)
     assert ahead.folds(cv.fold_pairs, "auto") is None and ahead.final("auto") is None  # never started
     ahead.start(cv.fold_pairs, "auto", "svu")
     fits = ahead.folds(cv.fold_pairs, "auto")
@@ -219,6 +219,16 @@ def test_the_physics_fits_made_ahead_are_the_ones_the_main_job_scores(small_batc
     for a, b in zip(scored.folds, made.folds):
         assert a.physics_kind == b.physics_kind and a.physics_val.to_dict() == b.physics_val.to_dict()
         assert a.physics_train.to_dict() == b.physics_train.to_dict()
+    # the domain's prototypes: made ahead, the same domain; none for other folds
+    from calib.trust import fit_domain
+
+    units = [c.unit for c in ds.features]
+    g = ahead.geometry(cv.fold_pairs)
+    assert g is not None and ahead.geometry(cv.fold_pairs[::-1]) is None
+    swapped = [(va, tr) for tr, va in cv.fold_pairs]
+    assert ahead.geometry(swapped) is None
+    oof = np.asarray(cv.oof, float)[:, 0] if np.asarray(cv.oof).ndim > 1 else np.asarray(cv.oof, float)
+    assert fit_domain(x, y, oof, cv.fold_pairs, units, geometry=g) == fit_domain(x, y, oof, cv.fold_pairs, units)
     # a failed fit ahead (None) is fitted again, so a failure is reported as before
     again = with_physics(cv, ds, rows, [None] * 3)
     assert [f.physics_val.to_dict() for f in again.folds] == [f.physics_val.to_dict() for f in scored.folds]
