@@ -96,3 +96,28 @@ def test_other_layers_are_refused_or_traced(xy, tmp_path):
         network_graph(swish, 3, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, 15)
     with pytest.raises(ConfigError, match=re.escape("writer must be 'auto', 'direct' or 'tf2onnx', got 'x'")):
         export_onnx(foreign, tmp_path / "f.onnx", 3, writer="x")
+
+
+def test_the_scaling_is_folded_into_the_first_and_last_layers(tmp_path):
+    """By default the graph is the bare MatMul/Add/activation chain (no element-wise scaling
+    node): it gives the unfolded graph's and Keras' predictions to float32 rounding, also for
+    an input far from zero relative to its spread (a pressure near 1013 hPa, +/- 5), where
+    folding the centring into the weights cancels the most."""
+    import onnx
+
+    rng = np.random.default_rng(3)
+    x = np.c_[rng.uniform(10, 60, 400), rng.uniform(0, 40, 400), rng.normal(1013.25, 5.0, 400)]
+    y = (300.0 / (1.0 + 0.02 * x[:, 0]) + x[:, 1] + 0.1 * (x[:, 2] - 1013.25))[:, None]
+    for layers in ((16, 8), ()):
+        cfg = ModelConfig(hidden_layers=layers, optimizer="adam", epochs=3, batch_size=64)
+        model = train(cfg, x, y, x_scaler=fit_scaler(x), y_scaler=fit_scaler(y)).model
+        folded = network_graph(model, 3, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, 15)
+        plain = network_graph(model, 3, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, 15, fold_scaling=False)
+        ops = [n.op_type for n in folded.graph.node]
+        assert not {"Sub", "Div", "Mul"} & set(ops) and ops.count("MatMul") == len(layers) + 1
+        assert {"Sub", "Div", "Mul"} <= {n.op_type for n in plain.graph.node}
+        onnx.save(folded, tmp_path / "folded.onnx")
+        onnx.save(plain, tmp_path / "plain.onnx")
+        ref = predict(model, x).reshape(-1, 1)
+        np.testing.assert_allclose(_run(tmp_path / "folded.onnx", x), ref, rtol=2e-6, atol=1e-4)
+        np.testing.assert_allclose(_run(tmp_path / "plain.onnx", x), ref, rtol=2e-6, atol=2e-5)
