@@ -13,8 +13,9 @@ Readings are drawn uniformly inside the calibrated ranges.
 Measured, each the best of ``--repeats`` runs:
 
 1. ``load_model(...).predict`` on ``--rows`` readings (float64 array -> float32, chunked ONNX
-   Runtime runs), in a fresh interpreter that never imports TensorFlow (checked), with ONNX
-   Runtime's default threads; also from a DataFrame, and with the fold-model standard deviation.
+   Runtime runs), in a fresh interpreter that never imports TensorFlow (checked), with calib's
+   default threads (chunks at once, one ONNX Runtime thread per CPU); also from a DataFrame, and
+   with the fold-model standard deviation.
    Target: >= 2M rows/s on 2 cores.
 2. Keras ``model.predict(x)`` with its defaults (batch_size 32) on ``--keras-rows`` readings, and
    :func:`calib.nn.predict` (direct calls on 65536-row chunks), in this process.
@@ -162,7 +163,7 @@ def main() -> None:
     n, nk = args.rows, args.keras_rows
     rate = n / r["predict_s"]
     rows = [
-        ("load_model(...).predict, ORT default threads", rate),
+        ("load_model(...).predict, default threads", rate),
         ("load_model(..., threads=2).predict", n / r["predict_2threads_s"]),
         ("  from a DataFrame (column lookup)", n / r["predict_df_s"]),
         ("  with return_std (final + 5 fold models)", n / r["predict_std_s"]),

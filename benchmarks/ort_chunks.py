@@ -8,8 +8,8 @@ Run from the repository root (after ``make demo``, or give an artifact)::
 time (the full graph ``FULL_CHUNK_ROWS``; both are set to each size here). This measures, side by
 side in one process, the rows/s of the full graph (final model, fold models, interval and domain
 head) and of the pruned graph (final model only: what ``predict`` without flags runs) for chunk
-sizes 1,024 .. 65,536 and 1 and 2 intra-op threads, best of ``--repeats``. Prints a table and one
-JSON line.
+sizes 1,024 .. 65,536 and 1 and 2 threads (chunks at once, one ONNX Runtime thread each), best
+of ``--repeats``. Prints a table and one JSON line.
 """
 
 from __future__ import annotations

@@ -168,7 +168,7 @@ def t_train_speed(d: dict) -> list[str]:
 def t_inference(d: dict) -> list[str]:
     k = d["keras_predict_rows_per_s"]
     rows = [[label, d[key], d[key] / k] for label, key in (
-        ("load_model(...).predict (ONNX Runtime, default threads)", "ort_rows_per_s"),
+        ("load_model(...).predict (ONNX Runtime, default threads: one per CPU)", "ort_rows_per_s"),
         ("load_model(..., threads=2).predict", "ort_2threads_rows_per_s"),
         ("  with return_std (final + 5 fold models)", "ort_std_rows_per_s"),
         ("keras model.predict (defaults, batch 32)", "keras_predict_rows_per_s"),

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import threading
 from numbers import Integral
 from pathlib import Path
@@ -94,6 +95,7 @@ __all__ = [
 
 #: Rows per ONNX Runtime call: the fastest of 1,024..65,536 on calib's own graph with one thread
 #: (``benchmarks/ort_chunks.py``), and bounded memory (the joint-domain distance holds rows x 256 floats).
+#: Each call runs on one ONNX Runtime thread; :attr:`CalibrationModel.workers` calls run at once.
 CHUNK_ROWS = 16384
 #: Rows per call of the full graph (fold models, interval/domain head): as fast as 16,384 (``ort_chunks.py``
 #: on a 2 x 32 artifact: 0.77 vs 0.66 M rows/s with one thread, 0.36 vs 0.37 M with two) and ~60 MB less
@@ -219,8 +221,10 @@ class CalibrationModel:
 
         so = ort.SessionOptions()
         so.log_severity_level = 3
-        if self._threads is not None:
-            so.intra_op_num_threads = int(self._threads)
+        # one ONNX Runtime thread per call: calls on several chunks run at once instead
+        # (:meth:`graph_outputs`), which scales better than splitting each small operator
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
         try:
             return ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception types
@@ -537,7 +541,8 @@ class CalibrationModel:
         # named inputs: one contiguous float32 vector per feature (no copy for as_array's
         # column-major arrays)
         cols = np.ascontiguousarray(x32.T) if self.named_inputs else None
-        for start in range(0, n, step):
+
+        def run(start: int) -> None:
             stop = min(start + step, n)
             if cols is not None:
                 feed = {name: cols[j, start:stop] for j, name in enumerate(self.input_names)}
@@ -545,7 +550,24 @@ class CalibrationModel:
                 feed = {self.input_names[0]: np.ascontiguousarray(x32[start:stop])}
             for dest, r in zip(dests, session.run(names, feed)):
                 dest[start:stop] = r.reshape(dest[start:stop].shape)
+
+        starts = range(0, n, step)
+        workers = self.workers
+        if workers > 1 and len(starts) > 1:  # chunks at once, each on one thread (ORT releases the GIL)
+            for _ in _chunk_pool(workers).map(run, starts):
+                pass
+        else:
+            for start in starts:
+                run(start)
         return out
+
+    @property
+    def workers(self) -> int:
+        """Chunks computed at once (each by one ONNX Runtime thread): ``threads`` of
+        :func:`load_model`, by default the CPUs this process may use (at most 8)."""
+        if self._threads is not None:
+            return int(self._threads)
+        return _default_workers()
 
     def range_flags(self, x32: np.ndarray) -> np.ndarray:
         """Per row: any input outside this artifact's calibrated ranges (bounds inclusive)."""
@@ -824,6 +846,30 @@ class CalibrationModel:
 
 
 # --------------------------------------------------------------------------- loading
+_POOLS: dict[int, Any] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _default_workers() -> int:
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(int(n), 8))
+
+
+def _chunk_pool(workers: int) -> Any:
+    """The process's thread pool of ``workers`` threads for :meth:`CalibrationModel.graph_outputs`
+    (shared by every loaded model: concurrent callers queue their chunks behind each other)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _POOLS_LOCK:
+        pool = _POOLS.get(workers)
+        if pool is None:
+            pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="calib-onnx")
+        return pool
+
+
 def load_model(path: str | Path, *, threads: int | None = None, spots: bool = True) -> CalibrationModel:
     """Load a calibration artifact for inference, without TensorFlow.
 
@@ -838,8 +884,9 @@ def load_model(path: str | Path, *, threads: int | None = None, spots: bool = Tr
     path : str or Path
         ``models/<name>/<version>``, or ``models/<name>`` for its latest version.
     threads : int, optional
-        ONNX Runtime intra-op threads (>= 1); by default ONNX Runtime chooses (one per
-        physical core).
+        Threads that compute predictions (>= 1): chunks of rows run at once, each by one ONNX
+        Runtime thread (:attr:`CalibrationModel.workers`); by default one per CPU this process
+        may use, at most 8. The numbers do not depend on it.
     spots : bool, default=True
         Find and apply spot children. False loads the artifact alone (its own graph only);
         a spot-normalised batch model then flags or refuses every reading.

@@ -252,3 +252,33 @@ def test_interval_and_domain_are_the_same_through_every_door(tiny_run, tmp_path)
     child_meta = load_model(child_dir).metadata
     assert child_meta["conformal"] == parent.metadata["conformal_adjusted"]
     assert "two-point" in child_meta["conformal"]["source"]
+
+
+def test_chunks_computed_at_once_give_the_same_numbers_as_one_thread(tiny_run):
+    """More rows than one ONNX Runtime call takes are computed in chunks by several threads at
+    once (:attr:`CalibrationModel.workers`): values, spread, interval and flags are bitwise the
+    ones of one thread, and equal to the bare graph run on all rows in one call."""
+    import onnxruntime as ort
+
+    from calib.runtime import CHUNK_ROWS
+
+    path = tiny_run["path"]
+    meta = json.loads((path / "calibration.json").read_text())
+    lo, hi = np.array(meta["domain"]["lower"]), np.array(meta["domain"]["upper"])
+    rng = np.random.default_rng(0)
+    n = 2 * CHUNK_ROWS + 123
+    x = rng.uniform(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), size=(n, len(lo)))  # some out of range
+    one = load_model(path, threads=1)
+    assert one.workers == 1 and load_model(path, threads=3).workers == 3 and load_model(path).workers >= 1
+    ref = one.predict(x, return_std=True, return_interval=True)
+    frame = pd.DataFrame(x, columns=one.features)
+    ref_frame = one.predict_frame(frame)
+    assert ref_frame[one.features[0]].size == n and ref_frame.filter(like="out_of_range").to_numpy().any()
+    for threads in (2, 3, None):
+        m = load_model(path, threads=threads)
+        for a, b in zip(ref, m.predict(x, return_std=True, return_interval=True)):
+            np.testing.assert_array_equal(a, b)
+        pd.testing.assert_frame_equal(m.predict_frame(frame), ref_frame)
+    s = ort.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
+    bare = s.run([one.output_name], onnx_feed(s, x.astype(np.float32)))[0].reshape(-1)
+    np.testing.assert_allclose(ref[0], bare, rtol=1e-6, atol=1e-5)

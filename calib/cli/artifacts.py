@@ -30,8 +30,8 @@ __all__ = ["predict", "inspect", "models", "report", "adjust"]
               help="Where to write DATA's columns plus the predictions (.csv or .parquet).")
 @click.option("--sep", help="CSV separator of DATA (default: detected).")
 @click.option("--decimal", help="Decimal mark of DATA (default: detected).")
-@click.option("--threads", type=int, help="ONNX Runtime threads, 1 to 4 per CPU core (at most 256; "
-              "default: ONNX Runtime chooses).")
+@click.option("--threads", type=int, help="Threads computing predictions (chunks of rows at once, one ONNX Runtime "
+              "thread each), 1 to 4 per CPU core (at most 256; default: one per CPU, at most 8).")
 @force_option
 @json_option("Print the summary as JSON.")
 def predict(model: Path, data: Path, output: Path, sep: str | None, decimal: str | None,

@@ -180,7 +180,7 @@ def create_app(models_dir: str | Path, *, token: str | None = None,
     max_upload_bytes : int, default=64 MiB
         Largest request body; larger gets 413 before it is read.
     threads : int, optional
-        ONNX Runtime intra-op threads per loaded model.
+        Threads computing each loaded model's predictions (:func:`calib.load_model`).
     work_dir : str or Path, optional
         Where uploads are spooled (a temporary folder per request, removed before the
         response); default the system's temporary folder. Never inside the models folder.

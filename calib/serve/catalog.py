@@ -47,7 +47,7 @@ class ModelCatalog:
     cache_size : int, default=8
         Loaded models kept (least recently used dropped).
     threads : int, optional
-        ONNX Runtime intra-op threads per model (:func:`calib.load_model`).
+        Threads computing each model's predictions (:func:`calib.load_model`).
     """
 
     def __init__(self, models_dir: str | Path, *, cache_size: int = 8, threads: int | None = None):
