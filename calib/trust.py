@@ -173,8 +173,9 @@ class DomainSpec:
         """Nearest-prototype distance / threshold, float32 like the graph."""
         z = (np.asarray(x, np.float32) - np.asarray(self.center, np.float32)) / np.asarray(self.scale, np.float32)
         p = np.asarray(self.prototypes, dtype=np.float32)
-        d2 = (z * z).sum(axis=1, keepdims=True) - 2 * (z @ p.T) + (p * p).sum(axis=1)[None, :]
-        return np.sqrt(np.maximum(d2.min(axis=1), 0)) / np.float32(self.threshold)
+        q = z @ (np.float32(-2.0) * p.T) + (p * p).sum(axis=1)[None, :]  # as the graph: |p|^2 - 2 z.p
+        d2 = (z * z).sum(axis=1) + q.min(axis=1)
+        return np.sqrt(np.maximum(d2, 0)) / np.float32(self.threshold)
 
 
 @dataclass(frozen=True)

@@ -136,11 +136,12 @@ def attach_trust(proto: Any, spec: TrustSpec, *, input_name: str, target: str, n
     # joint: nearest-prototype distance in the standardised space
     protos = np.asarray(d.prototypes, dtype=np.float32)
     z = node("Div", [node("Sub", [xin, const("center", list(d.center))], "centred"), const("scale", list(d.scale))], "z")
-    zz = reduce("ReduceSum", node("Mul", [z, z], "z2"), "zz", 1)
-    cross = node("MatMul", [z, const("protos_t", protos.T.copy())], "cross")
-    d2 = node("Add", [node("Sub", [zz, node("Mul", [cross, const("two", 2.0)], "cross2")], "d2a"),
-                      const("pp", (protos * protos).sum(axis=1))], "d2")
-    mind = reduce("ReduceMin", d2, "d2min", 0)
+    zz = reduce("ReduceSum", node("Mul", [z, z], "z2"), "zz", 0)
+    # |z - p|^2 = |z|^2 + (|p|^2 - 2 z.p): the prototype part is one matrix product plus a bias
+    # (one fused Gemm over N x prototypes), its minimum per row, then |z|^2 added to N values
+    q = node("Add", [node("MatMul", [z, const("protos_t_m2", -2.0 * protos.T)], "cross"),
+                     const("pp", (protos * protos).sum(axis=1))], "proto_part")
+    mind = node("Add", [zz, reduce("ReduceMin", q, "proto_part_min", 0)], "d2min")
     dist = node("Sqrt", [node("Max", [mind, const("zero", 0.0)], "d2pos")], "dist")
     nodes.append(helper.make_node("Div", [dist, const("threshold", d.threshold)], [dist_name], name=P + "distance"))
     bit2 = node("Cast", [node("Greater", [dist_name, const("one", 1.0)], "far")], "far_f", to=TensorProto.FLOAT)
