@@ -23,11 +23,13 @@ This module is a lowest layer: it imports only :mod:`calib.errors`.
 from __future__ import annotations
 
 import os
+import threading
 from numbers import Integral
+from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_MAX_INPUT_BYTES", "DEFAULT_MAX_COLUMNS", "DEFAULT_STREAM_MIN_BYTES", "max_input_bytes",
+__all__ = ["default_workers", "thread_pool", "DEFAULT_MAX_INPUT_BYTES", "DEFAULT_MAX_COLUMNS", "DEFAULT_STREAM_MIN_BYTES", "max_input_bytes",
            "max_columns", "stream_min_bytes", "max_threads", "check_threads", "human_bytes", "DEFAULT_PIPE_WAIT_S",
            "pipe_wait_s"]
 
@@ -84,6 +86,32 @@ def max_columns() -> int:
 def max_threads() -> int:
     """The most ONNX Runtime threads accepted: 4 per CPU core, at most 256."""
     return min(256, 4 * (os.cpu_count() or 1))
+
+
+def default_workers() -> int:
+    """Threads :func:`calib.load_model` computes with by default: the CPUs this process may use, at most 8."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(int(n), 8))
+
+
+_POOLS: dict[int, Any] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def thread_pool(workers: int) -> Any:
+    """The process's pool of ``workers`` threads (one per size, made on first use, shared by every
+    caller: :meth:`calib.runtime.CalibrationModel.graph_outputs` runs its chunks on it, and
+    concurrent callers queue their chunks behind each other)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _POOLS_LOCK:
+        pool = _POOLS.get(workers)
+        if pool is None:
+            pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="calib-onnx")
+        return pool
 
 
 def check_threads(threads: int | None) -> int | None:

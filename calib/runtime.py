@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 import threading
 from numbers import Integral
 from pathlib import Path
@@ -63,7 +62,7 @@ from .artifact.children import SPOT_ADJUSTMENT_KEY, children_stamp, find_childre
 from .artifact.trust_graph import aux_interval_outputs, trust_outputs
 from .constraints import Interval, Options, check_param
 from .errors import ArtifactError, ConfigError, IngestError
-from .limits import check_threads
+from .limits import check_threads, default_workers, thread_pool
 from .outputs import Prediction
 from .trust import reasons
 from .readings import (
@@ -554,7 +553,7 @@ class CalibrationModel:
         starts = range(0, n, step)
         workers = self.workers
         if workers > 1 and len(starts) > 1:  # chunks at once, each on one thread (ORT releases the GIL)
-            for _ in _chunk_pool(workers).map(run, starts):
+            for _ in thread_pool(workers).map(run, starts):
                 pass
         else:
             for start in starts:
@@ -565,9 +564,7 @@ class CalibrationModel:
     def workers(self) -> int:
         """Chunks computed at once (each by one ONNX Runtime thread): ``threads`` of
         :func:`load_model`, by default the CPUs this process may use (at most 8)."""
-        if self._threads is not None:
-            return int(self._threads)
-        return _default_workers()
+        return int(self._threads) if self._threads is not None else default_workers()
 
     def range_flags(self, x32: np.ndarray) -> np.ndarray:
         """Per row: any input outside this artifact's calibrated ranges (bounds inclusive)."""
@@ -846,30 +843,6 @@ class CalibrationModel:
 
 
 # --------------------------------------------------------------------------- loading
-_POOLS: dict[int, Any] = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def _default_workers() -> int:
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        n = os.cpu_count() or 1
-    return max(1, min(int(n), 8))
-
-
-def _chunk_pool(workers: int) -> Any:
-    """The process's thread pool of ``workers`` threads for :meth:`CalibrationModel.graph_outputs`
-    (shared by every loaded model: concurrent callers queue their chunks behind each other)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with _POOLS_LOCK:
-        pool = _POOLS.get(workers)
-        if pool is None:
-            pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="calib-onnx")
-        return pool
-
-
 def load_model(path: str | Path, *, threads: int | None = None, spots: bool = True) -> CalibrationModel:
     """Load a calibration artifact for inference, without TensorFlow.
 
