@@ -263,10 +263,10 @@ def t_bundled_accuracy(d: dict) -> list[str]:
            f"{h['hidden_layers']}, {h['activation']}, lr {h['learning_rate']:.3g}, batch {h['batch_size']}, "
            f"l2 {h['l2']:g}; refit {d['refit_epochs']} epochs.", ""]
     out += _table(["method", "MAE (hPa)", "/ calib"], rows)
+    import statistics as st
+
     sp = d.get("seed_spread") or {}
     if sp:
-        import statistics as st
-
         def ms(v: list[float]) -> str:
             return f"{st.mean(v):.3f} +/- {st.stdev(v):.3f} (min {min(v):.3f}, max {max(v):.3f})"
 
@@ -279,8 +279,6 @@ def t_bundled_accuracy(d: dict) -> list[str]:
                 f"{sp['ci'][1]:+.3f}] (Welch)."]
     rl = d.get("refit_lengths")
     if rl:
-        import statistics as st  # noqa: F811 (also imported above when the seed spread is there)
-
         n_seeds = len(next(iter(rl["rows"].values()))["mae"])
         out += ["", f"Refit length of the `[model]` default ({rl['optimizer']}): the folds' median best epoch as "
                 f"before, scaled by the refit's {rl['refit_rows']} rows over the {int(st.median(rl['fit_rows']))} a "
@@ -368,7 +366,7 @@ def t_stream_predict(d: dict) -> list[str]:
     rows = [[f"`calib predict`, {n:,} rows ({d['file_mib']:.0f} MiB CSV), streamed", d["stream_rss_mb"], d["stream_s"],
              d["stream_rows_per_s"]],
             ["  the same with `--threads 1`", d["stream_1thread_rss_mb"], d["stream_1thread_s"], n / d["stream_1thread_s"]],
-            [f"pandas `read_csv` + `to_csv`, the same file", d["pandas_rss_mb"], d["pandas_s"], d["pandas_rows_per_s"]],
+            ["pandas `read_csv` + `to_csv`, the same file", d["pandas_rss_mb"], d["pandas_s"], d["pandas_rows_per_s"]],
             [f"`calib predict`, {old:,} rows, read whole (the path before streaming)", d["whole_rss_mb"], d["whole_s"],
              old / d["whole_s"]],
             [f"`calib predict`, {old:,} rows, streamed", d["streamed_small_rss_mb"], d["streamed_small_s"],
