@@ -10,7 +10,7 @@ limit                  default                     environment variable
 input file size        1 GiB (after decompression) ``CALIB_MAX_INPUT_BYTES``
 columns of a table     10,000                      ``CALIB_MAX_COLUMNS``
 wait for a named pipe  10 s to its first byte      ``CALIB_PIPE_WAIT_S``
-ONNX Runtime threads   4 x CPU cores, at most 256  (none: more threads than that never help)
+prediction threads     4 x CPU cores, at most 256  (none: more threads than that never help)
 =====================  ==========================  ==========================================
 
 The input size limit is on what is read *into memory*: a file that ``calib predict`` streams
@@ -84,7 +84,8 @@ def max_columns() -> int:
 
 
 def max_threads() -> int:
-    """The most ONNX Runtime threads accepted: 4 per CPU core, at most 256."""
+    """The most prediction threads accepted (chunks at once, one ONNX Runtime thread each): 4 per CPU
+    core, at most 256."""
     return min(256, 4 * (os.cpu_count() or 1))
 
 

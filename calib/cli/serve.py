@@ -21,7 +21,8 @@ from .options import PATH
                    "(or set CALIB_SERVE_TOKEN).")
 @click.option("--max-upload-mb", default=64.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Largest request body (readings file or JSON), MiB; larger gets 413.")
-@click.option("--threads", default=None, type=click.IntRange(min=1), help="ONNX Runtime threads per model.")
+@click.option("--threads", default=None, type=click.IntRange(min=1),
+              help="Threads computing each model's predictions (chunks at once; default: one per CPU, at most 8).")
 def serve(models_dir: Path, host: str, port: int, token: str | None, max_upload_mb: float,
           threads: int | None) -> None:
     """Serve the models of MODELS_DIR over HTTP, with a web page (default: models/).
