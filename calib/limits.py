@@ -29,9 +29,9 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["default_workers", "thread_pool", "DEFAULT_MAX_INPUT_BYTES", "DEFAULT_MAX_COLUMNS", "DEFAULT_STREAM_MIN_BYTES", "max_input_bytes",
-           "max_columns", "stream_min_bytes", "max_threads", "check_threads", "human_bytes", "DEFAULT_PIPE_WAIT_S",
-           "pipe_wait_s"]
+__all__ = ["DEFAULT_MAX_INPUT_BYTES", "DEFAULT_MAX_COLUMNS", "DEFAULT_STREAM_MIN_BYTES", "max_input_bytes",
+           "max_columns", "stream_min_bytes", "max_threads", "check_threads", "default_workers", "thread_pool",
+           "human_bytes", "DEFAULT_PIPE_WAIT_S", "pipe_wait_s"]
 
 #: Largest input file read into memory (bytes, after decompression), unless ``$CALIB_MAX_INPUT_BYTES``;
 #: a file streamed by ``calib predict`` is not read into memory and may be larger.

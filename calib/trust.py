@@ -172,10 +172,7 @@ class DomainSpec:
     def distance(self, x: np.ndarray) -> np.ndarray:
         """Nearest-prototype distance / threshold, float32 like the graph."""
         z = (np.asarray(x, np.float32) - np.asarray(self.center, np.float32)) / np.asarray(self.scale, np.float32)
-        p = np.asarray(self.prototypes, dtype=np.float32)
-        q = z @ (np.float32(-2.0) * p.T) + (p * p).sum(axis=1)[None, :]  # as the graph: |p|^2 - 2 z.p
-        d2 = (z * z).sum(axis=1) + q.min(axis=1)
-        return np.sqrt(np.maximum(d2, 0)) / np.float32(self.threshold)
+        return _nearest(z, np.asarray(self.prototypes, dtype=np.float32)) / np.float32(self.threshold)
 
 
 @dataclass(frozen=True)
@@ -283,8 +280,10 @@ def _prototypes(z: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def _nearest(z: np.ndarray, p: np.ndarray) -> np.ndarray:
-    d2 = (z * z).sum(axis=1, keepdims=True) - 2 * (z @ p.T) + (p * p).sum(axis=1)[None, :]
-    return np.sqrt(np.maximum(d2.min(axis=1), 0))
+    """Each row's distance to its nearest prototype, in ``z``'s float type, as the ONNX head
+    computes it: ``|z|^2 + min_j(|p_j|^2 - 2 z.p_j)``."""
+    q = z @ (np.asarray(-2.0, z.dtype) * p.T) + (p * p).sum(axis=1)[None, :]
+    return np.sqrt(np.maximum((z * z).sum(axis=1) + q.min(axis=1), 0))
 
 
 @dataclass(frozen=True)
