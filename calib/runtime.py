@@ -68,6 +68,8 @@ from .trust import reasons
 from .readings import (
     check_physical_array,
     feature_frequency,
+    finite_columns,
+    float32_columns,
     numeric_column,
     resolve_feature_columns,
     spot_ids,
@@ -406,15 +408,13 @@ class CalibrationModel:
                     f"readings must have shape (n, {n_feat}) with columns {', '.join(self.features)}, "
                     f"got shape {arr.shape}"
                 )
-            with np.errstate(over="ignore"):  # beyond float32's range -> inf, refused below
-                out = np.asfortranarray(arr, dtype=np.float32)
+            out = float32_columns(arr)  # beyond float32's range -> inf, refused below
             index, names = None, list(self.features)
 
         def label(i: int) -> str:
             return f"index {index[i]!r}" if index is not None else f"row {i} (0-based)"
 
-        # a float64 sum of float32 values is finite exactly when every value is
-        if out.size and not np.isfinite(out.sum(dtype=np.float64)):
+        if not finite_columns(out):
             i, j = np.argwhere(~np.isfinite(out))[0]
             raise IngestError(
                 f"{label(int(i))}, column {names[j]}: {out[i, j]} is not a finite number (or beyond float32); "

@@ -282,3 +282,21 @@ def test_chunks_computed_at_once_give_the_same_numbers_as_one_thread(tiny_run):
     s = ort.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
     bare = s.run([one.output_name], onnx_feed(s, x.astype(np.float32)))[0].reshape(-1)
     np.testing.assert_allclose(ref[0], bare, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad, match", [
+    pytest.param(np.nan, r"row 70000 \(0-based\), column temperature_degC: nan is not a finite number", id="nan"),
+    pytest.param(1e300, r"row 70000 \(0-based\), column temperature_degC: inf is not a finite number \(or beyond float32\)",
+                 id="beyond-float32"),
+    pytest.param(-60.0, r"row 70000 \(0-based\), column temperature_degC: -60 degC is impossible", id="impossible"),
+])
+def test_a_large_array_names_the_first_bad_row_past_the_first_block(linear_artifact, bad, match):
+    """Arrays are converted in blocks and checked by column extremes; the message still names the row."""
+    model = load_model(linear_artifact.path)
+    x = np.tile([30.0, 20.0], (150_000, 1))  # row-major float64: the blocked conversion
+    x[70_000, 1] = bad
+    x[120_000, 1] = bad
+    with pytest.raises(IngestError, match=match):
+        model.predict(x)
+    x[[70_000, 120_000], 1] = 20.0
+    np.testing.assert_array_equal(model.predict(x), model.predict(np.asfortranarray(x)))
