@@ -76,10 +76,12 @@ def simulator_floors() -> dict:
 def refit_lengths(ds, cfg, tr: np.ndarray, te: np.ndarray, cv, seeds: int = 5) -> dict:
     """Test MAE of the ``[model]`` default refit for different lengths, over seeds 0..N-1.
 
-    The main job refits for the folds' median best epoch; for L-BFGS that count is scaled by
-    the refit's rows over the rows a fold model was fitted on (:func:`calib.nn.refit_config`).
-    This puts the unscaled count, the scaled one and twice the scaled one side by side on the
-    held-out spots: the evidence for the scaling (one seed on two spots is noise-dominated).
+    For L-BFGS the main job refits for the iteration where the folds' mean validation curve is
+    lowest, scaled by the refit's rows over the rows a fold model was fitted on
+    (:func:`calib.nn.refit_config`; before: the folds' median best iteration, unscaled, then
+    scaled). This puts the median (unscaled, scaled), the curve's count (scaled, the main
+    job's) and twice the scaled median side by side on the held-out spots (one seed on two
+    spots is noise-dominated).
     ``cv`` is the default's k-fold (:func:`default_config` computed it).
     """
     from calib.nn import ModelConfig, fit_member, predict_member, refit_config
@@ -87,9 +89,12 @@ def refit_lengths(ds, cfg, tr: np.ndarray, te: np.ndarray, cv, seeds: int = 5) -
     mc = ModelConfig.from_dict(dict(cfg.model)).replace(seed=cfg.split.seed)
     _, unscaled = refit_config(mc, cv.best_epochs, len(tr))
     _, scaled = refit_config(mc, cv.best_epochs, len(tr), cv.fit_rows)
+    _, curve = refit_config(mc, cv.best_epochs, len(tr), cv.fit_rows, cv.curve_best_epoch)
     x, y = ds.x(), ds.y()[:, 0]
-    out = {"optimizer": mc.optimizer, "fit_rows": cv.fit_rows, "refit_rows": int(len(tr)), "rows": {}}
-    for label, n in (("unscaled (before)", unscaled), ("scaled (the main job's)", scaled), ("2x scaled", 2 * scaled)):
+    out = {"optimizer": mc.optimizer, "fit_rows": cv.fit_rows, "refit_rows": int(len(tr)),
+           "curve_best_epoch": cv.curve_best_epoch, "rows": {}}
+    for label, n in (("median, unscaled", unscaled), ("median, scaled", scaled),
+                     ("validation curve, scaled (the main job's)", curve), ("2x median, scaled", 2 * scaled)):
         maes = []
         for seed in range(seeds):
             m = fit_member(mc.replace(seed=seed, epochs=int(n), patience=None), x[tr], y[tr], scaling=cfg.split.scaling,
@@ -105,8 +110,9 @@ def refit_lengths(ds, cfg, tr: np.ndarray, te: np.ndarray, cv, seeds: int = 5) -
 def default_config(ds, cfg, tr: np.ndarray, te: np.ndarray) -> tuple[float, int, object]:
     """Test MAE of the config's ``[model]`` network without a sweep, refitted as the main job refits.
 
-    5-fold GroupKFold on train + dev gives the median best epoch (L-BFGS: scaled by the rows,
-    :func:`calib.nn.refit_config`); the network is refitted on train + dev for that many epochs
+    5-fold GroupKFold on train + dev gives the median best epoch (L-BFGS: the iteration where the
+    folds' mean validation curve is lowest, scaled by the rows, :func:`calib.nn.refit_config`);
+    the network is refitted on train + dev for that many epochs
     (no early stopping) and scored once on the test part.
     """
     from calib.nn import ModelConfig, fit_member, predict_member, refit_config
@@ -115,7 +121,7 @@ def default_config(ds, cfg, tr: np.ndarray, te: np.ndarray) -> tuple[float, int,
     mc = ModelConfig.from_dict(dict(cfg.model)).replace(seed=cfg.split.seed)
     cv = cross_validate(ds, tr, mc, folds=cfg.validate.folds, seed=cfg.split.seed, scaling=cfg.split.scaling,
                         physics=False)
-    final_cfg, epochs = refit_config(mc, cv.best_epochs, len(tr), cv.fit_rows)
+    final_cfg, epochs = refit_config(mc, cv.best_epochs, len(tr), cv.fit_rows, cv.curve_best_epoch)
     member = fit_member(final_cfg, ds.x(tr), ds.y(tr), scaling=cfg.split.scaling,
                         feature_names=list(ds.feature_names), feature_units=[c.unit for c in ds.features],
                         target_unit=ds.target.unit)

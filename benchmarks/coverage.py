@@ -63,7 +63,7 @@ def _fit(ds, cfg, rows, folds, jobs, seed=0):
     cv = cross_validate(ds, rows, mc, folds=folds, jobs=jobs, tolerance=1.0, scaling=cfg.split.scaling,
                         seed=seed, physics=False)
     x, y = ds.x(rows), ds.y(rows)
-    final_cfg, _ = refit_config(mc, cv.best_epochs, len(rows), cv.fit_rows)
+    final_cfg, _ = refit_config(mc, cv.best_epochs, len(rows), cv.fit_rows, cv.curve_best_epoch)
     final = fit_member(final_cfg, x, y, scaling=cfg.split.scaling, feature_names=list(ds.feature_names),
                        feature_units=[c.unit for c in ds.features], target_unit=ds.target.unit)
     trust, meta = fit_trust(ds, cfg, cv, x, y[:, 0], rows)

@@ -112,9 +112,10 @@ def nested_calib(ds, folds, inner_folds: int, seed: int, jobs: int) -> tuple[dic
         choice = {"argmin": min(FAMILIES, key=lambda f: (scores[f], FAMILIES.index(f))), "one_se": one_se_family(cvs)}
         fitted: dict[str, tuple[np.ndarray, int]] = {}
         for fam in dict.fromkeys(choice.values()):
-            # as calib.pipeline refits: median best epoch of the folds (L-BFGS: scaled by the rows), no early stopping
+            # as calib.pipeline refits: median best epoch of the folds (L-BFGS: the folds' mean validation
+            # curve's lowest iteration, scaled by the rows), no early stopping
             cfg, epochs = refit_config(ModelConfig(family=fam, seed=seed), cvs[fam].best_epochs, len(tr),
-                                         cvs[fam].fit_rows)
+                                       cvs[fam].fit_rows, cvs[fam].curve_best_epoch)
             member = fit_member(cfg, x[tr], y[tr], scaling="standard", feature_names=names, feature_units=units,
                                 target_unit=ds.target.unit)
             fitted[fam] = (predict_member(member, x[va])[:, 0], epochs)

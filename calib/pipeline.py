@@ -8,7 +8,8 @@ readings + :class:`~calib.config.Config` -> :class:`CalibrationRun` (artifact pa
 3. The kept config's k-fold with its fold models (their spread is the per-reading standard
    deviation), with the physics fit on the same folds: the sweep trial's own when it ran in this
    call (:attr:`calib.search.SweepResult.validations`), else a re-validation.
-4. Refit the best config on train + dev for the median best epoch of the folds (L-BFGS: scaled by the rows).
+4. Refit the best config on train + dev for the median best epoch of the folds (L-BFGS: the iteration
+   where the folds' mean validation curve is lowest, scaled by the rows).
 5. Evaluate once on the held-out test part, network and the physics fit alone.
 6. Export the versioned artifact (:mod:`calib.artifact`) with its report (:mod:`calib.report`).
 """
@@ -408,7 +409,7 @@ class _RefitAhead:
         cv = interim.validations[trained.number]
         if self.fits is not None:
             self.fits.start(cv.fold_pairs, str(cv.config.get("physics_kind", "auto")), config.physics_kind)
-        final_cfg, _ = refit_config(config, cv.best_epochs, len(self.rows), cv.fit_rows)
+        final_cfg, _ = refit_config(config, cv.best_epochs, len(self.rows), cv.fit_rows, cv.curve_best_epoch)
         if final_cfg.family == "physics":  # nothing to train ahead
             return
         self.config = final_cfg
@@ -537,11 +538,15 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
                                                        scaling=cfg.split.scaling, jobs=ss.jobs))
     rows = sp.train_dev
     x, y = ds.x(rows), ds.y(rows)
-    final_cfg, epochs = refit_config(best, cv.best_epochs, len(rows), cv.fit_rows)
-    scaled = epochs != refit_config(best, cv.best_epochs, len(rows))[1]  # the full-batch rows scaling applied
+    curve = cv.curve_best_epoch
+    final_cfg, epochs = refit_config(best, cv.best_epochs, len(rows), cv.fit_rows, curve)
+    unscaled = refit_config(best, cv.best_epochs, len(rows), curve_epoch=curve)[1]
+    by_curve = best.optimizer == "lbfgs" and curve is not None and final_cfg.family == best.family
+    what = (f"the folds' mean validation curve's lowest iteration {curve}" if by_curve
+            else "the folds' median best iteration")
     say(f"refit {best.family} on train+dev ({len(rows)} rows)" + (f" for {epochs} epochs" if epochs else "")
-        + (f" (L-BFGS: the folds' median best iteration x {len(rows)}/{int(np.median(cv.fit_rows))} rows)"
-           if scaled else "")
+        + (f" (L-BFGS: {what} x {len(rows)}/{int(np.median(cv.fit_rows))} rows)" if epochs != unscaled
+           else f" (L-BFGS: {what})" if by_curve and epochs else "")
         + (" as physics (its folds kept the physics fit: best epoch 0)"
            if final_cfg.family != best.family else ""))
     parts = None if ahead is None else ahead.take(final_cfg)

@@ -68,6 +68,11 @@ class FoldScore:
     objective : float or None
         The fold's objective (:class:`calib.metrics.Objective`, primary target's unit): its
         validation MAE for a single-target model.
+    val_curve : tuple of float
+        L-BFGS with early stopping: data loss on the validation fold (scaled units) every
+        :data:`calib.nn.training.MONITOR_EVERY` iterations until the fold stopped; it drives no
+        decision of the fold (:attr:`CVResult.curve_best_epoch` reads the refit length off it).
+        Empty otherwise.
     """
 
     fold: int
@@ -86,6 +91,7 @@ class FoldScore:
     aux_train: tuple[Metrics, ...] = ()
     objective: float | None = None
     n_fit: int = 0
+    val_curve: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -236,6 +242,25 @@ class CVResult:
     @property
     def best_epochs(self) -> list[int]:
         return [f.best_epoch for f in self.folds]
+
+    @property
+    def curve_best_epoch(self) -> int | None:
+        """Iteration at which the folds' mean validation curve (:attr:`FoldScore.val_curve`) is lowest.
+
+        Each fold's curve ends where its early stopping ended it; past that end it is held at
+        its last value. ``None`` unless every fold has a curve (L-BFGS with early stopping).
+        This is k-fold cross-validation of the iteration count, which the refit uses
+        (:func:`calib.nn.refit_config`); each fold's own early stopping watches an inner dev
+        part of one or two groups and stops earlier than the validation folds' minima.
+        """
+        from .nn.training import MONITOR_EVERY
+
+        curves = [np.asarray(f.val_curve, dtype=np.float64) for f in self.folds]
+        if not curves or any(c.size == 0 or not np.isfinite(c).all() for c in curves):
+            return None
+        n = max(c.size for c in curves)
+        held = np.stack([np.concatenate([c, np.full(n - c.size, c[-1])]) for c in curves])
+        return int((int(np.argmin(held.mean(axis=0))) + 1) * MONITOR_EVERY)
 
     @property
     def fit_rows(self) -> list[int]:
@@ -468,6 +493,7 @@ def _score_fold(task: dict[str, Any], member: Any, n_fit: int) -> dict[str, Any]
         "aux_val": aux_val,
         "aux_train": tuple(score(y_tr[:, j], p_tr[:, j], tols[j]) for j in range(1, y_tr.shape[1])),
         "objective": None if obj is None else Objective.from_dict(obj).value([m.mae for m in (val, *aux_val)]),
+        "val_curve": member.monitor_loss,
         "weights": [np.asarray(w) for w in member.model.get_weights()] if task.get("keep_weights") else None,
         "x_scaler": member.x_scaler.to_dict(),
         "y_scaler": member.y_scaler.to_dict(),
@@ -517,7 +543,10 @@ def _fit_fold(task: dict[str, Any]) -> dict[str, Any]:
 
     cfg = ModelConfig.from_dict(task["config"])
     rows = _fold_rows(task, cfg)
-    member = fit_member(cfg, *rows, physics_rows=(task["x_tr"], task["y_tr"]), **_member_args(task))
+    # early stopping on an inner dev part: the validation fold's curve is recorded beside it
+    monitor = None if rows[2] is task["x_va"] else (task["x_va"], task["y_va"])
+    member = fit_member(cfg, *rows, physics_rows=(task["x_tr"], task["y_tr"]), monitor=monitor,
+                        **_member_args(task))
     out = _score_fold(task, member, len(rows[0]))
     del member
     _free_models()

@@ -133,6 +133,20 @@ def test_refit_config_scales_a_full_batch_refit_by_the_rows():
     assert refit_config(ModelConfig(optimizer="adam"), [500, 600, 700], 1500, [1000] * 3)[1] == 600
 
 
+def test_refit_config_takes_the_validation_curves_iteration_for_lbfgs():
+    from calib.nn import refit_config
+
+    lbfgs = ModelConfig(optimizer="lbfgs")
+    # the curve's iteration replaces the median best iteration, then scales by the rows
+    assert refit_config(lbfgs, [500, 600, 700], 1500, [1000] * 3, curve_epoch=1000)[1] == 1500
+    assert refit_config(lbfgs, [500, 600, 700], 1500, curve_epoch=1000)[1] == 1000
+    assert refit_config(lbfgs, [500, 600, 700], 1500, [1000] * 3, curve_epoch=None)[1] == 900
+    # folds that kept the physics fit still refit as physics; other optimizers keep their median
+    hyb = ModelConfig(family="hybrid", optimizer="lbfgs")
+    assert refit_config(hyb, [0, 0, 40], 200, [100] * 3, curve_epoch=300) == (hyb.replace(family="physics"), 0)
+    assert refit_config(ModelConfig(optimizer="adam"), [500, 600, 700], 1500, [1000] * 3, curve_epoch=90)[1] == 600
+
+
 @pytest.mark.parametrize("kind", ["svu", "two_site", "poly"])
 def test_physics_in_onnx_equals_python(tmp_path, data, kind):
     xtr, ytr, xte, _ = data

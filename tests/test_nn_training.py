@@ -302,3 +302,31 @@ def test_lbfgs_early_stopping_restores_best_and_refuses_dropout():
     assert res.best_epoch == int(np.argmin(res.dev_loss)) + 1
     with pytest.raises(ConfigError, match="dropout = 0 must hold for optimizer='lbfgs'"):
         train(ModelConfig(optimizer="lbfgs", dropout=0.1), x, y, x_scaler=xs, y_scaler=ys)
+
+
+def test_lbfgs_monitor_records_the_validation_curve_and_changes_nothing():
+    from calib.nn.training import MONITOR_EVERY
+
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, (240, 2))
+    y = x[:, 0] - x[:, 1] ** 2 + rng.normal(0, 0.2, 240)
+    xs, ys = fit_scaler(x[:150]), fit_scaler(y[:150])
+    cfg = ModelConfig(hidden_layers=(16,), optimizer="lbfgs", epochs=200, patience=30)
+    plain = train(cfg, x[:150], y[:150], x[150:200], y[150:200], x_scaler=xs, y_scaler=ys)
+    mon = train(cfg, x[:150], y[:150], x[150:200], y[150:200], x_scaler=xs, y_scaler=ys,
+                x_monitor=x[200:], y_monitor=y[200:])
+    assert plain.monitor_loss == ()
+    # the same run: weights, curves and stop are untouched by the monitor rows
+    assert all(np.array_equal(a, b) for a, b in zip(plain.model.get_weights(), mon.model.get_weights()))
+    assert (plain.dev_loss, plain.best_epoch, plain.epochs_run) == (mon.dev_loss, mon.best_epoch, mon.epochs_run)
+    assert len(mon.monitor_loss) == mon.epochs_run // MONITOR_EVERY > 2
+    # its last point is the loss (scaled units) of the last iterate on the monitor rows
+    last = train(cfg.replace(epochs=mon.epochs_run // MONITOR_EVERY * MONITOR_EVERY, patience=None),
+                 x[:150], y[:150], x_scaler=xs, y_scaler=ys)
+    z = ys.transform(y[200:].reshape(-1, 1))[:, 0]
+    pz = ys.transform(predict(last.model, x[200:]).reshape(-1, 1))[:, 0]
+    assert mon.monitor_loss[-1] == pytest.approx(np.mean((pz - z) ** 2), rel=1e-3)
+    # another optimizer ignores the monitor rows
+    adam = train(ModelConfig(hidden_layers=(8,), epochs=3, patience=None), x, y, x_scaler=xs, y_scaler=ys,
+                 x_monitor=x[:10], y_monitor=y[:10])
+    assert adam.monitor_loss == ()

@@ -160,7 +160,7 @@ def test_the_refit_trained_ahead_is_the_one_the_main_job_keeps(small_batch):
     ahead.offer(interim, submit)
     ahead.offer(interim, submit)
     assert len(submitted) == 1
-    final_cfg, epochs = refit_config(base, cv.best_epochs, len(rows), cv.fit_rows)
+    final_cfg, epochs = refit_config(base, cv.best_epochs, len(rows), cv.fit_rows, cv.curve_best_epoch)
     assert ahead.config == final_cfg and epochs > 0
     assert ahead.take(final_cfg.replace(seed=1)) is None  # another refit: the main process refits itself
     parts = ahead.take(final_cfg)

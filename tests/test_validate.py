@@ -149,3 +149,43 @@ def test_stacked_needs_one_process(batch):
     ds, sp = batch
     with pytest.raises(ConfigError, match=r"jobs = 1 when stacked=True must hold, got jobs=2 \(stacked folds"):
         cross_validate(ds, sp.train_dev, ModelConfig(**FAST), folds=2, jobs=2, stacked=True)
+
+
+def test_lbfgs_folds_record_validation_curves_and_the_refit_length_comes_from_them(batch):
+    from dataclasses import replace
+
+    from calib.nn import ModelConfig
+    from calib.nn.training import MONITOR_EVERY
+
+    ds, sp = batch
+    cfg = ModelConfig(hidden_layers=(8,), optimizer="lbfgs", epochs=120, patience=20, seed=0)
+    cv = cross_validate(ds, sp.train_dev, cfg, folds=3, tolerance=5.0, physics=False)
+    assert all(len(f.val_curve) == len(f.train_loss) // MONITOR_EVERY > 0 for f in cv.folds)
+    curves = [np.asarray(f.val_curve) for f in cv.folds]
+    n = max(len(c) for c in curves)
+    mean = np.mean([np.concatenate([c, np.full(n - len(c), c[-1])]) for c in curves], axis=0)
+    assert cv.curve_best_epoch == (int(np.argmin(mean)) + 1) * MONITOR_EVERY
+    # a fold without a curve (another optimizer, no early stopping) leaves the median rule
+    folds = (replace(cv.folds[0], val_curve=()), *cv.folds[1:])
+    assert replace(cv, folds=folds).curve_best_epoch is None
+    adam = cross_validate(ds, sp.train_dev, ModelConfig(**{**FAST, "epochs": 5, "patience": 3}), folds=3,
+                          tolerance=5.0, physics=False)
+    assert adam.curve_best_epoch is None and all(f.val_curve == () for f in adam.folds)
+
+
+def test_curve_best_epoch_holds_a_stopped_folds_last_value():
+    from calib.metrics import score
+    from calib.nn.training import MONITOR_EVERY
+    from calib.validate import CVResult, FoldScore
+
+    m = score(np.array([1.0, 2.0]), np.array([1.0, 2.5]), 1.0)
+
+    def fold(k, curve):
+        return FoldScore(fold=k, n_train=10, n_val=5, val=m, train=m, physics_val=None, physics_train=None,
+                         physics_kind=None, train_loss=(), dev_loss=(), best_epoch=1, seconds=0.0,
+                         val_curve=tuple(curve))
+
+    # fold 0 stopped at its 2nd point (held at 1.0); the mean is lowest at the 3rd point
+    cv = CVResult(folds=(fold(0, [3.0, 1.0]), fold(1, [5.0, 4.0, 1.0, 2.0])), config={}, target="o2", unit="hPa",
+                  group_kfold=True, noise_floor=None, noise_floor_source="", seconds=0.0)
+    assert cv.curve_best_epoch == 3 * MONITOR_EVERY

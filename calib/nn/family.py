@@ -67,6 +67,10 @@ class Member:
         return () if self.result is None else tuple(self.result.dev_loss)
 
     @property
+    def monitor_loss(self) -> tuple[float, ...]:
+        return () if self.result is None else tuple(self.result.monitor_loss)
+
+    @property
     def best_epoch(self) -> int:
         return 0 if self.result is None else int(self.result.best_epoch)
 
@@ -98,6 +102,7 @@ def fit_member(
     target_unit: str = "",
     physics_rows: tuple[np.ndarray, np.ndarray] | None = None,
     verbose: bool = False,
+    monitor: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Member:
     """Train one member of ``config.family`` on the given rows.
 
@@ -117,6 +122,9 @@ def fit_member(
         handful of parameters and no early stopping, so it may use the dev rows too.
     verbose : bool, default=False
         Log the network's losses per epoch (logger ``calib.nn.training``, INFO).
+    monitor : (x, y), optional
+        Rows whose loss an L-BFGS network records along its run (:attr:`Member.monitor_loss`);
+        no decision uses them.
 
     Returns
     -------
@@ -132,7 +140,14 @@ def fit_member(
     if config.family == "physics":  # build_model zeroes a physics network's outputs
         model = build_model(config, x_train.shape[1], y_train.shape[1], xs, ys)
         return Member(model, base, None, xs, ys)
-    res = train(config, x_train, y_train, x_dev, y_dev, x_scaler=xs, y_scaler=ys, verbose=verbose)
+    xm = ym = None
+    if monitor is not None and len(monitor[0]):
+        xm = np.asarray(monitor[0], dtype=np.float64)
+        ym = np.asarray(monitor[1], dtype=np.float64).reshape(len(xm), -1).copy()
+        if base is not None:  # the network learns the physics fit's residual
+            ym[:, 0] -= base.predict(xm)
+    res = train(config, x_train, y_train, x_dev, y_dev, x_scaler=xs, y_scaler=ys, verbose=verbose,
+                x_monitor=xm, y_monitor=ym)
     return Member(res.model, base, res, xs, ys)
 
 
@@ -260,11 +275,12 @@ def fit_member_parts(config: dict[str, Any], x_train: np.ndarray, y_train: np.nd
 
 
 def refit_config(best: Any, best_epochs: Sequence[int], n_rows: int,
-                 fit_rows: Sequence[int] | None = None) -> tuple[Any, int]:
+                 fit_rows: Sequence[int] | None = None, curve_epoch: int | None = None) -> tuple[Any, int]:
     """The config and epoch count to refit the chosen config on all its rows (no dev rows left).
 
     Early stopping cannot run without dev rows, so the refit trains for the median of the
-    k-fold models' best epochs (ones that stopped early), without early stopping. A
+    k-fold models' best epochs (ones that stopped early; for L-BFGS ``curve_epoch`` when
+    given), without early stopping. A
     ``hybrid`` whose folds mostly kept their initial weights (best epoch 0: the residual
     network never improved on the physics fit) refits as ``physics``; ``physics`` needs no
     epochs.
@@ -289,6 +305,13 @@ def refit_config(best: Any, best_epochs: Sequence[int], n_rows: int,
     fit_rows : sequence of int, optional
         Rows each k-fold model's network was fitted on (:attr:`calib.validate.CVResult.fit_rows`);
         without them (or for a mini-batch optimizer) the median is not scaled.
+    curve_epoch : int, optional
+        For ``optimizer = "lbfgs"``: the iteration where the folds' mean validation curve is
+        lowest (:attr:`calib.validate.CVResult.curve_best_epoch`), used instead of the median
+        best iteration (then scaled the same way). The folds' own early stopping watches an
+        inner dev part of one or two groups; on the bundled batch its median best iteration
+        (647) lay well before the validation folds' minima (369-2798, mean curve lowest near
+        1,000).
 
     Returns
     -------
@@ -305,6 +328,8 @@ def refit_config(best: Any, best_epochs: Sequence[int], n_rows: int,
         epochs = int(np.median(probe))
         if epochs == 0:
             return best.replace(family="physics"), 0
+        if best.optimizer == "lbfgs" and curve_epoch is not None and int(curve_epoch) > 0:
+            epochs = int(curve_epoch)
         fitted = [int(r) for r in (fit_rows or ()) if int(r) > 0]
         if best.optimizer == "lbfgs" and fitted and int(n_rows) > np.median(fitted):
             budget = best.epochs if best.epochs is not None else LBFGS_AUTO_ITERATIONS

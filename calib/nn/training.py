@@ -77,6 +77,11 @@ class TrainResult:
         Learning rate the schedule gives at step ``iterations``, i.e. for the next step (what
         a Keras optimizer's ``learning_rate`` reports after that many steps; equal to
         ``config.learning_rate`` for the constant schedule).
+    monitor_loss : tuple of float
+        With monitor rows (L-BFGS only): data loss on them after iterations
+        ``MONITOR_EVERY``, ``2 * MONITOR_EVERY``, ... (scaled target units, inference mode).
+        No decision uses it; :func:`calib.validate.cross_validate` passes the validation fold,
+        so that the refit length can be read off the folds' validation curves.
     """
 
     model: Any = field(repr=False)
@@ -87,12 +92,15 @@ class TrainResult:
     seconds: float
     iterations: int = 0
     final_learning_rate: float = float("nan")
+    monitor_loss: tuple[float, ...] = ()
 
 
 
 #: Rows of a full batch and of the dev set are padded (with zero weight) to a multiple of
 #: this, so that folds whose sizes differ by a row or two share one compiled function.
 PAD_ROWS = 64
+#: Iterations between two points of an L-BFGS run's monitor curve (:attr:`TrainResult.monitor_loss`).
+MONITOR_EVERY = 10
 #: Compiled epoch functions kept (least recently used dropped): bounded, no growth per model.
 _CACHE_SIZE = 8
 #: XLA compilation of the epoch costs 0.5-1.2 s more than tracing it (once per plan and
@@ -351,7 +359,8 @@ def starts_meaningful(config: ModelConfig) -> bool:
 
 def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, xd: np.ndarray | None,
                  yd: np.ndarray | None, y_scaler: Scaler, t0: float, verbose: bool,
-                 progress: Callable[[int, float, float | None], None] | None) -> TrainResult:
+                 progress: Callable[[int, float, float | None], None] | None,
+                 monitor: tuple[np.ndarray, np.ndarray] | None = None) -> TrainResult:
     """Full-batch L-BFGS (scipy's L-BFGS-B) on TensorFlow gradients; one "epoch" = one iteration.
 
     Small, smooth, low-noise calibration problems are where quasi-Newton methods shine
@@ -410,6 +419,18 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
     # called ~1000 times: the concrete function skips tf.function's per-call argument matching
     value_and_grad_at = tf.function(objective, autograph=False).get_concrete_function(
         tf.TensorSpec([sum(sizes)], tf.float32))
+    monitor_at = None
+    monitor_hist: list[float] = []
+    if monitor is not None and len(monitor[0]):
+        xmt = tf.constant(np.asarray(monitor[0], dtype=np.float32))
+        zmt = tf.constant(y_scaler.transform(np.asarray(monitor[1], dtype=np.float64)).astype(np.float32))
+
+        def monitor_loss(theta: Any) -> Any:
+            write(theta)
+            return data_loss(xmt, zmt)
+
+        monitor_at = tf.function(monitor_loss, autograph=False).get_concrete_function(
+            tf.TensorSpec([sum(sizes)], tf.float32))
 
     # iterations: "auto" = 5000 (quasi-Newton steps do far more than SGD steps), patience 500
     max_iter = config.epochs if config.epochs is not None else LBFGS_AUTO_ITERATIONS
@@ -445,6 +466,8 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
             dl = None
         else:
             dev_hist.append(dl)
+        if monitor_at is not None and it % MONITOR_EVERY == 0:  # writes theta; the next evaluation writes its own
+            monitor_hist.append(float(monitor_at(tf.constant(theta.astype(np.float32)))))
         if progress is not None:
             progress(it, tl, dl)
         if verbose and (it <= 10 or it % 10 == 0):
@@ -474,7 +497,7 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
         train_hist.append(state["last_data"])
     return TrainResult(model=model, train_loss=tuple(train_hist), dev_loss=tuple(dev_hist), best_epoch=best_epoch,
                        epochs_run=epochs_run, seconds=time.perf_counter() - t0, iterations=int(res.nit),
-                       final_learning_rate=float("nan"))
+                       final_learning_rate=float("nan"), monitor_loss=tuple(monitor_hist))
 
 
 def train(
@@ -489,6 +512,8 @@ def train(
     verbose: bool = False,
     progress: Callable[[int, float, float | None], None] | None = None,
     jit_compile: bool | None = None,
+    x_monitor: np.ndarray | None = None,
+    y_monitor: np.ndarray | None = None,
 ) -> TrainResult:
     """Build and train a network for ``config``.
 
@@ -515,6 +540,10 @@ def train(
         each step 2-4x cheaper, so XLA is used when ``epochs * batches_per_epoch`` reaches
         15000. The choice depends on this call only, so results do not depend on what ran
         earlier in the process.
+    x_monitor, y_monitor : ndarray, optional
+        Rows whose data loss is recorded every :data:`MONITOR_EVERY` iterations
+        (:attr:`TrainResult.monitor_loss`; ``optimizer = "lbfgs"`` only, ignored otherwise).
+        They drive no decision and do not change the trained weights.
 
     Returns
     -------
@@ -552,7 +581,10 @@ def train(
 
     model = build_model(config, n_in, n_out, x_scaler, y_scaler)
     if config.optimizer == "lbfgs":
-        return _train_lbfgs(config, model, x, y, xd, yd, y_scaler, t0, verbose, progress)
+        monitor = None
+        if x_monitor is not None and y_monitor is not None:
+            monitor = (as_2d(x_monitor, "x_monitor", n_in), as_2d(y_monitor, "y_monitor", n_out))
+        return _train_lbfgs(config, model, x, y, xd, yd, y_scaler, t0, verbose, progress, monitor)
     dense = dense_layers(model)
 
     # Batch layout: full batch (padded to a multiple of PAD_ROWS) or n_batches x batch.
