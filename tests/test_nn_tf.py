@@ -43,3 +43,27 @@ def test_import_in_background_declines_where_tensorflow_would_talk():
     res = _run("from calib.nn.tf import import_in_background; print(import_in_background())",
                TF_CPP_MIN_LOG_LEVEL="x")
     assert res.stdout.split() == ["None"]
+
+
+def test_flat_caller_gives_the_concrete_functions_outputs():
+    import numpy as np
+
+    from calib.nn.tf import flat_caller, tensorflow
+
+    tf = tensorflow()
+    v = tf.Variable(np.arange(3, dtype=np.float32))
+
+    def f(a):
+        v.assign_add(a)
+        return tf.reduce_sum(v * a), v * 2.0
+
+    concrete = tf.function(f, autograph=False).get_concrete_function(tf.TensorSpec([3], tf.float32))
+    fast = flat_caller(concrete)
+    a = tf.constant([1.0, -2.0, 0.5])
+    s1, w1 = concrete(a)
+    s2, w2 = fast(a)  # the same function: the variable moved once more
+    assert float(s2) == float(tf.reduce_sum((v.numpy()) * a))
+    np.testing.assert_array_equal(w2.numpy(), 2.0 * v.numpy())
+    assert float(s1) != float(s2) and v.numpy().tolist() == [2.0, -3.0, 3.0]
+    # without the private entry point it is the concrete function itself
+    assert flat_caller(object) is object

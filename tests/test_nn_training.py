@@ -330,3 +330,18 @@ def test_lbfgs_monitor_records_the_validation_curve_and_changes_nothing():
     adam = train(ModelConfig(hidden_layers=(8,), epochs=3, patience=None), x, y, x_scaler=xs, y_scaler=ys,
                  x_monitor=x[:10], y_monitor=y[:10])
     assert adam.monitor_loss == ()
+
+
+def test_lbfgs_with_the_flat_caller_trains_the_same_weights(monkeypatch):
+    import calib.nn.tf as nntf
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (200, 3))
+    y = np.tanh(x @ np.array([1.0, -2.0, 0.5])) + rng.normal(0, 0.05, 200)
+    xs, ys = fit_scaler(x[:150]), fit_scaler(y[:150])
+    cfg = ModelConfig(hidden_layers=(12, 12), optimizer="lbfgs", epochs=150, patience=20)
+    fast = train(cfg, x[:150], y[:150], x[150:], y[150:], x_scaler=xs, y_scaler=ys)
+    monkeypatch.setattr(nntf, "flat_caller", lambda concrete: concrete)
+    public = train(cfg, x[:150], y[:150], x[150:], y[150:], x_scaler=xs, y_scaler=ys)
+    assert (fast.train_loss, fast.dev_loss, fast.best_epoch) == (public.train_loss, public.dev_loss, public.best_epoch)
+    assert all(np.array_equal(a, b) for a, b in zip(fast.model.get_weights(), public.model.get_weights()))

@@ -15,9 +15,9 @@ import os
 import sys
 import threading
 from types import ModuleType
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
-__all__ = ["tensorflow", "keras", "quiet_stderr", "import_in_background"]
+__all__ = ["tensorflow", "keras", "quiet_stderr", "import_in_background", "flat_caller"]
 
 _LOCK = threading.RLock()
 _READY = False
@@ -109,3 +109,25 @@ def keras() -> ModuleType:
     import keras as k
 
     return k
+
+
+def flat_caller(concrete: Any) -> Callable[..., Any]:
+    """A caller of ``concrete`` (a concrete function of tensor arguments) that skips its argument binding.
+
+    ``concrete(*tensors)`` matches its arguments to the function's signature on every call
+    (0.1-0.2 ms here); a full-batch optimizer calls it thousands of times for a few ms of
+    arithmetic each. The caller hands the tensors and the captured variables to the same
+    compiled function directly, so the outputs are the same. Not for use under a
+    ``GradientTape`` (the direct call records no gradient). Where TensorFlow's internals
+    differ it is ``concrete`` itself.
+    """
+    try:
+        call = concrete._inference_function.call_preflattened
+        captured = list(concrete.captured_inputs)
+    except AttributeError:  # another TensorFlow: the public call
+        return concrete
+
+    def caller(*args: Any) -> Any:
+        return call([*args, *captured])
+
+    return caller

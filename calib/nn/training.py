@@ -371,7 +371,7 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
     """
     from scipy.optimize import minimize
 
-    from .tf import tensorflow as _quiet_tf
+    from .tf import flat_caller, tensorflow as _quiet_tf
 
     tf = _quiet_tf()
     if config.dropout > 0:
@@ -417,8 +417,8 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
         return total, data, tf.concat([tf.reshape(g, [-1]) for g in grads], 0), dev
 
     # called ~1000 times: the concrete function skips tf.function's per-call argument matching
-    value_and_grad_at = tf.function(objective, autograph=False).get_concrete_function(
-        tf.TensorSpec([sum(sizes)], tf.float32))
+    value_and_grad_at = flat_caller(tf.function(objective, autograph=False).get_concrete_function(
+        tf.TensorSpec([sum(sizes)], tf.float32)))
     monitor_at = None
     monitor_hist: list[float] = []
     if monitor is not None and len(monitor[0]):
@@ -429,8 +429,8 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
             write(theta)
             return data_loss(xmt, zmt)
 
-        monitor_at = tf.function(monitor_loss, autograph=False).get_concrete_function(
-            tf.TensorSpec([sum(sizes)], tf.float32))
+        monitor_at = flat_caller(tf.function(monitor_loss, autograph=False).get_concrete_function(
+            tf.TensorSpec([sum(sizes)], tf.float32)))
 
     # iterations: "auto" = 5000 (quasi-Newton steps do far more than SGD steps), patience 500
     max_iter = config.epochs if config.epochs is not None else LBFGS_AUTO_ITERATIONS
