@@ -717,6 +717,10 @@ def fit_trust(ds: Any, cfg: Config, cv: Any, x: np.ndarray, y: np.ndarray, rows:
               norm: Any = None, geometry: Any = None) -> tuple[Any, dict[str, Any]]:
     """Conformal interval, applicability domain and uncertainty budget from the re-validation.
 
+    The residuals are the fold models' out-of-fold ones, taken where the final model is
+    trained to (:attr:`calib.validate.CVResult.refit_oof`: for L-BFGS the iteration of the
+    folds' mean validation curve, which the refit's length comes from).
+
     Returns the :class:`calib.trust.TrustSpec` of the batch model and the ``calibration.json``
     entries: ``conformal_adjusted`` (the interval a spot child gets: residuals after a
     simulated two-point check of each held-out spot; for a spot-normalised model the
@@ -727,8 +731,9 @@ def fit_trust(ds: Any, cfg: Config, cv: Any, x: np.ndarray, y: np.ndarray, rows:
 
     names, units = list(ds.feature_names), [c.unit for c in ds.features]
     level = cfg.validate.interval_level
-    oof = np.asarray(cv.oof, float)
-    conf = fit_conformal(y, oof, x, units, names, level=level)
+    # the fold models' residuals at the refit's length (L-BFGS), else at their early stop
+    oof, oof_all, source = cv.refit_oof
+    conf = fit_conformal(y, oof, x, units, names, level=level, source=source)
     dom = fit_domain(x, y, oof, cv.fold_pairs, units, geometry=geometry)
     meta: dict[str, Any] = {}
     if norm is not None:
@@ -740,17 +745,17 @@ def fit_trust(ds: Any, cfg: Config, cv: Any, x: np.ndarray, y: np.ndarray, rows:
                                         air=_air_value(ds.target.unit, 20.0 if ref_t is None else ref_t))
         if keep.sum() >= 20:
             ca = fit_conformal(y[keep], adj[keep], x[keep], units, names, level=level,
-                               source="out-of-fold after a simulated two-point check per held-out group")
+                               source=f"{source} after a simulated two-point check per held-out group")
             meta["conformal_adjusted"] = ca.to_dict()
     noise_sd = None if cv.noise_floor is None else float(cv.noise_floor) / float(np.sqrt(2 / np.pi))
     meta["uncertainty"] = uncertainty_budget(y - oof, reference=cfg.validate.reference_uncertainty,
                                              input_noise=noise_sd, drift=cfg.validate.drift_allowance)
     aux: list[tuple[str, Any]] = []
-    if ds.aux_targets and cv.oof_all is not None:  # each auxiliary target: its own out-of-fold residuals
-        y_all, oof_all = ds.y(rows), np.asarray(cv.oof_all, float)
+    if ds.aux_targets and oof_all is not None:  # each auxiliary target: its own out-of-fold residuals
+        y_all = ds.y(rows)
         for j, c in enumerate(ds.aux_targets, start=1):
             aux.append((c.name, fit_conformal(y_all[:, j], oof_all[:, j], x, units, names, level=level,
-                                              source=f"out-of-fold residuals of {c.name}")))
+                                              source=f"{source} residuals of {c.name}")))
     return TrustSpec(conf, dom, tuple(aux)), meta
 
 

@@ -14,7 +14,8 @@ Interval (normalised, Mondrian split conformal on grouped out-of-fold residuals)
     ``ceil((n_b + 1) * level)``-th smallest. A new reading in bin ``b`` gets
     ``y +- q_b * sigma(y)``. The folds respect the groups (GroupKFold by spot), so the
     residuals are those of unseen spots, as a new sensor's are (CV+ style: the final model
-    is used with the fold models' residual quantiles).
+    is used with the fold models' residual quantiles). The caller passes the fold models'
+    predictions where the final model is trained to (:attr:`calib.validate.CVResult.refit_oof`).
 
 Applicability domain (bit mask ``domain_code``; 0 = calib vouches for the number)
     1  an input outside the range seen in training;

@@ -73,6 +73,9 @@ class FoldScore:
         :data:`calib.nn.training.MONITOR_EVERY` iterations until the fold stopped; it drives no
         decision of the fold (:attr:`CVResult.curve_best_epoch` reads the refit length off it).
         Empty otherwise.
+    val_path : ndarray or None
+        The fold model's predictions on its validation rows at the same iterations, float32
+        (len(val_curve), n_val, n_outputs); not serialised.
     """
 
     fold: int
@@ -92,9 +95,11 @@ class FoldScore:
     objective: float | None = None
     n_fit: int = 0
     val_curve: tuple[float, ...] = ()
+    val_path: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("val_path")
         return d
 
 
@@ -261,6 +266,41 @@ class CVResult:
         n = max(c.size for c in curves)
         held = np.stack([np.concatenate([c, np.full(n - c.size, c[-1])]) for c in curves])
         return int((int(np.argmin(held.mean(axis=0))) + 1) * MONITOR_EVERY)
+
+    def oof_at(self, iteration: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Out-of-fold predictions of the fold models at ``iteration`` (their recorded paths).
+
+        A fold that stopped before ``iteration`` gives its last recorded point. Returns
+        ``(primary target (n,), every output (n, n_outputs))`` in the order of the validated
+        rows, as :attr:`oof` and :attr:`oof_all`; ``None`` unless every fold has a path.
+        """
+        from .nn.training import MONITOR_EVERY
+
+        paths = [f.val_path for f in self.folds]
+        if (self.oof_all is None or len(self.fold_pairs) != len(paths)
+                or any(p is None or len(p) == 0 for p in paths)):
+            return None
+        k = max(int(iteration) // MONITOR_EVERY, 1) - 1
+        out = np.empty_like(np.asarray(self.oof_all, dtype=np.float64))
+        for (_tr, va), p in zip(self.fold_pairs, paths):
+            out[va] = p[min(k, len(p) - 1)]
+        return out[:, 0].copy(), out
+
+    @property
+    def refit_oof(self) -> tuple[np.ndarray, np.ndarray, str]:
+        """Out-of-fold predictions of fold models trained as the final model is: ``(oof, oof_all, source)``.
+
+        For L-BFGS with validation curves (:attr:`curve_best_epoch`) the refit trains to the
+        curve's lowest iteration, so the residuals that size the interval and the budget are the
+        fold models' at that iteration (:meth:`oof_at`), not at their own early stop; otherwise
+        :attr:`oof` and :attr:`oof_all`.
+        """
+        it = self.curve_best_epoch
+        at = None if it is None else self.oof_at(it)
+        if at is None:
+            return np.asarray(self.oof, float), (None if self.oof_all is None else np.asarray(self.oof_all, float)), \
+                "out-of-fold"
+        return at[0], at[1], f"out-of-fold at iteration {it} (the refit's length)"
 
     @property
     def fit_rows(self) -> list[int]:
@@ -494,6 +534,7 @@ def _score_fold(task: dict[str, Any], member: Any, n_fit: int) -> dict[str, Any]
         "aux_train": tuple(score(y_tr[:, j], p_tr[:, j], tols[j]) for j in range(1, y_tr.shape[1])),
         "objective": None if obj is None else Objective.from_dict(obj).value([m.mae for m in (val, *aux_val)]),
         "val_curve": member.monitor_loss,
+        "val_path": member.monitor_pred,
         "weights": [np.asarray(w) for w in member.model.get_weights()] if task.get("keep_weights") else None,
         "x_scaler": member.x_scaler.to_dict(),
         "y_scaler": member.y_scaler.to_dict(),

@@ -204,3 +204,15 @@ def test_hybrid_member_exports_into_one_artifact(tmp_path, data):
     np.testing.assert_allclose(pred, predict_member(members[0], xte)[:, 0], rtol=1e-4, atol=2e-3)
     folds = np.stack([predict_member(m, xte)[:, 0] for m in members[1:]])
     np.testing.assert_allclose(std, folds.std(axis=0), atol=2e-3)
+
+
+@pytest.mark.parametrize("family", ["mlp", "hybrid"])
+def test_a_members_monitor_path_is_its_own_prediction(data, family):
+    """The recorded path holds the member's predictions (a hybrid's include its physics fit)."""
+    xtr, ytr, xte, yte = data
+    cfg = ModelConfig(family=family, hidden_layers=(8,), optimizer="lbfgs", epochs=40, patience=None)
+    m = fit_member(cfg, xtr, ytr, feature_names=NAMES, feature_units=UNITS, target_unit="hPa", monitor=(xte, yte))
+    assert m.monitor_pred.shape == (4, len(xte), 1) and len(m.monitor_loss) == 4
+    # 40 iterations, no early stopping: the last point is the trained member
+    np.testing.assert_allclose(m.monitor_pred[-1, :, 0], predict_member(m, xte)[:, 0], rtol=1e-5, atol=2e-3)
+    assert fit_member(cfg, xtr, ytr, feature_names=NAMES, feature_units=UNITS, target_unit="hPa").monitor_pred is None

@@ -326,6 +326,10 @@ def test_lbfgs_monitor_records_the_validation_curve_and_changes_nothing():
     z = ys.transform(y[200:].reshape(-1, 1))[:, 0]
     pz = ys.transform(predict(last.model, x[200:]).reshape(-1, 1))[:, 0]
     assert mon.monitor_loss[-1] == pytest.approx(np.mean((pz - z) ** 2), rel=1e-3)
+    # and its predictions there are the network's
+    assert mon.monitor_pred.shape == (len(mon.monitor_loss), 40, 1) and mon.monitor_pred.dtype == np.float32
+    np.testing.assert_allclose(mon.monitor_pred[-1, :, 0], predict(last.model, x[200:]).ravel(), rtol=1e-5, atol=1e-5)
+    assert plain.monitor_pred is None
     # another optimizer ignores the monitor rows
     adam = train(ModelConfig(hidden_layers=(8,), epochs=3, patience=None), x, y, x_scaler=xs, y_scaler=ys,
                  x_monitor=x[:10], y_monitor=y[:10])

@@ -165,12 +165,29 @@ def test_lbfgs_folds_record_validation_curves_and_the_refit_length_comes_from_th
     n = max(len(c) for c in curves)
     mean = np.mean([np.concatenate([c, np.full(n - len(c), c[-1])]) for c in curves], axis=0)
     assert cv.curve_best_epoch == (int(np.argmin(mean)) + 1) * MONITOR_EVERY
+    # the fold models' out-of-fold predictions along their runs: the recorded loss is theirs
+    for f, (_tr, va) in zip(cv.folds, cv.fold_pairs):
+        assert f.val_path.shape == (len(f.val_curve), len(va), 1) and "val_path" not in f.to_dict()
+    oof, oof_all, source = cv.refit_oof
+    k = cv.curve_best_epoch // MONITOR_EVERY - 1
+    for f, (_tr, va) in zip(cv.folds, cv.fold_pairs):
+        np.testing.assert_array_equal(oof[va], f.val_path[min(k, len(f.val_path) - 1), :, 0])
+    assert oof_all.shape == cv.oof_all.shape and source == f"out-of-fold at iteration {cv.curve_best_epoch} (the refit's length)"
+    y = ds.y(sp.train_dev)[:, 0]
+    assert not np.array_equal(oof, cv.oof)
+    # a fold stopped before the asked iteration gives its last point
+    late = cv.oof_at(10 ** 6)[0]
+    for f, (_tr, va) in zip(cv.folds, cv.fold_pairs):
+        np.testing.assert_array_equal(late[va], f.val_path[-1, :, 0])
+    assert np.isfinite(np.abs(y - oof)).all()
     # a fold without a curve (another optimizer, no early stopping) leaves the median rule
     folds = (replace(cv.folds[0], val_curve=()), *cv.folds[1:])
     assert replace(cv, folds=folds).curve_best_epoch is None
     adam = cross_validate(ds, sp.train_dev, ModelConfig(**{**FAST, "epochs": 5, "patience": 3}), folds=3,
                           tolerance=5.0, physics=False)
     assert adam.curve_best_epoch is None and all(f.val_curve == () for f in adam.folds)
+    oof, oof_all, source = adam.refit_oof  # no paths: the early-stopped folds' out-of-fold predictions
+    assert source == "out-of-fold" and np.array_equal(oof, adam.oof) and adam.oof_at(100) is None
 
 
 def test_curve_best_epoch_holds_a_stopped_folds_last_value():

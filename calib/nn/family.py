@@ -21,6 +21,7 @@ Every member is a Keras network plus an optional :class:`~calib.physics.PhysicsM
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -69,6 +70,11 @@ class Member:
     @property
     def monitor_loss(self) -> tuple[float, ...]:
         return () if self.result is None else tuple(self.result.monitor_loss)
+
+    @property
+    def monitor_pred(self) -> np.ndarray | None:
+        """The member's predictions on the monitor rows along the run (see :func:`fit_member`)."""
+        return None if self.result is None else self.result.monitor_pred
 
     @property
     def best_epoch(self) -> int:
@@ -123,8 +129,9 @@ def fit_member(
     verbose : bool, default=False
         Log the network's losses per epoch (logger ``calib.nn.training``, INFO).
     monitor : (x, y), optional
-        Rows whose loss an L-BFGS network records along its run (:attr:`Member.monitor_loss`);
-        no decision uses them.
+        Rows whose loss and predictions (the member's, physics fit included) an L-BFGS network
+        records along its run (:attr:`Member.monitor_loss`, :attr:`Member.monitor_pred`); no
+        decision uses them.
 
     Returns
     -------
@@ -148,6 +155,10 @@ def fit_member(
             ym[:, 0] -= base.predict(xm)
     res = train(config, x_train, y_train, x_dev, y_dev, x_scaler=xs, y_scaler=ys, verbose=verbose,
                 x_monitor=xm, y_monitor=ym)
+    if base is not None and res.monitor_pred is not None:  # the member's predictions: network + physics fit
+        path = res.monitor_pred.copy()
+        path[:, :, 0] = (path[:, :, 0].astype(np.float64) + base.predict(xm)[None, :]).astype(np.float32)
+        res = dataclasses.replace(res, monitor_pred=path)
     return Member(res.model, base, res, xs, ys)
 
 

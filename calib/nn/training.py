@@ -82,6 +82,9 @@ class TrainResult:
         ``MONITOR_EVERY``, ``2 * MONITOR_EVERY``, ... (scaled target units, inference mode).
         No decision uses it; :func:`calib.validate.cross_validate` passes the validation fold,
         so that the refit length can be read off the folds' validation curves.
+    monitor_pred : ndarray or None
+        The network's predictions (target units) on the monitor rows at the same iterations,
+        float32 of shape (len(monitor_loss), n_monitor_rows, n_outputs).
     """
 
     model: Any = field(repr=False)
@@ -93,6 +96,7 @@ class TrainResult:
     iterations: int = 0
     final_learning_rate: float = float("nan")
     monitor_loss: tuple[float, ...] = ()
+    monitor_pred: Any = field(default=None, repr=False, compare=False)
 
 
 
@@ -421,13 +425,15 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
         tf.TensorSpec([sum(sizes)], tf.float32)))
     monitor_at = None
     monitor_hist: list[float] = []
+    monitor_preds: list[np.ndarray] = []
     if monitor is not None and len(monitor[0]):
         xmt = tf.constant(np.asarray(monitor[0], dtype=np.float32))
         zmt = tf.constant(y_scaler.transform(np.asarray(monitor[1], dtype=np.float64)).astype(np.float32))
 
         def monitor_loss(theta: Any) -> Any:
             write(theta)
-            return data_loss(xmt, zmt)
+            pred = model(xmt, training=False)
+            return tf.reduce_mean(pointwise((pred - center) / scale - zmt)), pred
 
         monitor_at = flat_caller(tf.function(monitor_loss, autograph=False).get_concrete_function(
             tf.TensorSpec([sum(sizes)], tf.float32)))
@@ -467,7 +473,9 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
         else:
             dev_hist.append(dl)
         if monitor_at is not None and it % MONITOR_EVERY == 0:  # writes theta; the next evaluation writes its own
-            monitor_hist.append(float(monitor_at(tf.constant(theta.astype(np.float32)))))
+            loss, pred = monitor_at(tf.constant(theta.astype(np.float32)))
+            monitor_hist.append(float(loss))
+            monitor_preds.append(pred.numpy())
         if progress is not None:
             progress(it, tl, dl)
         if verbose and (it <= 10 or it % 10 == 0):
@@ -497,7 +505,8 @@ def _train_lbfgs(config: ModelConfig, model: Any, x: np.ndarray, y: np.ndarray, 
         train_hist.append(state["last_data"])
     return TrainResult(model=model, train_loss=tuple(train_hist), dev_loss=tuple(dev_hist), best_epoch=best_epoch,
                        epochs_run=epochs_run, seconds=time.perf_counter() - t0, iterations=int(res.nit),
-                       final_learning_rate=float("nan"), monitor_loss=tuple(monitor_hist))
+                       final_learning_rate=float("nan"), monitor_loss=tuple(monitor_hist),
+                       monitor_pred=np.stack(monitor_preds) if monitor_preds else None)
 
 
 def train(
