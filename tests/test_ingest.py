@@ -252,6 +252,22 @@ def test_excel_bad_cell_names_row(tmp_path):
         load_dataset(path, DataSpec(target="o2_hPa"))
 
 
+@pytest.mark.parametrize("cell", [pytest.param("#DIV/0!", id="error-cell"), pytest.param("#N/A", id="na-error-cell"),
+                                  pytest.param("n/a", id="na-text"), pytest.param("NA", id="NA-text")])
+def test_excel_error_and_na_cells_are_named_as_written(tmp_path, cell):
+    """An Excel error cell or a text 'n/a' is named as the sheet shows it (as in a CSV), not as an
+    'empty cell'; and such text in an undeclared column is kept, not blanked."""
+    df = pd.DataFrame({"temperature_degC": [10, 20, cell], "phase_deg": [50, 40, 30], "o2_hPa": [0, 100, 200],
+                       "note": ["NA", "n/a", "null"]})
+    path = tmp_path / "bad.xlsx"
+    df.to_excel(path, index=False)
+    with pytest.raises(IngestError, match=rf"^bad.xlsx row 4, column temperature_degC: '{cell}' is not a number$"):
+        load_dataset(path, DataSpec(target="o2_hPa"))
+    table = read_table(path)
+    assert table.frame["note"].tolist() == ["NA", "n/a", "null"]
+    assert table.frame["temperature_degC"].tolist() == [10, 20, cell]
+
+
 def test_split_by_group_never_shares_a_spot_and_is_seeded(tmp_path):
     rng = np.random.default_rng(1)
     n = 400
