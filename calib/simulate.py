@@ -677,12 +677,22 @@ def render_calib_toml(config: SimulationConfig) -> str:
     """The ``calib.toml`` text for a simulated batch: ``[data]``, ``[split]``, ``[validate]``,
     and the training sections (:data:`TRAINING_SECTIONS`)."""
     features = ", ".join(f'"{c}"' for c in config.feature_columns)
+    # the split's rule (calib.ingest.split_dataset): 20 % of the spots for test and for dev, at
+    # least one each, >= 2 left to train; folds run over the train and dev spots. A batch of
+    # fewer spots is split by rows, and a small one gets fewer folds, so that the config written
+    # here is one that calib validate and calib calibrate accept.
+    n = config.n_spots
+    held = max(1, int(round(0.2 * n)))
+    by_spot = n - 2 * held >= 2
+    group = ('group = "spot_id"\n' if by_spot else
+             f'# group = "spot_id"   # {n} spot(s) are too few to split by spot (4 or more): split by rows\n')
+    folds = min(5, n - held) if by_spot else 5
     return (
         "# calib configuration for the bundled simulated batch (written by `calib simulate`)\n"
         "[data]\n"
         f"features = [{features}]\n"
         'target = "o2_hPa"\n'
-        'group = "spot_id"\n'
+        f"{group}"
         "\n"
         "[split]\n"
         "test_fraction = 0.2\n"
@@ -691,7 +701,7 @@ def render_calib_toml(config: SimulationConfig) -> str:
         'scaling = "standard"\n'
         "\n"
         "[validate]\n"
-        "folds = 5\n"
+        f"folds = {folds}\n"
         "tolerance = 1.0        # hPa, for the Error Limited Accuracy\n"
         + TRAINING_SECTIONS
     )

@@ -335,8 +335,25 @@ def test_noise_floor_needs_noise():
 # ----------------------------------------------------------------------------- bundle
 
 
+@pytest.mark.parametrize("n_spots", [1, 2, 3, 4, 5, 6, 12])
+def test_the_config_of_a_small_batch_splits_and_folds(tmp_path, n_spots):
+    """calib simulate --spots 1..5 wrote group = "spot_id" and folds = 5, which its own data cannot
+    hold ("too few groups to split", "folds <= number of groups"): the config fits the batch."""
+    from calib.config import load_config
+    from calib.ingest import prepare
+    from calib.validate import make_folds
+
+    readings, calib_toml = write_bundle(tmp_path, SimulationConfig(n_spots=n_spots, replicates=1))
+    cfg = load_config(calib_toml)
+    ds, splits = prepare(readings, cfg)
+    rows = splits.train_dev
+    groups = ds.groups()
+    assert len(make_folds(len(rows), cfg.validate.folds, None if groups is None else groups[rows])) == cfg.validate.folds
+    assert (cfg.data.group == "spot_id") == (n_spots >= 4)
+    assert cfg.validate.folds == (5 if n_spots >= 6 or n_spots < 4 else n_spots - 1)
+
 def test_write_bundle_round_trip(tmp_path):
-    cfg = SimulationConfig(n_spots=2)
+    cfg = SimulationConfig(n_spots=6)
     out = tmp_path / "new" / "data"
     readings, calib_toml = write_bundle(out, cfg)
     assert (readings, calib_toml) == (out / "readings.csv", out / "calib.toml")
