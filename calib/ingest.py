@@ -796,9 +796,12 @@ def split_dataset(ds: Dataset, *, test_fraction: float = 0.2, dev_fraction: floa
     if n_units - n_test - n_dev < 2:
         where = f"{Path(ds.source).name}: " if ds.source else ""
         what = f"{kind} (column {ds.group})" if groups is not None and ds.group else kind
+        fix = "lower test_fraction / dev_fraction (0 is allowed)" + (
+            " or split by rows (no --group, no [data] group)" if groups is not None else "")
         raise ConfigError(
             f"{where}too few {what} to split: {n_units} {kind}, test_fraction={test_fraction} and "
-            f"dev_fraction={dev_fraction} leave {n_units - n_test - n_dev} for training (need >= 2)"
+            f"dev_fraction={dev_fraction} take {n_test} and {n_dev}, leaving "
+            f"{max(n_units - n_test - n_dev, 0)} for training (need >= 2); {fix}"
         )
     test_u, dev_u = units_[:n_test], units_[n_test:n_test + n_dev]
     if groups is not None:

@@ -409,7 +409,9 @@ def test_too_few_groups_to_split_names_the_file_and_the_group_column(tmp_path):
         split_dataset(ds, test_fraction=0.4, dev_fraction=0.4)
     msg = str(err.value)
     assert msg.startswith(f"{Path(ds.source).name}: too few groups (column spot_id) to split: {n} groups")
-    assert "\n" not in msg
+    assert msg.endswith("for training (need >= 2); lower test_fraction / dev_fraction (0 is allowed) or split by "
+                        "rows (no --group, no [data] group)")
+    assert "\n" not in msg and "leaving -" not in msg
 
 
 def test_a_declared_feature_is_found_in_another_unit_as_predict_finds_it(tmp_path):
