@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -66,6 +67,37 @@ def is_url(spec: str) -> bool:
     return "://" in spec
 
 
+def _check_journal(path: Path) -> None:
+    """Refuse an existing file that is not an Optuna journal before anything reads or repairs it:
+    the repair cuts a last line without a newline, which on a readings CSV given by mistake
+    (``calib report data.csv``, ``--storage data.csv``) would cut the user's last row.
+
+    Raises
+    ------
+    ConfigError
+        Not a regular file, or its first line is not a journal record.
+    """
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise ConfigError(f"{path}: not a sweep journal (not a regular file); expected a journal file "
+                          "(a new one, or one calib sweep wrote) or a database URL")
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline(1 << 20)
+    except OSError as exc:
+        raise CalibError(f"{path}: cannot read the sweep journal ({exc.strerror or exc})") from None
+    if not first:
+        return
+    try:
+        record = json.loads(first)
+    except ValueError:  # also UnicodeDecodeError
+        record = None
+    if not isinstance(record, dict) or "op_code" not in record:
+        raise ConfigError(f"{path}: not a sweep journal (its first line is not an Optuna journal record); "
+                          "expected a journal file (a new one, or one calib sweep wrote) or a database URL")
+
+
 def _repair_journal(path: Path) -> None:
     """Drop a torn last line (a process killed mid-write) so the journal stays readable."""
     from optuna.storages.journal import JournalFileSymlinkLock
@@ -102,7 +134,8 @@ def open_storage(spec: str) -> Any:
     Raises
     ------
     ConfigError
-        The database cannot be opened (bad URL, unreachable server, missing driver).
+        The database cannot be opened (bad URL, unreachable server, missing driver), or the
+        journal path holds a file that is not an Optuna journal (left untouched).
     CalibError
         The journal's folder cannot be created.
     """
@@ -120,8 +153,13 @@ def open_storage(spec: str) -> Any:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CalibError(f"{path}: cannot create folder {path.parent} ({exc.strerror or exc})") from None
+    _check_journal(path)
     _repair_journal(path)
-    return JournalStorage(JournalFileBackend(str(path)))
+    try:
+        return JournalStorage(JournalFileBackend(str(path)))
+    except ValueError as exc:  # a record further down that is not JSON (json's error, UnicodeDecodeError)
+        raise ConfigError(f"{path}: not a readable sweep journal ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:200]})") from None
 
 
 def _file_id(spec: str) -> tuple[int, int] | None:
