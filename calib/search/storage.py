@@ -152,7 +152,8 @@ def open_storage(spec: str) -> Any:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CalibError(f"{path}: cannot create folder {path.parent} ({exc.strerror or exc})") from None
+        why = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or exc
+        raise CalibError(f"{path}: cannot create folder {path.parent} ({why})") from None
     _check_journal(path)
     _repair_journal(path)
     try:
