@@ -877,11 +877,12 @@ def load_config(path: str | Path | None) -> Config:
     if not os.path.lexists(p):
         raise ConfigError(f"{p}: config file not found")
     try:  # once, size-capped; a device or socket is refused (calib.rawio)
-        text = read_input(p).decode("utf-8-sig")
+        text = read_input(p, expected="a TOML config file").decode("utf-8-sig")
     except IngestError as exc:
         raise ConfigError(f"config file {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{p}: cannot read config file ({exc})") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 (a UTF-16 "Unicode" save, a cp1252 degree sign)
+        raise ConfigError(f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                          "expected a TOML config file saved as UTF-8") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

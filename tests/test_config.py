@@ -133,6 +133,18 @@ def test_missing_file(tmp_path):
         load_config(tmp_path / "nope.toml")
 
 
+def test_a_folder_or_a_non_utf8_file_says_a_toml_file_is_expected(tmp_path):
+    """--config some/folder said 'expected a CSV, Parquet or Excel file'; a UTF-16 or cp1252 save
+    gave the codec's text ('utf-8' codec can't decode byte 0xff in position 0: invalid start byte)."""
+    with pytest.raises(ConfigError, match=rf"^config file {tmp_path}: is a folder; expected a TOML config file$"):
+        load_config(tmp_path)
+    p = tmp_path / "calib.toml"
+    p.write_bytes("[validate]\nfolds = 3\n".encode("utf-16"))
+    with pytest.raises(ConfigError, match=rf"^{p}: not UTF-8 text \(byte 0xff at offset 0\); expected a TOML config "
+                                          "file saved as UTF-8$"):
+        load_config(p)
+
+
 def test_defaults():
     cfg = load_config(None)
     assert cfg.split == SplitSpec() and cfg.validate == ValidateSpec() and cfg.data == DataSpec()
