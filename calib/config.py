@@ -629,7 +629,7 @@ class CheckSpec:
         "gain_max": [Interval(Real, 0, None, closed="neither")],
         "max_offset": [Interval(Real, 0, None, closed="neither"), StrOptions(["auto"], label='"auto"')],
         "tolerance": [None, Interval(Real, 0, None, closed="neither")],
-        "interval_days": [Interval(Real, 0, None, closed="neither")],
+        "interval_days": [Interval(Real, 0, 36525, closed="right")],  # at most 100 years (a date stays a date)
     }
 
     def __post_init__(self) -> None:

@@ -115,6 +115,8 @@ def test_overrides_replace_config_values(tmp_path):
     pytest.param("[adjust]\ntemperature_degC = 22.5\n", r"\[adjust\] must give air", id="adjust-missing-air"),
     pytest.param("[adjust]\ntemperature_degC = 22.5\nair = 0.0\n", "air > zero must hold", id="adjust-rule"),
     pytest.param("[adjust]\ntemperature_degC = 22.5\nair = 212.0\nzer = 0\n", r"unknown key 'zer' in \[adjust\]; did you mean 'zero'\?", id="unknown-adjust-key"),
+    pytest.param("[check]\ninterval_days = 3000000\n", "0 < interval_days <= 36525 must hold, got interval_days=3000000",
+                 id="check-interval-days-overflowed-the-due-date"),  # was OverflowError's traceback
     pytest.param("not toml = = 3\n", "not valid TOML", id="bad-toml"),
 ])
 def test_each_rule_has_its_error(tmp_path, text, match):
