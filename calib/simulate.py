@@ -81,6 +81,7 @@ from .errors import ConfigError
 
 __all__ = [
     "TEMPERATURE_RANGE_DEGC",
+    "MAX_SIMULATED_ROWS",
     "FoilModel",
     "SimulationConfig",
     "phase_deg",
@@ -258,6 +259,10 @@ _DEFAULT_T_LEVELS = tuple(float(v) for v in np.linspace(5.0, 40.0, 9))
 _DEFAULT_O2_LEVELS = (0.0, 5.0, 20.0, 50.0, 100.0, 150.0, 212.0, 250.0, 300.0)
 
 
+#: Most rows a simulated batch may have (about 125 MB of CSV): --spots 100000 wrote 1.1 GB in minutes,
+#: a file over the 1 GiB that calib reads whole (calib.limits).
+MAX_SIMULATED_ROWS = 2_000_000
+
 _NON_NEGATIVE = [Interval(Real, 0, None)]
 _SIMULATION_RULES = {
     "n_spots": [Interval(Integral, 1, None)],
@@ -380,6 +385,10 @@ class SimulationConfig:
                 f"{lo} <= temperature_levels_degC -/+ temperature_jitter_degC <= {hi}",
                 temperature_levels_degC=temps, temperature_jitter_degC=j,
                 note=" (validity of the temperature laws)")
+        n_rows = self.n_spots * len(temps) * len(o2) * self.replicates
+        require(n_rows <= MAX_SIMULATED_ROWS, f"rows = n_spots x temperature levels x O2 levels x replicates "
+                f"<= {MAX_SIMULATED_ROWS:,}", n_spots=self.n_spots, replicates=self.replicates,
+                note=f" ({n_rows:,} rows; a batch calib can read whole, under its 1 GiB input limit)")
 
     def _numbers(self, name: str) -> tuple[float, ...]:
         value = getattr(self, name)

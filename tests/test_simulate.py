@@ -249,6 +249,10 @@ def test_spot_parameter_spread_matches_config():
         pytest.param(dict(n_spots=0), r"n_spots >= 1 must hold, got n_spots=0", id="n_spots"),
         pytest.param(dict(n_spots=2.5), r"n_spots >= 1 must hold, got n_spots=2.5 \(not an integer\)", id="n_spots-int"),
         pytest.param(dict(replicates=0), r"replicates >= 1 must hold, got replicates=0", id="replicates"),
+        pytest.param(dict(n_spots=100_000), r"rows = n_spots x temperature levels x O2 levels x replicates <= 2,000,000 "
+                     r"must hold, got n_spots=100000, replicates=2 \(16,200,000 rows", id="too-many-rows"),  # wrote 1.1 GB
+        pytest.param(dict(replicates=10**9), r"<= 2,000,000 must hold, got n_spots=12, replicates=1000000000",
+                     id="too-many-replicates"),
         pytest.param(dict(seed=-1), r"0 <= seed < 2147483648 must hold, got seed=-1", id="seed"),
         pytest.param(dict(batch_id=""), r"batch_id is a non-empty string without comma, quote or newline must hold", id="batch_id-empty"),
         pytest.param(dict(batch_id="a,b"), r"without comma.*got batch_id='a,b'", id="batch_id-comma"),
