@@ -49,3 +49,17 @@ def test_a_file_that_is_no_journal_is_refused_and_left_untouched(tmp_path, text)
                                           r"record\); expected a journal file"):
         open_study(storage_spec(path), "calib", create=True)
     assert path.read_bytes() == text
+
+
+def test_the_leaderboard_of_a_database_goes_beside_it_or_to_the_runs_folder(tmp_path, monkeypatch):
+    """calib sweep --storage sqlite:///... wrote leaderboard.csv / .json into the working folder,
+    replacing a user's own files there; now beside the database file (a server: runs/<data stem>)."""
+    from calib.search import leaderboard_folder
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CALIB_RUNS_DIR", str(tmp_path / "runs"))
+    assert leaderboard_folder(str(tmp_path / "s.journal")) == tmp_path
+    assert leaderboard_folder("sqlite:///db/sweeps.db") == tmp_path / "db"
+    assert leaderboard_folder(f"sqlite:///{tmp_path}/abs/sweeps.db") == tmp_path / "abs"
+    assert leaderboard_folder("postgresql://u:pw@db.lab/sweeps", "/data/foil 7.csv") == tmp_path / "runs" / "foil-7"
+    assert leaderboard_folder("sqlite://", None) == tmp_path / "runs" / "data"

@@ -67,6 +67,26 @@ def is_url(spec: str) -> bool:
     return "://" in spec
 
 
+def leaderboard_folder(spec: str, data_source: str | os.PathLike[str] | None = None) -> Path:
+    """Where a sweep's leaderboard files go: beside the trial record.
+
+    A journal's folder; a SQLite database file's folder; for a database server, the runs folder of
+    the data (``$CALIB_RUNS_DIR`` or ``runs``, then the data file's stem), never the working folder,
+    where ``leaderboard.csv`` may be a user's own file (the study's leaderboard is replaced on resume).
+    """
+    if not is_url(spec):
+        return Path(spec).parent
+    scheme, rest = spec.split("://", 1)
+    db = rest.split("?", 1)[0]
+    db = db[1:] if db.startswith("/") else db
+    if scheme.split("+", 1)[0].lower() == "sqlite" and db and db != ":memory:":
+        return Path(db).expanduser().resolve().parent
+    import re
+
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(str(data_source or "")).stem).strip("-.") or "data"
+    return Path(os.environ.get("CALIB_RUNS_DIR", "runs")) / stem[:80]
+
+
 def _check_journal(path: Path) -> None:
     """Refuse an existing file that is not an Optuna journal before anything reads or repairs it:
     the repair cuts a last line without a newline, which on a readings CSV given by mistake
