@@ -195,9 +195,12 @@ def _add_aliases(token: str, *aliases: str) -> None:
 
 
 def _alias_key(text: str) -> str:
-    # Lower-case, micro sign and Greek mu -> "u", collapse whitespace.
+    # Lower-case, micro sign and Greek mu -> "u", collapse whitespace; the look-alikes of the degree
+    # sign that keyboards and spreadsheets type (masculine ordinal "º", ring above "˚") -> "°",
+    # and "° C" -> "°c".
     key = text.strip().lower().replace("\u00b5", "u").replace("\u03bc", "u")
-    return re.sub(r"\s+", " ", key)
+    key = re.sub(r"[\u00ba\u02da]", "\u00b0", key)
+    return re.sub(r"\s+", " ", re.sub(r"\u00b0\s+(?=[cf]$)", "\u00b0", key))
 
 
 _add_aliases("deg", "°", "degree", "degrees", "degs")

@@ -60,6 +60,10 @@ def test_registry_roles():
         pytest.param("degc", "degC", id="degc-lower"),
         pytest.param("K", "K", id="K"),
         pytest.param("°F", "degF", id="degree-F"),
+        pytest.param("ºC", "degC", id="masculine-ordinal-C"),  # Spanish/Portuguese keyboards, Excel
+        pytest.param("˚C", "degC", id="ring-above-C"),
+        pytest.param("° C", "degC", id="degree-space-C"),
+        pytest.param("º", "deg", id="masculine-ordinal"),
         pytest.param("Fahrenheit", "degF", id="fahrenheit"),
         pytest.param("µs", "us", id="micro-sign-s"),
         pytest.param("\u03bcs", "us", id="greek-mu-s"),
@@ -158,6 +162,7 @@ def test_unit_from_column_name_none(name):
         pytest.param("Phase [deg]", ("Phase", "deg", None, True), id="square-deg"),
         pytest.param("T (degC)", ("T", "degC", None, True), id="round-degC"),
         pytest.param("Temp [°F]", ("Temp", "degF", None, True), id="square-degF-sign"),
+        pytest.param("temperature (ºC)", ("temperature", "degC", None, True), id="ordinal-look-alike"),
         pytest.param("Phase 5 kHz [°]", ("Phase 5 kHz", "deg", 5000.0, True), id="frequency-with-spaces"),
         pytest.param("pO2 (hPa) ", ("pO2", "hPa", None, True), id="trailing-space"),
         pytest.param("phase_5khz_deg", ("phase_5khz", "deg", 5000.0, False), id="underscore-suffix"),
