@@ -629,7 +629,7 @@ class CheckSpec:
         "gain_max": [Interval(Real, 0, None, closed="neither")],
         "max_offset": [Interval(Real, 0, None, closed="neither"), StrOptions(["auto"], label='"auto"')],
         "tolerance": [None, Interval(Real, 0, None, closed="neither")],
-        "interval_days": [Interval(Real, 0, None, closed="neither")],
+        "interval_days": [Interval(Real, 0, 36525, closed="right")],  # at most 100 years (a date stays a date)
     }
 
     def __post_init__(self) -> None:
@@ -877,11 +877,12 @@ def load_config(path: str | Path | None) -> Config:
     if not os.path.lexists(p):
         raise ConfigError(f"{p}: config file not found")
     try:  # once, size-capped; a device or socket is refused (calib.rawio)
-        text = read_input(p).decode("utf-8-sig")
+        text = read_input(p, expected="a TOML config file").decode("utf-8-sig")
     except IngestError as exc:
         raise ConfigError(f"config file {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{p}: cannot read config file ({exc})") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 (a UTF-16 "Unicode" save, a cp1252 degree sign)
+        raise ConfigError(f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                          "expected a TOML config file saved as UTF-8") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -217,13 +217,45 @@ def _read_excel(data: bytes, ext: str, name: str, sheet: str | int | None) -> pd
     if ext == ".xls":
         raise IngestError(f"{name}: legacy .xls is not supported; save the sheet as .xlsx or .csv")
     try:
-        return pd.read_excel(io.BytesIO(data), sheet_name=0 if sheet is None else sheet, header=None, dtype=object,
-                             engine="openpyxl")
+        # na_filter=False: a text cell 'NA', 'n/a' or 'null' stays text, as in a CSV (pandas' default
+        # would read it as an empty cell: "empty cell" for a feature, a blanked note in the output)
+        frame = pd.read_excel(io.BytesIO(data), sheet_name=0 if sheet is None else sheet, header=None,
+                              dtype=object, engine="openpyxl", na_filter=False)
+        errors = np.argwhere(frame.isna().to_numpy())  # only error cells (#DIV/0!) read as NaN now
+        if len(errors):
+            texts = _excel_error_texts(data, 0 if sheet is None else sheet, errors)
+            for (i, j), text in zip(errors, texts):
+                frame.iat[i, j] = text
     except Exception as exc:  # openpyxl raises many types on corrupt files
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if sheet is not None and "not found" in msg.lower():
             raise IngestError(f"{name}: no sheet {sheet!r} ({msg})") from None
         raise IngestError(f"{name}: not a readable Excel file ({msg})") from None
+    return frame.mask(frame.eq(""))  # empty cells as NaN, as before
+
+
+def _excel_error_texts(data: bytes, sheet: str | int, cells: np.ndarray) -> list[str]:
+    """The text of Excel error cells (``#DIV/0!``, ``#N/A``), which pandas reads as NaN, at the
+    (row, column) positions ``cells`` of the sheet (both 0-based, as in ``pd.read_excel(header=None)``):
+    a bad cell is then named as a CSV export of the sheet shows it, and kept as such in the output."""
+    import openpyxl
+
+    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
+    try:
+        ws = book.worksheets[sheet] if isinstance(sheet, int) else book[sheet]
+        ws.reset_dimensions()
+        wanted: dict[int, list[int]] = {}
+        for i, j in cells:
+            wanted.setdefault(int(i), []).append(int(j))
+        found: dict[tuple[int, int], str] = {}
+        for i, row in enumerate(ws.iter_rows(values_only=True)):
+            for j in wanted.get(i, ()):
+                found[i, j] = str(row[j]) if j < len(row) and row[j] is not None else "#ERROR"
+            if i >= max(wanted):
+                break
+    finally:
+        book.close()
+    return [found.get((int(i), int(j)), "#ERROR") for i, j in cells]
 
 
 def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
@@ -764,9 +796,12 @@ def split_dataset(ds: Dataset, *, test_fraction: float = 0.2, dev_fraction: floa
     if n_units - n_test - n_dev < 2:
         where = f"{Path(ds.source).name}: " if ds.source else ""
         what = f"{kind} (column {ds.group})" if groups is not None and ds.group else kind
+        fix = "lower test_fraction / dev_fraction (0 is allowed)" + (
+            " or split by rows (no --group, no [data] group)" if groups is not None else "")
         raise ConfigError(
             f"{where}too few {what} to split: {n_units} {kind}, test_fraction={test_fraction} and "
-            f"dev_fraction={dev_fraction} leave {n_units - n_test - n_dev} for training (need >= 2)"
+            f"dev_fraction={dev_fraction} take {n_test} and {n_dev}, leaving "
+            f"{max(n_units - n_test - n_dev, 0)} for training (need >= 2); {fix}"
         )
     test_u, dev_u = units_[:n_test], units_[n_test:n_test + n_dev]
     if groups is not None:

@@ -28,7 +28,7 @@ import numpy as np
 
 from .config import CalibrateSpec, Config, SweepSpec, sweep_settings
 from .constraints import check_keys, check_params
-from .errors import ConfigError
+from .errors import CalibError, ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .spots.normalise import SpotReference
@@ -236,6 +236,9 @@ def _calibrate(data: str | Path, cfg: Config, settings: CalibrateSettings, ss: S
 
     ds, sp = prepare(data, cfg)
     name = settings.name or _NAME_RE.sub("-", Path(data).stem).strip("-.") or "calibration"
+    from .artifact.store import check_models_dir
+
+    check_models_dir(settings.models_dir, name)  # before the sweep, not after it
     key = _run_key(ds, cfg, ss)
     # --- spot normalisation: fit B0/B1 on the train + dev spots, map every spot with its own
     # anchors; the journal key includes the normalisation (same file, other inputs)
@@ -253,7 +256,11 @@ def _calibrate(data: str | Path, cfg: Config, settings: CalibrateSettings, ss: S
     storage = ss.storage
     if storage is None:  # one journal per data and settings, so an interrupted main job resumes
         storage = str(Path(settings.runs_dir) / name / f"sweep-{key}.journal")
-        Path(storage).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(storage).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # runs_dir a file, or a folder that cannot be made
+            raise CalibError(f"{storage}: cannot create folder {Path(storage).parent} "
+                             f"({exc.strerror or exc}); set [calibrate] runs_dir or $CALIB_RUNS_DIR") from None
     say(f"data: {ds.n_rows} rows, train+dev {len(sp.train_dev)}, test {len(sp.test)}"
         + (f" ({len(np.unique(ds.groups(sp.test)))} held-out {ds.group})" if ds.group and len(sp.test) else "")
         + ("" if len(sp.test) else " (test_fraction = 0: every row calibrates the final model; the error "

@@ -79,13 +79,15 @@ def _open_bytes(p: Path, mode: int) -> Any:
         raise
 
 
-def read_input(path: str | Path) -> bytes:
+def read_input(path: str | Path, expected: str = "a CSV, Parquet or Excel file") -> bytes:
     """Read a file's bytes exactly once, within the input size limit.
 
     Parameters
     ----------
     path : str or Path
         A regular file, or a named pipe (read to its end once). A symbolic link is followed.
+    expected : str, default="a CSV, Parquet or Excel file"
+        What the file should be, for the message that refuses a folder or a device.
 
     Returns
     -------
@@ -107,9 +109,9 @@ def read_input(path: str | Path) -> bytes:
         raise IngestError(f"{p}: cannot read ({exc.strerror or exc})") from None
     kind = file_kind(st.st_mode)
     if kind == "a folder":
-        raise IngestError(f"{p}: is a folder; expected a CSV, Parquet or Excel file")
+        raise IngestError(f"{p}: is a folder; expected {expected}")
     if kind is not None and not stat.S_ISFIFO(st.st_mode):
-        raise IngestError(f"{p}: is {kind}, not a regular file; expected a CSV, Parquet or Excel file")
+        raise IngestError(f"{p}: is {kind}, not a regular file; expected {expected}")
     if stat.S_ISREG(st.st_mode) and st.st_size > limit:
         raise _too_big(p.name, human_bytes(st.st_size), limit)
     try:

@@ -81,6 +81,7 @@ from .errors import ConfigError
 
 __all__ = [
     "TEMPERATURE_RANGE_DEGC",
+    "MAX_SIMULATED_ROWS",
     "FoilModel",
     "SimulationConfig",
     "phase_deg",
@@ -258,6 +259,10 @@ _DEFAULT_T_LEVELS = tuple(float(v) for v in np.linspace(5.0, 40.0, 9))
 _DEFAULT_O2_LEVELS = (0.0, 5.0, 20.0, 50.0, 100.0, 150.0, 212.0, 250.0, 300.0)
 
 
+#: Most rows a simulated batch may have (about 125 MB of CSV): --spots 100000 wrote 1.1 GB in minutes,
+#: a file over the 1 GiB that calib reads whole (calib.limits).
+MAX_SIMULATED_ROWS = 2_000_000
+
 _NON_NEGATIVE = [Interval(Real, 0, None)]
 _SIMULATION_RULES = {
     "n_spots": [Interval(Integral, 1, None)],
@@ -380,6 +385,10 @@ class SimulationConfig:
                 f"{lo} <= temperature_levels_degC -/+ temperature_jitter_degC <= {hi}",
                 temperature_levels_degC=temps, temperature_jitter_degC=j,
                 note=" (validity of the temperature laws)")
+        n_rows = self.n_spots * len(temps) * len(o2) * self.replicates
+        require(n_rows <= MAX_SIMULATED_ROWS, f"rows = n_spots x temperature levels x O2 levels x replicates "
+                f"<= {MAX_SIMULATED_ROWS:,}", n_spots=self.n_spots, replicates=self.replicates,
+                note=f" ({n_rows:,} rows; a batch calib can read whole, under its 1 GiB input limit)")
 
     def _numbers(self, name: str) -> tuple[float, ...]:
         value = getattr(self, name)
@@ -677,12 +686,22 @@ def render_calib_toml(config: SimulationConfig) -> str:
     """The ``calib.toml`` text for a simulated batch: ``[data]``, ``[split]``, ``[validate]``,
     and the training sections (:data:`TRAINING_SECTIONS`)."""
     features = ", ".join(f'"{c}"' for c in config.feature_columns)
+    # the split's rule (calib.ingest.split_dataset): 20 % of the spots for test and for dev, at
+    # least one each, >= 2 left to train; folds run over the train and dev spots. A batch of
+    # fewer spots is split by rows, and a small one gets fewer folds, so that the config written
+    # here is one that calib validate and calib calibrate accept.
+    n = config.n_spots
+    held = max(1, int(round(0.2 * n)))
+    by_spot = n - 2 * held >= 2
+    group = ('group = "spot_id"\n' if by_spot else
+             f'# group = "spot_id"   # {n} spot(s) are too few to split by spot (4 or more): split by rows\n')
+    folds = min(5, n - held) if by_spot else 5
     return (
         "# calib configuration for the bundled simulated batch (written by `calib simulate`)\n"
         "[data]\n"
         f"features = [{features}]\n"
         'target = "o2_hPa"\n'
-        'group = "spot_id"\n'
+        f"{group}"
         "\n"
         "[split]\n"
         "test_fraction = 0.2\n"
@@ -691,7 +710,7 @@ def render_calib_toml(config: SimulationConfig) -> str:
         'scaling = "standard"\n'
         "\n"
         "[validate]\n"
-        "folds = 5\n"
+        f"folds = {folds}\n"
         "tolerance = 1.0        # hPa, for the Error Limited Accuracy\n"
         + TRAINING_SECTIONS
     )

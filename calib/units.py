@@ -136,6 +136,7 @@ UNITS: dict[str, str] = {
     "us": "delay",
     "degC": "temperature",
     "K": "temperature",
+    "degF": "temperature",
     "hPa": "pressure",
     "kPa": "pressure",
     "mbar": "pressure",
@@ -155,7 +156,8 @@ UNITS: dict[str, str] = {
 
 #: How each canonical token is typeset for people (reports, certificates, cards).
 DISPLAY: dict[str, str] = {
-    "deg": "\u00b0", "rad": "rad", "us": "\u00b5s", "degC": "\u00b0C", "K": "K", "percent_airsat": "% air sat.",
+    "deg": "\u00b0", "rad": "rad", "us": "\u00b5s", "degC": "\u00b0C", "K": "K", "degF": "\u00b0F",
+    "percent_airsat": "% air sat.",
     "percent_O2": "% O\u2082", "umol_per_L": "\u00b5mol/L", "mg_per_L": "mg/L", "mL_per_L": "mL/L",
     "umol_per_kg": "\u00b5mol/kg", "psu": "PSU", "1": "",
 }
@@ -193,9 +195,12 @@ def _add_aliases(token: str, *aliases: str) -> None:
 
 
 def _alias_key(text: str) -> str:
-    # Lower-case, micro sign and Greek mu -> "u", collapse whitespace.
+    # Lower-case, micro sign and Greek mu -> "u", collapse whitespace; the look-alikes of the degree
+    # sign that keyboards and spreadsheets type (masculine ordinal "º", ring above "˚") -> "°",
+    # and "° C" -> "°c".
     key = text.strip().lower().replace("\u00b5", "u").replace("\u03bc", "u")
-    return re.sub(r"\s+", " ", key)
+    key = re.sub(r"[\u00ba\u02da]", "\u00b0", key)
+    return re.sub(r"\s+", " ", re.sub(r"\u00b0\s+(?=[cf]$)", "\u00b0", key))
 
 
 _add_aliases("deg", "°", "degree", "degrees", "degs")
@@ -203,6 +208,7 @@ _add_aliases("rad", "radian", "radians")
 _add_aliases("us", "µs", "microsecond", "microseconds", "usec")
 _add_aliases("degC", "°C", "℃", "C", "celsius", "deg C", "deg_C", "degrees C", "degrees celsius")
 _add_aliases("K", "kelvin")
+_add_aliases("degF", "°F", "℉", "fahrenheit", "deg F", "deg_F", "degrees F", "degrees fahrenheit")
 _add_aliases("hPa", "hectopascal")
 _add_aliases("kPa", "kilopascal")
 _add_aliases("mbar", "millibar")
@@ -278,7 +284,7 @@ def normalize_unit(text: str) -> str:
 _SUFFIX_TOKENS: tuple[str, ...] = tuple(
     sorted(
         (
-            "deg", "rad", "us", "degC", "K", "hPa", "kPa", "mbar", "Pa", "atm",
+            "deg", "rad", "us", "degC", "degF", "K", "hPa", "kPa", "mbar", "Pa", "atm",
             "umol_per_L", "umol_per_kg", "mg_per_L", "mL_per_L",
             "percent_airsat", "percent_O2", "psu", "mV", "Hz",
         ),
@@ -360,7 +366,7 @@ def unit_from_column_name(name: str) -> tuple[str, float | None] | None:
     """Read the unit (and a modulation frequency) from a column name.
 
     The unit is the suffix after the last matching underscore: ``_deg``, ``_rad``,
-    ``_us``, ``_degC``, ``_K``, ``_hPa``, ``_kPa``, ``_mbar``, ``_Pa``, ``_atm``,
+    ``_us``, ``_degC``, ``_degF``, ``_K``, ``_hPa``, ``_kPa``, ``_mbar``, ``_Pa``, ``_atm``,
     ``_umol_per_L``, ``_umol_per_kg``, ``_mg_per_L``, ``_mL_per_L``,
     ``_percent_airsat``, ``_percent_O2``, ``_psu``, ``_mV``, ``_Hz``. Matching ignores
     case and tries the longest suffix first, so ``temperature_degC`` is degC, not deg.
@@ -398,6 +404,7 @@ def unit_from_column_name(name: str) -> tuple[str, float | None] | None:
 _TO_CANONICAL: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "rad": ("deg", np.degrees),
     "K": ("degC", lambda v: v - 273.15),
+    "degF": ("degC", lambda v: (v - 32.0) * (5.0 / 9.0)),
     "kPa": ("hPa", lambda v: v * 10.0),
     "mbar": ("hPa", lambda v: v * 1.0),
     "Pa": ("hPa", lambda v: v / 100.0),
@@ -422,7 +429,7 @@ def canonical_unit(unit: str, frequency_hz: float | None = None) -> str:
     Returns
     -------
     str
-        ``"deg"`` for rad (and for us with a frequency), ``"degC"`` for K, ``"hPa"`` for
+        ``"deg"`` for rad (and for us with a frequency), ``"degC"`` for K and degF, ``"hPa"`` for
         kPa, mbar, Pa and atm; the unit itself otherwise.
 
     Raises
@@ -444,7 +451,7 @@ def to_canonical(
 
     Phase goes to deg (rad -> deg; a delay t in us -> ``theta_deg = 360 * f * t * 1e-6``
     when the modulation frequency f is given, else it stays in us), temperature to degC
-    (K - 273.15), pressure to hPa (kPa * 10, mbar * 1, Pa / 100, atm * 1013.25). Other
+    (K - 273.15, (degF - 32) * 5/9), pressure to hPa (kPa * 10, mbar * 1, Pa / 100, atm * 1013.25). Other
     units are returned unchanged.
 
     Parameters

@@ -299,3 +299,19 @@ def test_main_ends_quickly_only_after_tensorflow(tmp_path):
                           "\ntry:\n    main()\nexcept SystemExit as e:\n    print('kept', e.code)"],
                          capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert res.returncode == 0 and "kept" not in res.stdout and "calib" in res.stdout
+
+
+def test_a_sweep_into_a_database_leaves_the_working_folders_files_alone(small_batch, tmp_path, monkeypatch):
+    """The leaderboard of a sweep with --storage sqlite:///... replaced ./leaderboard.csv and .json."""
+    csv, toml = small_batch
+    monkeypatch.chdir(tmp_path)
+    for name in ("leaderboard.csv", "leaderboard.json"):
+        (tmp_path / name).write_text("a user's own file\n")
+    (tmp_path / "db").mkdir()  # SQLite makes the file, not its folder
+    cfg = tmp_path / "calib.toml"
+    cfg.write_text(Path(toml).read_text().split("[model]")[0] + "[sweep]\ntrials = 1\nfolds = 2\n"
+                   "[sweep.space]\nfamily = { choices = ['physics'] }\n")
+    res = CliRunner().invoke(cli, ["-q", "sweep", str(csv), "--config", str(cfg), "--storage", "sqlite:///db/s.db"])
+    assert res.exit_code == 0, res.output
+    assert all((tmp_path / n).read_text() == "a user's own file\n" for n in ("leaderboard.csv", "leaderboard.json"))
+    assert (tmp_path / "db" / "leaderboard.csv").is_file() and (tmp_path / "db" / "leaderboard.json").is_file()

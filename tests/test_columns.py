@@ -23,6 +23,8 @@ FEATURES = [{"name": "phase_5000hz_deg", "unit": "deg", "frequency_hz": 5000.0},
                      id="brackets-converted"),
         pytest.param(["PHASE_5000HZ (deg)", "temperature_K"], [("PHASE_5000HZ (deg)", None), ("temperature_K", "K")],
                      id="mixed"),
+        pytest.param(["phase_5000hz_deg", "temperature_degF"], [("phase_5000hz_deg", None), ("temperature_degF", "degF")],
+                     id="fahrenheit"),
     ],
 )
 def test_units_in_brackets_resolve(columns, expected):

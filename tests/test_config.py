@@ -115,6 +115,8 @@ def test_overrides_replace_config_values(tmp_path):
     pytest.param("[adjust]\ntemperature_degC = 22.5\n", r"\[adjust\] must give air", id="adjust-missing-air"),
     pytest.param("[adjust]\ntemperature_degC = 22.5\nair = 0.0\n", "air > zero must hold", id="adjust-rule"),
     pytest.param("[adjust]\ntemperature_degC = 22.5\nair = 212.0\nzer = 0\n", r"unknown key 'zer' in \[adjust\]; did you mean 'zero'\?", id="unknown-adjust-key"),
+    pytest.param("[check]\ninterval_days = 3000000\n", "0 < interval_days <= 36525 must hold, got interval_days=3000000",
+                 id="check-interval-days-overflowed-the-due-date"),  # was OverflowError's traceback
     pytest.param("not toml = = 3\n", "not valid TOML", id="bad-toml"),
 ])
 def test_each_rule_has_its_error(tmp_path, text, match):
@@ -131,6 +133,18 @@ def test_error_names_the_file(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_a_folder_or_a_non_utf8_file_says_a_toml_file_is_expected(tmp_path):
+    """--config some/folder said 'expected a CSV, Parquet or Excel file'; a UTF-16 or cp1252 save
+    gave the codec's text ('utf-8' codec can't decode byte 0xff in position 0: invalid start byte)."""
+    with pytest.raises(ConfigError, match=rf"^config file {tmp_path}: is a folder; expected a TOML config file$"):
+        load_config(tmp_path)
+    p = tmp_path / "calib.toml"
+    p.write_bytes("[validate]\nfolds = 3\n".encode("utf-16"))
+    with pytest.raises(ConfigError, match=rf"^{p}: not UTF-8 text \(byte 0xff at offset 0\); expected a TOML config "
+                                          "file saved as UTF-8$"):
+        load_config(p)
 
 
 def test_defaults():

@@ -252,6 +252,22 @@ def test_excel_bad_cell_names_row(tmp_path):
         load_dataset(path, DataSpec(target="o2_hPa"))
 
 
+@pytest.mark.parametrize("cell", [pytest.param("#DIV/0!", id="error-cell"), pytest.param("#N/A", id="na-error-cell"),
+                                  pytest.param("n/a", id="na-text"), pytest.param("NA", id="NA-text")])
+def test_excel_error_and_na_cells_are_named_as_written(tmp_path, cell):
+    """An Excel error cell or a text 'n/a' is named as the sheet shows it (as in a CSV), not as an
+    'empty cell'; and such text in an undeclared column is kept, not blanked."""
+    df = pd.DataFrame({"temperature_degC": [10, 20, cell], "phase_deg": [50, 40, 30], "o2_hPa": [0, 100, 200],
+                       "note": ["NA", "n/a", "null"]})
+    path = tmp_path / "bad.xlsx"
+    df.to_excel(path, index=False)
+    with pytest.raises(IngestError, match=rf"^bad.xlsx row 4, column temperature_degC: '{cell}' is not a number$"):
+        load_dataset(path, DataSpec(target="o2_hPa"))
+    table = read_table(path)
+    assert table.frame["note"].tolist() == ["NA", "n/a", "null"]
+    assert table.frame["temperature_degC"].tolist() == [10, 20, cell]
+
+
 def test_split_by_group_never_shares_a_spot_and_is_seeded(tmp_path):
     rng = np.random.default_rng(1)
     n = 400
@@ -393,7 +409,9 @@ def test_too_few_groups_to_split_names_the_file_and_the_group_column(tmp_path):
         split_dataset(ds, test_fraction=0.4, dev_fraction=0.4)
     msg = str(err.value)
     assert msg.startswith(f"{Path(ds.source).name}: too few groups (column spot_id) to split: {n} groups")
-    assert "\n" not in msg
+    assert msg.endswith("for training (need >= 2); lower test_fraction / dev_fraction (0 is allowed) or split by "
+                        "rows (no --group, no [data] group)")
+    assert "\n" not in msg and "leaving -" not in msg
 
 
 def test_a_declared_feature_is_found_in_another_unit_as_predict_finds_it(tmp_path):

@@ -232,3 +232,23 @@ def test_the_physics_fits_made_ahead_are_the_ones_the_main_job_scores(small_batc
     # a failed fit ahead (None) is fitted again, so a failure is reported as before
     again = with_physics(cv, ds, rows, [None] * 3)
     assert [f.physics_val.to_dict() for f in again.folds] == [f.physics_val.to_dict() for f in scored.folds]
+
+
+@pytest.mark.parametrize("where", [pytest.param("models_dir", id="models-dir-a-file"),
+                                   pytest.param("runs_dir", id="runs-dir-a-file")])
+def test_a_models_or_runs_folder_that_is_a_file_is_refused_before_the_sweep(small_batch, tmp_path, where):
+    """[calibrate] models_dir = a file was refused only at the export, after the whole sweep; runs_dir
+    = a file gave NotADirectoryError's traceback. Both are one line now, before any trial."""
+    csv, toml = small_batch
+    blocker = tmp_path / "a_file"
+    blocker.write_text("keep me\n")
+    dirs = {"models_dir": tmp_path / "models", "runs_dir": tmp_path / "runs", where: blocker}
+    cfg = tmp_path / "calib.toml"
+    cfg.write_text(toml.read_text().replace("[calibrate]\n", "[calibrate]\n" + "".join(
+        f'{k} = "{v}"\n' for k, v in dirs.items())))
+    res = CliRunner().invoke(cli, ["-q", "calibrate", str(csv), "--config", str(cfg)])
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "a_file" in lines[0], res.output
+    assert blocker.read_text() == "keep me\n"
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "models").exists()

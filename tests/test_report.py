@@ -318,6 +318,18 @@ def test_missing_source(tmp_path):
         R.build_report(tmp_path / "nope")
 
 
+def test_a_readings_file_or_a_device_as_source_is_one_error(tmp_path):
+    """`calib report data.csv` read the CSV as a sweep journal (a traceback, and its last row cut
+    when it had no final newline); `calib report /dev/zero` called it a folder."""
+    data = tmp_path / "data.csv"
+    data.write_bytes(b"spot_id,o2_hPa\nS1,0.0\nS1,212.5")
+    with pytest.raises(ConfigError, match="data.csv: not a sweep journal"):
+        R.build_report(data)
+    assert data.read_bytes() == b"spot_id,o2_hPa\nS1,0.0\nS1,212.5"
+    with pytest.raises(ConfigError, match=r"^source /dev/zero is neither a file nor a folder"):
+        R.build_report("/dev/zero")
+
+
 # --------------------------------------------------------------------------- export hook
 def test_export_report_off_and_failure(built, tmp_path, monkeypatch):
     meta = {k: v for k, v in built["meta"].items()}

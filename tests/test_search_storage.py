@@ -35,3 +35,31 @@ def test_torn_journal_record_is_dropped_and_the_study_reads(tmp_path):
         assert fh.read().endswith(b"\n")
     with pytest.raises(ConfigError, match=r"holds no study named 'other'"):
         open_study(spec, "other")
+
+
+@pytest.mark.parametrize("text", [pytest.param(b"spot_id,o2_hPa\nS1,0.0\nS1,212.5", id="csv-without-final-newline"),
+                                  pytest.param(b"spot_id,o2_hPa\nS1,0.0\n", id="csv"),
+                                  pytest.param(b"\x89PNG\r\n\x1a\n\x00", id="binary")])
+def test_a_file_that_is_no_journal_is_refused_and_left_untouched(tmp_path, text):
+    """calib report data.csv / --storage data.csv: the torn-record repair cut the file's last
+    row and Optuna's JSONDecodeError came out as a traceback; now one ConfigError, file untouched."""
+    path = tmp_path / "data.csv"
+    path.write_bytes(text)
+    with pytest.raises(ConfigError, match=r"data.csv: not a sweep journal \(its first line is not an Optuna journal "
+                                          r"record\); expected a journal file"):
+        open_study(storage_spec(path), "calib", create=True)
+    assert path.read_bytes() == text
+
+
+def test_the_leaderboard_of_a_database_goes_beside_it_or_to_the_runs_folder(tmp_path, monkeypatch):
+    """calib sweep --storage sqlite:///... wrote leaderboard.csv / .json into the working folder,
+    replacing a user's own files there; now beside the database file (a server: runs/<data stem>)."""
+    from calib.search import leaderboard_folder
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CALIB_RUNS_DIR", str(tmp_path / "runs"))
+    assert leaderboard_folder(str(tmp_path / "s.journal")) == tmp_path
+    assert leaderboard_folder("sqlite:///db/sweeps.db") == tmp_path / "db"
+    assert leaderboard_folder(f"sqlite:///{tmp_path}/abs/sweeps.db") == tmp_path / "abs"
+    assert leaderboard_folder("postgresql://u:pw@db.lab/sweeps", "/data/foil 7.csv") == tmp_path / "runs" / "foil-7"
+    assert leaderboard_folder("sqlite://", None) == tmp_path / "runs" / "data"

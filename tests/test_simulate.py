@@ -249,6 +249,10 @@ def test_spot_parameter_spread_matches_config():
         pytest.param(dict(n_spots=0), r"n_spots >= 1 must hold, got n_spots=0", id="n_spots"),
         pytest.param(dict(n_spots=2.5), r"n_spots >= 1 must hold, got n_spots=2.5 \(not an integer\)", id="n_spots-int"),
         pytest.param(dict(replicates=0), r"replicates >= 1 must hold, got replicates=0", id="replicates"),
+        pytest.param(dict(n_spots=100_000), r"rows = n_spots x temperature levels x O2 levels x replicates <= 2,000,000 "
+                     r"must hold, got n_spots=100000, replicates=2 \(16,200,000 rows", id="too-many-rows"),  # wrote 1.1 GB
+        pytest.param(dict(replicates=10**9), r"<= 2,000,000 must hold, got n_spots=12, replicates=1000000000",
+                     id="too-many-replicates"),
         pytest.param(dict(seed=-1), r"0 <= seed < 2147483648 must hold, got seed=-1", id="seed"),
         pytest.param(dict(batch_id=""), r"batch_id is a non-empty string without comma, quote or newline must hold", id="batch_id-empty"),
         pytest.param(dict(batch_id="a,b"), r"without comma.*got batch_id='a,b'", id="batch_id-comma"),
@@ -335,8 +339,25 @@ def test_noise_floor_needs_noise():
 # ----------------------------------------------------------------------------- bundle
 
 
+@pytest.mark.parametrize("n_spots", [1, 2, 3, 4, 5, 6, 12])
+def test_the_config_of_a_small_batch_splits_and_folds(tmp_path, n_spots):
+    """calib simulate --spots 1..5 wrote group = "spot_id" and folds = 5, which its own data cannot
+    hold ("too few groups to split", "folds <= number of groups"): the config fits the batch."""
+    from calib.config import load_config
+    from calib.ingest import prepare
+    from calib.validate import make_folds
+
+    readings, calib_toml = write_bundle(tmp_path, SimulationConfig(n_spots=n_spots, replicates=1))
+    cfg = load_config(calib_toml)
+    ds, splits = prepare(readings, cfg)
+    rows = splits.train_dev
+    groups = ds.groups()
+    assert len(make_folds(len(rows), cfg.validate.folds, None if groups is None else groups[rows])) == cfg.validate.folds
+    assert (cfg.data.group == "spot_id") == (n_spots >= 4)
+    assert cfg.validate.folds == (5 if n_spots >= 6 or n_spots < 4 else n_spots - 1)
+
 def test_write_bundle_round_trip(tmp_path):
-    cfg = SimulationConfig(n_spots=2)
+    cfg = SimulationConfig(n_spots=6)
     out = tmp_path / "new" / "data"
     readings, calib_toml = write_bundle(out, cfg)
     assert (readings, calib_toml) == (out / "readings.csv", out / "calib.toml")

@@ -144,6 +144,8 @@ def test_a_check_dated_before_the_latest_is_refused(parent, tmp_path):
 @pytest.mark.parametrize("date, message", [
     pytest.param("01/03/2026", r"^Error: date must be an ISO 8601 date such as 2026-03-01", id="not-iso"),
     pytest.param("2026-02-30", r"^Error: date must be an ISO 8601 date", id="no-such-day"),
+    pytest.param("9999-12-31", r"^Error: date must lie in the years 1900..2999, got date='9999-12-31'$",
+                 id="far-future-overflowed-the-due-date"),
 ])
 def test_a_bad_date_is_one_line(parent, tmp_path, date, message):
     ref = tmp_path / "ref.csv"
@@ -163,6 +165,19 @@ def test_a_bad_date_cell_names_the_row_and_column(parent, tmp_path):
     assert res.exit_code == 1
     assert res.output.strip() == ("Error: ref.csv row 4, column date: '03/01/2026' is not an ISO 8601 date of the "
                                   "check; expected e.g. 2026-03-01 or 2026-03-01T10:15 (UTC unless a zone is given)")
+
+
+@pytest.mark.parametrize("cell", ["9999-12-31", "0001-01-01"])
+def test_a_date_cell_out_of_the_years_is_one_line(parent, tmp_path, cell):
+    """A date column of 9999-12-31 gave OverflowError's traceback (its due date is past year 9999);
+    0001-01-01 came back as date='1-01-01T00:00:00Z'."""
+    ref = tmp_path / "ref.csv"
+    pd.DataFrame([{**r, "date": cell} for r in ref_rows(1.0, 0.5)]).to_csv(ref, index=False)
+    res = CliRunner().invoke(cli, ["adjust", str(parent), "--reference", str(ref)])
+    assert res.exit_code == 1
+    assert res.output.strip() == (f"Error: ref.csv row 2, column date: '{cell}' is not the date of a check; expected a "
+                                  "date in the years 1900..2999")
+    assert not (tmp_path / "models" / "lin.S1").exists()
 
 
 def test_models_shows_lineage_and_due_or_overdue(parent, tmp_path):

@@ -59,6 +59,12 @@ def test_registry_roles():
         pytest.param("Celsius", "degC", id="celsius"),
         pytest.param("degc", "degC", id="degc-lower"),
         pytest.param("K", "K", id="K"),
+        pytest.param("°F", "degF", id="degree-F"),
+        pytest.param("ºC", "degC", id="masculine-ordinal-C"),  # Spanish/Portuguese keyboards, Excel
+        pytest.param("˚C", "degC", id="ring-above-C"),
+        pytest.param("° C", "degC", id="degree-space-C"),
+        pytest.param("º", "deg", id="masculine-ordinal"),
+        pytest.param("Fahrenheit", "degF", id="fahrenheit"),
         pytest.param("µs", "us", id="micro-sign-s"),
         pytest.param("\u03bcs", "us", id="greek-mu-s"),
         pytest.param("microseconds", "us", id="microseconds"),
@@ -114,6 +120,7 @@ def test_unit_error_is_a_config_error():
         pytest.param("TEMPERATURE_DEGC", ("degC", None), id="degC-upper"),
         pytest.param("temperature_deg", ("deg", None), id="deg"),
         pytest.param("temp_K", ("K", None), id="K"),
+        pytest.param("temperature_degF", ("degF", None), id="degF-not-deg"),
         pytest.param("air_pressure_hPa", ("hPa", None), id="hPa"),
         pytest.param("pressure_kPa", ("kPa", None), id="kPa"),
         pytest.param("pressure_mbar", ("mbar", None), id="mbar"),
@@ -154,6 +161,8 @@ def test_unit_from_column_name_none(name):
         pytest.param("O2 [µmol/L]", ("O2", "umol_per_L", None, True), id="micro-sign"),
         pytest.param("Phase [deg]", ("Phase", "deg", None, True), id="square-deg"),
         pytest.param("T (degC)", ("T", "degC", None, True), id="round-degC"),
+        pytest.param("Temp [°F]", ("Temp", "degF", None, True), id="square-degF-sign"),
+        pytest.param("temperature (ºC)", ("temperature", "degC", None, True), id="ordinal-look-alike"),
         pytest.param("Phase 5 kHz [°]", ("Phase 5 kHz", "deg", 5000.0, True), id="frequency-with-spaces"),
         pytest.param("pO2 (hPa) ", ("pO2", "hPa", None, True), id="trailing-space"),
         pytest.param("phase_5khz_deg", ("phase_5khz", "deg", 5000.0, False), id="underscore-suffix"),
@@ -194,6 +203,14 @@ def test_kelvin_to_degC():
     values, unit = to_canonical(np.array([273.15, 293.15]), "K")
     assert unit == "degC"
     np.testing.assert_allclose(values, [0.0, 20.0], atol=1e-12)
+
+
+def test_fahrenheit_to_degC():
+    """A US logger's temperature_degF is a temperature (converted), not a column without a unit,
+    which default features skipped and a degC model's "did you mean" offered to rename unconverted."""
+    values, unit = to_canonical(np.array([32.0, 68.0, 212.0]), "degF")
+    assert unit == "degC"
+    np.testing.assert_allclose(values, [0.0, 20.0, 100.0], atol=1e-12)
 
 
 def test_us_to_deg_with_frequency():

@@ -79,6 +79,7 @@ __all__ = [
     "reading_artifact",
     "Artifact",
     "check_name",
+    "check_models_dir",
     "semver_key",
     "writing_artifact",
     "list_versions",
@@ -142,6 +143,23 @@ def check_name(name: Any) -> str:
     """
     check_param("name", name, ARTIFACT_NAME)
     return name
+
+
+def check_models_dir(models_dir: str | os.PathLike[str], name: str) -> None:
+    """Refuse a models folder (or its ``<name>`` folder) that is a file: :func:`publish` cannot
+    write there, and the main job checks it before its sweep instead of after it.
+
+    Raises
+    ------
+    ArtifactError
+        ``models_dir`` or ``models_dir/name`` exists and is not a folder.
+    """
+    for folder in (Path(models_dir), Path(models_dir) / name):
+        if folder.exists() and not folder.is_dir():
+            what = "models folder" if folder == Path(models_dir) else "artifact folder"
+            raise ArtifactError(f"cannot write artifact {name!r}: {what} {folder} is a file")
+        if not folder.exists():
+            break
 
 
 def semver_key(version: str) -> tuple[int, int, int]:
@@ -746,8 +764,7 @@ def publish(
     check_name(name)
     models_dir = Path(models_dir)
     name_dir = models_dir / name
-    if models_dir.exists() and not models_dir.is_dir():
-        raise ArtifactError(f"cannot write artifact {name!r}: models folder {models_dir} is a file")
+    check_models_dir(models_dir, name)
     with writing_artifact(models_dir, name):
         name_dir.mkdir(parents=True, exist_ok=True)
         _clean_stale_tmp(name_dir)

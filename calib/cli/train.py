@@ -90,7 +90,7 @@ def sweep(data: Path | None, config_path: Path | None, features: str | None, tar
     from ..config import sweep_settings
     from ..ingest import prepare
     from ..pipeline import objective_of
-    from ..search import run_sweep, write_leaderboard
+    from ..search import leaderboard_folder, run_sweep, write_leaderboard
 
     data, config_path = resolve_data(data, config_path)
     cfg = load_config(config_path, features, target, group, folds=folds, seed=seed)
@@ -106,8 +106,7 @@ def sweep(data: Path | None, config_path: Path | None, features: str | None, tar
                     noise_floor=cfg.validate.noise_floor, scheduler=scheduler, progress=prog,
                     objective=objective_of(cfg, ds), prune=ss.prune)
     prog.close()
-    folder = Path(res.storage).parent if "://" not in res.storage else Path(".")
-    csv_path, json_path = write_leaderboard(res, folder)
+    csv_path, json_path = write_leaderboard(res, leaderboard_folder(res.storage, ds.source))
     if as_json:
         click.echo(format_json(res.to_dict()))
     else:

@@ -101,6 +101,9 @@ def _classify(source: str | os.PathLike[str]) -> tuple[str, Any]:
         if p.name.endswith(".json"):
             return "json", p
         return "storage", str(p)
+    if not p.is_dir():
+        raise ConfigError(f"source {s} is neither a file nor a folder (a device, pipe or socket); give an artifact "
+                          "folder, a sweep journal, a database URL or a folder holding leaderboard.json")
     if (p / SUMS_FILE).exists() or (p / METADATA_FILE).exists() or list_versions(p):
         return "artifact", resolve_artifact(p)
     if (p / "leaderboard.json").is_file():

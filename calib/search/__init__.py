@@ -75,7 +75,8 @@ from .results import (SIMPLICITY, SweepResult, TrialRecord, leaderboard, leaderb
                       write_leaderboard)
 from .samplers import preview_trials
 from .space import DEFAULT_SPACE, LOG_BY_DEFAULT, STRATEGIES, ParamSpec, SearchSpace
-from .storage import DEFAULT_STORAGE, mask_url, open_storage, open_study, quiet_optuna, storage_spec
+from .storage import (DEFAULT_STORAGE, leaderboard_folder, mask_url, open_storage, open_study, quiet_optuna,
+                      storage_spec)
 from .sweep import default_storage, load_result, run_sweep, study_identity, study_key
 from .workers import WarmPool, local_workers
 
@@ -102,6 +103,7 @@ __all__ = [
     "study_identity",
     "study_key",
     "storage_spec",
+    "leaderboard_folder",
     "open_storage",
     "open_study",
     "quiet_optuna",

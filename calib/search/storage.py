@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -66,6 +67,57 @@ def is_url(spec: str) -> bool:
     return "://" in spec
 
 
+def leaderboard_folder(spec: str, data_source: str | os.PathLike[str] | None = None) -> Path:
+    """Where a sweep's leaderboard files go: beside the trial record.
+
+    A journal's folder; a SQLite database file's folder; for a database server, the runs folder of
+    the data (``$CALIB_RUNS_DIR`` or ``runs``, then the data file's stem), never the working folder,
+    where ``leaderboard.csv`` may be a user's own file (the study's leaderboard is replaced on resume).
+    """
+    if not is_url(spec):
+        return Path(spec).parent
+    scheme, rest = spec.split("://", 1)
+    db = rest.split("?", 1)[0]
+    db = db[1:] if db.startswith("/") else db
+    if scheme.split("+", 1)[0].lower() == "sqlite" and db and db != ":memory:":
+        return Path(db).expanduser().resolve().parent
+    import re
+
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(str(data_source or "")).stem).strip("-.") or "data"
+    return Path(os.environ.get("CALIB_RUNS_DIR", "runs")) / stem[:80]
+
+
+def _check_journal(path: Path) -> None:
+    """Refuse an existing file that is not an Optuna journal before anything reads or repairs it:
+    the repair cuts a last line without a newline, which on a readings CSV given by mistake
+    (``calib report data.csv``, ``--storage data.csv``) would cut the user's last row.
+
+    Raises
+    ------
+    ConfigError
+        Not a regular file, or its first line is not a journal record.
+    """
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise ConfigError(f"{path}: not a sweep journal (not a regular file); expected a journal file "
+                          "(a new one, or one calib sweep wrote) or a database URL")
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline(1 << 20)
+    except OSError as exc:
+        raise CalibError(f"{path}: cannot read the sweep journal ({exc.strerror or exc})") from None
+    if not first:
+        return
+    try:
+        record = json.loads(first)
+    except ValueError:  # also UnicodeDecodeError
+        record = None
+    if not isinstance(record, dict) or "op_code" not in record:
+        raise ConfigError(f"{path}: not a sweep journal (its first line is not an Optuna journal record); "
+                          "expected a journal file (a new one, or one calib sweep wrote) or a database URL")
+
+
 def _repair_journal(path: Path) -> None:
     """Drop a torn last line (a process killed mid-write) so the journal stays readable."""
     from optuna.storages.journal import JournalFileSymlinkLock
@@ -102,7 +154,8 @@ def open_storage(spec: str) -> Any:
     Raises
     ------
     ConfigError
-        The database cannot be opened (bad URL, unreachable server, missing driver).
+        The database cannot be opened (bad URL, unreachable server, missing driver), or the
+        journal path holds a file that is not an Optuna journal (left untouched).
     CalibError
         The journal's folder cannot be created.
     """
@@ -119,9 +172,15 @@ def open_storage(spec: str) -> Any:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CalibError(f"{path}: cannot create folder {path.parent} ({exc.strerror or exc})") from None
+        why = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or exc
+        raise CalibError(f"{path}: cannot create folder {path.parent} ({why})") from None
+    _check_journal(path)
     _repair_journal(path)
-    return JournalStorage(JournalFileBackend(str(path)))
+    try:
+        return JournalStorage(JournalFileBackend(str(path)))
+    except ValueError as exc:  # a record further down that is not JSON (json's error, UnicodeDecodeError)
+        raise ConfigError(f"{path}: not a readable sweep journal ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:200]})") from None
 
 
 def _file_id(spec: str) -> tuple[int, int] | None:

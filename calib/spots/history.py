@@ -54,6 +54,7 @@ import numpy as np
 
 from ..errors import ArtifactError, ConfigError
 from ..runtime import SPOT_ADJUSTMENT_KEY as META_KEY
+from .reference import CHECK_YEARS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import CheckSpec
@@ -85,7 +86,8 @@ def parse_date(text: Any, what: str = "date") -> datetime:
     Raises
     ------
     ConfigError
-        Not an ISO 8601 date ("2026-03-01", "2026-03-01T10:15", "2026-03-01T10:15+01:00").
+        Not an ISO 8601 date ("2026-03-01", "2026-03-01T10:15", "2026-03-01T10:15+01:00"), or
+        outside the years :data:`CHECK_YEARS`.
     """
     if isinstance(text, datetime):
         dt = text
@@ -95,6 +97,8 @@ def parse_date(text: Any, what: str = "date") -> datetime:
         except ValueError:
             raise ConfigError(f"{what} must be an ISO 8601 date such as 2026-03-01 or 2026-03-01T10:15 "
                               f"(UTC unless a zone is given), got {what}={str(text)!r}") from None
+    if not CHECK_YEARS[0] <= dt.year <= CHECK_YEARS[1]:
+        raise ConfigError(f"{what} must lie in the years {CHECK_YEARS[0]}..{CHECK_YEARS[1]}, got {what}={str(text)!r}")
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..runtime import CalibrationModel
 
 __all__ = ["Reference", "read_reference", "check_ranges", "spot_column_of", "temperature_index", "rows_text",
-           "LEVEL_COLUMN", "LEVELS", "DATE_COLUMNS", "reference_dates"]
+           "LEVEL_COLUMN", "LEVELS", "DATE_COLUMNS", "CHECK_YEARS", "reference_dates"]
 
 #: Name of the optional level column of a reference file and its values.
 LEVEL_COLUMN = "level"
@@ -273,6 +273,10 @@ def check_ranges(parent: CalibrationModel, ref: Reference, rows: np.ndarray,
 
 #: Columns that may date a check (case-insensitive); ``date`` and ``time`` together are joined.
 DATE_COLUMNS = ("date", "time", "datetime", "timestamp")
+#: The years a check's date may fall in (inclusive; also ``--date``, :func:`calib.spots.history.parse_date`):
+#: a typo such as 9999-12-31 or 0001-01-01 is refused, and its due date (at most 100 years later,
+#: ``[check] interval_days``) stays a date.
+CHECK_YEARS = (1900, 2999)
 
 
 def reference_dates(ref: Reference, spots: Sequence[str]) -> dict[str, str] | None:
@@ -321,6 +325,9 @@ def reference_dates(ref: Reference, spots: Sequence[str]) -> dict[str, str] | No
                     f"{table.name} row {int(i) + 2}, column {col}: {shown} is not an ISO 8601 date of the check; "
                     "expected e.g. 2026-03-01 or 2026-03-01T10:15 (UTC unless a zone is given)"
                 )
+            if not CHECK_YEARS[0] <= ts.year <= CHECK_YEARS[1]:  # 9999-12-31: its due date overflowed
+                raise IngestError(f"{table.name} row {int(i) + 2}, column {col}: {text!r} is not the date of a check; "
+                                  f"expected a date in the years {CHECK_YEARS[0]}..{CHECK_YEARS[1]}")
             stamps.append(ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC"))
         out[spot] = max(stamps).strftime("%Y-%m-%dT%H:%M:%SZ")
     return out
