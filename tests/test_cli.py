@@ -79,6 +79,22 @@ def test_config_error_is_one_line(tmp_path, small_batch):
     assert res.output.strip() == f"Error: {bad}: folds >= 2 must hold, got folds=1"
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--features", ""], "--features '': expected column names, comma separated"),
+    (["--features", " , ,"], "--features ' , ,': expected column names, comma separated"),
+    (["--group", ""], "--group '': expected a column name; leave the option out to use the config's [data] group"),
+    (["--target", " "], "--target ' ': expected a column name; leave the option out to use the config's [data] target"),
+])
+def test_an_empty_column_option_is_refused_not_ignored(small_batch, tmp_path, args, message):
+    """An empty --features/--group/--target (an unset shell variable) never falls back silently."""
+    csv, toml = small_batch
+    for command, extra in (("validate", []), ("ingest", ["-o", str(tmp_path / "out.parquet")])):
+        res = CliRunner().invoke(cli, [command, str(csv), "--config", str(toml), *extra, *args])
+        out = res.output.strip()
+        assert res.exit_code == 1 and out.startswith(f"Error: {message}") and "\n" not in out, (command, out)
+    assert not (tmp_path / "out.parquet").exists()
+
+
 def test_unknown_model_key_stops_before_training(tmp_path, small_batch):
     csv, _ = small_batch
     bad = tmp_path / "bad.toml"

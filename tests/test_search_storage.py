@@ -63,3 +63,15 @@ def test_the_leaderboard_of_a_database_goes_beside_it_or_to_the_runs_folder(tmp_
     assert leaderboard_folder(f"sqlite:///{tmp_path}/abs/sweeps.db") == tmp_path / "abs"
     assert leaderboard_folder("postgresql://u:pw@db.lab/sweeps", "/data/foil 7.csv") == tmp_path / "runs" / "foil-7"
     assert leaderboard_folder("sqlite://", None) == tmp_path / "runs" / "data"
+
+
+def test_a_sqlite_storage_gets_its_folder_made_as_a_journal_does(tmp_path, monkeypatch):
+    from calib.errors import CalibError
+
+    monkeypatch.chdir(tmp_path)
+    open_study(storage_spec("sqlite:///new/dir/sweeps.db"), "calib", create=True)
+    assert (tmp_path / "new" / "dir" / "sweeps.db").is_file()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(CalibError, match=r"^sqlite:///afile/sweeps\.db: cannot create folder afile \("):
+        open_study(storage_spec("sqlite:///afile/sweeps.db"), "calib", create=True)
+    assert (tmp_path / "afile").read_text() == "x"

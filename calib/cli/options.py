@@ -74,7 +74,16 @@ def load_config(config_path: Path | None, features: str | None, target: str | No
                 **over: Any) -> Any:
     """The :class:`~calib.config.Config` of ``--config`` with the column options (and ``over``) applied."""
     from ..config import load_config as load, parse_column_list
+    from ..errors import ConfigError
 
+    # an option given empty is a mistake (an unset shell variable), never "use the config's"
+    if features is not None and parse_column_list(features) is None:
+        raise ConfigError(f"--features {features!r}: expected column names, comma separated (e.g. phase_deg,"
+                          "temperature_degC); leave the option out to use the config's [data] features")
+    for opt, value in (("--target", target), ("--group", group)):
+        if value is not None and not value.strip():
+            raise ConfigError(f"{opt} {value!r}: expected a column name; leave the option out to use the "
+                              f"config's [data] {opt[2:]}")
     cfg = load(config_path)
     return cfg.with_overrides(features=parse_column_list(features), target=target, group=group, **over)
 

@@ -67,6 +67,16 @@ def is_url(spec: str) -> bool:
     return "://" in spec
 
 
+def _sqlite_file(spec: str) -> Path | None:
+    """The database file of a ``sqlite:///path`` URL (None for another URL or an in-memory one)."""
+    scheme, rest = spec.split("://", 1)
+    db = rest.split("?", 1)[0]
+    db = db[1:] if db.startswith("/") else db
+    if scheme.split("+", 1)[0].lower() == "sqlite" and db and db != ":memory:":
+        return Path(db).expanduser()
+    return None
+
+
 def leaderboard_folder(spec: str, data_source: str | os.PathLike[str] | None = None) -> Path:
     """Where a sweep's leaderboard files go: beside the trial record.
 
@@ -76,11 +86,9 @@ def leaderboard_folder(spec: str, data_source: str | os.PathLike[str] | None = N
     """
     if not is_url(spec):
         return Path(spec).parent
-    scheme, rest = spec.split("://", 1)
-    db = rest.split("?", 1)[0]
-    db = db[1:] if db.startswith("/") else db
-    if scheme.split("+", 1)[0].lower() == "sqlite" and db and db != ":memory:":
-        return Path(db).expanduser().resolve().parent
+    db = _sqlite_file(spec)
+    if db is not None:
+        return db.resolve().parent
     import re
 
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(str(data_source or "")).stem).strip("-.") or "data"
@@ -162,6 +170,12 @@ def open_storage(spec: str) -> Any:
     import optuna
 
     if is_url(spec):
+        db = _sqlite_file(spec)
+        if db is not None:  # as for a journal: the database file's folder is made
+            try:
+                db.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CalibError(f"{mask_url(spec)}: cannot create folder {db.parent} ({exc.strerror or exc})") from None
         try:
             return optuna.storages.RDBStorage(spec)
         except Exception as exc:  # sqlalchemy errors: bad URL, unreachable server, no driver
