@@ -213,6 +213,25 @@ class RawTable:
 
 
 # --------------------------------------------------------------------------- reading
+def _other_sheets_hint(data: bytes, sheet: str | int | None) -> str:
+    """For an empty first sheet of a workbook with more sheets: where the readings may be."""
+    if sheet is not None:
+        return ""
+    try:
+        import openpyxl
+
+        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
+        names = list(wb.sheetnames)
+        wb.close()
+    except Exception:  # the hint is best effort; the error stands without it
+        return ""
+    if len(names) < 2:
+        return ""
+    shown = ", ".join(repr(n) for n in names[:8]) + (", ..." if len(names) > 8 else "")
+    return (f" (the first sheet, {names[0]!r}, was read; the workbook's sheets: {shown}; name one with [data] sheet, "
+            "or save that sheet as .csv)")
+
+
 def _read_excel(data: bytes, ext: str, name: str, sheet: str | int | None) -> pd.DataFrame:
     if ext == ".xls":
         raise IngestError(f"{name}: legacy .xls is not supported; save the sheet as .xlsx or .csv")
@@ -404,8 +423,9 @@ def read_table(
         used_sep, dec = csv_dialect(name, text.splitlines(), sep, decimal)
         frame = parse_csv(name, text, used_sep)
         fmt = "csv"
+    hint = _other_sheets_hint(data, sheet) if fmt == "excel" else ""
     if frame.shape[0] == 0:
-        raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings")
+        raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings{hint}")
     check_width(frame.shape[1], name)
     cols = check_header(list(frame.iloc[0]), name)
     body = frame.iloc[1:].reset_index(drop=True)
@@ -413,7 +433,7 @@ def read_table(
     # drop trailing wholly blank lines (e.g. an empty last line); blanks inside the data are empty cells
     last = last_filled_row(body)
     if last < 0:
-        raise IngestError(f"{name}: no data rows; expected at least one row of readings below the header")
+        raise IngestError(f"{name}: no data rows; expected at least one row of readings below the header{hint}")
     if last + 1 < len(body):
         body = body.iloc[: last + 1]
     return RawTable(frame=body, name=name, path=str(p), decimal=dec, sha256=digest, format=fmt,

@@ -252,6 +252,19 @@ def test_excel_bad_cell_names_row(tmp_path):
         load_dataset(path, DataSpec(target="o2_hPa"))
 
 
+def test_an_empty_first_sheet_names_the_workbooks_other_sheets(tmp_path):
+    df = pd.DataFrame({"temperature_degC": [10, 20], "phase_deg": [50, 40], "o2_hPa": [0, 100]})
+    path = tmp_path / "log.xlsx"
+    with pd.ExcelWriter(path) as xw:
+        pd.DataFrame({"operator": []}).to_excel(xw, sheet_name="Notes", index=False)  # header only
+        df.to_excel(xw, sheet_name="Data", index=False)
+    with pytest.raises(IngestError, match=r"^log.xlsx: no data rows; expected at least one row of readings below the "
+                                          r"header \(the first sheet, 'Notes', was read; the workbook's sheets: 'Notes', "
+                                          r"'Data'; name one with \[data\] sheet, or save that sheet as \.csv\)$"):
+        load_dataset(path, DataSpec(target="o2_hPa"))
+    assert len(load_dataset(path, DataSpec(target="o2_hPa", sheet="Data")).frame) == 2
+
+
 @pytest.mark.parametrize("cell", [pytest.param("#DIV/0!", id="error-cell"), pytest.param("#N/A", id="na-error-cell"),
                                   pytest.param("n/a", id="na-text"), pytest.param("NA", id="NA-text")])
 def test_excel_error_and_na_cells_are_named_as_written(tmp_path, cell):
