@@ -293,9 +293,16 @@ class CVResult:
         For L-BFGS with validation curves (:attr:`curve_best_epoch`) the refit trains to the
         curve's lowest iteration, so the residuals that size the interval and the budget are the
         fold models' at that iteration (:meth:`oof_at`), not at their own early stop; otherwise
-        :attr:`oof` and :attr:`oof_all`.
+        :attr:`oof` and :attr:`oof_all` (also for a ``hybrid`` whose folds kept the physics
+        fit, which refits as ``physics``).
         """
         it = self.curve_best_epoch
+        if it is not None:
+            from .nn import ModelConfig, refit_config
+
+            base = ModelConfig.from_dict(self.config)
+            if refit_config(base, self.best_epochs, 1)[0].family != base.family:
+                it = None
         at = None if it is None else self.oof_at(it)
         if at is None:
             return np.asarray(self.oof, float), (None if self.oof_all is None else np.asarray(self.oof_all, float)), \

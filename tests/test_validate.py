@@ -180,6 +180,10 @@ def test_lbfgs_folds_record_validation_curves_and_the_refit_length_comes_from_th
     for f, (_tr, va) in zip(cv.folds, cv.fold_pairs):
         np.testing.assert_array_equal(late[va], f.val_path[-1, :, 0])
     assert np.isfinite(np.abs(y - oof)).all()
+    # a hybrid whose folds kept the physics fit refits as physics: its residuals stay the folds' own
+    kept = replace(cv, config={**cv.config, "family": "hybrid"},
+                   folds=tuple(replace(f, best_epoch=0) for f in cv.folds))
+    assert kept.refit_oof[2] == "out-of-fold" and np.array_equal(kept.refit_oof[0], cv.oof)
     # a fold without a curve (another optimizer, no early stopping) leaves the median rule
     folds = (replace(cv.folds[0], val_curve=()), *cv.folds[1:])
     assert replace(cv, folds=folds).curve_best_epoch is None
