@@ -468,7 +468,9 @@ def test_an_idle_worker_at_the_tail_is_offered_as_spare(ds, tmp_path):
     assert [t.state for t in res.trials] == ["COMPLETE"] * 3
     assert offers, "the tail of a 3-trial sweep on 2 workers leaves one worker idle"
     finished, validations, fut = offers[0]
-    assert 1 <= finished < 3 and validations  # the trials finished so far, with their k-folds
+    # the trials finished so far, with their k-folds; the running one may already be in the journal
+    # (a worker records its trial before its result reaches this process), so up to all 3
+    assert 1 <= finished <= 3 and validations
     pids = {t.user_attrs["worker"]["pid"] for t in _journal_trials(tmp_path / "t.journal")}
     assert fut.result(timeout=60) in pids and fut.result() != os.getpid()
     # a failing spare never sinks the sweep
