@@ -423,9 +423,11 @@ def read_table(
         used_sep, dec = csv_dialect(name, text.splitlines(), sep, decimal)
         frame = parse_csv(name, text, used_sep)
         fmt = "csv"
-    hint = _other_sheets_hint(data, sheet) if fmt == "excel" else ""
+    def hint() -> str:  # only on the error paths: it opens the workbook again
+        return _other_sheets_hint(data, sheet) if fmt == "excel" else ""
+
     if frame.shape[0] == 0:
-        raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings{hint}")
+        raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings{hint()}")
     check_width(frame.shape[1], name)
     cols = check_header(list(frame.iloc[0]), name)
     body = frame.iloc[1:].reset_index(drop=True)
@@ -433,7 +435,7 @@ def read_table(
     # drop trailing wholly blank lines (e.g. an empty last line); blanks inside the data are empty cells
     last = last_filled_row(body)
     if last < 0:
-        raise IngestError(f"{name}: no data rows; expected at least one row of readings below the header{hint}")
+        raise IngestError(f"{name}: no data rows; expected at least one row of readings below the header{hint()}")
     if last + 1 < len(body):
         body = body.iloc[: last + 1]
     return RawTable(frame=body, name=name, path=str(p), decimal=dec, sha256=digest, format=fmt,

@@ -548,7 +548,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     curve = cv.curve_best_epoch
     final_cfg, epochs = refit_config(best, cv.best_epochs, len(rows), cv.fit_rows, curve)
     unscaled = refit_config(best, cv.best_epochs, len(rows), curve_epoch=curve)[1]
-    by_curve = best.optimizer == "lbfgs" and curve is not None and final_cfg.family == best.family
+    by_curve = unscaled != refit_config(best, cv.best_epochs, len(rows))[1]  # refit_config took the curve
     what = (f"the folds' mean validation curve's lowest iteration {curve}" if by_curve
             else "the folds' median best iteration")
     say(f"refit {best.family} on train+dev ({len(rows)} rows)" + (f" for {epochs} epochs" if epochs else "")
