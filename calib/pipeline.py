@@ -222,7 +222,9 @@ def _calibrate(data: str | Path, cfg: Config, settings: CalibrateSettings, ss: S
         from .validate import one_thread_env
 
         one_thread_env()
-        import_in_background()
+        # and what its fits after the sweep import (scikit-learn's KMeans: 1.3 s), so that they
+        # do not wait for it then; matplotlib comes with the report's warm-up (_warm_up_drawing)
+        import_in_background(then=("sklearn.cluster", "scipy.optimize"), skip=("matplotlib",))
     say = progress or (lambda msg: None)
     base = cfg.model_config()
     base = base.replace(seed=ss.seed) if "seed" not in cfg.model else base
@@ -402,11 +404,17 @@ class _RefitAhead:
         self.fits = fits
         self.config: Any = None
         self.future: Any = None
+        self.drawing: Any = None
 
     def offer(self, interim: Any, submit: Callable[..., Any]) -> None:
         from .nn import refit_config
         from .nn.family import fit_member_parts
 
+        if self.drawing is None:  # the report's drawing set up on the idle core (joined before the report)
+            import threading
+
+            self.drawing = threading.Thread(target=_warm_up_drawing, name="calib-warm-up-drawing", daemon=True)
+            self.drawing.start()
         if self.future is not None:
             return
         choice = _choice(interim, self.space, self.base)
@@ -423,6 +431,11 @@ class _RefitAhead:
         self.future = submit(fit_member_parts, final_cfg.to_dict(), self.ds.x(self.rows), self.ds.y(self.rows),
                              _refit_args(self.ds, self.cfg))
 
+    def drawing_ready(self) -> None:
+        """Wait for the report's drawing set-up (matplotlib draws in one thread at a time)."""
+        if self.drawing is not None:
+            self.drawing.join()
+
     def take(self, final_cfg: Any) -> dict[str, Any] | None:
         """The parts trained ahead (:func:`calib.nn.family.fit_member_parts`) if they are ``final_cfg``'s."""
         if self.future is None or final_cfg != self.config:
@@ -431,6 +444,15 @@ class _RefitAhead:
             return self.future.result()
         except Exception:  # the worker died or failed: the main process refits
             return None
+
+
+def _warm_up_drawing() -> None:
+    try:
+        from .report import warm_up
+
+        warm_up()
+    except Exception:  # only a head start: the report draws (or reports its failure) as before
+        pass
 
 
 class _FitsAhead:
@@ -661,6 +683,8 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
         "sweep": {"strategy": sw.strategy, "trials": len(sw.trials), "storage": sw.storage,
                   "space": space, "leaderboard": _leaderboard(sw)},
     }
+    if ahead is not None:
+        ahead.drawing_ready()
     art = export_artifact(settings.models_dir, name, model=final.model, fold_models=[m.model for m in folds_m],
                           physics=[final.physics, *(m.physics for m in folds_m)], metadata=meta,
                           extra_files=extras, report=artifact_report, trust=trust,

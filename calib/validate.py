@@ -3,11 +3,12 @@
 Dataset + rows (the train part) + :class:`~calib.nn.ModelConfig` -> :class:`CVResult`.
 
 Every fold builds a fresh model from the frozen config (as scikit-learn's
-``clone()`` does). With a group column the folds are :class:`~sklearn.model_selection.GroupKFold`
-folds, so a sensor spot is never in training and validation at once. Inside each fold,
-early stopping uses an inner dev part carved from the fold's training rows (by group
-too), so the validation fold is touched only to score. The physics fit
-(:mod:`calib.physics`) is fitted and scored on exactly the same folds.
+``clone()`` does). With a group column the folds are those of scikit-learn's
+:class:`~sklearn.model_selection.GroupKFold` (computed without importing it), so a sensor
+spot is never in training and validation at once. Inside each fold, early stopping uses an
+inner dev part carved from the fold's training rows (by group too), so the validation fold
+is touched only to score. The physics fit (:mod:`calib.physics`) is fitted and scored on
+exactly the same folds.
 
 Folds run in parallel worker processes (joblib/loky) when ``jobs > 1``; each worker
 limits TensorFlow to one intra-op and one inter-op thread before TensorFlow starts.
@@ -419,17 +420,43 @@ def make_folds(n_rows: int, k: int, groups: np.ndarray | None, seed: int = 0) ->
         labels = np.unique(groups)
         require(len(labels) >= k, "folds <= number of groups", folds=k,
                 note=f" with {len(labels)} groups in the train part; lower --folds or drop --group")
-        from sklearn.model_selection import GroupKFold
-
-        # shuffle group order reproducibly, then balanced GroupKFold
+        # shuffle group order reproducibly, then balanced group folds
         rng = np.random.default_rng(seed)
         perm = {g: i for i, g in enumerate(rng.permutation(labels))}
         coded = np.array([perm[g] for g in groups])
-        return [(tr, va) for tr, va in GroupKFold(n_splits=k).split(np.zeros(n_rows), groups=coded)]
+        return _index_pairs(_group_fold_of(coded, k), k)
     require(n_rows >= k, "folds <= number of rows", folds=k, note=f" with {n_rows} rows")
-    from sklearn.model_selection import KFold
+    order = np.arange(n_rows)
+    np.random.RandomState(seed).shuffle(order)
+    fold = np.empty(n_rows, dtype=np.intp)
+    sizes = np.full(k, n_rows // k)
+    sizes[: n_rows % k] += 1
+    fold[order] = np.repeat(np.arange(k), sizes)
+    return _index_pairs(fold, k)
 
-    return list(KFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(n_rows)))
+
+def _group_fold_of(coded: np.ndarray, k: int) -> np.ndarray:
+    """Each row's fold: the groups, largest first, each to the fold with the fewest rows so far.
+
+    The assignment of scikit-learn's ``GroupKFold(n_splits=k)`` (``shuffle=False``); the row
+    folds of :func:`make_folds` are those of ``KFold(shuffle=True, random_state=seed)``. Both
+    are computed here without importing scikit-learn (seconds on a loaded 2-core machine,
+    before the sweep can start); a test compares them with scikit-learn's.
+    """
+    codes, inverse = np.unique(coded, return_inverse=True)
+    sizes = np.bincount(inverse.ravel())
+    order = np.argsort(sizes, kind="stable")[::-1]
+    totals = np.zeros(k)
+    fold_of_group = np.zeros(len(codes), dtype=np.intp)
+    for g in order:
+        lightest = int(np.argmin(totals))
+        totals[lightest] += sizes[g]
+        fold_of_group[g] = lightest
+    return fold_of_group[inverse.ravel()]
+
+
+def _index_pairs(fold: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(k)]
 
 
 def _inner_dev(n: int, groups: np.ndarray | None, seed: int, fraction: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
@@ -458,8 +485,12 @@ def one_thread_env() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def limit_threads() -> None:
-    """One intra-op and one inter-op TF thread (before TF starts): in a fresh worker, and in the main job."""
+def limit_threads(lean: bool = False) -> None:
+    """One intra-op and one inter-op TF thread (before TF starts): in a fresh worker, and in the main job.
+
+    ``lean`` imports TensorFlow without Keras's optional helpers (:func:`calib.nn.tf.tensorflow`;
+    a sweep worker's start-up).
+    """
     global _THREADS_LIMITED
     if _THREADS_LIMITED:
         return
@@ -473,7 +504,7 @@ def limit_threads() -> None:
         except RuntimeError:  # TF already running in this process: the env vars above rule
             pass
 
-    _quiet_tf(before_first_op=_one_thread)
+    _quiet_tf(before_first_op=_one_thread, lean=lean)
     _THREADS_LIMITED = True
 
 

@@ -67,3 +67,50 @@ def test_flat_caller_gives_the_concrete_functions_outputs():
     assert float(s1) != float(s2) and v.numpy().tolist() == [2.0, -3.0, 3.0]
     # without the private entry point it is the concrete function itself
     assert flat_caller(object) is object
+
+
+def test_without_optional_imports_blocks_only_the_calling_thread():
+    """The lean import's blocker: ``import`` of a blocked package fails in the calling thread
+    only, while the block lasts; other threads import it meanwhile, and it imports afterwards."""
+    code = (
+        "import sys, threading\n"
+        "from calib.nn.tf import without_optional_imports\n"
+        "got = {}\n"
+        "def other():\n"
+        "    import csv\n"
+        "    got['other'] = 'csv' in sys.modules\n"
+        "sys.modules.pop('csv', None)\n"
+        "with without_optional_imports(('csv', 'wave')):\n"
+        "    try:\n"
+        "        import wave\n"
+        "        got['here'] = 'imported'\n"
+        "    except ImportError as exc:\n"
+        "        got['here'] = type(exc).__name__\n"
+        "    t = threading.Thread(target=other); t.start(); t.join()\n"
+        "import wave\n"
+        "print(got['here'], got['other'], wave.__name__)\n"
+    )
+    res = _run(code)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["ModuleNotFoundError", "True", "wave"]
+
+
+def test_a_lean_import_leaves_keras_working_and_the_packages_importable():
+    """A sweep worker imports TensorFlow lean (without Keras's scikit-learn, pandas and matplotlib
+    helpers: seconds on 2 cores); the network still builds and predicts, and the packages still
+    import afterwards (the physics fits use scikit-learn)."""
+    code = (
+        "import sys\n"
+        "from calib.nn.tf import tensorflow, keras\n"
+        "tf = tensorflow(lean=True)\n"
+        "print(sorted(m for m in ('sklearn', 'pandas', 'matplotlib') if m in sys.modules))\n"
+        "import numpy as np\n"
+        "k = keras()\n"
+        "m = k.Sequential([k.Input((2,)), k.layers.Dense(3, activation='tanh'), k.layers.Dense(1)])\n"
+        "print(m.predict(np.ones((4, 2), dtype=np.float32), verbose=0).shape)\n"
+        "import sklearn.linear_model, pandas\n"
+        "print(pandas.DataFrame({'a': [1]}).shape)\n"
+    )
+    res = _run(code, TF_CPP_MIN_LOG_LEVEL="2")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\n")[:3] == ["[]", "(4, 1)", "(1, 1)"]

@@ -162,6 +162,18 @@ def test_build_report_equals_the_exported_one(built):
     assert R.build_report(built["art"].path.parent) == (built["art"].path / "report.html").read_text("utf-8")
 
 
+def test_the_drawing_warm_up_changes_no_report(built, tmp_path):
+    """The main job warms matplotlib up in a thread while it waits for its refit (fonts, text
+    layout); a report drawn after the warm-up, in a fresh process, is the one export wrote."""
+    out = tmp_path / "report.html"
+    code = ("import sys; from pathlib import Path; from calib.report import warm_up, build_report; "
+            "warm_up(); Path(sys.argv[2]).write_text(build_report(sys.argv[1]), 'utf-8')")
+    done = subprocess.run([sys.executable, "-c", code, str(built["art"].path.parent), str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text("utf-8") == (built["art"].path / "report.html").read_text("utf-8")
+
+
 def test_metrics_table_and_diagnosis_show_known_numbers(built):
     html_text = R.render_report(built["art"].metadata, built["test"])
     metrics = re.search(r'<section id="cv-metrics">.*?</section>', html_text, re.S).group(0)

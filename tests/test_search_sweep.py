@@ -452,6 +452,15 @@ def test_a_warm_pool_runs_the_trials(ds, tmp_path):
     assert spare.slots == [] and slot.executor is None
 
 
+def _gone(pid: int) -> bool:
+    """The process has ended (or is a zombie its parent has not reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.startswith("State:") and "Z" in line.split()[1] for line in f)
+    except FileNotFoundError:
+        return True
+
+
 @pytest.mark.slow
 def test_an_idle_worker_at_the_tail_is_offered_as_spare(ds, tmp_path):
     """When a worker has no trial left while another still runs, ``spare(interim, submit)`` gets the
@@ -473,6 +482,13 @@ def test_an_idle_worker_at_the_tail_is_offered_as_spare(ds, tmp_path):
     assert 1 <= finished <= 3 and validations
     pids = {t.user_attrs["worker"]["pid"] for t in _journal_trials(tmp_path / "t.journal")}
     assert fut.result(timeout=60) in pids and fut.result() != os.getpid()
+    # the worker that was not lent is ended at once (killed: no TensorFlow teardown on the CPU
+    # the caller's own work after the sweep needs)
+    idle = pids - {fut.result()}
+    deadline = time.monotonic() + 20
+    while idle and time.monotonic() < deadline and not all(_gone(p) for p in idle):
+        time.sleep(0.1)
+    assert idle and all(_gone(p) for p in idle)
     # a failing spare never sinks the sweep
     def broken(interim, submit):
         raise RuntimeError("no thanks")

@@ -17,7 +17,7 @@ import threading
 from types import ModuleType
 from typing import Any, Callable, Iterator
 
-__all__ = ["tensorflow", "keras", "quiet_stderr", "import_in_background", "flat_caller"]
+__all__ = ["tensorflow", "keras", "quiet_stderr", "import_in_background", "flat_caller", "without_optional_imports"]
 
 _LOCK = threading.RLock()
 _READY = False
@@ -42,7 +42,46 @@ def quiet_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
-def tensorflow(before_first_op: Callable[[ModuleType], None] | None = None) -> ModuleType:
+#: Packages Keras imports with TensorFlow only to offer optional helpers calib does not use (its
+#: scikit-learn wrappers, a pandas data adapter, a matplotlib image gallery), each behind a
+#: ``try: import ... except ImportError``: 2 of the 4.5-6.5 s of a worker's import on 2 cores.
+OPTIONAL_FOR_KERAS = ("sklearn", "pandas", "matplotlib")
+
+
+class _SkipInThread:
+    """A meta path finder that makes ``import name`` fail in one thread, for the names given.
+
+    Other threads import those packages as usual meanwhile; a package already imported is not
+    affected (the import system finds it in ``sys.modules`` before asking any finder).
+    """
+
+    def __init__(self, names: tuple[str, ...], thread: int) -> None:
+        self.names, self.thread = frozenset(names), thread
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if threading.get_ident() == self.thread and fullname.partition(".")[0] in self.names:
+            raise ModuleNotFoundError(f"{fullname} not imported with TensorFlow (calib)", name=fullname)
+        return None
+
+
+@contextlib.contextmanager
+def without_optional_imports(names: tuple[str, ...] = OPTIONAL_FOR_KERAS) -> Iterator[None]:
+    """In the calling thread, make ``import name`` fail for the packages ``names``, for the duration.
+
+    Around the TensorFlow import: Keras then skips its optional helpers for those packages.
+    Other threads are not affected, and afterwards the packages import as usual (the process
+    may still use them); Keras's helpers for them stay off.
+    """
+    finder = _SkipInThread(names, threading.get_ident())
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(finder)
+
+
+def tensorflow(before_first_op: Callable[[ModuleType], None] | None = None, lean: bool = False) -> ModuleType:
     """Return the ``tensorflow`` module, imported with its start-up chatter silenced.
 
     Parameters
@@ -50,6 +89,8 @@ def tensorflow(before_first_op: Callable[[ModuleType], None] | None = None) -> M
     before_first_op : callable, optional
         Called with the module after the import and before the first op runs, e.g. to set
         thread counts (which TensorFlow accepts only before its runtime starts).
+    lean : bool, default=False
+        Import TensorFlow without Keras's optional helpers (:func:`without_optional_imports`).
     """
     global _READY
     if _READY:
@@ -60,7 +101,8 @@ def tensorflow(before_first_op: Callable[[ModuleType], None] | None = None) -> M
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         with quiet_stderr():
             try:
-                import tensorflow as tf
+                with without_optional_imports() if lean else contextlib.nullcontext():
+                    import tensorflow as tf
             except ImportError as exc:
                 from ..errors import missing_train_install
 
@@ -73,7 +115,7 @@ def tensorflow(before_first_op: Callable[[ModuleType], None] | None = None) -> M
         return tf
 
 
-def import_in_background() -> threading.Thread | None:
+def import_in_background(then: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> threading.Thread | None:
     """Start importing ``tensorflow`` in a daemon thread; return it (None if it cannot start quietly).
 
     The import (seconds of module code and shared libraries) then overlaps other work; no op
@@ -82,6 +124,16 @@ def import_in_background() -> threading.Thread | None:
     The import runs with file descriptor 2 untouched (the process's other threads keep their
     stderr), so it starts only where ``TF_CPP_MIN_LOG_LEVEL`` >= 2 silences TensorFlow's import.
     (A lowered thread priority does not help: the thread holds the GIL while it waits for a CPU.)
+
+    Parameters
+    ----------
+    then : tuple of str
+        Modules the thread imports after TensorFlow (whose later import would otherwise cost
+        the caller time where it waits for it); one that fails to import is skipped.
+    skip : tuple of str
+        Packages of :data:`OPTIONAL_FOR_KERAS` whose Keras helpers the import leaves out
+        (:func:`without_optional_imports`, in this thread only); the process imports them
+        later if it needs them.
     """
     if _READY or "tensorflow" in sys.modules:
         return None
@@ -94,9 +146,13 @@ def import_in_background() -> threading.Thread | None:
 
     def run() -> None:
         try:
-            importlib.import_module("tensorflow")
+            with without_optional_imports(tuple(skip)):
+                importlib.import_module("tensorflow")
         except Exception:  # the caller's own tensorflow() call reports it
-            pass
+            return
+        for name in then:
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
 
     t = threading.Thread(target=run, name="calib-import-tensorflow", daemon=True)
     t.start()

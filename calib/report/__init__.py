@@ -36,7 +36,7 @@ Examples
 
 from __future__ import annotations
 
-from .figures import report_figures
+from .figures import report_figures, warm_up
 from .page import LEADERBOARD_ROWS, SECTION_IDS, SWEEP_SECTION_IDS, render_report
 from .certificate import CERTIFICATE_FILE, render_certificate
 from .sources import artifact_certificate, artifact_report, build_report, write_report
@@ -50,6 +50,7 @@ __all__ = [
     "render_report",
     "artifact_report",
     "report_figures",
+    "warm_up",
     "artifact_certificate",
     "render_certificate",
     "CERTIFICATE_FILE",

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["DPI", "report_figures", "close_figures"]
+__all__ = ["DPI", "report_figures", "close_figures", "warm_up"]
 
 #: Resolution of the embedded PNG images (dots per inch).
 DPI = 96
@@ -309,3 +309,26 @@ def close_figures(figs: Mapping[str, Figure]) -> None:
         fig.clear()
 
 
+
+
+def warm_up() -> None:
+    """Draw one small figure, so that a report drawn afterwards in this process finds matplotlib
+    imported and its fonts and text layout loaded (about 1 of a cold report's 3.5 s on 2 cores).
+
+    The main job calls it in a thread while it waits for its refit; a figure is never drawn in
+    two threads at once (the caller joins the thread before the report). Draws nothing the
+    report keeps: a report is the same with or without it.
+    """
+    import io
+
+    fig = _new_figure(2.0, 1.5)
+    ax = fig.subplots()
+    _style(ax)
+    ax.plot([1, 2, 3], [1.0, 10.0, 100.0], "-", lw=1.4, label="a")
+    ax.plot([1, 2, 3], [2.0, 20.0, 50.0], "o", ms=3)
+    ax.set_yscale("log")
+    ax.set_title("warm-up", fontsize=10)
+    ax.set_xlabel("x (unit)", fontsize=9)
+    ax.legend(fontsize=8, frameon=False)
+    fig.savefig(io.BytesIO(), format="png", dpi=DPI)
+    fig.clear()

@@ -76,7 +76,7 @@ def init_worker(watch_pid: int | None = None) -> None:
     global _WATCHING
     from ..validate import limit_threads
 
-    limit_threads()
+    limit_threads(lean=True)  # without Keras's scikit-learn, pandas and matplotlib helpers
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
