@@ -267,7 +267,7 @@ def run_sweep(
     )
     space.check(base_config, strategy)
     rows = np.asarray(rows)
-    from ..validate import make_folds
+    from ..folds import make_folds
 
     make_folds(len(rows), folds, ds.groups(rows), seed)  # ConfigError: too few rows/groups
     objective = resolve_objective(ds, tolerance, objective)
