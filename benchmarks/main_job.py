@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/main_job.py [--baseline 08f7317] [--rounds 2]
+    .venv/bin/python benchmarks/main_job.py [--baseline 4100f71] [--rounds 2]
 
 Each round runs ``calib calibrate data/readings.csv --config data/calib.toml`` (12 trials x 5
 folds, 2 workers, as ``make demo``) in a fresh folder, one variant after the other:
@@ -82,7 +82,7 @@ def run_variant(code_root: Path, toml: Path, work: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--baseline", default="08f7317", help="git revision of the 'before' code (default: 08f7317, the stop of 2026-11-30 03:06)")
+    ap.add_argument("--baseline", default="4100f71", help="git revision of the 'before' code (default: 4100f71, the stop of 2026-11-30 06:00)")
     ap.add_argument("--rounds", type=int, default=2, help="rounds of the three variants (default 2)")
     ap.add_argument("--variants", default="baseline,now,now, prune = false".replace(", ", "|"),
                     help="comma-separated variants to run: baseline, now, now|prune = false (default: all three)")
