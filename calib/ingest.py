@@ -206,6 +206,8 @@ class RawTable:
     raw: bytes | None = field(default=None, repr=False, compare=False)
     #: File row of the frame's first row (2; later for a chunk of a streamed file, :mod:`calib.chunks`).
     first_row: int = 2
+    #: The worksheet read (name or 0-based index) of an Excel file; None otherwise.
+    sheet: str | int | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -253,13 +255,14 @@ def _read_excel(data: bytes, ext: str, name: str, sheet: str | int | None) -> pd
     return frame.mask(frame.eq(""))  # empty cells as NaN, as before
 
 
-def _excel_error_texts(data: bytes, sheet: str | int, cells: np.ndarray) -> list[str]:
+def _excel_error_texts(data: bytes, sheet: str | int, cells: np.ndarray, data_only: bool = True) -> list[str]:
     """The text of Excel error cells (``#DIV/0!``, ``#N/A``), which pandas reads as NaN, at the
     (row, column) positions ``cells`` of the sheet (both 0-based, as in ``pd.read_excel(header=None)``):
-    a bad cell is then named as a CSV export of the sheet shows it, and kept as such in the output."""
+    a bad cell is then named as a CSV export of the sheet shows it, and kept as such in the output.
+    With ``data_only=False``: the cells' formulas (``=B4*2``) where they have one."""
     import openpyxl
 
-    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
+    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=data_only, keep_links=False)
     try:
         ws = book.worksheets[sheet] if isinstance(sheet, int) else book[sheet]
         ws.reset_dimensions()
@@ -439,13 +442,30 @@ def read_table(
     if last + 1 < len(body):
         body = body.iloc[: last + 1]
     return RawTable(frame=body, name=name, path=str(p), decimal=dec, sha256=digest, format=fmt,
-                    sep=used_sep, encoding=encoding, raw=data)
+                    sep=used_sep, encoding=encoding, raw=data,
+                    sheet=(0 if sheet is None else sheet) if fmt == "excel" else None)
 
 
 # --------------------------------------------------------------------------- cells
 def _row(i: int, table: RawTable) -> int:
     """Spreadsheet row number of data index ``i`` of ``table`` (header is row 1)."""
     return int(i) + table.first_row
+
+
+def _unsaved_formula(table: RawTable, i: int, column: str) -> str | None:
+    """The formula of an Excel cell that reads as empty (data row ``i``, ``column``), if it has one.
+
+    A workbook written by a program that does not compute formulas (openpyxl, many exporters)
+    stores a formula without its value, which reads as an empty cell. Looked up only on that
+    error path (it opens the workbook again)."""
+    if table.format != "excel" or table.raw is None or table.sheet is None or table.first_row != 2:
+        return None
+    try:
+        j = list(table.frame.columns).index(column)
+        text = _excel_error_texts(table.raw, table.sheet, np.array([[int(i) + 1, j]]), data_only=False)[0]
+    except Exception:  # best effort: the error stands without it
+        return None
+    return text if text.startswith("=") else None
 
 
 def parse_numeric(raw: pd.Series, table: RawTable, column: str) -> np.ndarray:
@@ -469,6 +489,11 @@ def parse_numeric(raw: pd.Series, table: RawTable, column: str) -> np.ndarray:
         where = f"{table.name} row {_row(i, table)}, column {column}"
         cell = None if text is None else text.iloc[i]
         if cell == "" or (cell is None and np.isnan(values[i])):
+            formula = _unsaved_formula(table, i, column)
+            if formula:
+                raise IngestError(f"{where}: the formula {clip_repr(formula)} has no saved value (the file was "
+                                  "written by a program that does not compute formulas); open and save it in "
+                                  "Excel or LibreOffice, or write the values")
             raise IngestError(f"{where}: empty cell; expected a number")
         if cell is not None and not _looks_nonfinite(cell) and np.isinf(values[i]):  # '1e400'
             raise IngestError(f"{where}: {clip_repr(cell)} is beyond the range of a number (about 1.8e308); "

@@ -281,6 +281,35 @@ def test_excel_error_and_na_cells_are_named_as_written(tmp_path, cell):
     assert table.frame["temperature_degC"].tolist() == [10, 20, cell]
 
 
+@pytest.mark.parametrize("sheet", [None, "Data"])
+def test_an_excel_formula_without_a_saved_value_is_named(tmp_path, sheet):
+    """A workbook written by a program that does not compute formulas stores a formula without its
+    value, which reads as empty: the error names the formula and how to get its value, on the sheet
+    read; a truly empty cell is still an empty cell."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    ws = book.active
+    if sheet is not None:
+        ws.title = "Notes"
+        ws.append(["operator"])
+        ws = book.create_sheet(sheet)
+    ws.append(["temperature_degC", "phase_deg", "o2_hPa"])
+    for row in ([10, 50, 0], [20, "=B2*0.9", 100], [30, 30, 200]):
+        ws.append(row)
+    path = tmp_path / "f.xlsx"
+    book.save(path)
+    spec = DataSpec(target="o2_hPa", sheet=sheet)
+    with pytest.raises(IngestError, match=r"^f.xlsx row 3, column phase_deg: the formula '=B2\*0.9' has no saved "
+                                          r"value \(the file was written by a program that does not compute "
+                                          r"formulas\); open and save it in Excel or LibreOffice, or write the values$"):
+        load_dataset(path, spec)
+    ws["B3"] = None
+    book.save(path)
+    with pytest.raises(IngestError, match=r"^f.xlsx row 3, column phase_deg: empty cell; expected a number$"):
+        load_dataset(path, spec)
+
+
 def test_split_by_group_never_shares_a_spot_and_is_seeded(tmp_path):
     rng = np.random.default_rng(1)
     n = 400
