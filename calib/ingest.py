@@ -230,8 +230,8 @@ def _other_sheets_hint(data: bytes, sheet: str | int | None) -> str:
     if len(names) < 2:
         return ""
     shown = ", ".join(repr(n) for n in names[:8]) + (", ..." if len(names) > 8 else "")
-    return (f" (the first sheet, {names[0]!r}, was read; the workbook's sheets: {shown}; name one with [data] sheet, "
-            "or save that sheet as .csv)")
+    return (f" (the first sheet, {names[0]!r}, was read; the workbook's sheets: {shown}; name one with [data] sheet "
+            "(calib predict: --sheet), or save that sheet as .csv)")
 
 
 def _read_excel(data: bytes, ext: str, name: str, sheet: str | int | None) -> pd.DataFrame:

@@ -94,6 +94,7 @@ def predict_file(
     sep: str | None = None,
     decimal: str | None = None,
     force: bool = False,
+    sheet: str | None = None,
 ) -> dict[str, Any]:
     """Predict the target for every reading of a file and write the file with the results.
 
@@ -119,6 +120,8 @@ def predict_file(
         from a CSV input uses the same.
     force : bool, default=False
         Replace ``output`` if it exists (``--force``).
+    sheet : str, optional
+        The worksheet of an Excel ``data``, by name (``--sheet``); default: the first.
 
     Returns
     -------
@@ -153,6 +156,9 @@ def predict_file(
         raise ConfigError(f"sep must be one of ',', ';', '\\t', '|', got sep={sep!r}")
     if decimal is not None and decimal not in (".", ","):
         raise ConfigError(f"decimal must be '.' or ',', got decimal={decimal!r}")
+    if sheet is not None and (not isinstance(sheet, str) or not sheet.strip()
+                              or any(ord(ch) < 32 for ch in sheet)):
+        raise ConfigError(f"sheet must be a worksheet name (text), got sheet={sheet!r}")
     data, output = Path(data), Path(output)
     if _same_file(output, data):
         raise ConfigError(f"output must differ from the input (the input is never overwritten), got output={str(output)!r}")
@@ -172,9 +178,9 @@ def predict_file(
         check_output_path(side, force=force, what="provenance sidecar")
 
     with model.pinned_children():  # the same spot children for every chunk, the header and the provenance
-        job = _Job(model, data, output, fmt, side, sep, decimal, force)
+        job = _Job(model, data, output, fmt, side, sep, decimal, force, sheet)
         totals = None
-        stream = _open_stream(data, sep, decimal)
+        stream = _open_stream(data, sep, decimal) if sheet is None else None  # a sheet: an Excel file, read whole
         while stream is not None and totals is None:
             try:
                 totals = job.streamed(stream)
@@ -226,9 +232,9 @@ class _Job:
     """One ``predict_file`` call: the whole-file and the streamed path, writing the same output."""
 
     def __init__(self, model: CalibrationModel, data: Path, output: Path, fmt: str, side: Path,
-                 sep: str | None, decimal: str | None, force: bool):
+                 sep: str | None, decimal: str | None, force: bool, sheet: str | None = None):
         self.model, self.data, self.output, self.fmt, self.side = model, data, output, fmt, side
-        self.sep, self.decimal, self.force = sep, decimal, force
+        self.sep, self.decimal, self.force, self.sheet = sep, decimal, force, sheet
         self.added = model.output_columns()
 
     def _check_columns(self, table: RawTable) -> None:
@@ -287,7 +293,9 @@ class _Job:
         from .ingest import read_table
         from .provenance import provenance_json
 
-        table = read_table(self.data, sep=self.sep, decimal=self.decimal)
+        table = read_table(self.data, sep=self.sep, decimal=self.decimal, sheet=self.sheet)
+        if self.sheet is not None and table.format != "excel":
+            raise ConfigError(f"--sheet {self.sheet!r} applies to an Excel file; {table.name} is {table.format}")
         self._check_columns(table)
         totals = _Totals()
         new = self._predict(table, totals)

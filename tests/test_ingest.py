@@ -260,7 +260,8 @@ def test_an_empty_first_sheet_names_the_workbooks_other_sheets(tmp_path):
         df.to_excel(xw, sheet_name="Data", index=False)
     with pytest.raises(IngestError, match=r"^log.xlsx: no data rows; expected at least one row of readings below the "
                                           r"header \(the first sheet, 'Notes', was read; the workbook's sheets: 'Notes', "
-                                          r"'Data'; name one with \[data\] sheet, or save that sheet as \.csv\)$"):
+                                          r"'Data'; name one with \[data\] sheet \(calib predict: --sheet\), or save that "
+                                          r"sheet as \.csv\)$"):
         load_dataset(path, DataSpec(target="o2_hPa"))
     assert len(load_dataset(path, DataSpec(target="o2_hPa", sheet="Data")).frame) == 2
 

@@ -196,6 +196,35 @@ def test_excel_input_gives_csv(model, tmp_path):
     np.testing.assert_allclose(out["o2_hPa_pred"], model.predict(x)[:, 0], rtol=1e-5)
 
 
+def test_a_named_sheet_of_a_workbook_is_read(model, tmp_path):
+    """``--sheet`` / ``sheet=``: the readings on another sheet than the first; without it, the
+    error names the workbook's sheets and the option; on a CSV, a one-line refusal."""
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from calib.cli import cli
+
+    x = _inside(model, 3)
+    path = tmp_path / "log.xlsx"
+    with pd.ExcelWriter(path) as xw:
+        pd.DataFrame({"operator": []}).to_excel(xw, sheet_name="Notes", index=False)
+        pd.DataFrame({"phase_5000hz_deg": x[:, 0], "temperature_degC": x[:, 1]}).to_excel(
+            xw, sheet_name="Data", index=False)
+    predict_file(model, path, tmp_path / "out.csv", sheet="Data")
+    out = pd.read_csv(tmp_path / "out.csv")
+    np.testing.assert_allclose(out["o2_hPa_pred"], model.predict(x)[:, 0], rtol=1e-5)
+    with pytest.raises(IngestError, match=r"the workbook's sheets: 'Notes', 'Data'; .*--sheet"):
+        predict_file(model, path, tmp_path / "out2.csv")
+    res = CliRunner().invoke(cli, ["predict", str(model.path), str(path), "-o", str(tmp_path / "out3.csv"),
+                                   "--sheet", "Data"])
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(tmp_path / "out3.csv")["o2_hPa_pred"].tolist() == out["o2_hPa_pred"].tolist()
+    with pytest.raises(ConfigError, match=r"^--sheet 'Data' applies to an Excel file; in.csv is csv$"):
+        predict_file(model, _csv(tmp_path / "in.csv", x), tmp_path / "out4.csv", sheet="Data")
+    with pytest.raises(ConfigError, match=r"^sheet must be a worksheet name"):
+        predict_file(model, path, tmp_path / "out5.csv", sheet="")
+
+
 # --------------------------------------------------------------------------- refusals
 # (bad cells and missing columns in a readings file: the malformed_predict corpus, tests/test_reliability.py)
 

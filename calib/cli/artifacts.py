@@ -30,11 +30,12 @@ __all__ = ["predict", "inspect", "models", "report", "adjust"]
               help="Where to write DATA's columns plus the predictions (.csv or .parquet).")
 @click.option("--sep", help="CSV separator of DATA (default: detected).")
 @click.option("--decimal", help="Decimal mark of DATA (default: detected).")
+@click.option("--sheet", help="Worksheet of an Excel DATA, by name (default: the first).")
 @click.option("--threads", type=int, help="Threads computing predictions (chunks of rows at once, one ONNX Runtime "
               "thread each), 1 to 4 per CPU core (at most 256; default: one per CPU, at most 8).")
 @force_option
 @json_option("Print the summary as JSON.")
-def predict(model: Path, data: Path, output: Path, sep: str | None, decimal: str | None,
+def predict(model: Path, data: Path, output: Path, sep: str | None, decimal: str | None, sheet: str | None,
             threads: int | None, force: bool, as_json: bool) -> None:
     """Apply the calibration model MODEL to the readings in DATA (no TensorFlow needed).
 
@@ -54,7 +55,7 @@ def predict(model: Path, data: Path, output: Path, sep: str | None, decimal: str
     from ..runtime import load_model
 
     m = load_model(model, threads=check_threads(threads))
-    summary = predict_file(m, data, output, sep=sep, decimal=decimal, force=force)
+    summary = predict_file(m, data, output, sep=sep, decimal=decimal, force=force, sheet=sheet)
     click.echo(format_json(summary) if as_json else format_prediction(m, summary, output))
 
 
