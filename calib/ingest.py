@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import io
 import shlex
 import unicodedata
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,7 @@ from .config import Config, DataSpec, SplitSpec, toml_key, toml_string
 from .csvtext import check_width, csv_dialect, parse_csv
 from .constraints import check_params, require
 from .errors import ConfigError, IngestError, UnitError, clip_list, clip_repr, escape_text
+from .excel import cell_texts, other_sheets_hint, read_excel
 from .rawio import decode_text, decompress, read_input
 
 __all__ = [
@@ -215,71 +215,6 @@ class RawTable:
 
 
 # --------------------------------------------------------------------------- reading
-def _other_sheets_hint(data: bytes, sheet: str | int | None) -> str:
-    """For an empty first sheet of a workbook with more sheets: where the readings may be."""
-    if sheet is not None:
-        return ""
-    try:
-        import openpyxl
-
-        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
-        names = list(wb.sheetnames)
-        wb.close()
-    except Exception:  # the hint is best effort; the error stands without it
-        return ""
-    if len(names) < 2:
-        return ""
-    shown = ", ".join(repr(n) for n in names[:8]) + (", ..." if len(names) > 8 else "")
-    return (f" (the first sheet, {names[0]!r}, was read; the workbook's sheets: {shown}; name one with [data] sheet "
-            "(calib predict: --sheet), or save that sheet as .csv)")
-
-
-def _read_excel(data: bytes, ext: str, name: str, sheet: str | int | None) -> pd.DataFrame:
-    if ext == ".xls":
-        raise IngestError(f"{name}: legacy .xls is not supported; save the sheet as .xlsx or .csv")
-    try:
-        # na_filter=False: a text cell 'NA', 'n/a' or 'null' stays text, as in a CSV (pandas' default
-        # would read it as an empty cell: "empty cell" for a feature, a blanked note in the output)
-        frame = pd.read_excel(io.BytesIO(data), sheet_name=0 if sheet is None else sheet, header=None,
-                              dtype=object, engine="openpyxl", na_filter=False)
-        errors = np.argwhere(frame.isna().to_numpy())  # only error cells (#DIV/0!) read as NaN now
-        if len(errors):
-            texts = _excel_error_texts(data, 0 if sheet is None else sheet, errors)
-            for (i, j), text in zip(errors, texts):
-                frame.iat[i, j] = text
-    except Exception as exc:  # openpyxl raises many types on corrupt files
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if sheet is not None and "not found" in msg.lower():
-            raise IngestError(f"{name}: no sheet {sheet!r} ({msg})") from None
-        raise IngestError(f"{name}: not a readable Excel file ({msg})") from None
-    return frame.mask(frame.eq(""))  # empty cells as NaN, as before
-
-
-def _excel_error_texts(data: bytes, sheet: str | int, cells: np.ndarray, data_only: bool = True) -> list[str]:
-    """The text of Excel error cells (``#DIV/0!``, ``#N/A``), which pandas reads as NaN, at the
-    (row, column) positions ``cells`` of the sheet (both 0-based, as in ``pd.read_excel(header=None)``):
-    a bad cell is then named as a CSV export of the sheet shows it, and kept as such in the output.
-    With ``data_only=False``: the cells' formulas (``=B4*2``) where they have one."""
-    import openpyxl
-
-    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=data_only, keep_links=False)
-    try:
-        ws = book.worksheets[sheet] if isinstance(sheet, int) else book[sheet]
-        ws.reset_dimensions()
-        wanted: dict[int, list[int]] = {}
-        for i, j in cells:
-            wanted.setdefault(int(i), []).append(int(j))
-        found: dict[tuple[int, int], str] = {}
-        for i, row in enumerate(ws.iter_rows(values_only=True)):
-            for j in wanted.get(i, ()):
-                found[i, j] = str(row[j]) if j < len(row) and row[j] is not None else "#ERROR"
-            if i >= max(wanted):
-                break
-    finally:
-        book.close()
-    return [found.get((int(i), int(j)), "#ERROR") for i, j in cells]
-
-
 def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
     try:
         import pyarrow as pa
@@ -417,7 +352,7 @@ def read_table(
     if ext in (".parquet", ".pq"):
         frame, dec, fmt = _read_parquet(data, name), ".", "parquet"
     elif ext in (".xlsx", ".xlsm", ".xls"):
-        frame, dec, fmt = _read_excel(data, ext, name, sheet), ".", "excel"
+        frame, dec, fmt = read_excel(data, ext, name, sheet), ".", "excel"
     else:
         if data[:4] == b"PAR1" or data[:2] == b"PK":
             raise IngestError(f"{name}: binary file with a {ext or 'missing'} extension; "
@@ -427,7 +362,7 @@ def read_table(
         frame = parse_csv(name, text, used_sep)
         fmt = "csv"
     def hint() -> str:  # only on the error paths: it opens the workbook again
-        return _other_sheets_hint(data, sheet) if fmt == "excel" else ""
+        return other_sheets_hint(data, sheet) if fmt == "excel" else ""
 
     if frame.shape[0] == 0:
         raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings{hint()}")
@@ -462,7 +397,7 @@ def _unsaved_formula(table: RawTable, i: int, column: str) -> str | None:
         return None
     try:
         j = list(table.frame.columns).index(column)
-        text = _excel_error_texts(table.raw, table.sheet, np.array([[int(i) + 1, j]]), data_only=False)[0]
+        text = cell_texts(table.raw, table.sheet, np.array([[int(i) + 1, j]]), data_only=False)[0]
     except Exception:  # best effort: the error stands without it
         return None
     return text if text.startswith("=") else None
