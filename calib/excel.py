@@ -17,21 +17,40 @@ from .errors import IngestError
 __all__ = ["read_excel", "cell_texts", "other_sheets_hint"]
 
 
-def other_sheets_hint(data: bytes, sheet: str | int | None) -> str:
-    """For an empty first sheet of a workbook with more sheets: where the readings may be."""
-    if sheet is not None:
-        return ""
+def _sheet_names(data: bytes) -> list[str]:
+    """The workbook's sheet names (empty if they cannot be read: a hint is best effort)."""
     try:
         import openpyxl
 
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
         names = list(wb.sheetnames)
         wb.close()
-    except Exception:  # the hint is best effort; the error stands without it
+    except Exception:
+        return []
+    return names
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(repr(n) for n in names[:8]) + (", ..." if len(names) > 8 else "")
+
+
+def _sheets_named(data: bytes, sheet: str | int) -> str:
+    """For a sheet that is not there: the workbook's sheets, and the one that differs only in case."""
+    names = _sheet_names(data)
+    if not names:
         return ""
+    same = [n for n in names if isinstance(sheet, str) and n.casefold() == sheet.strip().casefold()]
+    return f"; the workbook's sheets: {_shown(names)}" + (f" (names are exact: {same[0]!r}?)" if same else "")
+
+
+def other_sheets_hint(data: bytes, sheet: str | int | None) -> str:
+    """For an empty first sheet of a workbook with more sheets: where the readings may be."""
+    if sheet is not None:
+        return ""
+    names = _sheet_names(data)
     if len(names) < 2:
         return ""
-    shown = ", ".join(repr(n) for n in names[:8]) + (", ..." if len(names) > 8 else "")
+    shown = _shown(names)
     return (f" (the first sheet, {names[0]!r}, was read; the workbook's sheets: {shown}; name one with [data] sheet "
             "(calib predict: --sheet), or save that sheet as .csv)")
 
@@ -51,8 +70,8 @@ def read_excel(data: bytes, ext: str, name: str, sheet: str | int | None) -> pd.
                 frame.iat[i, j] = text
     except Exception as exc:  # openpyxl raises many types on corrupt files
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if sheet is not None and "not found" in msg.lower():
-            raise IngestError(f"{name}: no sheet {sheet!r} ({msg})") from None
+        if sheet is not None and ("not found" in msg.lower() or (isinstance(sheet, int) and "index" in msg.lower())):
+            raise IngestError(f"{name}: no sheet {sheet!r}{_sheets_named(data, sheet)}") from None
         raise IngestError(f"{name}: not a readable Excel file ({msg})") from None
     return frame.mask(frame.eq(""))  # empty cells as NaN, as before
 

@@ -44,5 +44,10 @@ def test_other_sheets_hint_and_unreadable_workbooks():
         read_excel(b"x", ".xls", "f.xls", None)
     with pytest.raises(IngestError, match=r"^f.xlsx: not a readable Excel file"):
         read_excel(b"not a zip", ".xlsx", "f.xlsx", None)
-    with pytest.raises(IngestError, match=r"^f.xlsx: no sheet 'Nope'"):
+    with pytest.raises(IngestError, match=r"^f.xlsx: no sheet 'Nope'; the workbook's sheets: 'Notes', 'Data'$"):
         read_excel(data, ".xlsx", "f.xlsx", "Nope")
+    with pytest.raises(IngestError, match=r"^f.xlsx: no sheet 'data'; the workbook's sheets: 'Notes', 'Data' "
+                                          r"\(names are exact: 'Data'\?\)$"):
+        read_excel(data, ".xlsx", "f.xlsx", "data")
+    with pytest.raises(IngestError, match=r"^f.xlsx: no sheet 5; the workbook's sheets: 'Notes', 'Data'$"):
+        read_excel(data, ".xlsx", "f.xlsx", 5)
