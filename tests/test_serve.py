@@ -62,8 +62,8 @@ def readings(tmp_path) -> Path:
     return path
 
 
-def cli_predict(model: Path, data: Path, out: Path) -> bytes:
-    res = CliRunner().invoke(cli, ["-q", "predict", str(model), str(data), "-o", str(out)])
+def cli_predict(model: Path, data: Path, out: Path, *extra: str) -> bytes:
+    res = CliRunner().invoke(cli, ["-q", "predict", str(model), str(data), "-o", str(out), *extra])
     assert res.exit_code == 0, res.output
     return out.read_bytes()
 
@@ -165,6 +165,19 @@ def test_csv_and_parquet_uploads_equal_calib_predict(server, models, readings, t
     js = httpx.post(server.url + "/models/lin/predict?format=json",
                     files={"file": ("readings.csv", readings.read_bytes())}).json()
     np.testing.assert_allclose([p["o2_hPa_pred"] for p in js["predictions"]], expected_pq["o2_hPa_pred"], rtol=1e-6)
+
+
+def test_an_excel_upload_with_a_named_sheet_equals_calib_predict(server, models, readings, tmp_path):
+    """``?sheet=`` is ``calib predict --sheet``: the readings from a named worksheet, the same bytes."""
+    book = tmp_path / "log.xlsx"
+    with pd.ExcelWriter(book) as xw:
+        pd.DataFrame({"operator": ["A. N. Other"]}).to_excel(xw, sheet_name="Notes", index=False)
+        pd.read_csv(readings).to_excel(xw, sheet_name="Data", index=False)
+    expected = cli_predict(models / "lin", book, tmp_path / "out.csv", "--sheet", "Data")
+    r = httpx.post(server.url + "/models/lin/predict?sheet=Data", files={"file": ("log.xlsx", book.read_bytes())})
+    assert r.status_code == 200 and r.content == expected
+    r = httpx.post(server.url + "/models/lin/predict?sheet=data", files={"file": ("log.xlsx", book.read_bytes())})
+    assert r.status_code == 422 and "no sheet 'data'; the workbook's sheets: 'Notes', 'Data'" in r.json()["error"]
 
 
 @pytest.mark.parametrize("send, status, message", [

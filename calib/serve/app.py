@@ -293,7 +293,8 @@ def create_app(models_dir: str | Path, *, token: str | None = None,
         frame = model.predict_frame(_frame_from_json(body))
         return _prediction_json(model, frame)
 
-    def predict_upload(name: str, version: str | None, data: bytes, filename: str, fmt: str | None) -> Any:
+    def predict_upload(name: str, version: str | None, data: bytes, filename: str, fmt: str | None,
+                       sheet: str | None = None) -> Any:
         import pyarrow.parquet as pq
 
         model = catalog.model(name, version)
@@ -308,7 +309,7 @@ def create_app(models_dir: str | Path, *, token: str | None = None,
             src = Path(tmp) / f"{stem}{suffix}"
             src.write_bytes(data)
             out = Path(tmp) / f"{stem}_predictions.{'csv' if fmt == 'csv' else 'parquet'}"
-            summary = predict_file(model, src, out)
+            summary = predict_file(model, src, out, sheet=sheet)
             if fmt == "json":
                 frame = pq.read_table(out, columns=model.output_columns()).to_pandas()
                 return _prediction_json(model, frame, summary)
@@ -337,7 +338,8 @@ def create_app(models_dir: str | Path, *, token: str | None = None,
 
     @app.post("/models/{name}/predict", summary="Predict readings (JSON rows, or a CSV/Parquet/Excel file)",
               openapi_extra=predict_body)
-    async def predict(name: str, request: Request, version: str | None = None, format: str | None = None) -> Any:
+    async def predict(name: str, request: Request, version: str | None = None, format: str | None = None,
+                      sheet: str | None = None) -> Any:
         if format not in (None, "json", "csv", "parquet"):
             raise ConfigError(f"format must be json, csv or parquet, got format={format!r}")
         ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
@@ -361,7 +363,7 @@ def create_app(models_dir: str | Path, *, token: str | None = None,
         else:
             return err(415, f"send application/json, multipart/form-data (field 'file'), text/csv or "
                             f"application/vnd.apache.parquet, got {ctype or 'no content type'!r}")
-        return await run_in_threadpool(predict_upload, name, version, data, filename, format)
+        return await run_in_threadpool(predict_upload, name, version, data, filename, format, sheet)
 
     @app.exception_handler(_TooLarge)
     async def _too_large(request: Request, exc: _TooLarge) -> JSONResponse:  # a chunked body over the limit
