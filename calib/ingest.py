@@ -361,6 +361,7 @@ def read_table(
         used_sep, dec = csv_dialect(name, text.splitlines(), sep, decimal)
         frame = parse_csv(name, text, used_sep)
         fmt = "csv"
+
     def hint() -> str:  # only on the error paths: it opens the workbook again
         return other_sheets_hint(data, sheet) if fmt == "excel" else ""
 

@@ -395,7 +395,8 @@ class _RefitAhead:
     finally kept refits exactly as the one trained ahead; else the main process refits itself.
     The worker trains on one TensorFlow thread, as the main process does, so both give the same
     weights (tested). At the same moment ``fits`` (:class:`_FitsAhead`) starts the fits that
-    depend on no network, in a thread of the main process.
+    depend on no network, and a second thread warms matplotlib up for the report
+    (:func:`calib.report.warm_up`; :meth:`drawing_ready` joins it), both in the main process.
     """
 
     def __init__(self, ds: Any, rows: np.ndarray, cfg: Config, base: Any, space: Any,

@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .artifact.store import list_versions, read_metadata, resolve_artifact, verify_artifact
+from .constraints import NAME, check_params
 from .errors import ArtifactError, ConfigError, IngestError
 from .outfile import (
     SEPARATORS,
@@ -156,9 +157,7 @@ def predict_file(
         raise ConfigError(f"sep must be one of ',', ';', '\\t', '|', got sep={sep!r}")
     if decimal is not None and decimal not in (".", ","):
         raise ConfigError(f"decimal must be '.' or ',', got decimal={decimal!r}")
-    if sheet is not None and (not isinstance(sheet, str) or not sheet.strip()
-                              or any(ord(ch) < 32 for ch in sheet)):
-        raise ConfigError(f"sheet must be a worksheet name (text), got sheet={sheet!r}")
+    check_params({"sheet": sheet}, {"sheet": [None, *NAME]})  # a worksheet name, as [data] sheet
     data, output = Path(data), Path(output)
     if _same_file(output, data):
         raise ConfigError(f"output must differ from the input (the input is never overwritten), got output={str(output)!r}")
@@ -295,7 +294,7 @@ class _Job:
 
         table = read_table(self.data, sep=self.sep, decimal=self.decimal, sheet=self.sheet)
         if self.sheet is not None and table.format != "excel":
-            raise ConfigError(f"--sheet {self.sheet!r} applies to an Excel file; {table.name} is {table.format}")
+            raise ConfigError(f"sheet {self.sheet!r} applies to an Excel file; {table.name} is {table.format}")
         self._check_columns(table)
         totals = _Totals()
         new = self._predict(table, totals)

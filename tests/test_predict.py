@@ -219,9 +219,9 @@ def test_a_named_sheet_of_a_workbook_is_read(model, tmp_path):
                                    "--sheet", "Data"])
     assert res.exit_code == 0, res.output
     assert pd.read_csv(tmp_path / "out3.csv")["o2_hPa_pred"].tolist() == out["o2_hPa_pred"].tolist()
-    with pytest.raises(ConfigError, match=r"^--sheet 'Data' applies to an Excel file; in.csv is csv$"):
+    with pytest.raises(ConfigError, match=r"^sheet 'Data' applies to an Excel file; in.csv is csv$"):
         predict_file(model, _csv(tmp_path / "in.csv", x), tmp_path / "out4.csv", sheet="Data")
-    with pytest.raises(ConfigError, match=r"^sheet must be a worksheet name"):
+    with pytest.raises(ConfigError, match=r"^sheet is a non-empty string must hold, got sheet=''$"):
         predict_file(model, path, tmp_path / "out5.csv", sheet="")
 
 

@@ -309,8 +309,6 @@ def close_figures(figs: Mapping[str, Figure]) -> None:
         fig.clear()
 
 
-
-
 def warm_up() -> None:
     """Draw one small figure, so that a report drawn afterwards in this process finds matplotlib
     imported and its fonts and text layout loaded (about 1 of a cold report's 3.5 s on 2 cores).
