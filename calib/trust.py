@@ -39,15 +39,25 @@ import numpy as np
 __all__ = [
     "ConformalSpec", "DomainSpec", "DomainGeometry", "TrustSpec", "fit_conformal", "fit_domain", "domain_geometry",
     "evaluate",
-    "DOMAIN_BITS", "reasons", "two_point_residuals", "coverage_table", "uncertainty_budget",
+    "DOMAIN_BITS", "MIN_BIN_ROWS", "min_bin_rows", "reasons", "two_point_residuals", "coverage_table", "uncertainty_budget",
 ]
 
 #: Bits of ``domain_code`` and their names (the ``out_of_range_reason`` words).
 DOMAIN_BITS = {1: "input", 2: "joint", 4: "output", 8: "physical"}
 #: Most prototypes kept for the joint-space distance (k-means centres beyond this).
 MAX_PROTOTYPES = 256
-#: Fewest calibration rows per Mondrian bin; fewer rows use fewer bins.
-MIN_BIN_ROWS = 40
+#: Fewest calibration rows per Mondrian bin at any level; fewer rows use fewer bins.
+MIN_BIN_ROWS = 20
+
+
+def min_bin_rows(level: float) -> int:
+    """Fewest calibration rows a Mondrian bin needs at ``level``.
+
+    A bin of ``n`` rows has a finite conformal quantile, the ``ceil((n + 1) * level)``-th
+    smallest score, only when that rank is at most ``n``: ``n >= level / (1 - level)``
+    (19 at 95 %, 99 at 99 %). One row more, and never fewer than :data:`MIN_BIN_ROWS`.
+    """
+    return max(MIN_BIN_ROWS, math.floor(level / (1.0 - level) + 1e-9) + 1)
 
 
 # --------------------------------------------------------------------------- specs
@@ -235,7 +245,8 @@ def fit_conformal(y: np.ndarray, y_oof: np.ndarray, x: np.ndarray, units: Sequen
         Unit and name of each input.
     level : float, default=0.95
     bins : int, default=3
-        Mondrian bins (terciles); fewer when a bin would hold < :data:`MIN_BIN_ROWS` rows.
+        Mondrian bins (terciles); fewer when a bin would hold fewer than :func:`min_bin_rows`
+        rows (20 at 95 %).
     """
     y = np.asarray(y, np.float64)
     p = np.asarray(y_oof, np.float64)
@@ -251,7 +262,7 @@ def fit_conformal(y: np.ndarray, y_oof: np.ndarray, x: np.ndarray, units: Sequen
     scores = r / sig
     tj = _temperature_index(units)
     v = p if tj < 0 else x[:, tj]
-    n_bins = max(1, min(int(bins), len(p) // MIN_BIN_ROWS))
+    n_bins = max(1, min(int(bins), len(p) // min_bin_rows(level)))
     edges: tuple[float, ...] = ()
     if n_bins > 1 and np.ptp(v) > 0:
         edges = tuple(float(e) for e in np.unique(np.quantile(v, np.arange(1, n_bins) / n_bins)))

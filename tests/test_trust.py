@@ -15,6 +15,7 @@ from calib.trust import (
     evaluate,
     fit_conformal,
     fit_domain,
+    min_bin_rows,
     reasons,
     two_point_residuals,
     uncertainty_budget,
@@ -46,6 +47,36 @@ def test_conformal_interval_covers_fresh_data_at_its_level_overall_and_per_terci
     assert all(0.93 <= c <= 0.97 for c in tab["coverage_bins"]), tab
     # width follows the local error: wider at high O2 than at low O2
     assert hw[p2 > 400].mean() > 1.5 * hw[p2 < 100].mean()
+
+
+def test_a_bin_needs_the_rows_that_give_its_level_a_finite_quantile():
+    assert [min_bin_rows(v) for v in (0.9, 0.95, 0.99)] == [20, 20, 100]
+    for level in (0.95, 0.99):  # at min_bin_rows the conformal rank fits in the bin, one row fewer at the floor
+        n = min_bin_rows(level)
+        assert int(np.ceil((n + 1) * level)) <= n
+    x, y, p = _data(200, 3)
+    for n, bins in ((59, 2), (60, 3), (39, 1), (40, 2)):  # 20 rows a bin at 95 %
+        assert len(fit_conformal(y[:n], p[:n], x[:n], UNITS, NAMES, level=0.95).q) == bins
+    assert len(fit_conformal(y, p, x, UNITS, NAMES, level=0.99).q) == 2  # 200 rows, 100 a bin at 99 %
+
+
+def test_small_calibration_sets_keep_their_coverage_per_tercile():
+    """50 calibration rows (a certificate's outer-training part) now get 2 bins; over many draws the
+    interval still covers at its level, overall and in the cold and warm thirds."""
+    inside, cold, warm = [], [], []
+    for seed in range(200):
+        x, y, p = _data(50, 100 + seed)
+        spec = fit_conformal(y, p, x, UNITS, NAMES, level=0.95)
+        assert len(spec.q) == 2
+        x2, y2, p2 = _data(30, 10_000 + seed)
+        hw = spec.half_width(x2, p2.astype(np.float32))
+        ok = np.abs(y2 - p2) <= hw
+        inside.append(ok.mean())
+        cold.append(ok[x2[:, 1] < 40 / 3].mean())
+        warm.append(ok[x2[:, 1] > 80 / 3].mean())
+    assert 0.93 <= np.mean(inside) <= 0.975
+    # one bin (the old 40-row floor) gave 98.5 % cold and 91.8 % warm on these draws
+    assert 0.93 <= np.mean(cold) <= 0.975 and 0.93 <= np.mean(warm) <= 0.975
 
 
 def test_a_higher_level_gives_a_wider_interval():
