@@ -38,8 +38,8 @@ import numpy as np
 
 __all__ = [
     "ConformalSpec", "DomainSpec", "DomainGeometry", "TrustSpec", "fit_conformal", "fit_domain", "domain_geometry",
-    "evaluate",
-    "DOMAIN_BITS", "MIN_BIN_ROWS", "min_bin_rows", "reasons", "two_point_residuals", "coverage_table", "uncertainty_budget",
+    "evaluate", "min_bin_rows",
+    "DOMAIN_BITS", "MIN_BIN_ROWS", "reasons", "two_point_residuals", "coverage_table", "uncertainty_budget",
 ]
 
 #: Bits of ``domain_code`` and their names (the ``out_of_range_reason`` words).
