@@ -336,6 +336,8 @@ def read_table(
 
     Raises
     ------
+    ConfigError
+        A ``sheet`` for a file that is not an Excel workbook.
     IngestError
         Missing, unreadable, non-regular or too large file, unreadable format, empty,
         duplicate (also up to case) or control-character column names, more columns than
@@ -346,6 +348,9 @@ def read_table(
     data = read_input(p)
     digest = hashlib.sha256(data).hexdigest()
     data, _compression, ext = decompress(data, name)
+    if sheet is not None and ext not in (".xlsx", ".xlsm", ".xls"):  # [data] sheet / --sheet on another format
+        raise ConfigError(f"sheet {sheet!r} applies to an Excel file; {name} is "
+                          f"{'parquet' if ext in ('.parquet', '.pq') else 'csv'}")
     if not data.strip():
         raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings")
     encoding, used_sep = None, ","

@@ -293,8 +293,6 @@ class _Job:
         from .provenance import provenance_json
 
         table = read_table(self.data, sep=self.sep, decimal=self.decimal, sheet=self.sheet)
-        if self.sheet is not None and table.format != "excel":
-            raise ConfigError(f"sheet {self.sheet!r} applies to an Excel file; {table.name} is {table.format}")
         self._check_columns(table)
         totals = _Totals()
         new = self._predict(table, totals)

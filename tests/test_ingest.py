@@ -266,6 +266,19 @@ def test_an_empty_first_sheet_names_the_workbooks_other_sheets(tmp_path):
     assert len(load_dataset(path, DataSpec(target="o2_hPa", sheet="Data")).frame) == 2
 
 
+def test_a_sheet_for_a_file_that_is_not_a_workbook_is_refused(tmp_path):
+    """``[data] sheet`` on a CSV or Parquet file is a mistake (the readings were meant to come from a
+    workbook), refused as ``calib predict --sheet`` refuses it, not silently ignored."""
+    df = pd.DataFrame({"temperature_degC": [10, 20], "phase_deg": [50, 40], "o2_hPa": [0, 100]})
+    df.to_csv(tmp_path / "log.csv", index=False)
+    df.to_parquet(tmp_path / "log.parquet", index=False)
+    with pytest.raises(ConfigError, match=r"^sheet 'Data' applies to an Excel file; log.csv is csv$"):
+        load_dataset(tmp_path / "log.csv", DataSpec(target="o2_hPa", sheet="Data"))
+    with pytest.raises(ConfigError, match=r"^sheet 1 applies to an Excel file; log.parquet is parquet$"):
+        load_dataset(tmp_path / "log.parquet", DataSpec(target="o2_hPa", sheet=1))
+    assert len(load_dataset(tmp_path / "log.csv", DataSpec(target="o2_hPa")).frame) == 2
+
+
 @pytest.mark.parametrize("cell", [pytest.param("#DIV/0!", id="error-cell"), pytest.param("#N/A", id="na-error-cell"),
                                   pytest.param("n/a", id="na-text"), pytest.param("NA", id="NA-text")])
 def test_excel_error_and_na_cells_are_named_as_written(tmp_path, cell):
