@@ -93,7 +93,7 @@ def _row(name, tab, ood=None):
               f"half {t['half_width_over_mae']:.2f}x")
 
 
-def _pool(acc_runs):
+def _pool(acc_runs, seed):
     """Coverage table of rows pooled over repeats, with each repeat's own figures beside it."""
     from calib.trust import coverage_table
 
@@ -105,7 +105,7 @@ def _pool(acc_runs):
     d = {k: np.concatenate([np.concatenate(r[k]) for r in acc_runs]) for k in acc_runs[0]}
     tab = coverage_table(d["y"], d["lo"], d["hi"], d["p"], d["t"])
     tab["out_of_domain"] = float(np.mean(d["code"] != 0))
-    tab["ci"] = _bootstrap(d, 0)
+    tab["ci"] = _bootstrap(d, seed)
     tab["repeats"] = per
     return tab
 
@@ -154,7 +154,7 @@ def bundled(args):
                   f"{', '.join(sorted(held))} ({time.perf_counter() - t0:.0f} s)", flush=True)
         for k in runs:
             runs[k].append(acc[k])
-    return {k: _pool(v) for k, v in runs.items()}
+    return {k: _pool(v, args.seed) for k, v in runs.items()}
 
 
 def _bootstrap(d, seed, n_boot=2000):
@@ -210,7 +210,7 @@ def certificates(args):
                                ("code", ev["domain_code"]), ("g", va)):
                     acc[key].append(v)
             runs.append(acc)
-        out[name] = _pool(runs)
+        out[name] = _pool(runs, args.seed)
     return out
 
 
