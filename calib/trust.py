@@ -7,7 +7,8 @@ the domain flag from ``model.onnx`` alone.
 
 Interval (normalised, Mondrian split conformal on grouped out-of-fold residuals)
     ``sigma(y) = max(a + b * y, floor)`` is the difficulty: the typical absolute error as a
-    line in the prediction ``y`` (least squares on the out-of-fold ``|residual|``). The
+    line in the prediction ``y`` (least squares on the out-of-fold ``|residual|``; a constant,
+    their mean, below :func:`min_slope_rows` residuals). The
     nonconformity score of a calibration row is ``|y_true - y_oof| / sigma(y_oof)``; the
     rows are cut into Mondrian bins (terciles of the temperature input, else of the
     prediction) and each bin gets the conformal quantile ``q_b`` of its scores, the
@@ -38,7 +39,7 @@ import numpy as np
 
 __all__ = [
     "ConformalSpec", "DomainSpec", "DomainGeometry", "TrustSpec", "fit_conformal", "fit_domain", "domain_geometry",
-    "evaluate", "min_bin_rows",
+    "evaluate", "min_bin_rows", "min_slope_rows",
     "DOMAIN_BITS", "MIN_BIN_ROWS", "reasons", "two_point_residuals", "coverage_table", "uncertainty_budget",
 ]
 
@@ -58,6 +59,20 @@ def min_bin_rows(level: float) -> int:
     (19 at 95 %, 99 at 99 %). One row more, and never fewer than :data:`MIN_BIN_ROWS`.
     """
     return max(MIN_BIN_ROWS, math.floor(level / (1.0 - level) + 1e-9) + 1)
+
+
+def min_slope_rows(level: float) -> int:
+    """Fewest calibration rows for which the difficulty gets its slope in the prediction.
+
+    The line ``a + b * y`` is fitted to the same residuals whose scores it then normalises, so
+    each calibration score leans towards its own fit, which a new reading's does not; the
+    interval comes out narrower than its level promises. With a bin's rows per parameter
+    (twice :func:`min_bin_rows`: 40 at 95 %) that lean is within the conformal rank's slack;
+    with fewer, the difficulty is the mean absolute residual (a constant), which has no lean.
+    On 19 calibration rows of a prediction-dependent error the line covered 93.8 % of fresh
+    rows at 95 %, the constant 95.2 % (2,000 draws, ``tests/test_trust.py``).
+    """
+    return 2 * min_bin_rows(level)
 
 
 # --------------------------------------------------------------------------- specs
@@ -246,14 +261,15 @@ def fit_conformal(y: np.ndarray, y_oof: np.ndarray, x: np.ndarray, units: Sequen
     level : float, default=0.95
     bins : int, default=3
         Mondrian bins (terciles); fewer when a bin would hold fewer than :func:`min_bin_rows`
-        rows (20 at 95 %).
+        rows (20 at 95 %). With fewer than :func:`min_slope_rows` rows (40 at 95 %) the
+        difficulty is a constant (``b = 0``).
     """
     y = np.asarray(y, np.float64)
     p = np.asarray(y_oof, np.float64)
     r = np.abs(y - p)
     mean_r = float(r.mean()) if len(r) else 0.0
     floor = max(0.1 * mean_r, 1e-6 * max(float(np.abs(y).max(initial=0.0)), 1.0), 1e-12)
-    if len(p) > 2 and np.ptp(p) > 0:
+    if len(p) >= min_slope_rows(level) and np.ptp(p) > 0:
         b, a = np.polyfit(p, r, 1)
     else:
         a, b = mean_r, 0.0

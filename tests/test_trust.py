@@ -16,6 +16,7 @@ from calib.trust import (
     fit_conformal,
     fit_domain,
     min_bin_rows,
+    min_slope_rows,
     reasons,
     two_point_residuals,
     uncertainty_budget,
@@ -272,3 +273,19 @@ def test_conformal_quantiles_equal_crepes_mondrian_normalised_regressor():
     hw = spec.half_width(x2, p2.astype(np.float32)).astype(np.float64)
     np.testing.assert_allclose(p2 + hw, want[:, 1], rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(p2 - hw, want[:, 0], rtol=1e-5, atol=1e-4)
+
+
+def test_few_calibration_rows_get_a_constant_difficulty_that_keeps_the_level():
+    """19 rows (a 24-point certificate's inner part): a slope fitted to the same residuals it
+    normalises under-covers (93.8 % on these draws); the constant difficulty keeps 95 %."""
+    assert [min_slope_rows(v) for v in (0.9, 0.95, 0.99)] == [40, 40, 200]
+    inside = []
+    for seed in range(2000):
+        x, y, p = _data(19, 100 + seed)
+        spec = fit_conformal(y, p, x, UNITS, NAMES, level=0.95)
+        assert spec.b == 0.0 and len(spec.q) == 1
+        x2, y2, p2 = _data(200, 50_000 + seed)
+        inside.append(np.mean(np.abs(y2 - p2) <= spec.half_width(x2, p2.astype(np.float32))))
+    assert 0.945 <= np.mean(inside) <= 0.965
+    x, y, p = _data(40, 7)
+    assert fit_conformal(y, p, x, UNITS, NAMES, level=0.95).b != 0.0  # 40 rows: the line
