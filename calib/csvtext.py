@@ -59,6 +59,31 @@ def csv_dialect(name: str, lines: list[str], sep: str | None, decimal: str | Non
     return sep, decimal
 
 
+def _unclosed_quote(text: str, sep: str) -> tuple[int, str] | None:
+    """File row (header = 1) and column name of the cell whose opening quote is never closed."""
+    import csv as _csv
+
+    header = next(_csv.reader([text.split("\n", 1)[0].rstrip("\r")], delimiter=sep), [])
+    row, quoted, field, start = 1, False, 0, None
+    for line in text.split("\n"):
+        if not quoted:
+            field = 0
+        for ch in line:
+            if ch == '"':
+                quoted = not quoted
+                if quoted and start is None:
+                    start = (row, field)
+            elif ch == sep and not quoted:
+                field += 1
+        if not quoted:
+            start = None
+            row += 1
+    if start is None:
+        return None
+    row, field = start
+    return row, (header[field] if field < len(header) else f"#{field + 1}")
+
+
 def parse_csv(name: str, text: str, sep: str, row_offset: int = 0) -> pd.DataFrame:
     """CSV text -> a frame of text cells (``header=None``, nothing converted); errors name the row.
 
@@ -83,6 +108,12 @@ def parse_csv(name: str, text: str, sep: str, row_offset: int = 0) -> pd.DataFra
                 f"{name} row {int(m.group(2)) + row_offset}: {m.group(3)} fields, expected {m.group(1)} "
                 f"(separator {sep!r})"
             ) from None
+        if "EOF inside string" in str(exc):
+            at = _unclosed_quote(text, sep)
+            if at is not None:
+                row, column = at
+                raise IngestError(f"{name} row {row + row_offset}, column {column}: a quoted cell is never closed; "
+                                  'expected a closing " before the end of the file') from None
         raise IngestError(f"{name}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
     except pd.errors.EmptyDataError:
         raise IngestError(f"{name}: file is empty; expected a header line and at least one row of readings") from None

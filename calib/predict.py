@@ -194,7 +194,15 @@ def predict_file(
 
 def _same_file(a: Path, b: Path) -> bool:
     """Whether writing ``a`` would replace ``b`` (the same path, or the same file through a link)."""
-    return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    return _resolved(a) == _resolved(b) or (a.exists() and b.exists() and os.path.samefile(a, b))
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # Python < 3.13 raises RuntimeError for a loop of links
+        raise ConfigError(f"{str(path)!r}: a symbolic link in a loop (it never reaches a file); "
+                          "expected a file, or a link to one") from None
 
 
 def _open_stream(data: Path, sep: str | None, decimal: str | None, encoding: str | None = None) -> ChunkedFile | None:

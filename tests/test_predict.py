@@ -263,6 +263,20 @@ def test_sidecar_onto_the_input_is_refused(model, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv.json"]
 
 
+@pytest.mark.parametrize("which", ["input", "output", "sidecar"])
+def test_a_loop_of_symbolic_links_is_refused_in_one_line(model, tmp_path, which):
+    src = _csv(tmp_path / "in.csv", _inside(model, 2))
+    (tmp_path / "a.csv").symlink_to(tmp_path / "b.csv")
+    (tmp_path / "b.csv").symlink_to(tmp_path / "a.csv")
+    (tmp_path / "o.csv.json").symlink_to(tmp_path / "o.csv.json")
+    data, out, bad = {"input": (tmp_path / "a.csv", tmp_path / "o2.csv", "a.csv"),
+                      "output": (src, tmp_path / "a.csv", "a.csv"),
+                      "sidecar": (src, tmp_path / "o.csv", "o.csv.json")}[which]
+    with pytest.raises(ConfigError, match=rf"^'.*{bad}': a symbolic link in a loop \(it never reaches a file\)"):
+        predict_file(model, data, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv", "in.csv", "o.csv.json"]
+
+
 def test_existing_output_column_is_refused(model, tmp_path):
     src = tmp_path / "in.csv"
     src.write_text("phase_5000hz_deg,temperature_degC,out_of_range\n30.0,20.0,x\n")

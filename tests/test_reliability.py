@@ -113,6 +113,9 @@ BAD_FILES = [
     pytest.param("too_few_fields.csv",  # the passthrough column missing: pandas padded it with an empty cell
                  r"too_few_fields\.csv row 3: 6 fields, expected 7 \(separator ','\)", id="too-few-fields"),
     pytest.param("header_only.csv", r"header_only\.csv: no data rows; .*", id="header-only"),
+    pytest.param("unclosed_quote.csv",  # pandas said only "EOF inside string starting at row 2"
+                 r'unclosed_quote\.csv row 3, column phase_2000hz_deg: a quoted cell is never closed; expected a '
+                 r'closing " before the end of the file', id="unclosed-quote"),
 ]
 
 

@@ -180,6 +180,15 @@ def test_a_date_cell_out_of_the_years_is_one_line(parent, tmp_path, cell):
     assert not (tmp_path / "models" / "lin.S1").exists()
 
 
+def test_models_of_a_missing_folder_or_a_file_is_an_error(tmp_path):
+    (tmp_path / "f.csv").write_text("x\n")
+    for arg, what in ((tmp_path / "nope", "no such folder"), (tmp_path / "f.csv", "a file")):
+        res = CliRunner().invoke(cli, ["models", str(arg)])
+        assert res.exit_code == 1 and res.output == (f"Error: {arg}: {what}; expected the folder that holds the "
+                                                      "calibration models (such as models/)\n"), res.output
+    assert CliRunner().invoke(cli, ["models", str(tmp_path)]).exit_code == 0  # a folder without models
+
+
 def test_models_shows_lineage_and_due_or_overdue(parent, tmp_path):
     for day in (0.0, 30.0):
         assert check(parent, tmp_path, day, *law(day)).exit_code == 0

@@ -398,10 +398,19 @@ def lineage(models_dir: str | Path, now: datetime | None = None) -> dict[str, di
         "spot", "children" (a batch model: child names), "check" (a child's latest: date,
         gain, offset, due, overdue, days (until due, negative when overdue), forced,
         n_checks)}``. Unreadable versions count as versions but give no lineage.
+
+    Raises
+    ------
+    ArtifactError
+        If ``models_dir`` is not a folder (missing, or a file).
     """
     from ..artifact.store import list_artifacts, read_metadata
 
     now = parse_date(now) if now is not None else datetime.now(timezone.utc)
+    if not Path(models_dir).is_dir():
+        what = "a file" if Path(models_dir).exists() else "no such folder"
+        raise ArtifactError(f"{models_dir}: {what}; expected the folder that holds the calibration models "
+                            "(such as models/)")
     out: dict[str, dict[str, Any]] = {}
     for name, versions in list_artifacts(models_dir).items():
         entry: dict[str, Any] = {"versions": versions, "current": versions[-1], "parent": None, "spot": None,
