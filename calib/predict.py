@@ -160,7 +160,8 @@ def predict_file(
     check_params({"sheet": sheet}, {"sheet": [None, *NAME]})  # a worksheet name, as [data] sheet
     data, output = Path(data), Path(output)
     if _same_file(output, data):
-        raise ConfigError(f"output must differ from the input (the input is never overwritten), got output={str(output)!r}")
+        raise ConfigError("output must differ from the input (the input is never overwritten), "
+                          f"got output={str(output)!r}")
     if output.is_dir():
         raise ConfigError(f"output must be a file path, got the folder {str(output)!r}")
     out_suffix = output.suffix.lower()
