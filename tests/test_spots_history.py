@@ -189,6 +189,21 @@ def test_models_of_a_missing_folder_or_a_file_is_an_error(tmp_path):
     assert CliRunner().invoke(cli, ["models", str(tmp_path)]).exit_code == 0  # a folder without models
 
 
+def test_models_says_why_a_listed_version_cannot_be_loaded(parent, tmp_path):
+    """A version folder renamed (here: linked as 9.9.9) is refused by predict; models says so."""
+    (parent.parent / "9.9.9").symlink_to(parent.name)
+    res = CliRunner().invoke(cli, ["models", str(tmp_path / "models")])
+    assert res.exit_code == 0, res.output
+    assert "(current 9.9.9)" in res.output
+    assert re.search(r"current version cannot be loaded: .*calibration\.json: version: says '[0-9.]+' but the "
+                     r"folder is '9\.9\.9'", res.output), res.output
+    doc = json.loads(CliRunner().invoke(cli, ["models", str(tmp_path / "models"), "--json"]).output)
+    assert "9.9.9" in doc[parent.parent.name]["problem"]
+    (parent.parent / "9.9.9").unlink()
+    doc = json.loads(CliRunner().invoke(cli, ["models", str(tmp_path / "models"), "--json"]).output)
+    assert doc[parent.parent.name]["problem"] is None
+
+
 def test_models_shows_lineage_and_due_or_overdue(parent, tmp_path):
     for day in (0.0, 30.0):
         assert check(parent, tmp_path, day, *law(day)).exit_code == 0

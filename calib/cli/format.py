@@ -333,6 +333,8 @@ def format_model_list(arts: dict[str, dict[str, Any]], models_dir: Any) -> str:
     lines = []
     for name, e in arts.items():
         lines.append(f"{name}: {', '.join(e['versions'])} (current {e['current']})")
+        if e.get("problem"):
+            lines.append(f"  current version cannot be loaded: {e['problem']}")
         p = e.get("parent")
         if p:
             lines.append(f"  spot {e.get('spot')} of {p.get('name')} {p.get('version')} (model id {p.get('model_id')})")

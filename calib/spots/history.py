@@ -397,7 +397,9 @@ def lineage(models_dir: str | Path, now: datetime | None = None) -> dict[str, di
         ``name -> {"versions", "current", "parent" (a child: name, version, model_id),
         "spot", "children" (a batch model: child names), "check" (a child's latest: date,
         gain, offset, due, overdue, days (until due, negative when overdue), forced,
-        n_checks)}``. Unreadable versions count as versions but give no lineage.
+        n_checks), "problem" (why the current version cannot be loaded: unreadable or malformed
+        ``calibration.json``, a version that differs from its folder's name; else None)}``.
+        Unreadable versions count as versions but give no lineage.
 
     Raises
     ------
@@ -414,10 +416,11 @@ def lineage(models_dir: str | Path, now: datetime | None = None) -> dict[str, di
     out: dict[str, dict[str, Any]] = {}
     for name, versions in list_artifacts(models_dir).items():
         entry: dict[str, Any] = {"versions": versions, "current": versions[-1], "parent": None, "spot": None,
-                                 "children": [], "check": None}
+                                 "children": [], "check": None, "problem": None}
         try:
             meta = read_metadata(Path(models_dir) / name / versions[-1])
-        except ArtifactError:
+        except ArtifactError as exc:  # listed, with why calib would refuse to load it
+            entry["problem"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             out[name] = entry
             continue
         a = meta.get(META_KEY)
