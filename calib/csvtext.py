@@ -49,6 +49,9 @@ def csv_dialect(name: str, lines: list[str], sep: str | None, decimal: str | Non
         raise IngestError(f"{name} row 1: blank line before the header; expected the column names on row 1")
     sample = lines[:50]
     sep = sep or _detect_sep(sample)
+    if decimal == "," and sep == ",":
+        raise IngestError(f"{name}: decimal mark ',' with the separator ','; expected a decimal comma only with "
+                          "';', tab or '|' as the separator")
     check_width(lines[0].count(sep) + 1, name)
     if decimal is None:
         decimal = "."

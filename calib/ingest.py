@@ -422,6 +422,13 @@ def parse_numeric(raw: pd.Series, table: RawTable, column: str) -> np.ndarray:
         text = None
     else:
         text = raw.astype(object).where(raw.notna(), "").astype(str).str.strip()
+        if table.decimal == ",":
+            dotted = text.str.contains(".", regex=False).to_numpy(dtype=bool)
+            if dotted.any():  # '1.013' here may be 1013 with a thousands point: refused, not guessed
+                i = int(np.flatnonzero(dotted)[0])
+                raise IngestError(f"{table.name} row {_row(i, table)}, column {column}: {clip_repr(text.iloc[i])} "
+                                  "has a '.' in a file whose decimal mark is ','; expected a decimal comma "
+                                  "(such as '12,5'), without thousands separators")
         s = text.str.replace(",", ".", regex=False) if table.decimal == "," else text
         values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(values)

@@ -49,6 +49,8 @@ def numeric_column(table: RawTable, column: str) -> np.ndarray:
 
             arr = pa.array(s, type=pa.string(), from_pandas=True)
             if table.decimal == ",":
+                if pc.any(pc.match_substring(arr, ".")).as_py():  # refused, with its row, by parse_numeric
+                    return parse_numeric(s, table, column)
                 arr = pc.replace_substring(arr, ",", ".")
             values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
             if values.dtype == np.float64 and np.isfinite(values).all():

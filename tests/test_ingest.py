@@ -43,7 +43,9 @@ MALFORMED = [
     pytest.param("no_unit.csv", ["--features", "temperature_degC,phase"], "no_unit.csv row 1, column phase: no unit; expected a unit suffix in the name (e.g. phase_deg, phase_degC, phase_hPa, or in brackets phase [deg]) or a declaration in the config: [data.units] phase = \"deg\"", id="no-unit"),
     pytest.param("too_many_fields.csv", [], "too_many_fields.csv row 4: 4 fields, expected 3 (separator ',')", id="too-many-fields"),
     pytest.param("too_few_fields.csv", [], "too_few_fields.csv row 4: 3 fields, expected 4 (separator ',')", id="too-few-fields"),
-    pytest.param("semicolon_bad_number.csv", [], "semicolon_bad_number.csv row 4, column phase_deg: '1.234,5' is not a number", id="semicolon-bad-number"),
+    pytest.param("semicolon_bad_number.csv", [], ("semicolon_bad_number.csv row 4, column phase_deg: '1.234,5' has a '.' in a file whose "
+                  "decimal mark is ','; expected a decimal comma (such as '12,5'), without thousands separators"),
+                 id="semicolon-bad-number"),
     pytest.param("group_empty.csv", ["--group", "spot_id"], "group_empty.csv row 3, column spot_id: empty cell; expected a sensor/group id", id="group-empty"),
     pytest.param("target_not_o2.csv", ["--target", "temperature_degC"], "target_not_o2.csv row 1, column temperature_degC: unit 'degC' is not an O2 unit; expected one of hPa, kPa, percent_airsat, percent_O2, umol_per_L, mg_per_L, mL_per_L, umol_per_kg", id="target-not-o2"),
     pytest.param("blank_line_before_header.csv", [], "blank_line_before_header.csv row 1: blank line before the header; expected the column names on row 1", id="blank-before-header"),
@@ -229,6 +231,27 @@ def test_real_aanderaa_file_and_its_semicolon_decimal_comma_twin(tmp_path):
     twin.write_bytes(("\ufeff" + text).encode("utf-8"))  # with a BOM too
     b = load_dataset(twin, spec)
     pd.testing.assert_frame_equal(a.frame, b.frame)
+
+
+@pytest.mark.parametrize("body, where, cell", [
+    pytest.param("10,5;50,0;0,0\n20,5;40.25;100,0\n", "row 3, column phase_deg", "'40.25'", id="dot-among-commas"),
+    pytest.param("10,5;50,0;0,0\n20,5;40,2;1.013,0\n", "row 3, column o2_hPa", "'1.013,0'", id="thousands-point"),
+])
+def test_a_point_in_a_decimal_comma_file_is_refused_not_guessed(tmp_path, body, where, cell):
+    """'1.013' in a file of decimal commas may be 1013 with a thousands point: refused with its row."""
+    p = tmp_path / "de.csv"
+    p.write_text("temperature_degC;phase_deg;o2_hPa\n" + body)
+    with pytest.raises(IngestError, match=rf"^de\.csv {where}: {cell} has a '\.' in a file whose decimal mark is "
+                                          r"','; expected a decimal comma"):
+        load_dataset(p, DataSpec(target="o2_hPa"))
+
+
+def test_a_decimal_comma_with_a_comma_separator_is_refused(tmp_path):
+    p = tmp_path / "c.csv"
+    p.write_text("temperature_degC,phase_deg,o2_hPa\n10,50,0\n")
+    with pytest.raises(IngestError, match=r"^c\.csv: decimal mark ',' with the separator ','"):
+        read_table(p, decimal=",")
+    assert read_table(p, sep=";", decimal=",").frame.shape[1] == 1  # one column: any other separator is fine
 
 
 @pytest.mark.parametrize("fmt", [pytest.param("parquet", id="parquet"), pytest.param("xlsx", id="excel")])

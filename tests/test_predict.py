@@ -144,6 +144,18 @@ def test_semicolon_decimal_comma_and_crlf_are_kept(model, tmp_path):
     assert out.endswith("\r\n") and "\n" not in out.replace("\r\n", "")
 
 
+def test_a_point_in_a_decimal_comma_readings_file_is_refused(model, tmp_path):
+    x = _inside(model, 3)
+    lines = [f"{i};{a:.4f};{b:.3f}".replace(".", ",") for i, (a, b) in enumerate(x)]
+    lines[1] = lines[1].rsplit(";", 1)[0] + f";{x[1, 1]:.3f}"  # row 3's temperature with a point
+    src = tmp_path / "de.csv"
+    src.write_text("id;phase_5000hz_deg;temperature_degC\n" + "\n".join(lines) + "\n")
+    with pytest.raises(IngestError, match=r"^de\.csv row 3, column temperature_degC: '[0-9.]+' has a '\.' in a "
+                                          r"file whose decimal mark is ','"):
+        predict_file(model, src, tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_quoted_csv_is_rewritten_with_the_same_cells(model, tmp_path):
     import pandas as pd
 
