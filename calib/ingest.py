@@ -428,7 +428,8 @@ def parse_numeric(raw: pd.Series, table: RawTable, column: str) -> np.ndarray:
                 i = int(np.flatnonzero(dotted)[0])
                 raise IngestError(f"{table.name} row {_row(i, table)}, column {column}: {clip_repr(text.iloc[i])} "
                                   "has a '.' in a file whose decimal mark is ','; expected a decimal comma "
-                                  "(such as '12,5'), without thousands separators")
+                                  "(such as '12,5'), without thousands separators, or the decimal mark set to "
+                                  "'.' (--decimal . or [data] decimal)")
         s = text.str.replace(",", ".", regex=False) if table.decimal == "," else text
         values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(values)

@@ -44,7 +44,8 @@ MALFORMED = [
     pytest.param("too_many_fields.csv", [], "too_many_fields.csv row 4: 4 fields, expected 3 (separator ',')", id="too-many-fields"),
     pytest.param("too_few_fields.csv", [], "too_few_fields.csv row 4: 3 fields, expected 4 (separator ',')", id="too-few-fields"),
     pytest.param("semicolon_bad_number.csv", [], ("semicolon_bad_number.csv row 4, column phase_deg: '1.234,5' has a '.' in a file whose "
-                  "decimal mark is ','; expected a decimal comma (such as '12,5'), without thousands separators"),
+                  "decimal mark is ','; expected a decimal comma (such as '12,5'), without thousands separators, "
+                  "or the decimal mark set to '.' (--decimal . or [data] decimal)"),
                  id="semicolon-bad-number"),
     pytest.param("group_empty.csv", ["--group", "spot_id"], "group_empty.csv row 3, column spot_id: empty cell; expected a sensor/group id", id="group-empty"),
     pytest.param("target_not_o2.csv", ["--target", "temperature_degC"], "target_not_o2.csv row 1, column temperature_degC: unit 'degC' is not an O2 unit; expected one of hPa, kPa, percent_airsat, percent_O2, umol_per_L, mg_per_L, mL_per_L, umol_per_kg", id="target-not-o2"),
@@ -244,6 +245,17 @@ def test_a_point_in_a_decimal_comma_file_is_refused_not_guessed(tmp_path, body, 
     with pytest.raises(IngestError, match=rf"^de\.csv {where}: {cell} has a '\.' in a file whose decimal mark is "
                                           r"','; expected a decimal comma"):
         load_dataset(p, DataSpec(target="o2_hPa"))
+
+
+def test_a_file_of_points_with_a_comma_in_a_text_column_reads_with_decimal_point_set(tmp_path):
+    """A comment '3,5' makes the detection guess decimal commas; the point numbers are then refused
+    (not misread), and the decimal mark set to '.' reads them."""
+    p = tmp_path / "notes.csv"
+    p.write_text("note;temperature_degC;phase_deg;o2_hPa\n3,5;10.5;50.0;0.0\nok;20.5;40.25;100.0\n")
+    with pytest.raises(IngestError, match=r"^notes\.csv row 2, column temperature_degC: '10\.5' has a '\.'"):
+        load_dataset(p, DataSpec(target="o2_hPa"))
+    ds = load_dataset(p, DataSpec(target="o2_hPa", decimal="."))
+    assert ds.frame["phase_deg"].tolist() == [50.0, 40.25]
 
 
 def test_a_decimal_comma_with_a_comma_separator_is_refused(tmp_path):
