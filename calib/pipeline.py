@@ -98,9 +98,10 @@ class CalibrationRun:
     config: Any  # ModelConfig
     epochs: int
     test_std_mean: float | None
+    tuned: bool | None = None  # chosen on the folds (False: the untuned [model] default was kept)
 
     def to_dict(self) -> dict[str, Any]:
-        diag = self.cv.diagnosis(None if self.test is None else self.test.mae)
+        diag = self.cv.diagnosis(None if self.test is None else self.test.mae, self.tuned)
         return {
             "artifact": str(self.artifact.path),
             "name": self.artifact.name,
@@ -291,7 +292,7 @@ def _calibrate(data: str | Path, cfg: Config, settings: CalibrateSettings, ss: S
     limit_threads()  # waits for the import in the background
     best, cv = _against_default(ds, sp, cfg, base, sw, space, ss, say, ahead.fits)
     return _finish(ds, sp, cfg, best, sw, settings, ss, name, say, space.to_dict(), norm=norm, raw_ds=raw_ds,
-                   cv=cv, ahead=ahead)
+                   cv=cv, ahead=ahead, tuned=best is not base)
 
 
 def _trained_like(sw: Any, configs: list[Any], done: list[Any], config: Any) -> Any:
@@ -541,7 +542,8 @@ class _FitsAhead:
 
 def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: CalibrateSettings, ss: SweepSpec,
             name: str, say: Callable[[str], None], space: dict[str, Any],
-            norm: Any = None, raw_ds: Any = None, cv: Any = None, ahead: "_RefitAhead | None" = None) -> CalibrationRun:
+            norm: Any = None, raw_ds: Any = None, cv: Any = None, ahead: "_RefitAhead | None" = None,
+            tuned: bool | None = None) -> CalibrationRun:
     from .artifact.export import describe_dataset, export_artifact
     from .nn import fit_member, predict_member, rebuild_member, refit_config
     from .physics import PhysicsModel, fit_physics
@@ -652,7 +654,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
         frame.to_csv(buf, index=False)
         extras["test_predictions.csv"] = buf.getvalue()
     test_mae = None if test is None else test.mae
-    diag = cv.diagnosis(test_mae)
+    diag = cv.diagnosis(test_mae, tuned)
     test_meta = ({**test.to_dict(), "rows": int(len(sp.test)), "std_mean": float(std.mean()),
                   "outputs": test_outputs,
                   "interval": test_cov,
@@ -662,7 +664,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
         **describe_dataset(ds, rows=rows),
         "hyperparameters": {**best.to_dict(), "final_epochs": epochs, "final_family": final_cfg.family},
         "physics": None if final.physics is None else final.physics.to_dict(),
-        "cv": cv.to_dict(test_mae),
+        "cv": cv.to_dict(test_mae, tuned),
         **trust_meta,
         "test": test_meta,
         "error_estimate": ("test" if has_test else
@@ -693,7 +695,7 @@ def _finish(ds: Any, sp: Any, cfg: Config, best: Any, sw: Any, settings: Calibra
     say(f"exported {art.path}")
     return CalibrationRun(artifact=art, sweep=sw, cv=cv, test=test, test_physics=test_physics,
                           physics_kind=bkind, config=best, epochs=epochs,
-                          test_std_mean=float(std.mean()) if has_test else None)
+                          test_std_mean=float(std.mean()) if has_test else None, tuned=tuned)
 
 
 def _sheet(final: Any, physics_fit: Any, family: str) -> tuple[Any, str] | None:

@@ -332,12 +332,12 @@ class CVResult:
                             "formula": obj.describe(), "label": obj.label}
         return out
 
-    def diagnosis(self, test_mae: float | None = None) -> Diagnosis:
+    def diagnosis(self, test_mae: float | None = None, tuned: bool | None = None) -> Diagnosis:
         return diagnose(self.mean_std("mae", "train")[0], self.mean_std("mae")[0], test_mae,
                         self.noise_floor, self.noise_floor_source, spot=self.spot_floor,
-                        family=str(self.config.get("family", "mlp")))
+                        family=str(self.config.get("family", "mlp")), tuned=tuned)
 
-    def to_dict(self, test_mae: float | None = None) -> dict[str, Any]:
+    def to_dict(self, test_mae: float | None = None, tuned: bool | None = None) -> dict[str, Any]:
         return {
             "target": self.target,
             "unit": self.unit,
@@ -346,7 +346,7 @@ class CVResult:
             "config": self.config,
             "summary": self.summary(),
             "folds": [f.to_dict() for f in self.folds],
-            "diagnosis": self.diagnosis(test_mae).to_dict(),
+            "diagnosis": self.diagnosis(test_mae, tuned).to_dict(),
             "seconds": self.seconds,
             "objective": self.outputs.to_dict(),
             "baseline": self.baseline,
@@ -365,14 +365,18 @@ _ADVICE = {
 
 
 def diagnose(train_mae: float, val_mae: float, test_mae: float | None, floor: float | None,
-             floor_source: str = "config", *, spot: float | None = None, family: str = "mlp") -> Diagnosis:
+             floor_source: str = "config", *, spot: float | None = None, family: str = "mlp",
+             tuned: bool | None = None) -> Diagnosis:
     """Bias / variance / dev-overfitting diagnosis with a one-line plain-language verdict.
 
     ``avoidable_bias = train - floor``, ``variance = validation - train``,
     ``dev_overfitting = test - validation`` (all MAE, target unit). ``floor`` is the noise
     floor; with ``spot`` (grouped folds) the errors are compared with the unseen-spot floor
     ``sqrt(floor**2 + spot**2)`` (a network without the spot's identity cannot learn a
-    spot's own offset, on training spots either). The advice fits ``family``.
+    spot's own offset, on training spots either). The advice fits ``family``. ``tuned``:
+    whether the config was chosen on these folds (False: the main job kept the untuned
+    ``[model]`` default, so a test error above the validation error is not the search's
+    overfitting but a test part unlike the folds; None: unknown).
     """
     unseen = spot is not None
     if floor is not None and unseen:
@@ -387,7 +391,12 @@ def diagnose(train_mae: float, val_mae: float, test_mae: float | None, floor: fl
     dev = None if test_mae is None else test_mae - val_mae
     ref = max(val_mae, 1e-12)
     bias_advice, var_advice = _ADVICE["physics" if family == "physics" else "network"]
-    if dev is not None and dev > max(0.25 * val_mae, 2 * abs(var), 1e-12):
+    if dev is not None and dev > max(0.25 * val_mae, 2 * abs(var), 1e-12) and tuned is False:
+        verdict = ("test part unlike the folds: the test error is well above the validation error, and the "
+                   "config was not tuned on the folds (the untuned default was kept), so the test "
+                   + ("spots are harder than the folds' spots" if unseen else "rows differ from the folds' rows")
+                   + "; one test part is one draw: judge the model on more " + ("spots" if unseen else "data"))
+    elif dev is not None and dev > max(0.25 * val_mae, 2 * abs(var), 1e-12):
         verdict = ("dev overfitting: the test error is well above the validation error; the search "
                    "tuned to the validation folds or the test spots differ; use more folds or more spots")
     elif ref_floor is not None and val_mae <= 1.5 * ref_floor:

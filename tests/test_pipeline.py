@@ -109,11 +109,11 @@ def test_a_trial_that_trains_like_the_default_stands_for_it():
 
     # the default (trial 0) within one SE (1.0 / sqrt(5) = 0.447) of the best: kept, no k-fold
     (config, cv), said = choose([trial(0, [8], 2.5, learning_rate=0.005), trial(1, [16], 2.2)])
-    assert config == base and cv is None
+    assert config is base and cv is None  # the very object: the main job's diagnosis reads tuned = best is not base
     assert said and "kept the untuned default (trial #0)" in said[0]
     # a trial better by more than one SE replaces it
     (config, cv), said = choose([trial(0, [8], 2.8, learning_rate=0.005), trial(1, [16], 2.2)])
-    assert config.hidden_layers == (16,) and cv is None and not said
+    assert config.hidden_layers == (16,) and config is not base and cv is None and not said
 
 
 def test_the_refit_trained_ahead_is_the_one_the_main_job_keeps(small_batch):

@@ -98,6 +98,18 @@ def test_diagnosis_verdicts(train, val, test, floor, word):
         assert d.dev_overfitting == pytest.approx(test - val)
 
 
+def test_a_test_error_above_validation_is_not_called_the_search_s_overfitting_when_nothing_was_tuned():
+    tuned = diagnose(2.5, 2.8, 4.0, 0.06, spot=2.5, tuned=True)
+    assert tuned.verdict.startswith("dev overfitting") and "search" in tuned.verdict
+    kept = diagnose(2.5, 2.8, 4.0, 0.06, spot=2.5, tuned=False)
+    assert kept.verdict.startswith("test part unlike the folds") and "search" not in kept.verdict
+    assert "untuned default was kept" in kept.verdict and "spots are harder than the folds' spots" in kept.verdict
+    assert kept.dev_overfitting == pytest.approx(1.2)
+    rows = diagnose(1.0, 1.1, 3.0, 0.9, tuned=False)
+    assert "rows differ" in rows.verdict and rows.verdict.endswith("more data")
+    assert diagnose(1.0, 1.1, 3.0, 0.9).verdict.startswith("dev overfitting")  # unknown: as before
+
+
 def test_diagnosis_names_the_unseen_spot_floor_and_fits_the_family():
     d = diagnose(3.0, 3.4, None, 0.06, "replicates", spot=3.0)
     assert d.floor_name == "unseen-spot floor" and d.floor == pytest.approx(math.hypot(0.06, 3.0))
