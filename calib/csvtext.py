@@ -63,25 +63,31 @@ def csv_dialect(name: str, lines: list[str], sep: str | None, decimal: str | Non
 
 
 def _unclosed_quote(text: str, sep: str) -> tuple[int, str] | None:
-    """File row (header = 1) and column name of the cell whose opening quote is never closed."""
-    import csv as _csv
+    """File row (header = 1) and column name of the cell whose opening quote is never closed.
 
-    header = next(_csv.reader([text.split("\n", 1)[0].rstrip("\r")], delimiter=sep), [])
-    row, quoted, field, start = 1, False, 0, None
-    for line in text.split("\n"):
-        if not quoted:
-            field = 0
-        for ch in line:
+    Quotes as the C parser reads them: one opens a cell only at the cell's start, and inside a
+    quoted cell ``""`` is a quote in the text.
+    """
+    header = next(csv.reader([text.split("\n", 1)[0].rstrip("\r")], delimiter=sep), [])
+    row, field, quoted, at_start, start = 1, 0, False, True, None
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if quoted:
             if ch == '"':
-                quoted = not quoted
-                if quoted and start is None:
-                    start = (row, field)
-            elif ch == sep and not quoted:
-                field += 1
-        if not quoted:
-            start = None
-            row += 1
-    if start is None:
+                if text.startswith('""', i):
+                    i += 1
+                else:
+                    quoted = False
+        elif ch == '"' and at_start:
+            quoted, start = True, (row, field)
+        elif ch == sep:
+            field += 1
+        elif ch == "\n":
+            row, field = row + 1, 0
+        at_start = not quoted and ch in (sep, "\n")
+        i += 1
+    if not quoted or start is None:
         return None
     row, field = start
     return row, (header[field] if field < len(header) else f"#{field + 1}")
