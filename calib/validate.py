@@ -391,12 +391,13 @@ def diagnose(train_mae: float, val_mae: float, test_mae: float | None, floor: fl
     dev = None if test_mae is None else test_mae - val_mae
     ref = max(val_mae, 1e-12)
     bias_advice, var_advice = _ADVICE["physics" if family == "physics" else "network"]
-    if dev is not None and dev > max(0.25 * val_mae, 2 * abs(var), 1e-12) and tuned is False:
+    test_above = dev is not None and dev > max(0.25 * val_mae, 2 * abs(var), 1e-12)
+    if test_above and tuned is False:
         verdict = ("test part unlike the folds: the test error is well above the validation error, and the "
                    "config was not tuned on the folds (the untuned default was kept), so the test "
                    + ("spots are harder than the folds' spots" if unseen else "rows differ from the folds' rows")
                    + "; one test part is one draw: judge the model on more " + ("spots" if unseen else "data"))
-    elif dev is not None and dev > max(0.25 * val_mae, 2 * abs(var), 1e-12):
+    elif test_above:
         verdict = ("dev overfitting: the test error is well above the validation error; the search "
                    "tuned to the validation folds or the test spots differ; use more folds or more spots")
     elif ref_floor is not None and val_mae <= 1.5 * ref_floor:
