@@ -184,10 +184,7 @@ CERTS = {
 
 
 def certificates(args):
-    from sklearn.model_selection import KFold
-
     from calib.ingest import load_dataset
-    from calib.trust import evaluate
 
     out = {}
     for name, (rel, data) in CERTS.items():
@@ -197,21 +194,32 @@ def certificates(args):
             continue
         cfg = _cfg(f"[data]\n{data}\n\n[model]\nfamily = \"physics\"\n")
         ds = load_dataset(path, cfg.data)
-        x_all, y_all = ds.x(), ds.y()[:, 0]
-        tj = [c.unit for c in ds.features].index("degC")
-        runs = []
-        for i in range(args.repeats):  # repeated nested CV: each repeat shuffles the outer folds anew
-            acc = {k: [] for k in ("y", "p", "lo", "hi", "t", "code", "g")}
-            for k, (tr, va) in enumerate(KFold(5, shuffle=True, random_state=args.seed + i).split(x_all)):
-                predict, trust, _, _ = _fit(ds, cfg, tr, 5, 1, seed=args.seed + 100 * i + k)
-                p = predict(x_all[va]).astype(np.float32).astype(np.float64)
-                ev = evaluate(trust, x_all[va], p)
-                for key, v in (("y", y_all[va]), ("p", p), ("lo", ev["lo"]), ("hi", ev["hi"]), ("t", x_all[va, tj]),
-                               ("code", ev["domain_code"]), ("g", va)):
-                    acc[key].append(v)
-            runs.append(acc)
-        out[name] = _pool(runs, args.seed)
+        out[name] = _pool(nested_cv(ds, cfg, args.repeats, args.seed), args.seed)
     return out
+
+
+def nested_cv(ds, cfg, repeats, seed):
+    """Repeated nested CV of a certificate: per repeat, 5 shuffled outer folds; in each the model and
+    its interval are fitted on the outer-training points (5 inner folds) and evaluated on the others.
+    Returns per repeat the evaluated rows (``y, p, lo, hi, t, code, g``: lists of arrays)."""
+    from sklearn.model_selection import KFold
+
+    from calib.trust import evaluate
+
+    x_all, y_all = ds.x(), ds.y()[:, 0]
+    tj = [c.unit for c in ds.features].index("degC")
+    runs = []
+    for i in range(repeats):  # each repeat shuffles the outer folds anew
+        acc = {k: [] for k in ("y", "p", "lo", "hi", "t", "code", "g")}
+        for k, (tr, va) in enumerate(KFold(5, shuffle=True, random_state=seed + i).split(x_all)):
+            predict, trust, _, _ = _fit(ds, cfg, tr, 5, 1, seed=seed + 100 * i + k)
+            p = predict(x_all[va]).astype(np.float32).astype(np.float64)
+            ev = evaluate(trust, x_all[va], p)
+            for key, v in (("y", y_all[va]), ("p", p), ("lo", ev["lo"]), ("hi", ev["hi"]), ("t", x_all[va, tj]),
+                           ("code", ev["domain_code"]), ("g", va)):
+                acc[key].append(v)
+        runs.append(acc)
+    return runs
 
 
 def main() -> None:

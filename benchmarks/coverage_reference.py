@@ -59,7 +59,6 @@ BAND = (0.93, 0.97)
 
 def _truth(name: str, raw: str):
     bench = _bench()
-
     from calib.ingest import load_dataset
     from calib.physics import fit_physics
 
@@ -70,19 +69,18 @@ def _truth(name: str, raw: str):
     x, y = ds.x(), ds.y()[:, 0]
     m = fit_physics(x, y, list(ds.feature_names), [c.unit for c in ds.features], ds.target.unit)
     f = m.predict(x)
-    return path, cfg, ds.target.name, f, float(np.sqrt(np.mean((y - f) ** 2))), m.kind
+    return path, ds.target.name, f, float(np.sqrt(np.mean((y - f) ** 2))), m.kind
 
 
-def one_draw(name: str, raw: str, draw: int, repeats: int) -> list[float]:
+def one_draw(name: str, path: Path, target: str, f: np.ndarray, sd: float, draw: int, repeats: int) -> list[float]:
     """Coverage (overall, cold, mid, warm) of one synthetic certificate, pooled over ``repeats``."""
     bench = _bench()
     import pandas as pd
-    from sklearn.model_selection import KFold
 
     from calib.ingest import load_dataset
-    from calib.trust import evaluate
+    from calib.trust import coverage_table
 
-    path, cfg, target, f, sd, _ = _truth(name, raw)
+    cfg = bench._cfg(f"[data]\n{bench.CERTS[name][1]}\n\n[model]\nfamily = \"physics\"\n")
     rng = np.random.default_rng(10_000 + draw)
     frame = pd.read_csv(path)
     frame[target] = np.maximum(f + rng.normal(0.0, sd, len(f)), 0.0)
@@ -90,19 +88,10 @@ def one_draw(name: str, raw: str, draw: int, repeats: int) -> list[float]:
         p = Path(tmp) / "synthetic.csv"
         frame.to_csv(p, index=False)
         ds = load_dataset(p, cfg.data)
-    x, y = ds.x(), ds.y()[:, 0]
-    tj = [c.unit for c in ds.features].index("degC")
-    inside, temps = [], []
-    for i in range(repeats):
-        for k, (tr, va) in enumerate(KFold(5, shuffle=True, random_state=i).split(x)):
-            predict, trust, _, _ = bench._fit(ds, cfg, tr, 5, 1, seed=100 * i + k)
-            pred = predict(x[va]).astype(np.float32).astype(np.float64)
-            ev = evaluate(trust, x[va], pred)
-            inside.append((y[va] >= ev["lo"]) & (y[va] <= ev["hi"]))
-            temps.append(x[va, tj])
-    ok, t = np.concatenate(inside), np.concatenate(temps)
-    b = (t[:, None] > np.quantile(t, [1 / 3, 2 / 3])[None, :]).sum(axis=1)
-    return [float(ok.mean())] + [float(ok[b == j].mean()) for j in range(3)]
+    d = {k: np.concatenate([np.concatenate(r[k]) for r in bench.nested_cv(ds, cfg, repeats, 0)])
+         for k in ("y", "p", "lo", "hi", "t")}
+    tab = coverage_table(d["y"], d["lo"], d["hi"], d["p"], d["t"])
+    return [tab["coverage"], *tab["coverage_bins"]]
 
 
 def summarise(res: np.ndarray) -> dict:
@@ -136,9 +125,9 @@ def main() -> None:
         if not (Path(args.raw) / rel).exists():
             print(f"  {name}: {Path(args.raw) / rel} absent, skipped")
             continue
-        _, _, _, f, sd, kind = _truth(name, args.raw)
+        path, target, f, sd, kind = _truth(name, args.raw)  # once; each draw adds its own errors
         t1 = time.perf_counter()
-        res = np.array(Parallel(n_jobs=args.jobs)(delayed(one_draw)(name, args.raw, d, args.repeats)
+        res = np.array(Parallel(n_jobs=args.jobs)(delayed(one_draw)(name, path, target, f, sd, d, args.repeats)
                                                   for d in range(args.draws)))
         s = summarise(res)
         s.update(points=int(len(f)), noise_sd=sd, truth=kind, seconds=round(time.perf_counter() - t1, 1))
